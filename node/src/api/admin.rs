@@ -1,0 +1,149 @@
+//! The staff-facing `kauri.v1.Admin` service: TLD policy and registrar
+//! accounts.
+
+use kauri_proto::v1::admin_server::Admin;
+use kauri_proto::v1::command::Kind;
+use kauri_proto::v1::*;
+use tonic::{Request, Response, Status};
+
+use super::{expect_outcome, status, Node};
+use crate::registry as reg;
+
+/// Shortest registrar password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 6;
+/// Longest registrar password accepted (EPP pwType).
+pub const MAX_PASSWORD_CHARS: usize = 64;
+
+/// Serves `kauri.v1.Admin` on a node.
+pub struct AdminService {
+    node: Node,
+}
+
+impl AdminService {
+    /// The service over `node`.
+    pub fn new(node: Node) -> Self {
+        AdminService { node }
+    }
+}
+
+/// Hashes a registrar password with argon2id and a fresh random salt. Done
+/// by the proposer so the log never carries the password and apply stays
+/// deterministic.
+fn hash_password(password: &str) -> Result<String, Status> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(status::reject(
+            Reason::InvalidField,
+            "password",
+            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, got {chars}"),
+        ));
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| status::internal(format!("password hashing failed: {e}")))
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn create_tld(
+        &self,
+        request: Request<CreateTldRequest>,
+    ) -> Result<Response<TldResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("CreateTld", &req, Kind::CreateTld(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Tld)
+    }
+
+    async fn update_tld(
+        &self,
+        request: Request<UpdateTldRequest>,
+    ) -> Result<Response<TldResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("UpdateTld", &req, Kind::UpdateTld(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Tld)
+    }
+
+    async fn info_tld(
+        &self,
+        request: Request<InfoTldRequest>,
+    ) -> Result<Response<TldResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let tld = reg::info_tld(&self.node.store, &req.name)?;
+        Ok(Response::new(TldResponse {
+            tld: Some(tld),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_registrar(
+        &self,
+        request: Request<CreateRegistrarRequest>,
+    ) -> Result<Response<RegistrarResponse>, Status> {
+        let req = request.into_inner();
+        let command = CreateRegistrarCommand {
+            meta: req.meta.clone(),
+            id: req.id.clone(),
+            name: req.name.clone(),
+            password_hash: hash_password(&req.password)?,
+            currency: req.currency.clone(),
+        };
+        let outcome = self
+            .node
+            .propose("CreateRegistrar", &req, Kind::CreateRegistrar(command))
+            .await?;
+        expect_outcome!(outcome, Registrar)
+    }
+
+    async fn deposit_funds(
+        &self,
+        request: Request<DepositFundsRequest>,
+    ) -> Result<Response<RegistrarResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("DepositFunds", &req, Kind::DepositFunds(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Registrar)
+    }
+
+    async fn info_registrar(
+        &self,
+        request: Request<InfoRegistrarRequest>,
+    ) -> Result<Response<RegistrarResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let registrar = reg::info_registrar(&self.node.store, &req.id, req.ledger_limit)?;
+        Ok(Response::new(RegistrarResponse {
+            registrar: Some(registrar),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
+    async fn verify_registrar_password(
+        &self,
+        request: Request<VerifyRegistrarPasswordRequest>,
+    ) -> Result<Response<VerifyRegistrarPasswordResponse>, Status> {
+        let req = request.into_inner();
+        self.node.read_gate(None).await?;
+        let store = self.node.store.clone();
+        // argon2 verification is deliberately slow: keep it off the reactor.
+        let valid = tokio::task::spawn_blocking(move || {
+            reg::verify_registrar_password(&store, &req.id, &req.password)
+        })
+        .await
+        .map_err(|e| status::internal(e.to_string()))??;
+        Ok(Response::new(VerifyRegistrarPasswordResponse { valid }))
+    }
+}

@@ -1,0 +1,72 @@
+//! The `kauri.v1.Cluster` service: how the cluster looks from this node.
+
+use kauri_proto::v1::cluster_server::Cluster;
+use kauri_proto::v1::{Consistency, Member, StatusRequest, StatusResponse};
+use openraft::ServerState;
+use tonic::{Request, Response, Status};
+
+use super::Node;
+
+/// Serves `kauri.v1.Cluster` on a node.
+pub struct ClusterService {
+    node: Node,
+}
+
+impl ClusterService {
+    /// The service over `node`.
+    pub fn new(node: Node) -> Self {
+        ClusterService { node }
+    }
+}
+
+/// The lower-case name of a Raft role.
+pub fn role_name(state: ServerState) -> &'static str {
+    match state {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterService {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let m = self.node.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                addr: node.addr.clone(),
+                site: node.site.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let leader = m.current_leader;
+        let leader_addr = leader
+            .and_then(|id| membership.get_node(&id))
+            .map(|n| n.addr.clone())
+            .unwrap_or_default();
+        let info = self.node.read_info(Consistency::BoundedStale)?;
+        Ok(Response::new(StatusResponse {
+            node_id: self.node.id,
+            site: self.node.site.clone(),
+            role: role_name(m.state).to_string(),
+            term: m.current_term,
+            leader_id: leader.unwrap_or(0),
+            leader_addr,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: info.applied_index,
+            applied_time_ms: info.applied_time_ms,
+            members,
+            snapshot_index: m.snapshot.map(|s| s.index).unwrap_or(0),
+            purged_index: m.purged.map(|p| p.index).unwrap_or(0),
+        }))
+    }
+}

@@ -1,0 +1,221 @@
+//! The gRPC API of a node: the registry (registrar-facing), admin (staff) and
+//! cluster services. Handlers never write state themselves: they validate,
+//! fill in what must be decided once (time, salts, generated auth info),
+//! propose through Raft and wait for the applied result.
+
+mod admin;
+mod cluster;
+mod registry;
+pub mod status;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kauri_proto::v1::{
+    self, command::Kind, command_result::Outcome, Consistency, ReadInfo, ReadOptions, Reason,
+};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::Status;
+
+pub use admin::AdminService;
+pub use cluster::ClusterService;
+pub use registry::RegistryService;
+
+use crate::raft::{typ, LogPayload, NodeId};
+use crate::storage::Store;
+
+/// Largest encoded proposal accepted into the log.
+pub const MAX_PROPOSAL_BYTES: usize = 256 * 1024;
+/// Largest request a client may send to the public services.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// How long a write may wait for its entry to commit and apply before the
+/// client is told the outcome is unknown (it retries with the same key).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every handler needs: the Raft instance, the local store and who we are.
+#[derive(Clone)]
+pub struct Node {
+    /// The Raft instance.
+    pub raft: typ::Raft,
+    /// The local database (reads).
+    pub store: Store,
+    /// This node's id.
+    pub id: NodeId,
+    /// This node's site label.
+    pub site: String,
+}
+
+/// Wall-clock time in ms since the epoch. Only proposers read the clock;
+/// apply takes time from the proposal.
+pub fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Node {
+    /// The leader as this node currently believes it to be.
+    pub fn leader(&self) -> Option<(NodeId, crate::raft::NodeInfo)> {
+        let m = self.raft.metrics().borrow().clone();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id)?.clone();
+        Some((id, node))
+    }
+
+    /// Proposes `kind` on behalf of the client request `request` (of gRPC
+    /// method `method`) and returns the applied outcome.
+    pub async fn propose<R: Message>(
+        &self,
+        method: &str,
+        request: &R,
+        kind: Kind,
+    ) -> Result<Outcome, Status> {
+        let proposal = v1::Proposal {
+            time_ms: wall_clock_ms(),
+            request_digest: request_digest(method, request),
+            command: Some(v1::Command { kind: Some(kind) }),
+        };
+        let bytes = proposal.encode_to_vec();
+        if bytes.len() > MAX_PROPOSAL_BYTES {
+            return Err(status::reject(
+                Reason::LimitExceeded,
+                "",
+                format!(
+                    "request of {} bytes exceeds the {MAX_PROPOSAL_BYTES}-byte limit",
+                    bytes.len()
+                ),
+            ));
+        }
+        let write = self.raft.client_write(LogPayload(bytes));
+        let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Err(_) => {
+                return Err(status::reject(
+                    Reason::Unavailable,
+                    "",
+                    format!(
+                        "not committed within {} s (no quorum?); the outcome is unknown, retry with the same cl_trid",
+                        WRITE_TIMEOUT.as_secs()
+                    ),
+                ))
+            }
+            Ok(Ok(r)) => r,
+            Ok(Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f)))) => {
+                return Err(status::not_leader(f.leader_id.zip(f.leader_node)))
+            }
+            Ok(Err(e)) => return Err(status::reject(Reason::Unavailable, "", format!("raft: {e}"))),
+        };
+        let result = v1::CommandResult::decode(response.data.0.as_slice())
+            .map_err(|e| status::internal(format!("undecodable apply result: {e}")))?;
+        match result.outcome {
+            Some(Outcome::Error(e)) => Err(status::command_error(e)),
+            Some(outcome) => Ok(outcome),
+            None => Err(status::internal("apply returned no outcome")),
+        }
+    }
+
+    /// Waits until this node may serve a read with `options`, and says how
+    /// fresh the state it reads from is.
+    pub async fn read_gate(&self, options: Option<&ReadOptions>) -> Result<ReadInfo, Status> {
+        let default = ReadOptions::default();
+        let options = options.unwrap_or(&default);
+        let consistency = Consistency::try_from(options.consistency).map_err(|_| {
+            status::reject(
+                Reason::InvalidField,
+                "read.consistency",
+                "unknown consistency level",
+            )
+        })?;
+        if consistency == Consistency::Linearizable {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => {}
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                )) => return Err(status::not_leader(f.leader_id.zip(f.leader_node))),
+                Err(e) => {
+                    return Err(status::reject(
+                        Reason::Unavailable,
+                        "",
+                        format!("linearizable read: {e}"),
+                    ))
+                }
+            }
+        }
+        let info = self.read_info(consistency)?;
+        if consistency == Consistency::BoundedStale {
+            if info.applied_index < options.min_applied_index {
+                return Err(status::reject(
+                    Reason::StaleRead,
+                    "read.min_applied_index",
+                    format!(
+                        "node {} has applied index {}, below the requested {}",
+                        self.id, info.applied_index, options.min_applied_index
+                    ),
+                ));
+            }
+            let age = wall_clock_ms().saturating_sub(info.applied_time_ms).max(0) as u64;
+            if options.max_staleness_ms > 0 && age > options.max_staleness_ms {
+                return Err(status::reject(
+                    Reason::StaleRead,
+                    "read.max_staleness_ms",
+                    format!(
+                        "node {} last applied an entry {age} ms ago, over the requested {} ms",
+                        self.id, options.max_staleness_ms
+                    ),
+                ));
+            }
+        }
+        Ok(info)
+    }
+
+    /// Where this node's applied state stands.
+    pub fn read_info(&self, consistency: Consistency) -> Result<ReadInfo, Status> {
+        let applied = self
+            .store
+            .applied()
+            .map_err(|e| status::internal(e.to_string()))?;
+        let applied_time_ms = crate::registry::registry_now_ms(&self.store)
+            .map_err(|e| status::internal(e.to_string()))?;
+        Ok(ReadInfo {
+            node_id: self.id,
+            applied_index: applied.map(|l| l.index).unwrap_or(0),
+            applied_time_ms,
+            consistency: consistency as i32,
+        })
+    }
+}
+
+/// The idempotency digest of a client request: SHA-256 over the method name
+/// and the request's protobuf encoding (deterministic: no map fields).
+pub fn request_digest<R: Message>(method: &str, request: &R) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(request.encode_to_vec());
+    h.finalize().to_vec()
+}
+
+/// A random secret for auth info the client left empty: 16 characters from
+/// an alphabet without look-alikes. Made by the proposer, never in apply.
+pub fn generate_auth_info() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Unwraps the expected outcome variant of a command.
+macro_rules! expect_outcome {
+    ($outcome:expr, $variant:ident) => {
+        match $outcome {
+            kauri_proto::v1::command_result::Outcome::$variant(r) => Ok(tonic::Response::new(r)),
+            other => Err($crate::api::status::internal(format!(
+                "unexpected outcome {:?}",
+                std::mem::discriminant(&other)
+            ))),
+        }
+    };
+}
+pub(crate) use expect_outcome;

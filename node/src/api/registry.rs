@@ -1,0 +1,258 @@
+//! The registrar-facing `kauri.v1.Registry` service: domains, contacts and
+//! hosts (RFC 5731-5733 semantics).
+
+use kauri_proto::v1::command::Kind;
+use kauri_proto::v1::registry_server::Registry;
+use kauri_proto::v1::*;
+use tonic::{Request, Response, Status};
+
+use super::{expect_outcome, generate_auth_info, status, Node};
+use crate::registry::{self as reg, MAX_CHECK_NAMES};
+
+/// Serves `kauri.v1.Registry` on a node.
+pub struct RegistryService {
+    node: Node,
+}
+
+impl RegistryService {
+    /// The service over `node`.
+    pub fn new(node: Node) -> Self {
+        RegistryService { node }
+    }
+}
+
+fn check_limit(names: &[String]) -> Result<(), Status> {
+    if names.is_empty() {
+        return Err(status::reject(
+            Reason::InvalidField,
+            "names",
+            "at least one name is required",
+        ));
+    }
+    if names.len() > MAX_CHECK_NAMES {
+        return Err(status::reject(
+            Reason::LimitExceeded,
+            "names",
+            format!(
+                "{} names given; at most {MAX_CHECK_NAMES} per check",
+                names.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn check_domains(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        check_limit(&req.names)?;
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let results = reg::check_domains(&self.node.store, &req.names)?;
+        Ok(Response::new(CheckResponse {
+            results,
+            read_info: Some(read_info),
+        }))
+    }
+
+    async fn create_domain(
+        &self,
+        request: Request<CreateDomainRequest>,
+    ) -> Result<Response<DomainResponse>, Status> {
+        let req = request.into_inner();
+        let mut cmd = req.clone();
+        if cmd.auth_info.is_empty() {
+            cmd.auth_info = generate_auth_info();
+        }
+        let outcome = self
+            .node
+            .propose("CreateDomain", &req, Kind::CreateDomain(cmd))
+            .await?;
+        expect_outcome!(outcome, Domain)
+    }
+
+    async fn info_domain(
+        &self,
+        request: Request<InfoRequest>,
+    ) -> Result<Response<DomainResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let domain = reg::info_domain(&self.node.store, &req.registrar, &req.name)?;
+        Ok(Response::new(DomainResponse {
+            domain: Some(domain),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
+    async fn update_domain(
+        &self,
+        request: Request<UpdateDomainRequest>,
+    ) -> Result<Response<DomainResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("UpdateDomain", &req, Kind::UpdateDomain(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Domain)
+    }
+
+    async fn renew_domain(
+        &self,
+        request: Request<RenewDomainRequest>,
+    ) -> Result<Response<DomainResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("RenewDomain", &req, Kind::RenewDomain(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Domain)
+    }
+
+    async fn delete_domain(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("DeleteDomain", &req, Kind::DeleteDomain(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Deleted)
+    }
+
+    async fn check_contacts(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        check_limit(&req.names)?;
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let results = reg::check_contacts(&self.node.store, &req.names)?;
+        Ok(Response::new(CheckResponse {
+            results,
+            read_info: Some(read_info),
+        }))
+    }
+
+    async fn create_contact(
+        &self,
+        request: Request<CreateContactRequest>,
+    ) -> Result<Response<ContactResponse>, Status> {
+        let req = request.into_inner();
+        let mut cmd = req.clone();
+        if cmd.auth_info.is_empty() {
+            cmd.auth_info = generate_auth_info();
+        }
+        let outcome = self
+            .node
+            .propose("CreateContact", &req, Kind::CreateContact(cmd))
+            .await?;
+        expect_outcome!(outcome, Contact)
+    }
+
+    async fn info_contact(
+        &self,
+        request: Request<InfoRequest>,
+    ) -> Result<Response<ContactResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let contact = reg::info_contact(&self.node.store, &req.registrar, &req.name)?;
+        Ok(Response::new(ContactResponse {
+            contact: Some(contact),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
+    async fn update_contact(
+        &self,
+        request: Request<UpdateContactRequest>,
+    ) -> Result<Response<ContactResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("UpdateContact", &req, Kind::UpdateContact(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Contact)
+    }
+
+    async fn delete_contact(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("DeleteContact", &req, Kind::DeleteContact(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Deleted)
+    }
+
+    async fn check_hosts(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        check_limit(&req.names)?;
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let results = reg::check_hosts(&self.node.store, &req.names)?;
+        Ok(Response::new(CheckResponse {
+            results,
+            read_info: Some(read_info),
+        }))
+    }
+
+    async fn create_host(
+        &self,
+        request: Request<CreateHostRequest>,
+    ) -> Result<Response<HostResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("CreateHost", &req, Kind::CreateHost(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Host)
+    }
+
+    async fn info_host(
+        &self,
+        request: Request<InfoRequest>,
+    ) -> Result<Response<HostResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let host = reg::info_host(&self.node.store, &req.name)?;
+        Ok(Response::new(HostResponse {
+            host: Some(host),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
+    async fn update_host(
+        &self,
+        request: Request<UpdateHostRequest>,
+    ) -> Result<Response<HostResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("UpdateHost", &req, Kind::UpdateHost(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Host)
+    }
+
+    async fn delete_host(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("DeleteHost", &req, Kind::DeleteHost(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Deleted)
+    }
+}

@@ -1,0 +1,13 @@
+//! kauri-node: one member of a Kauri registry cluster.
+//!
+//! - [`registry`]: the pure, deterministic registry state machine.
+//! - [`storage`]: RocksDB holding the Raft log and the applied state.
+//! - [`raft`]: openraft types and the node-to-node transport.
+//! - [`api`]: the gRPC services clients and gateways call.
+//! - [`server`]: configuration, start-up, bootstrap and shutdown.
+
+pub mod api;
+pub mod raft;
+pub mod registry;
+pub mod server;
+pub mod storage;

@@ -1,0 +1,68 @@
+//! `kauri-node`: runs one member of a Kauri registry cluster.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use kauri_node::server::{self, NodeConfig};
+
+/// One node of a Kauri registry cluster: Raft over gRPC, RocksDB storage, and
+/// the registry, admin and cluster gRPC APIs on one port.
+#[derive(Debug, Parser)]
+#[command(name = "kauri-node", version)]
+struct Args {
+    /// This node's id, unique in the cluster (1, 2, 3, ...).
+    #[arg(long, env = "KAURI_NODE_ID")]
+    id: u64,
+    /// Address to listen on and to advertise to peers and clients (IP:PORT).
+    #[arg(long, env = "KAURI_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    grpc_addr: SocketAddr,
+    /// Directory for the RocksDB database and snapshots.
+    #[arg(long, env = "KAURI_DATA_DIR", default_value = "./data/node")]
+    data_dir: PathBuf,
+    /// The initial voters, including this node: ID=HOST:PORT,... A brand-new
+    /// cluster bootstraps itself once when all of them start with empty data.
+    #[arg(long, env = "KAURI_PEERS", default_value = "")]
+    peers: String,
+    /// Site label of this node (e.g. paris, auckland).
+    #[arg(long, env = "KAURI_SITE", default_value = "default")]
+    site: String,
+    /// Take a snapshot after this many log entries since the last one.
+    #[arg(long, env = "KAURI_SNAPSHOT_EVERY", default_value_t = 10_000)]
+    snapshot_every: u64,
+    /// Log entries kept behind the latest snapshot so slow followers can catch
+    /// up from the log instead of a snapshot.
+    #[arg(long, env = "KAURI_KEEP_LOGS", default_value_t = 5_000)]
+    keep_logs: u64,
+    /// Leader heartbeat interval in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    heartbeat_ms: u64,
+    /// Minimum election timeout in milliseconds (the maximum is twice this).
+    #[arg(long, default_value_t = 500)]
+    election_timeout_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KAURI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let peers = server::parse_peers(&args.peers)?;
+    server::run(NodeConfig {
+        id: args.id,
+        grpc_addr: args.grpc_addr,
+        data_dir: args.data_dir,
+        peers,
+        site: args.site,
+        snapshot_every: args.snapshot_every,
+        keep_logs: args.keep_logs,
+        heartbeat_ms: args.heartbeat_ms,
+        election_timeout_ms: args.election_timeout_ms,
+    })
+    .await
+}

@@ -1,0 +1,333 @@
+//! Applying one replicated proposal: registry time, the request envelope,
+//! exactly-once, and dispatch to the command families.
+//!
+//! The order for every entry is fixed, because replicas must agree on it:
+//! 1. advance registry time, `now = max(previous now, proposal.time_ms)`,
+//!    and keep it even if the command is rejected;
+//! 2. check the envelope (command present, `meta.actor`, `meta.cl_trid`,
+//!    `request_digest`); a malformed envelope is answered but not remembered,
+//!    since it has no usable idempotency key;
+//! 3. look up the idempotency key (actor, clTRID): the same digest replays the
+//!    stored result with `replayed = true` and changes nothing else; another
+//!    digest is `IDEMPOTENCY_CONFLICT` and the stored record stays;
+//! 4. run the command in its own overlay; a rejection rolls its writes back;
+//! 5. remember the outcome, success or rejection, under the key.
+
+use kauri_proto::v1::{self, command, command_result::Outcome, CommandResult, Proposal, TxInfo};
+use prost::Message;
+
+use super::engine::{Cf, StateRead, StorageFault, Txn};
+use super::error::RegistryError;
+use super::model::{self, idempotency_key, meta, Get, IdempotencyRecord, ReadOnly, Record};
+use super::{contact, domain, host, registrar, tld};
+
+/// Shortest client transaction id.
+pub const MIN_CL_TRID_CHARS: usize = 3;
+/// Longest client transaction id (EPP clTRID).
+pub const MAX_CL_TRID_CHARS: usize = 64;
+/// Longest actor (registrar id or staff name).
+pub const MAX_ACTOR_CHARS: usize = 64;
+/// Longest request digest the registry stores (SHA-256 is 32 octets).
+pub const MAX_REQUEST_DIGEST_OCTETS: usize = 64;
+
+/// Where in the Raft log the applied entry sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyContext {
+    /// Log index of the entry; the server transaction id is derived from it.
+    pub log_index: u64,
+    /// Term of the entry.
+    pub log_term: u64,
+}
+
+impl ApplyContext {
+    /// The server transaction id of this entry, `kauri-{log_index}`.
+    pub fn sv_trid(&self) -> String {
+        format!("kauri-{}", self.log_index)
+    }
+}
+
+/// Applies one replicated proposal.
+///
+/// Returns `Err` only for storage faults; every registry rejection is an
+/// `Ok(CommandResult)` whose outcome is a `CommandError`. The writes of a
+/// rejected command are rolled back, but the new registry time and (for a
+/// well-formed envelope) the idempotency record are committed to `txn`'s
+/// batch. After a fault the caller must not write the batch.
+pub fn apply_proposal<S: StateRead + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    ctx: &ApplyContext,
+    proposal: &Proposal,
+) -> Result<CommandResult, StorageFault> {
+    // Whatever a previous caller left uncommitted is not part of this entry.
+    txn.rollback_command();
+
+    let now_ms = model::read_now_ms(&*txn)?.max(proposal.time_ms);
+    txn.put(Cf::Meta, meta::NOW_MS, now_ms.to_be_bytes().to_vec());
+    txn.commit_command();
+
+    let kind = proposal.command.as_ref().and_then(|c| c.kind.as_ref());
+    let given_meta = kind.and_then(request_meta);
+    let tx = TxInfo {
+        sv_trid: ctx.sv_trid(),
+        cl_trid: given_meta.map(|m| m.cl_trid.clone()).unwrap_or_default(),
+        log_index: ctx.log_index,
+        replayed: false,
+    };
+
+    let (kind, meta) = match check_envelope(proposal, kind, given_meta) {
+        Ok(checked) => checked,
+        Err(e) => return Ok(error_result(&e, tx)),
+    };
+
+    let key = idempotency_key(&meta.actor, &meta.cl_trid);
+    if let Some(seen) = txn.load::<IdempotencyRecord>(&key)? {
+        if seen.request_digest == proposal.request_digest {
+            return replay(&seen);
+        }
+        let conflict = RegistryError::IdempotencyConflict {
+            field: "meta.cl_trid".into(),
+            actor: meta.actor.clone(),
+            cl_trid: meta.cl_trid.clone(),
+        };
+        return Ok(error_result(&conflict, tx));
+    }
+
+    let mut cx = Exec {
+        txn: &mut *txn,
+        now_ms,
+        actor: meta.actor.clone(),
+        tx: tx.clone(),
+    };
+    let outcome = match dispatch(&mut cx, kind) {
+        Ok(outcome) => {
+            txn.commit_command();
+            outcome
+        }
+        Err(RegistryError::Storage(fault)) => {
+            txn.rollback_command();
+            return Err(fault);
+        }
+        Err(rejection) => {
+            txn.rollback_command();
+            Outcome::Error(command_error(&rejection, tx))
+        }
+    };
+    let result = CommandResult {
+        outcome: Some(outcome),
+    };
+    model::save(
+        txn,
+        &IdempotencyRecord {
+            actor: meta.actor.clone(),
+            cl_trid: meta.cl_trid.clone(),
+            request_digest: proposal.request_digest.clone(),
+            result: result.encode_to_vec(),
+            log_index: ctx.log_index,
+            time_ms: now_ms,
+        },
+    );
+    txn.commit_command();
+    Ok(result)
+}
+
+/// Registry time (ms since the epoch) after the last applied entry; 0 on an
+/// empty state.
+pub fn registry_now_ms<S: StateRead + ?Sized>(state: &S) -> Result<i64, StorageFault> {
+    model::read_now_ms(&ReadOnly(state))
+}
+
+/// The context a command runs in: the transaction, registry time, the
+/// (envelope-checked) actor and the transaction info for the response.
+pub(crate) struct Exec<'t, 'a, S: StateRead + ?Sized> {
+    txn: &'t mut Txn<'a, S>,
+    /// Registry time of this entry.
+    pub now_ms: i64,
+    /// `meta.actor`: a registrar id for registrar commands.
+    pub actor: String,
+    /// What every response of this entry carries.
+    pub tx: TxInfo,
+}
+
+/// Reads see this entry's own writes.
+impl<S: StateRead + ?Sized> Get for Exec<'_, '_, S> {
+    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
+        self.txn.get(cf, key)
+    }
+}
+
+impl<S: StateRead + ?Sized> Exec<'_, '_, S> {
+    /// Writes `record` under its key.
+    pub fn save<T: Record>(&mut self, record: &T) {
+        model::save(self.txn, record);
+    }
+
+    /// Deletes the record of type `T` under `key`.
+    pub fn delete<T: Record>(&mut self, key: &[u8]) {
+        self.txn.delete(T::CF, key);
+    }
+
+    /// The next repository object id from the counter under `counter`:
+    /// `{prefix}{n}-KAURI`, n counting from 1.
+    pub fn next_roid(&mut self, counter: &[u8], prefix: char) -> Result<String, RegistryError> {
+        let n = model::read_counter(&*self.txn, counter)?
+            .checked_add(1)
+            .ok_or_else(|| StorageFault(format!("meta counter {counter:?} overflowed")))?;
+        self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
+        Ok(format!("{prefix}{n}-KAURI"))
+    }
+
+    /// Adds `delta` to the counter under `counter`.
+    pub fn adjust_counter(&mut self, counter: &[u8], delta: i64) -> Result<(), RegistryError> {
+        let n = model::read_counter(&*self.txn, counter)?;
+        let n = n
+            .checked_add_signed(delta)
+            .ok_or_else(|| StorageFault(format!("meta counter {counter:?} out of range")))?;
+        self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
+        Ok(())
+    }
+}
+
+fn dispatch<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    kind: &command::Kind,
+) -> Result<Outcome, RegistryError> {
+    use command::Kind;
+    match kind {
+        // Staff commands: the actor is a staff member or tool, authenticated
+        // by the API layer; this slice has no staff registry to check.
+        Kind::CreateTld(req) => tld::create(cx, req),
+        Kind::UpdateTld(req) => tld::update(cx, req),
+        Kind::CreateRegistrar(req) => registrar::create(cx, req),
+        Kind::DepositFunds(req) => registrar::deposit(cx, req),
+        // Registrar commands: the actor must be a registrar.
+        Kind::CreateDomain(req) => domain::create(cx, registrar::authenticate(cx)?, req),
+        Kind::UpdateDomain(req) => domain::update(cx, registrar::authenticate(cx)?, req),
+        Kind::RenewDomain(req) => domain::renew(cx, registrar::authenticate(cx)?, req),
+        Kind::DeleteDomain(req) => domain::delete(cx, registrar::authenticate(cx)?, req),
+        Kind::CreateContact(req) => contact::create(cx, registrar::authenticate(cx)?, req),
+        Kind::UpdateContact(req) => contact::update(cx, registrar::authenticate(cx)?, req),
+        Kind::DeleteContact(req) => contact::delete(cx, registrar::authenticate(cx)?, req),
+        Kind::CreateHost(req) => host::create(cx, registrar::authenticate(cx)?, req),
+        Kind::UpdateHost(req) => host::update(cx, registrar::authenticate(cx)?, req),
+        Kind::DeleteHost(req) => host::delete(cx, registrar::authenticate(cx)?, req),
+    }
+}
+
+/// The request meta of any command.
+fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
+    use command::Kind;
+    match kind {
+        Kind::CreateTld(r) => r.meta.as_ref(),
+        Kind::UpdateTld(r) => r.meta.as_ref(),
+        Kind::CreateRegistrar(r) => r.meta.as_ref(),
+        Kind::DepositFunds(r) => r.meta.as_ref(),
+        Kind::CreateDomain(r) => r.meta.as_ref(),
+        Kind::UpdateDomain(r) => r.meta.as_ref(),
+        Kind::RenewDomain(r) => r.meta.as_ref(),
+        Kind::DeleteDomain(r) => r.meta.as_ref(),
+        Kind::CreateContact(r) => r.meta.as_ref(),
+        Kind::UpdateContact(r) => r.meta.as_ref(),
+        Kind::DeleteContact(r) => r.meta.as_ref(),
+        Kind::CreateHost(r) => r.meta.as_ref(),
+        Kind::UpdateHost(r) => r.meta.as_ref(),
+        Kind::DeleteHost(r) => r.meta.as_ref(),
+    }
+}
+
+/// Checks what every command needs before it can be remembered: a command,
+/// its meta, a usable idempotency key and a request digest.
+fn check_envelope<'p>(
+    proposal: &'p Proposal,
+    kind: Option<&'p command::Kind>,
+    meta: Option<&'p v1::RequestMeta>,
+) -> Result<(&'p command::Kind, &'p v1::RequestMeta), RegistryError> {
+    let kind = kind.ok_or_else(|| RegistryError::invalid("command", "is missing"))?;
+    let meta = meta.ok_or_else(|| RegistryError::invalid("meta", "is missing"))?;
+
+    let actor_chars = meta.actor.chars().count();
+    if meta.actor.trim().is_empty()
+        || actor_chars > MAX_ACTOR_CHARS
+        || meta.actor.chars().any(char::is_control)
+    {
+        return Err(RegistryError::invalid(
+            "meta.actor",
+            format!(
+                "{:?} is not an actor: 1 to {MAX_ACTOR_CHARS} printable characters",
+                meta.actor
+            ),
+        ));
+    }
+
+    let cl_trid = &meta.cl_trid;
+    let chars = cl_trid.chars().count();
+    if !(MIN_CL_TRID_CHARS..=MAX_CL_TRID_CHARS).contains(&chars)
+        || cl_trid.chars().any(char::is_control)
+        || cl_trid.trim() != cl_trid
+    {
+        return Err(RegistryError::invalid(
+            "meta.cl_trid",
+            format!(
+                "{cl_trid:?} is not a client transaction id: {MIN_CL_TRID_CHARS} to \
+                 {MAX_CL_TRID_CHARS} printable characters without surrounding spaces"
+            ),
+        ));
+    }
+
+    let digest = &proposal.request_digest;
+    if digest.is_empty() || digest.len() > MAX_REQUEST_DIGEST_OCTETS {
+        return Err(RegistryError::invalid(
+            "request_digest",
+            format!(
+                "must be 1 to {MAX_REQUEST_DIGEST_OCTETS} octets, got {}",
+                digest.len()
+            ),
+        ));
+    }
+    Ok((kind, meta))
+}
+
+/// The stored result of an earlier request with the same key and digest,
+/// marked as a replay.
+fn replay(seen: &IdempotencyRecord) -> Result<CommandResult, StorageFault> {
+    let mut result = CommandResult::decode(seen.result.as_slice()).map_err(|e| {
+        StorageFault(format!(
+            "stored result of {:?}/{:?} does not decode: {e}",
+            seen.actor, seen.cl_trid
+        ))
+    })?;
+    let tx = result.outcome.as_mut().map(|outcome| match outcome {
+        Outcome::Domain(r) => &mut r.tx,
+        Outcome::Contact(r) => &mut r.tx,
+        Outcome::Host(r) => &mut r.tx,
+        Outcome::Deleted(r) => &mut r.tx,
+        Outcome::Tld(r) => &mut r.tx,
+        Outcome::Registrar(r) => &mut r.tx,
+        Outcome::Error(r) => &mut r.tx,
+    });
+    match tx {
+        Some(Some(tx)) => tx.replayed = true,
+        _ => {
+            return Err(StorageFault(format!(
+                "stored result of {:?}/{:?} has no transaction info",
+                seen.actor, seen.cl_trid
+            )))
+        }
+    }
+    Ok(result)
+}
+
+/// A rejection as the wire type.
+pub(crate) fn command_error(e: &RegistryError, tx: TxInfo) -> v1::CommandError {
+    v1::CommandError {
+        reason: e.reason() as i32,
+        field: e.field().to_string(),
+        message: e.to_string(),
+        tx: Some(tx),
+    }
+}
+
+fn error_result(e: &RegistryError, tx: TxInfo) -> CommandResult {
+    CommandResult {
+        outcome: Some(Outcome::Error(command_error(e, tx))),
+    }
+}

@@ -1,0 +1,612 @@
+//! Domains (RFC 5731): create, update, renew and delete.
+//!
+//! Registrations are second-level: exactly one label under a TLD the
+//! registry serves, checked against that TLD's label rules. Creating and
+//! renewing charge the sponsor `price × years` in the TLD's currency.
+//! Expiry dates move by calendar years (29 February plus one year is
+//! 28 February), computed from the entry's registry time, so every replica
+//! gets the same dates.
+//!
+//! A domain keeps its contacts' and hosts' reference counts up to date on
+//! every change, so contacts and hosts in use cannot be deleted. Deletion is
+//! immediate in this slice (grace periods and redemption come later) and is
+//! refused while hosts exist under the domain.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
+use kauri_proto::v1::{self, command_result::Outcome};
+
+use super::apply::Exec;
+use super::engine::{StateRead, StorageFault};
+use super::error::{ObjectKind, RegistryError};
+use super::fields;
+use super::host::host_name;
+use super::model::{
+    meta, ContactRecord, ContactRole, DomainRecord, Get, HostRecord, LedgerKind, RegistrarRecord,
+    TldRecord,
+};
+use super::names::{self, NormalizedName};
+use super::registrar::{self, check_sponsor};
+use super::status::{self, ClientStatus};
+use super::tld::{self, MAX_PERIOD_YEARS};
+
+/// Most name servers a domain may have.
+pub const MAX_NAMESERVERS: usize = 13;
+/// Most (role, contact) pairs a domain may have.
+pub const MAX_DOMAIN_CONTACTS: usize = 16;
+
+pub(crate) fn create<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    mut caller: RegistrarRecord,
+    req: &v1::CreateDomainRequest,
+) -> Result<Outcome, RegistryError> {
+    let (name, tld) = registrable_name(&*cx, "name", &req.name)?;
+    if cx.load::<DomainRecord>(name.ascii().as_bytes())?.is_some() {
+        return Err(RegistryError::ObjectExists {
+            field: "name".into(),
+            kind: ObjectKind::Domain,
+            name: name.ascii().into(),
+        });
+    }
+    let years = tld::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
+
+    let registrant = existing_registrant(&*cx, &req.registrant)?;
+    let contacts = contact_list(&*cx, "contacts", &req.contacts)?;
+    let nameservers = nameserver_list(&*cx, "nameservers", &req.nameservers)?;
+    fields::auth_info("auth_info", &req.auth_info)?;
+
+    let expiry_ms = add_years(cx.now_ms, years)
+        .ok_or_else(|| RegistryError::policy("period_years", "the expiry date is out of range"))?;
+    let price = registrar::quote(
+        &caller,
+        name.ascii(),
+        tld.policy.create_price_minor_units,
+        years,
+        &tld.policy.currency,
+    )?;
+
+    let record = DomainRecord {
+        name: name.ascii().into(),
+        roid: cx.next_roid(meta::ROID_DOMAIN, 'D')?,
+        statuses: BTreeSet::new(),
+        registrant,
+        contacts: contacts.into_iter().collect(),
+        nameservers: nameservers.into_iter().collect(),
+        subordinate_hosts: BTreeSet::new(),
+        sponsor: caller.id.clone(),
+        created_by: caller.id.clone(),
+        created_ms: cx.now_ms,
+        updated_by: String::new(),
+        updated_ms: 0,
+        expiry_ms,
+        auth_info: req.auth_info.clone(),
+    };
+    registrar::charge(cx, &mut caller, LedgerKind::Create, &price, &record.name)?;
+    adjust_contact_refs(cx, &record.referenced_contacts(), 1)?;
+    adjust_host_refs(cx, &record.nameservers, 1)?;
+    cx.adjust_counter(meta::DOMAIN_COUNT, 1)?;
+    cx.save(&record);
+    Ok(response(cx, &record, Some(price)))
+}
+
+pub(crate) fn update<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    caller: RegistrarRecord,
+    req: &v1::UpdateDomainRequest,
+) -> Result<Outcome, RegistryError> {
+    let before = load_sponsored(&*cx, &caller, &req.name)?;
+    status::check_update_allowed(
+        &before.statuses,
+        "name",
+        ObjectKind::Domain,
+        &before.name,
+        &req.remove_statuses,
+    )?;
+    let mut after = before.clone();
+    status::change_statuses(
+        &mut after.statuses,
+        ObjectKind::Domain,
+        &req.add_statuses,
+        &req.remove_statuses,
+    )?;
+
+    for ns in nameserver_names("remove_nameservers", &req.remove_nameservers)? {
+        if !after.nameservers.remove(&ns) {
+            return Err(RegistryError::policy(
+                "remove_nameservers",
+                format!("{ns:?} is not a name server of {:?}", after.name),
+            ));
+        }
+    }
+    for ns in nameserver_list(&*cx, "add_nameservers", &req.add_nameservers)? {
+        if after.nameservers.contains(&ns) {
+            return Err(RegistryError::policy(
+                "add_nameservers",
+                format!("{ns:?} is already a name server of {:?}", after.name),
+            ));
+        }
+        after.nameservers.insert(ns);
+    }
+    if after.nameservers.len() > MAX_NAMESERVERS {
+        return Err(RegistryError::policy(
+            "add_nameservers",
+            format!(
+                "{:?} would have {} name servers, at most {MAX_NAMESERVERS} allowed",
+                after.name,
+                after.nameservers.len()
+            ),
+        ));
+    }
+
+    for pair in contact_pairs("remove_contacts", &req.remove_contacts)? {
+        if !after.contacts.remove(&pair) {
+            return Err(RegistryError::policy(
+                "remove_contacts",
+                format!(
+                    "{:?} is not a {:?} contact of {:?}",
+                    pair.1, pair.0, after.name
+                ),
+            ));
+        }
+    }
+    for pair in contact_list(&*cx, "add_contacts", &req.add_contacts)? {
+        if after.contacts.contains(&pair) {
+            return Err(RegistryError::policy(
+                "add_contacts",
+                format!(
+                    "{:?} is already a {:?} contact of {:?}",
+                    pair.1, pair.0, after.name
+                ),
+            ));
+        }
+        after.contacts.insert(pair);
+    }
+    if after.contacts.len() > MAX_DOMAIN_CONTACTS {
+        return Err(RegistryError::policy(
+            "add_contacts",
+            format!(
+                "{:?} would have {} contacts, at most {MAX_DOMAIN_CONTACTS} allowed",
+                after.name,
+                after.contacts.len()
+            ),
+        ));
+    }
+
+    if !req.registrant.is_empty() {
+        after.registrant = existing_registrant(&*cx, &req.registrant)?;
+    }
+    if !req.auth_info.is_empty() {
+        fields::auth_info("auth_info", &req.auth_info)?;
+        after.auth_info = req.auth_info.clone();
+    }
+    after.updated_by = caller.id.clone();
+    after.updated_ms = cx.now_ms;
+
+    // Reference counts follow the difference between before and after.
+    let contacts_before = before.referenced_contacts();
+    let contacts_after = after.referenced_contacts();
+    adjust_contact_refs(cx, &(&contacts_before - &contacts_after), -1)?;
+    adjust_contact_refs(cx, &(&contacts_after - &contacts_before), 1)?;
+    adjust_host_refs(cx, &(&before.nameservers - &after.nameservers), -1)?;
+    adjust_host_refs(cx, &(&after.nameservers - &before.nameservers), 1)?;
+    cx.save(&after);
+    Ok(response(cx, &after, None))
+}
+
+pub(crate) fn renew<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    mut caller: RegistrarRecord,
+    req: &v1::RenewDomainRequest,
+) -> Result<Outcome, RegistryError> {
+    let mut record = load_sponsored(&*cx, &caller, &req.name)?;
+    status::check_not_prohibited(
+        &record.statuses,
+        ClientStatus::RenewProhibited,
+        "name",
+        ObjectKind::Domain,
+        &record.name,
+    )?;
+    let tld = tld_of(&*cx, &record)?;
+
+    let given = parse_date(&req.current_expiry_date).ok_or_else(|| {
+        RegistryError::invalid(
+            "current_expiry_date",
+            format!(
+                "{:?} is not a date of the form YYYY-MM-DD",
+                req.current_expiry_date
+            ),
+        )
+    })?;
+    let actual = utc_date(record.expiry_ms)
+        .ok_or_else(|| StorageFault(format!("expiry of {:?} is out of range", record.name)))?;
+    if given != actual {
+        return Err(RegistryError::ExpiryDateMismatch {
+            field: "current_expiry_date".into(),
+            given: req.current_expiry_date.clone(),
+            actual: actual.to_string(),
+        });
+    }
+
+    let years = tld::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
+    let out_of_range = || RegistryError::policy("period_years", "the expiry date is out of range");
+    let new_expiry_ms = add_years(record.expiry_ms, years).ok_or_else(out_of_range)?;
+    let limit_ms = add_years(cx.now_ms, MAX_PERIOD_YEARS).ok_or_else(out_of_range)?;
+    if new_expiry_ms > limit_ms {
+        return Err(RegistryError::PeriodNotAllowed {
+            field: "period_years".into(),
+            message: format!(
+                "renewing by {years} years would expire on {}, more than {MAX_PERIOD_YEARS} \
+                 years from now",
+                utc_date(new_expiry_ms).map_or_else(String::new, |d| d.to_string())
+            ),
+        });
+    }
+    let price = registrar::quote(
+        &caller,
+        &record.name,
+        tld.policy.renew_price_minor_units,
+        years,
+        &tld.policy.currency,
+    )?;
+
+    registrar::charge(cx, &mut caller, LedgerKind::Renew, &price, &record.name)?;
+    record.expiry_ms = new_expiry_ms;
+    cx.save(&record);
+    Ok(response(cx, &record, Some(price)))
+}
+
+pub(crate) fn delete<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    caller: RegistrarRecord,
+    req: &v1::DeleteRequest,
+) -> Result<Outcome, RegistryError> {
+    let record = load_sponsored(&*cx, &caller, &req.name)?;
+    status::check_not_prohibited(
+        &record.statuses,
+        ClientStatus::DeleteProhibited,
+        "name",
+        ObjectKind::Domain,
+        &record.name,
+    )?;
+    if !record.subordinate_hosts.is_empty() {
+        let hosts: Vec<&str> = record
+            .subordinate_hosts
+            .iter()
+            .map(String::as_str)
+            .collect();
+        return Err(RegistryError::ObjectInUse {
+            field: "name".into(),
+            kind: ObjectKind::Domain,
+            name: record.name.clone(),
+            message: format!("delete its subordinate hosts first: {}", hosts.join(", ")),
+        });
+    }
+    adjust_contact_refs(cx, &record.referenced_contacts(), -1)?;
+    adjust_host_refs(cx, &record.nameservers, -1)?;
+    cx.adjust_counter(meta::DOMAIN_COUNT, -1)?;
+    cx.delete::<DomainRecord>(record.name.as_bytes());
+    Ok(Outcome::Deleted(v1::DeleteResponse {
+        tx: Some(cx.tx.clone()),
+    }))
+}
+
+/// A name a registrar may register: valid, exactly one label under a TLD
+/// served here, and within that TLD's label rules. Returns the name and its
+/// TLD.
+pub(crate) fn registrable_name(
+    r: &(impl Get + ?Sized),
+    field: &str,
+    input: &str,
+) -> Result<(NormalizedName, TldRecord), RegistryError> {
+    let name = names::normalize_name(field, input)?;
+    let unknown = |message: String| RegistryError::UnknownTld {
+        field: field.into(),
+        name: name.ascii().into(),
+        message,
+    };
+    let Some(parent) = name.parent() else {
+        return Err(unknown("a domain is a label under a TLD".into()));
+    };
+    let tld = r.load::<TldRecord>(parent.as_bytes())?.ok_or_else(|| {
+        if name.label_count() == 2 {
+            unknown(format!("there is no TLD {parent:?}"))
+        } else {
+            unknown(format!(
+                "{parent:?} is not a TLD; registrations are one label under a TLD"
+            ))
+        }
+    })?;
+    let label = name
+        .labels()
+        .next()
+        .expect("a name with a parent has a first label");
+    tld::check_label(&tld.policy, field, label, &tld.name)?;
+    Ok((name, tld))
+}
+
+/// The domain `input` (request field `name`), which `caller` must sponsor.
+fn load_sponsored(
+    r: &(impl Get + ?Sized),
+    caller: &RegistrarRecord,
+    input: &str,
+) -> Result<DomainRecord, RegistryError> {
+    let name = names::normalize_name("name", input)?;
+    let record = r
+        .load::<DomainRecord>(name.ascii().as_bytes())?
+        .ok_or_else(|| RegistryError::ObjectNotFound {
+            field: "name".into(),
+            kind: ObjectKind::Domain,
+            name: name.ascii().into(),
+        })?;
+    check_sponsor(
+        caller,
+        &record.sponsor,
+        "name",
+        ObjectKind::Domain,
+        &record.name,
+    )?;
+    Ok(record)
+}
+
+/// The TLD of an existing domain (TLDs are never deleted).
+fn tld_of(r: &(impl Get + ?Sized), record: &DomainRecord) -> Result<TldRecord, RegistryError> {
+    let parent = record.name.split_once('.').map_or("", |(_, p)| p);
+    Ok(r.load::<TldRecord>(parent.as_bytes())?
+        .ok_or_else(|| StorageFault(format!("domain {:?} has no TLD {parent:?}", record.name)))?)
+}
+
+/// The registrant, which must be given and exist.
+fn existing_registrant(r: &(impl Get + ?Sized), id: &str) -> Result<String, RegistryError> {
+    if id.is_empty() {
+        return Err(RegistryError::invalid("registrant", "is required"));
+    }
+    fields::contact_id("registrant", id)?;
+    if r.load::<ContactRecord>(id.as_bytes())?.is_none() {
+        return Err(RegistryError::ObjectNotFound {
+            field: "registrant".into(),
+            kind: ObjectKind::Contact,
+            name: id.into(),
+        });
+    }
+    Ok(id.to_string())
+}
+
+/// Parses (role, contact id) pairs without looking them up.
+fn contact_pairs(
+    field: &str,
+    given: &[v1::DomainContact],
+) -> Result<Vec<(ContactRole, String)>, RegistryError> {
+    if given.len() > MAX_DOMAIN_CONTACTS {
+        return Err(RegistryError::LimitExceeded {
+            field: field.into(),
+            message: format!(
+                "{} contacts given, at most {MAX_DOMAIN_CONTACTS} allowed",
+                given.len()
+            ),
+        });
+    }
+    let mut pairs = Vec::with_capacity(given.len());
+    for c in given {
+        let role = ContactRole::from_proto(c.r#type).ok_or_else(|| {
+            RegistryError::invalid(
+                field,
+                format!(
+                    "contact {:?} needs a type: ADMIN, TECH or BILLING",
+                    c.contact_id
+                ),
+            )
+        })?;
+        fields::contact_id(field, &c.contact_id)?;
+        let pair = (role, c.contact_id.clone());
+        if pairs.contains(&pair) {
+            return Err(RegistryError::invalid(
+                field,
+                format!("{:?} is listed twice as {role:?} contact", c.contact_id),
+            ));
+        }
+        pairs.push(pair);
+    }
+    Ok(pairs)
+}
+
+/// Parses (role, contact id) pairs whose contacts must exist.
+fn contact_list(
+    r: &(impl Get + ?Sized),
+    field: &str,
+    given: &[v1::DomainContact],
+) -> Result<Vec<(ContactRole, String)>, RegistryError> {
+    let pairs = contact_pairs(field, given)?;
+    for (_, id) in &pairs {
+        if r.load::<ContactRecord>(id.as_bytes())?.is_none() {
+            return Err(RegistryError::ObjectNotFound {
+                field: field.into(),
+                kind: ObjectKind::Contact,
+                name: id.clone(),
+            });
+        }
+    }
+    Ok(pairs)
+}
+
+/// Normalises name server names without looking them up.
+fn nameserver_names(field: &str, given: &[String]) -> Result<Vec<String>, RegistryError> {
+    if given.len() > MAX_NAMESERVERS {
+        return Err(RegistryError::LimitExceeded {
+            field: field.into(),
+            message: format!(
+                "{} name servers given, at most {MAX_NAMESERVERS} allowed",
+                given.len()
+            ),
+        });
+    }
+    let mut out: Vec<String> = Vec::with_capacity(given.len());
+    for input in given {
+        let name = host_name(field, input)?;
+        if out.iter().any(|n| n == name.ascii()) {
+            return Err(RegistryError::invalid(
+                field,
+                format!("{:?} is listed twice", name.ascii()),
+            ));
+        }
+        out.push(name.ascii().into());
+    }
+    Ok(out)
+}
+
+/// Normalises name server names whose host objects must exist.
+fn nameserver_list(
+    r: &(impl Get + ?Sized),
+    field: &str,
+    given: &[String],
+) -> Result<Vec<String>, RegistryError> {
+    let names = nameserver_names(field, given)?;
+    for name in &names {
+        if r.load::<HostRecord>(name.as_bytes())?.is_none() {
+            return Err(RegistryError::ObjectNotFound {
+                field: field.into(),
+                kind: ObjectKind::Host,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok(names)
+}
+
+/// Adds `delta` (±1) to the domain reference count of each contact.
+fn adjust_contact_refs<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    ids: &BTreeSet<&str>,
+    delta: i64,
+) -> Result<(), RegistryError> {
+    for id in ids {
+        let mut contact = cx.load::<ContactRecord>(id.as_bytes())?.ok_or_else(|| {
+            StorageFault(format!(
+                "a domain refers to contact {id:?}, which does not exist"
+            ))
+        })?;
+        contact.domain_refs = contact
+            .domain_refs
+            .checked_add_signed(delta)
+            .ok_or_else(|| StorageFault(format!("reference count of contact {id:?} is off")))?;
+        cx.save(&contact);
+    }
+    Ok(())
+}
+
+/// Adds `delta` (±1) to the domain reference count of each host.
+fn adjust_host_refs<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    names: &BTreeSet<String>,
+    delta: i64,
+) -> Result<(), RegistryError> {
+    for name in names {
+        let mut host = cx.load::<HostRecord>(name.as_bytes())?.ok_or_else(|| {
+            StorageFault(format!(
+                "a domain delegates to host {name:?}, which does not exist"
+            ))
+        })?;
+        host.domain_refs = host
+            .domain_refs
+            .checked_add_signed(delta)
+            .ok_or_else(|| StorageFault(format!("reference count of host {name:?} is off")))?;
+        cx.save(&host);
+    }
+    Ok(())
+}
+
+fn response<S: StateRead + ?Sized>(
+    cx: &Exec<'_, '_, S>,
+    record: &DomainRecord,
+    charged: Option<v1::Money>,
+) -> Outcome {
+    Outcome::Domain(v1::DomainResponse {
+        domain: Some(record.to_proto(&record.sponsor)),
+        tx: Some(cx.tx.clone()),
+        read_info: None,
+        charged,
+    })
+}
+
+/// `ms` plus `years` calendar years, in ms; `None` out of chrono's range.
+pub(crate) fn add_years(ms: i64, years: u32) -> Option<i64> {
+    let at = DateTime::<Utc>::from_timestamp_millis(ms)?;
+    let later = at.checked_add_months(Months::new(years.checked_mul(12)?))?;
+    Some(later.timestamp_millis())
+}
+
+/// The UTC calendar date of `ms`.
+pub(crate) fn utc_date(ms: i64) -> Option<NaiveDate> {
+    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.date_naive())
+}
+
+/// Parses exactly `YYYY-MM-DD`.
+fn parse_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let shape = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shape {
+        return None;
+    }
+    let year = text[0..4].parse().ok()?;
+    let month = text[5..7].parse().ok()?;
+    let day = text[8..10].parse().ok()?;
+    let date = NaiveDate::from_ymd_opt(year, month, day)?;
+    debug_assert_eq!(date.year(), year);
+    Some(date)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(date: &str) -> i64 {
+        parse_date(date)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .map(|t| t.and_utc().timestamp_millis())
+            .expect("test dates are valid")
+    }
+
+    #[test]
+    fn years_are_calendar_years() {
+        assert_eq!(
+            utc_date(add_years(ms("2024-03-01"), 1).unwrap()),
+            parse_date("2025-03-01")
+        );
+        // 29 February plus a year is 28 February.
+        assert_eq!(
+            utc_date(add_years(ms("2024-02-29"), 1).unwrap()),
+            parse_date("2025-02-28")
+        );
+        assert_eq!(
+            utc_date(add_years(ms("2024-02-29"), 4).unwrap()),
+            parse_date("2028-02-29")
+        );
+        assert_eq!(add_years(ms("2024-02-29"), 0), Some(ms("2024-02-29")));
+        assert_eq!(add_years(i64::MAX, 1), None);
+        assert_eq!(add_years(0, u32::MAX), None);
+    }
+
+    #[test]
+    fn only_strict_iso_dates_parse() {
+        assert_eq!(
+            parse_date("2025-01-05"),
+            NaiveDate::from_ymd_opt(2025, 1, 5)
+        );
+        for bad in [
+            "2025-1-05",
+            "2025-01-5",
+            "2025/01/05",
+            "2025-02-30",
+            "+202-01-05",
+            "",
+            "2025-01-05T00:00:00Z",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+    }
+}

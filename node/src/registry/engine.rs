@@ -1,0 +1,249 @@
+//! The registry's view of storage: named column families, a read trait, and a
+//! transaction overlay that collects one applied batch's writes.
+//!
+//! The state machine never holds a RocksDB handle. It reads through
+//! [`StateRead`] and writes into a [`Txn`]; the storage layer turns the
+//! finished write set into one RocksDB `WriteBatch` (together with the last
+//! applied log id). [`MemState`] is the in-memory engine used by tests and by
+//! the determinism checks.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// A column family of registry state. The discriminant order is the order in
+/// which state is hashed and snapshotted; append only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cf {
+    /// Registry-wide values: current registry time, id counters.
+    Meta,
+    /// TLD policies, keyed by lower-case A-label.
+    Tlds,
+    /// Registrar accounts, keyed by registrar id.
+    Registrars,
+    /// Ledger entries, keyed by registrar id, 0x00, big-endian sequence.
+    Ledger,
+    /// Contacts, keyed by contact id.
+    Contacts,
+    /// Hosts, keyed by lower-case A-label.
+    Hosts,
+    /// Domains, keyed by lower-case A-label.
+    Domains,
+    /// Idempotency records, keyed by actor, 0x00, client transaction id.
+    Idempotency,
+}
+
+impl Cf {
+    /// Every registry column family, in hashing order.
+    pub const ALL: [Cf; 8] = [
+        Cf::Meta,
+        Cf::Tlds,
+        Cf::Registrars,
+        Cf::Ledger,
+        Cf::Contacts,
+        Cf::Hosts,
+        Cf::Domains,
+        Cf::Idempotency,
+    ];
+
+    /// The RocksDB column family name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Cf::Meta => "registry_meta",
+            Cf::Tlds => "tlds",
+            Cf::Registrars => "registrars",
+            Cf::Ledger => "ledger",
+            Cf::Contacts => "contacts",
+            Cf::Hosts => "hosts",
+            Cf::Domains => "domains",
+            Cf::Idempotency => "idempotency",
+        }
+    }
+
+    /// A stable one-byte tag used in snapshots.
+    pub const fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The column family with this snapshot tag.
+    pub fn from_tag(tag: u8) -> Option<Cf> {
+        Cf::ALL.get(tag as usize).copied()
+    }
+}
+
+/// A failure of the storage underneath the state machine (I/O, corruption).
+/// Never a registry rejection: those are [`super::RegistryError`].
+#[derive(Debug, thiserror::Error)]
+#[error("storage fault: {0}")]
+pub struct StorageFault(pub String);
+
+/// A key and its value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// Read access to registry state.
+pub trait StateRead {
+    /// The value stored under `key`, if any.
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault>;
+
+    /// Up to `limit` entries with keys starting with `prefix`, in key order,
+    /// starting after `after` when given.
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageFault>;
+}
+
+/// Pending writes of one batch: `None` deletes the key.
+pub type WriteSet = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
+
+/// A read-your-writes overlay over a [`StateRead`]: the writes of a whole
+/// applied batch, plus the writes of the command being applied, which are
+/// merged into the batch only if the command succeeds.
+pub struct Txn<'a, S: StateRead + ?Sized> {
+    base: &'a S,
+    batch: WriteSet,
+    command: WriteSet,
+}
+
+impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
+    /// An empty transaction over `base`.
+    pub fn new(base: &'a S) -> Self {
+        Txn {
+            base,
+            batch: WriteSet::new(),
+            command: WriteSet::new(),
+        }
+    }
+
+    /// Reads `key`, seeing this transaction's own writes first.
+    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
+        let k = (cf, key.to_vec());
+        if let Some(v) = self.command.get(&k) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.batch.get(&k) {
+            return Ok(v.clone());
+        }
+        self.base.get(cf, key)
+    }
+
+    /// Writes `value` under `key` in the current command.
+    pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
+        self.command.insert((cf, key.to_vec()), Some(value));
+    }
+
+    /// Deletes `key` in the current command.
+    pub fn delete(&mut self, cf: Cf, key: &[u8]) {
+        self.command.insert((cf, key.to_vec()), None);
+    }
+
+    /// Keeps the current command's writes as part of the batch.
+    pub fn commit_command(&mut self) {
+        let command = std::mem::take(&mut self.command);
+        self.batch.extend(command);
+    }
+
+    /// Drops the current command's writes (the command was rejected).
+    pub fn rollback_command(&mut self) {
+        self.command.clear();
+    }
+
+    /// The batch's writes, to be written atomically. Uncommitted command
+    /// writes are dropped.
+    pub fn into_writes(self) -> WriteSet {
+        self.batch
+    }
+}
+
+/// An in-memory engine: the whole state in ordered maps. Used by tests and
+/// property checks; the node uses RocksDB.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MemState {
+    cfs: BTreeMap<Cf, BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies a finished write set.
+    pub fn write(&mut self, writes: WriteSet) {
+        for ((cf, key), value) in writes {
+            let map = self.cfs.entry(cf).or_default();
+            match value {
+                Some(v) => {
+                    map.insert(key, v);
+                }
+                None => {
+                    map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// All entries of a column family, in key order.
+    pub fn iter(&self, cf: Cf) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+        self.cfs.get(&cf).into_iter().flat_map(|m| m.iter())
+    }
+}
+
+impl StateRead for MemState {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
+        Ok(self.cfs.get(&cf).and_then(|m| m.get(key)).cloned())
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageFault> {
+        let Some(map) = self.cfs.get(&cf) else {
+            return Ok(Vec::new());
+        };
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_vec()),
+            None => Bound::Included(prefix.to_vec()),
+        };
+        Ok(map
+            .range((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// A digest of every registry column family (SHA-256 over tag, key and
+/// value lengths and bytes, in order). Two replicas that applied the same log
+/// have the same digest.
+pub fn state_digest<'a, I>(entries: I) -> [u8; 32]
+where
+    I: IntoIterator<Item = (Cf, &'a [u8], &'a [u8])>,
+{
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (cf, k, v) in entries {
+        h.update([cf.tag()]);
+        h.update((k.len() as u64).to_be_bytes());
+        h.update(k);
+        h.update((v.len() as u64).to_be_bytes());
+        h.update(v);
+    }
+    h.finalize().into()
+}
+
+impl MemState {
+    /// The [`state_digest`] of this state.
+    pub fn digest(&self) -> [u8; 32] {
+        state_digest(Cf::ALL.iter().flat_map(|&cf| {
+            self.iter(cf)
+                .map(move |(k, v)| (cf, k.as_slice(), v.as_slice()))
+        }))
+    }
+}

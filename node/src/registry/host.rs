@@ -1,0 +1,347 @@
+//! Hosts (RFC 5732): create, update and delete.
+//!
+//! A host whose TLD this registry serves is *in-bailiwick*: it lives under
+//! one of the registry's domains (its last two labels), which must exist and
+//! be sponsored by the caller, and which lists it among its subordinate
+//! hosts. Only in-bailiwick hosts may carry glue addresses; an out-of-bailiwick
+//! host's addresses live in someone else's DNS. Domains delegating to a host
+//! are counted on the host, so it cannot be deleted while in use.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use kauri_proto::v1::{self, command_result::Outcome};
+
+use super::apply::Exec;
+use super::engine::{StateRead, StorageFault};
+use super::error::{ObjectKind, RegistryError};
+use super::model::{meta, DomainRecord, Get, HostRecord, RegistrarRecord, TldRecord};
+use super::names::{self, NormalizedName};
+use super::registrar::check_sponsor;
+use super::status::{self, ClientStatus};
+
+/// Most addresses a host may have.
+pub const MAX_ADDRESSES: usize = 13;
+
+pub(crate) fn create<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    caller: RegistrarRecord,
+    req: &v1::CreateHostRequest,
+) -> Result<Outcome, RegistryError> {
+    let name = host_name("name", &req.name)?;
+    if cx.load::<HostRecord>(name.ascii().as_bytes())?.is_some() {
+        return Err(RegistryError::ObjectExists {
+            field: "name".into(),
+            kind: ObjectKind::Host,
+            name: name.ascii().into(),
+        });
+    }
+    let superordinate = superordinate_domain(cx, &name)?;
+    if let Some(domain) = &superordinate {
+        check_sponsor(
+            &caller,
+            &domain.sponsor,
+            "name",
+            ObjectKind::Domain,
+            &domain.name,
+        )?;
+    }
+    let addresses = parse_addresses("addresses", &req.addresses)?;
+    if !addresses.is_empty() && superordinate.is_none() {
+        return Err(glue_refused("addresses", &name));
+    }
+
+    let record = HostRecord {
+        name: name.ascii().into(),
+        roid: cx.next_roid(meta::ROID_HOST, 'H')?,
+        statuses: BTreeSet::new(),
+        addresses,
+        superordinate: superordinate.as_ref().map(|d| d.name.clone()),
+        sponsor: caller.id.clone(),
+        created_by: caller.id.clone(),
+        created_ms: cx.now_ms,
+        updated_by: String::new(),
+        updated_ms: 0,
+        domain_refs: 0,
+    };
+    if let Some(mut domain) = superordinate {
+        let inserted = domain.subordinate_hosts.insert(record.name.clone());
+        debug_assert!(inserted, "a new host cannot already be subordinate");
+        cx.save(&domain);
+    }
+    cx.save(&record);
+    Ok(response(cx, &record))
+}
+
+pub(crate) fn update<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    caller: RegistrarRecord,
+    req: &v1::UpdateHostRequest,
+) -> Result<Outcome, RegistryError> {
+    let mut record = load_sponsored(cx, &caller, &req.name)?;
+    status::check_update_allowed(
+        &record.statuses,
+        "name",
+        ObjectKind::Host,
+        &record.name,
+        &req.remove_statuses,
+    )?;
+    status::change_statuses(
+        &mut record.statuses,
+        ObjectKind::Host,
+        &req.add_statuses,
+        &req.remove_statuses,
+    )?;
+
+    for address in parse_addresses("remove_addresses", &req.remove_addresses)? {
+        if !record.addresses.remove(&address) {
+            return Err(RegistryError::policy(
+                "remove_addresses",
+                format!("{address} is not an address of host {:?}", record.name),
+            ));
+        }
+    }
+    let add = parse_addresses("add_addresses", &req.add_addresses)?;
+    if !add.is_empty() && record.superordinate.is_none() {
+        return Err(RegistryError::policy(
+            "add_addresses",
+            format!(
+                "host {:?} is not under a domain of this registry; only in-bailiwick hosts \
+                 have glue addresses",
+                record.name
+            ),
+        ));
+    }
+    for address in add {
+        if !record.addresses.insert(address) {
+            return Err(RegistryError::policy(
+                "add_addresses",
+                format!("{address} is already an address of host {:?}", record.name),
+            ));
+        }
+    }
+    if record.addresses.len() > MAX_ADDRESSES {
+        return Err(RegistryError::policy(
+            "add_addresses",
+            format!(
+                "host {:?} would have {} addresses, at most {MAX_ADDRESSES} allowed",
+                record.name,
+                record.addresses.len()
+            ),
+        ));
+    }
+
+    record.updated_by = caller.id.clone();
+    record.updated_ms = cx.now_ms;
+    cx.save(&record);
+    Ok(response(cx, &record))
+}
+
+pub(crate) fn delete<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    caller: RegistrarRecord,
+    req: &v1::DeleteRequest,
+) -> Result<Outcome, RegistryError> {
+    let record = load_sponsored(cx, &caller, &req.name)?;
+    status::check_not_prohibited(
+        &record.statuses,
+        ClientStatus::DeleteProhibited,
+        "name",
+        ObjectKind::Host,
+        &record.name,
+    )?;
+    if record.domain_refs > 0 {
+        return Err(RegistryError::ObjectInUse {
+            field: "name".into(),
+            kind: ObjectKind::Host,
+            name: record.name.clone(),
+            message: format!("{} domain(s) delegate to it", record.domain_refs),
+        });
+    }
+    if let Some(parent) = &record.superordinate {
+        let mut domain = cx.load::<DomainRecord>(parent.as_bytes())?.ok_or_else(|| {
+            StorageFault(format!(
+                "host {:?} is subordinate to {parent:?}, which does not exist",
+                record.name
+            ))
+        })?;
+        let removed = domain.subordinate_hosts.remove(&record.name);
+        debug_assert!(
+            removed,
+            "{parent} lists its subordinate host {}",
+            record.name
+        );
+        cx.save(&domain);
+    }
+    cx.delete::<HostRecord>(record.name.as_bytes());
+    Ok(Outcome::Deleted(v1::DeleteResponse {
+        tx: Some(cx.tx.clone()),
+    }))
+}
+
+/// Validates a host name: a valid DNS name of at least two labels.
+pub(crate) fn host_name(field: &str, input: &str) -> Result<NormalizedName, RegistryError> {
+    let name = names::normalize_name(field, input)?;
+    if name.label_count() < 2 {
+        return Err(RegistryError::InvalidName {
+            field: field.into(),
+            name: input.into(),
+            message: "a host name has at least two labels".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// For an in-bailiwick host (its TLD is served here), the domain it lives
+/// under, which must exist; `None` for an out-of-bailiwick host.
+fn superordinate_domain(
+    r: &(impl Get + ?Sized),
+    name: &NormalizedName,
+) -> Result<Option<DomainRecord>, RegistryError> {
+    if r.load::<TldRecord>(name.tld().as_bytes())?.is_none() {
+        return Ok(None);
+    }
+    let parent = name
+        .suffix(2)
+        .expect("host names have at least two labels (host_name)");
+    match r.load::<DomainRecord>(parent.as_bytes())? {
+        Some(domain) => Ok(Some(domain)),
+        None => Err(RegistryError::ObjectNotFound {
+            field: "name".into(),
+            kind: ObjectKind::Domain,
+            name: parent.into(),
+        }),
+    }
+}
+
+fn glue_refused(field: &str, name: &NormalizedName) -> RegistryError {
+    RegistryError::policy(
+        field,
+        format!(
+            "host {:?} is not under a domain of this registry; only in-bailiwick hosts have \
+             glue addresses",
+            name.ascii()
+        ),
+    )
+}
+
+/// Parses IP addresses into their canonical form, dropping duplicates.
+/// Unspecified, loopback, multicast and broadcast addresses are refused.
+fn parse_addresses(field: &str, given: &[String]) -> Result<BTreeSet<IpAddr>, RegistryError> {
+    if given.len() > MAX_ADDRESSES {
+        return Err(RegistryError::LimitExceeded {
+            field: field.into(),
+            message: format!(
+                "{} addresses given, at most {MAX_ADDRESSES} allowed",
+                given.len()
+            ),
+        });
+    }
+    let mut addresses = BTreeSet::new();
+    for text in given {
+        let address: IpAddr = text.parse().map_err(|_| {
+            RegistryError::invalid(field, format!("{text:?} is not an IPv4 or IPv6 address"))
+        })?;
+        let unusable = address.is_unspecified()
+            || address.is_loopback()
+            || address.is_multicast()
+            || matches!(address, IpAddr::V4(v4) if v4.is_broadcast());
+        if unusable {
+            return Err(RegistryError::policy(
+                field,
+                format!("{address} cannot be a name server address"),
+            ));
+        }
+        addresses.insert(address);
+    }
+    Ok(addresses)
+}
+
+/// The host `name`, which `caller` must sponsor.
+fn load_sponsored<S: StateRead + ?Sized>(
+    cx: &Exec<'_, '_, S>,
+    caller: &RegistrarRecord,
+    name: &str,
+) -> Result<HostRecord, RegistryError> {
+    let name = host_name("name", name)?;
+    let record = cx
+        .load::<HostRecord>(name.ascii().as_bytes())?
+        .ok_or_else(|| RegistryError::ObjectNotFound {
+            field: "name".into(),
+            kind: ObjectKind::Host,
+            name: name.ascii().into(),
+        })?;
+    check_sponsor(
+        caller,
+        &record.sponsor,
+        "name",
+        ObjectKind::Host,
+        &record.name,
+    )?;
+    Ok(record)
+}
+
+fn response<S: StateRead + ?Sized>(cx: &Exec<'_, '_, S>, record: &HostRecord) -> Outcome {
+    Outcome::Host(v1::HostResponse {
+        host: Some(record.to_proto()),
+        tx: Some(cx.tx.clone()),
+        read_info: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kauri_proto::v1::Reason;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn addresses_are_canonical_and_deduplicated() {
+        let got = parse_addresses(
+            "addresses",
+            &strings(&["2001:DB8:0:0::1", "192.0.2.1", "2001:db8::1"]),
+        )
+        .unwrap();
+        let shown: Vec<String> = got.iter().map(|a| a.to_string()).collect();
+        assert_eq!(shown, ["192.0.2.1", "2001:db8::1"]);
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        let cases: &[(&str, Reason)] = &[
+            ("192.0.2", Reason::InvalidField),
+            ("192.0.2.256", Reason::InvalidField),
+            ("example.nz", Reason::InvalidField),
+            ("fe80::1%eth0", Reason::InvalidField),
+            ("0.0.0.0", Reason::PolicyViolation),
+            ("127.0.0.1", Reason::PolicyViolation),
+            ("::1", Reason::PolicyViolation),
+            ("224.0.0.1", Reason::PolicyViolation),
+            ("255.255.255.255", Reason::PolicyViolation),
+        ];
+        for (text, want) in cases {
+            let err = parse_addresses("addresses", &strings(&[text])).unwrap_err();
+            assert_eq!((err.reason(), err.field()), (*want, "addresses"), "{text}");
+        }
+        let many: Vec<String> = (1..=14).map(|i| format!("192.0.2.{i}")).collect();
+        assert_eq!(
+            parse_addresses("addresses", &many).unwrap_err().reason(),
+            Reason::LimitExceeded
+        );
+    }
+
+    #[test]
+    fn host_names_need_two_labels() {
+        assert_eq!(
+            host_name("name", "localhost").unwrap_err().reason(),
+            Reason::InvalidName
+        );
+        assert_eq!(
+            host_name("name", "NS1.Example.NZ").unwrap().ascii(),
+            "ns1.example.nz"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! The registry state machine: TLD policy, registrar accounts, contacts,
+//! hosts and domains, as a pure function of the replicated log.
+//!
+//! Nothing here touches a clock, randomness, the network or RocksDB. Apply
+//! reads through [`StateRead`], writes into a [`Txn`], takes time from the
+//! proposal (`now = max(previous now, proposal time)`) and gets every random
+//! value (salts, generated auth info) from the proposer. The same log applied
+//! anywhere gives byte-identical state; `tests` guard that.
+//!
+//! - [`apply_proposal`] applies one log entry: registry time, exactly-once
+//!   by (actor, clTRID), dispatch to one file per command family
+//!   (`tld`, `registrar`, `contact`, `host`, `domain`);
+//! - the read functions (`check_*`, `info_*`, ...) serve queries from any
+//!   applied state;
+//! - every rejection is a [`RegistryError`] value with a proto reason and the
+//!   request field it is about.
+//!
+//! ```
+//! use kauri_node::registry::{apply_proposal, ApplyContext, MemState, Txn};
+//! use kauri_proto::v1::{command, command_result::Outcome, Command, CreateTldRequest,
+//!     Proposal, RequestMeta, TldPolicy};
+//!
+//! let mut state = MemState::new();
+//! let proposal = Proposal {
+//!     time_ms: 1_700_000_000_000,
+//!     request_digest: vec![1; 32],
+//!     command: Some(Command {
+//!         kind: Some(command::Kind::CreateTld(CreateTldRequest {
+//!             meta: Some(RequestMeta { actor: "staff".into(), cl_trid: "tld-1".into() }),
+//!             name: "NZ".into(),
+//!             policy: Some(TldPolicy { currency: "NZD".into(), ..Default::default() }),
+//!         })),
+//!     }),
+//! };
+//! let mut txn = Txn::new(&state);
+//! let result = apply_proposal(&mut txn, &ApplyContext { log_index: 7, log_term: 1 }, &proposal)
+//!     .expect("no storage fault in memory");
+//! let writes = txn.into_writes();
+//! state.write(writes);
+//! let Some(Outcome::Tld(created)) = result.outcome else { panic!("{result:?}") };
+//! assert_eq!(created.tld.unwrap().name, "nz");
+//! assert_eq!(created.tx.unwrap().sv_trid, "kauri-7");
+//! ```
+
+pub mod apply;
+mod contact;
+mod domain;
+pub mod engine;
+pub mod error;
+pub mod fields;
+mod host;
+mod model;
+pub mod names;
+pub mod query;
+mod registrar;
+pub mod status;
+mod tld;
+
+#[cfg(test)]
+mod tests;
+
+pub use apply::{apply_proposal, registry_now_ms, ApplyContext};
+pub use engine::{state_digest, Cf, MemState, StateRead, StorageFault, Txn, WriteSet};
+pub use error::{ObjectKind, RegistryError};
+pub use query::{
+    check_contacts, check_domains, check_hosts, count_domains, info_contact, info_domain,
+    info_host, info_registrar, info_tld, verify_registrar_password, MAX_CHECK_NAMES,
+};

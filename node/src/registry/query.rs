@@ -1,0 +1,212 @@
+//! Reads of registry state: availability checks, object info, registrar
+//! accounts and password verification.
+//!
+//! Reads never write and take any [`StateRead`], so the API layer can serve
+//! them from the applied state (linearizable after a read index, or
+//! bounded-stale). Names are normalised exactly as commands normalise them.
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::Argon2;
+use kauri_proto::v1;
+
+use super::domain::registrable_name;
+use super::engine::{StateRead, StorageFault};
+use super::error::{ObjectKind, RegistryError};
+use super::fields;
+use super::host::host_name;
+use super::model::{
+    self, meta, ContactRecord, DomainRecord, Get, HostRecord, ReadOnly, RegistrarRecord, TldRecord,
+};
+use super::names;
+use super::registrar::ledger_tail;
+use super::tld::tld_name;
+
+/// Most names (or ids) one check request may ask about.
+pub const MAX_CHECK_NAMES: usize = 100;
+
+/// Availability of up to [`MAX_CHECK_NAMES`] domain names, in request order.
+/// An invalid name, a name outside the registry's TLDs or against a TLD's
+/// label rules is unavailable with the validation error as the reason.
+pub fn check_domains<S: StateRead + ?Sized>(
+    state: &S,
+    names: &[String],
+) -> Result<Vec<v1::CheckResult>, RegistryError> {
+    let r = ReadOnly(state);
+    check_each(names, |given| {
+        let (name, _) = registrable_name(&r, "names", given)?;
+        Ok((
+            name.ascii().to_string(),
+            r.load::<DomainRecord>(name.ascii().as_bytes())?.is_some(),
+        ))
+    })
+}
+
+/// Availability of up to [`MAX_CHECK_NAMES`] contact ids, in request order.
+pub fn check_contacts<S: StateRead + ?Sized>(
+    state: &S,
+    ids: &[String],
+) -> Result<Vec<v1::CheckResult>, RegistryError> {
+    let r = ReadOnly(state);
+    check_each(ids, |given| {
+        fields::contact_id("names", given)?;
+        Ok((
+            given.to_string(),
+            r.load::<ContactRecord>(given.as_bytes())?.is_some(),
+        ))
+    })
+}
+
+/// Availability of up to [`MAX_CHECK_NAMES`] host names, in request order.
+pub fn check_hosts<S: StateRead + ?Sized>(
+    state: &S,
+    names: &[String],
+) -> Result<Vec<v1::CheckResult>, RegistryError> {
+    let r = ReadOnly(state);
+    check_each(names, |given| {
+        let name = host_name("names", given)?;
+        Ok((
+            name.ascii().to_string(),
+            r.load::<HostRecord>(name.ascii().as_bytes())?.is_some(),
+        ))
+    })
+}
+
+/// Runs `lookup` (normalised name, exists) for each name; validation errors
+/// become unavailable results, storage faults end the check.
+fn check_each(
+    names: &[String],
+    lookup: impl Fn(&str) -> Result<(String, bool), RegistryError>,
+) -> Result<Vec<v1::CheckResult>, RegistryError> {
+    if names.len() > MAX_CHECK_NAMES {
+        return Err(RegistryError::LimitExceeded {
+            field: "names".into(),
+            message: format!(
+                "{} names given, at most {MAX_CHECK_NAMES} per check",
+                names.len()
+            ),
+        });
+    }
+    names
+        .iter()
+        .map(|given| match lookup(given) {
+            Ok((name, exists)) => Ok(v1::CheckResult {
+                name,
+                available: !exists,
+                reason: if exists {
+                    "in use".into()
+                } else {
+                    String::new()
+                },
+            }),
+            Err(RegistryError::Storage(fault)) => Err(RegistryError::Storage(fault)),
+            Err(invalid) => Ok(v1::CheckResult {
+                name: given.clone(),
+                available: false,
+                reason: invalid.to_string(),
+            }),
+        })
+        .collect()
+}
+
+/// A domain; its auth info only when `registrar` is the sponsor.
+pub fn info_domain<S: StateRead + ?Sized>(
+    state: &S,
+    registrar: &str,
+    name: &str,
+) -> Result<v1::Domain, RegistryError> {
+    let name = names::normalize_name("name", name)?;
+    let record = ReadOnly(state)
+        .load::<DomainRecord>(name.ascii().as_bytes())?
+        .ok_or_else(|| not_found(ObjectKind::Domain, name.ascii()))?;
+    Ok(record.to_proto(registrar))
+}
+
+/// A contact; its auth info only when `registrar` is the sponsor.
+pub fn info_contact<S: StateRead + ?Sized>(
+    state: &S,
+    registrar: &str,
+    id: &str,
+) -> Result<v1::Contact, RegistryError> {
+    fields::contact_id("name", id)?;
+    let record = ReadOnly(state)
+        .load::<ContactRecord>(id.as_bytes())?
+        .ok_or_else(|| not_found(ObjectKind::Contact, id))?;
+    Ok(record.to_proto(registrar))
+}
+
+/// A host.
+pub fn info_host<S: StateRead + ?Sized>(state: &S, name: &str) -> Result<v1::Host, RegistryError> {
+    let name = host_name("name", name)?;
+    let record = ReadOnly(state)
+        .load::<HostRecord>(name.ascii().as_bytes())?
+        .ok_or_else(|| not_found(ObjectKind::Host, name.ascii()))?;
+    Ok(record.to_proto())
+}
+
+/// A TLD and its policy.
+pub fn info_tld<S: StateRead + ?Sized>(state: &S, name: &str) -> Result<v1::Tld, RegistryError> {
+    let name = tld_name("name", name)?;
+    let record = ReadOnly(state)
+        .load::<TldRecord>(name.ascii().as_bytes())?
+        .ok_or_else(|| not_found(ObjectKind::Tld, name.ascii()))?;
+    Ok(record.to_proto())
+}
+
+/// A registrar account with its newest `ledger_limit` ledger entries (at
+/// most [`super::registrar::MAX_LEDGER_LIMIT`]), oldest first, newest last.
+pub fn info_registrar<S: StateRead + ?Sized>(
+    state: &S,
+    id: &str,
+    ledger_limit: u32,
+) -> Result<v1::Registrar, RegistryError> {
+    let r = ReadOnly(state);
+    fields::registrar_id("id", id)?;
+    let record =
+        r.load::<RegistrarRecord>(id.as_bytes())?
+            .ok_or_else(|| RegistryError::ObjectNotFound {
+                field: "id".into(),
+                kind: ObjectKind::Registrar,
+                name: id.into(),
+            })?;
+    let ledger = ledger_tail(&r, &record, ledger_limit)?
+        .iter()
+        .map(|e| e.to_proto())
+        .collect();
+    Ok(record.to_proto(ledger))
+}
+
+/// Whether `password` matches the registrar's stored argon2id hash.
+///
+/// An unknown registrar is `Ok(false)`, like a wrong password, so callers
+/// cannot tell the two apart. This runs argon2 with the stored parameters,
+/// which is slow by design: call it off the async executor.
+pub fn verify_registrar_password<S: StateRead + ?Sized>(
+    state: &S,
+    id: &str,
+    password: &str,
+) -> Result<bool, RegistryError> {
+    let Some(record) = ReadOnly(state).load::<RegistrarRecord>(id.as_bytes())? else {
+        return Ok(false);
+    };
+    let hash = PasswordHash::new(&record.password_hash).map_err(|e| {
+        StorageFault(format!(
+            "stored password hash of {id:?} does not parse: {e}"
+        ))
+    })?;
+    Ok(Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok())
+}
+
+/// How many domains exist.
+pub fn count_domains<S: StateRead + ?Sized>(state: &S) -> Result<u64, RegistryError> {
+    Ok(model::read_counter(&ReadOnly(state), meta::DOMAIN_COUNT)?)
+}
+
+fn not_found(kind: ObjectKind, name: &str) -> RegistryError {
+    RegistryError::ObjectNotFound {
+        field: "name".into(),
+        kind,
+        name: name.into(),
+    }
+}

@@ -1,0 +1,302 @@
+//! EPP object statuses (RFC 5731 section 2.3, RFC 5732 section 2.3,
+//! RFC 5733 section 2.2) that registrars set, and the rules for changing them.
+//!
+//! Registrars may set only `client*` statuses, and only those that apply to
+//! the object type; `server*` and the derived statuses (`ok`, `inactive`,
+//! `linked`, `pending*`) belong to the registry. Derived statuses are
+//! computed when an object is shown, never stored.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ObjectKind, RegistryError};
+
+/// A status a sponsoring registrar may set. The declaration order is the
+/// alphabetical order of the EPP names, so a `BTreeSet` lists them as EPP
+/// clients expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ClientStatus {
+    /// `clientDeleteProhibited`: delete requests are refused.
+    DeleteProhibited,
+    /// `clientHold`: the domain is not published in DNS (domains only).
+    Hold,
+    /// `clientRenewProhibited`: renew requests are refused (domains only).
+    RenewProhibited,
+    /// `clientTransferProhibited`: transfer requests are refused.
+    TransferProhibited,
+    /// `clientUpdateProhibited`: updates are refused unless they remove this
+    /// status.
+    UpdateProhibited,
+}
+
+/// Statuses only the registry sets or derives; a registrar naming one gets a
+/// policy error rather than a syntax error.
+const REGISTRY_STATUSES: &[&str] = &[
+    "ok",
+    "inactive",
+    "linked",
+    "pendingCreate",
+    "pendingDelete",
+    "pendingRenew",
+    "pendingTransfer",
+    "pendingUpdate",
+    "serverDeleteProhibited",
+    "serverHold",
+    "serverRenewProhibited",
+    "serverTransferProhibited",
+    "serverUpdateProhibited",
+];
+
+impl ClientStatus {
+    /// Every client status, in EPP name order.
+    pub const ALL: [ClientStatus; 5] = [
+        ClientStatus::DeleteProhibited,
+        ClientStatus::Hold,
+        ClientStatus::RenewProhibited,
+        ClientStatus::TransferProhibited,
+        ClientStatus::UpdateProhibited,
+    ];
+
+    /// The EPP name, e.g. `"clientHold"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::DeleteProhibited => "clientDeleteProhibited",
+            ClientStatus::Hold => "clientHold",
+            ClientStatus::RenewProhibited => "clientRenewProhibited",
+            ClientStatus::TransferProhibited => "clientTransferProhibited",
+            ClientStatus::UpdateProhibited => "clientUpdateProhibited",
+        }
+    }
+
+    /// Whether a registrar may set this status on an object of `kind`.
+    pub fn applies_to(self, kind: ObjectKind) -> bool {
+        match kind {
+            ObjectKind::Domain => true,
+            ObjectKind::Contact => matches!(
+                self,
+                ClientStatus::DeleteProhibited
+                    | ClientStatus::TransferProhibited
+                    | ClientStatus::UpdateProhibited
+            ),
+            ObjectKind::Host => matches!(
+                self,
+                ClientStatus::DeleteProhibited | ClientStatus::UpdateProhibited
+            ),
+            ObjectKind::Tld | ObjectKind::Registrar => false,
+        }
+    }
+
+    /// Parses a status a registrar asks to set on an object of `kind`.
+    /// Unknown values are [`RegistryError::InvalidField`]; registry statuses
+    /// and client statuses of other object types are
+    /// [`RegistryError::PolicyViolation`].
+    pub fn parse(field: &str, value: &str, kind: ObjectKind) -> Result<Self, RegistryError> {
+        if let Some(status) = Self::ALL.into_iter().find(|s| s.as_str() == value) {
+            if status.applies_to(kind) {
+                return Ok(status);
+            }
+            return Err(RegistryError::policy(
+                field,
+                format!("{value} does not apply to a {kind}"),
+            ));
+        }
+        if REGISTRY_STATUSES.contains(&value) {
+            return Err(RegistryError::policy(
+                field,
+                format!("{value} is set by the registry, not by registrars"),
+            ));
+        }
+        Err(RegistryError::invalid(
+            field,
+            format!("{value:?} is not an EPP status"),
+        ))
+    }
+}
+
+/// Applies `remove` then `add` to `statuses`, refusing unknown or
+/// registry-only values, removing a status that is not set, adding one
+/// that is, and naming a value twice.
+pub fn change_statuses(
+    statuses: &mut BTreeSet<ClientStatus>,
+    kind: ObjectKind,
+    add: &[String],
+    remove: &[String],
+) -> Result<(), RegistryError> {
+    let remove = parse_list("remove_statuses", remove, kind)?;
+    let add = parse_list("add_statuses", add, kind)?;
+    for status in remove {
+        if !statuses.remove(&status) {
+            return Err(RegistryError::policy(
+                "remove_statuses",
+                format!("{} is not set on the {kind}", status.as_str()),
+            ));
+        }
+    }
+    for status in add {
+        if !statuses.insert(status) {
+            return Err(RegistryError::policy(
+                "add_statuses",
+                format!("{} is already set on the {kind}", status.as_str()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn parse_list(
+    field: &str,
+    values: &[String],
+    kind: ObjectKind,
+) -> Result<Vec<ClientStatus>, RegistryError> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        let status = ClientStatus::parse(field, value, kind)?;
+        if !seen.insert(status) {
+            return Err(RegistryError::invalid(
+                field,
+                format!("{value} is listed twice"),
+            ));
+        }
+        out.push(status);
+    }
+    Ok(out)
+}
+
+/// Refuses an update of an object carrying `clientUpdateProhibited`, unless
+/// the update removes that status (the only way to lift it). `field` is the
+/// request field naming the object.
+pub fn check_update_allowed(
+    statuses: &BTreeSet<ClientStatus>,
+    field: &str,
+    kind: ObjectKind,
+    name: &str,
+    remove: &[String],
+) -> Result<(), RegistryError> {
+    let lifting = remove
+        .iter()
+        .any(|s| s == ClientStatus::UpdateProhibited.as_str());
+    if statuses.contains(&ClientStatus::UpdateProhibited) && !lifting {
+        return Err(RegistryError::StatusProhibits {
+            field: field.into(),
+            kind,
+            name: name.to_string(),
+            status: ClientStatus::UpdateProhibited.as_str().into(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses an operation forbidden by `status` if the object carries it.
+/// `field` is the request field naming the object.
+pub fn check_not_prohibited(
+    statuses: &BTreeSet<ClientStatus>,
+    status: ClientStatus,
+    field: &str,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<(), RegistryError> {
+    if statuses.contains(&status) {
+        return Err(RegistryError::StatusProhibits {
+            field: field.into(),
+            kind,
+            name: name.to_string(),
+            status: status.as_str().into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kauri_proto::v1::Reason;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn names_round_trip_and_sort_alphabetically() {
+        let names: Vec<&str> = ClientStatus::ALL.iter().map(|s| s.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        for s in ClientStatus::ALL {
+            assert_eq!(
+                ClientStatus::parse("f", s.as_str(), ObjectKind::Domain).ok(),
+                Some(s)
+            );
+        }
+    }
+
+    #[test]
+    fn registrars_cannot_set_registry_or_foreign_statuses() {
+        let cases: &[(&str, ObjectKind, Reason)] = &[
+            ("serverHold", ObjectKind::Domain, Reason::PolicyViolation),
+            ("ok", ObjectKind::Domain, Reason::PolicyViolation),
+            ("clientHold", ObjectKind::Contact, Reason::PolicyViolation),
+            (
+                "clientRenewProhibited",
+                ObjectKind::Host,
+                Reason::PolicyViolation,
+            ),
+            ("clienthold", ObjectKind::Domain, Reason::InvalidField),
+            ("", ObjectKind::Domain, Reason::InvalidField),
+        ];
+        for (value, kind, want) in cases {
+            let err = ClientStatus::parse("add_statuses", value, *kind).unwrap_err();
+            assert_eq!(err.reason(), *want, "{value} on {kind}");
+            assert_eq!(err.field(), "add_statuses");
+        }
+    }
+
+    #[test]
+    fn changes_remove_first_and_refuse_no_ops() {
+        let mut set = BTreeSet::from([ClientStatus::Hold]);
+        change_statuses(
+            &mut set,
+            ObjectKind::Domain,
+            &strings(&["clientDeleteProhibited"]),
+            &strings(&["clientHold"]),
+        )
+        .unwrap();
+        assert_eq!(set, BTreeSet::from([ClientStatus::DeleteProhibited]));
+
+        let err = change_statuses(&mut set, ObjectKind::Domain, &[], &strings(&["clientHold"]))
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::PolicyViolation);
+        let err = change_statuses(
+            &mut set,
+            ObjectKind::Domain,
+            &strings(&["clientDeleteProhibited"]),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.field(), "add_statuses");
+        let err = change_statuses(
+            &mut set,
+            ObjectKind::Domain,
+            &strings(&["clientHold", "clientHold"]),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.reason(), Reason::InvalidField);
+    }
+
+    #[test]
+    fn update_prohibited_lets_only_its_removal_through() {
+        let set = BTreeSet::from([ClientStatus::UpdateProhibited]);
+        let err = check_update_allowed(&set, "name", ObjectKind::Domain, "a.nz", &[]).unwrap_err();
+        assert_eq!(err.reason(), Reason::StatusProhibits);
+        check_update_allowed(
+            &set,
+            "name",
+            ObjectKind::Domain,
+            "a.nz",
+            &strings(&["clientUpdateProhibited"]),
+        )
+        .unwrap();
+    }
+}

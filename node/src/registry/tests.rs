@@ -1,0 +1,1 @@
+//! Scenario tests and properties of the registry state machine.

@@ -1,0 +1,282 @@
+//! Start-up and shutdown of a node: opens storage, starts Raft and the gRPC
+//! server, bootstraps a fresh cluster exactly once, and stops cleanly on
+//! SIGINT/SIGTERM.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kauri_proto::v1::admin_server::AdminServer;
+use kauri_proto::v1::cluster_client::ClusterClient;
+use kauri_proto::v1::cluster_server::ClusterServer;
+use kauri_proto::v1::raft_server::RaftServer;
+use kauri_proto::v1::registry_server::RegistryServer;
+use kauri_proto::v1::StatusRequest;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::api::{self, AdminService, ClusterService, Node, RegistryService};
+use crate::raft::network::Network;
+use crate::raft::service::RaftService;
+use crate::raft::{typ, NodeId, NodeInfo};
+use crate::storage::{LogStore, StateMachineStore, Store};
+
+/// Largest Raft message accepted from a peer (entry batches, snapshot chunks).
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id (unique in the cluster, > 0).
+    pub id: NodeId,
+    /// Address to listen on and advertise to peers and clients.
+    pub grpc_addr: SocketAddr,
+    /// Where RocksDB and snapshots live.
+    pub data_dir: PathBuf,
+    /// The initial voters (including this node), used only to bootstrap a
+    /// brand-new cluster.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Site label of this node.
+    pub site: String,
+    /// Build a snapshot after this many applied entries since the last one.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind the latest snapshot, for slow followers.
+    pub keep_logs: u64,
+    /// Leader heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomised election timeout (upper is twice this).
+    pub election_timeout_ms: u64,
+}
+
+/// Parses `ID=HOST:PORT,ID=HOST:PORT,...`.
+pub fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<NodeId, String>> {
+    let mut peers = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .with_context(|| format!("peer {part:?} is not ID=HOST:PORT"))?;
+        let id: NodeId = id
+            .trim()
+            .parse()
+            .with_context(|| format!("peer id {id:?} is not a positive integer"))?;
+        if id == 0 {
+            bail!("peer id 0 is reserved; ids start at 1");
+        }
+        let addr = addr.trim();
+        addr.parse::<SocketAddr>().with_context(|| {
+            format!("peer {id} address {addr:?} is not HOST:PORT with an IP address")
+        })?;
+        if peers.insert(id, addr.to_string()).is_some() {
+            bail!("peer id {id} appears twice in --peers");
+        }
+    }
+    Ok(peers)
+}
+
+impl NodeConfig {
+    /// Checks that the settings agree with each other.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.id == 0 {
+            bail!("--id must be at least 1");
+        }
+        if !self.peers.is_empty() {
+            match self.peers.get(&self.id) {
+                None => bail!("--peers must include this node (id {})", self.id),
+                Some(addr) if addr.parse::<SocketAddr>().ok() != Some(self.grpc_addr) => bail!(
+                    "--peers says node {} is at {addr}, but --grpc-addr is {}",
+                    self.id,
+                    self.grpc_addr
+                ),
+                Some(_) => {}
+            }
+        }
+        if self.heartbeat_ms == 0 || self.election_timeout_ms <= self.heartbeat_ms {
+            bail!("--election-timeout-ms must be larger than --heartbeat-ms (> 0)");
+        }
+        Ok(())
+    }
+
+    fn raft_config(&self) -> anyhow::Result<openraft::Config> {
+        let config = openraft::Config {
+            cluster_name: "kauri".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_ms,
+            election_timeout_max: self.election_timeout_ms * 2,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.keep_logs,
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        };
+        Ok(config.validate()?)
+    }
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    config.validate()?;
+    let store = Store::open(&config.data_dir)
+        .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    let raft = typ::Raft::new(
+        config.id,
+        Arc::new(config.raft_config()?),
+        Network,
+        LogStore::new(store.clone()),
+        StateMachineStore::new(store.clone()),
+    )
+    .await
+    .context("starting raft")?;
+
+    let node = Node {
+        raft: raft.clone(),
+        store: store.clone(),
+        id: config.id,
+        site: config.site.clone(),
+    };
+    let listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding {}", config.grpc_addr))?;
+    tracing::info!(id = config.id, addr = %config.grpc_addr, site = %config.site, data_dir = %config.data_dir.display(),
+        "kauri-node listening (plain-text gRPC: development mode, no TLS)");
+
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(
+            RaftServer::new(RaftService::new(raft.clone()))
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES),
+        )
+        .add_service(
+            RegistryServer::new(RegistryService::new(node.clone()))
+                .max_decoding_message_size(api::MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            AdminServer::new(AdminService::new(node.clone()))
+                .max_decoding_message_size(api::MAX_REQUEST_BYTES),
+        )
+        .add_service(ClusterServer::new(ClusterService::new(node.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = stop_rx.wait_for(|s| *s).await;
+        });
+    let server = tokio::spawn(server);
+
+    let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone()));
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    bootstrap.abort();
+    let _ = stop_tx.send(true);
+    if let Err(e) = raft.shutdown().await {
+        tracing::warn!("raft shutdown: {e}");
+    }
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("grpc server: {e}"),
+        Ok(Err(e)) => tracing::warn!("grpc server task: {e}"),
+        Err(_) => tracing::warn!("grpc server did not stop within 5 s"),
+    }
+    store.db().flush_wal(true).context("flushing the WAL")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Initialises a brand-new cluster exactly once.
+///
+/// Only the node with the lowest id in `--peers` initialises, and only when
+/// it has no state of its own and every other peer answers that it has none
+/// either. A node restarted with its data, or a wiped node rejoining an
+/// existing cluster, never re-bootstraps: it waits for the leader.
+async fn bootstrap(raft: typ::Raft, config: NodeConfig) {
+    match raft.is_initialized().await {
+        Ok(true) => return,
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!("cannot tell whether raft is initialised: {e}");
+            return;
+        }
+    }
+    if config.peers.keys().next() != Some(&config.id) {
+        tracing::info!("waiting to be contacted by the cluster");
+        return;
+    }
+    loop {
+        match probe_peers(&config).await {
+            Ok(Some(members)) => {
+                tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
+                if let Err(e) = raft.initialize(members).await {
+                    tracing::error!("bootstrap failed: {e}");
+                }
+                return;
+            }
+            Ok(None) => {
+                tracing::info!("a peer already holds cluster state; not bootstrapping");
+                return;
+            }
+            Err(waiting_for) => {
+                tracing::debug!("bootstrap waiting for {waiting_for}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Asks every peer for its status. `Ok(Some(members))` when all are fresh,
+/// `Ok(None)` when any already has state, `Err` naming a peer not reachable yet.
+async fn probe_peers(config: &NodeConfig) -> Result<Option<BTreeMap<NodeId, NodeInfo>>, String> {
+    let mut members = BTreeMap::new();
+    for (&id, addr) in &config.peers {
+        if id == config.id {
+            members.insert(
+                id,
+                NodeInfo {
+                    addr: addr.clone(),
+                    site: config.site.clone(),
+                },
+            );
+            continue;
+        }
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("node {id}: {e}"))?
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(2));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| format!("node {id} at {addr}: {e}"))?;
+        let status = ClusterClient::new(channel)
+            .status(StatusRequest {})
+            .await
+            .map_err(|e| format!("node {id} at {addr}: {e}"))?
+            .into_inner();
+        if status.last_log_index > 0 || !status.members.is_empty() || status.term > 0 {
+            return Ok(None);
+        }
+        members.insert(
+            id,
+            NodeInfo {
+                addr: addr.clone(),
+                site: status.site,
+            },
+        );
+    }
+    Ok(Some(members))
+}

@@ -1,0 +1,183 @@
+//! Durable storage of one node: a single RocksDB holding the Raft log, the
+//! Raft vote, and the registry state machine, each in its own column families.
+//!
+//! - [`LogStore`] implements openraft's log storage; appends are acknowledged
+//!   only after a synced write.
+//! - [`StateMachineStore`] applies committed entries to the registry; one
+//!   applied batch is one `WriteBatch` that also records the last applied log
+//!   id, so a crash at any point leaves a consistent applied index.
+//! - [`snapshot`] builds snapshots from a consistent RocksDB view and installs
+//!   received ones atomically.
+
+// openraft's StorageError is large, and its traits require returning it.
+#![allow(clippy::result_large_err)]
+
+mod log_store;
+pub mod snapshot;
+mod state_machine;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+
+use crate::raft::typ;
+use crate::registry::engine::KeyValue;
+use crate::registry::{Cf, StateRead, StorageFault};
+
+pub use log_store::LogStore;
+pub use state_machine::StateMachineStore;
+
+/// Column family of Raft log entries, keyed by big-endian index.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// Column family of Raft's own durable state: vote, committed, last purged.
+pub const CF_RAFT_STATE: &str = "raft_state";
+/// Column family of state machine metadata: last applied log id, membership,
+/// current snapshot metadata.
+pub const CF_SM_META: &str = "sm_meta";
+
+/// Errors opening or reading the node's storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB reported an error.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's complaint.
+        detail: String,
+    },
+    /// File system error (snapshot files).
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The node's open database, shared by the log store, the state machine and
+/// the read path.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database under `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StorageError> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir.join("snapshots"))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_keep_log_file_num(4);
+        let names = [CF_RAFT_LOG, CF_RAFT_STATE, CF_SM_META]
+            .into_iter()
+            .chain(Cf::ALL.iter().map(|cf| cf.name()));
+        let cfs = names.map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
+        Ok(Store {
+            db: Arc::new(db),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The underlying database.
+    pub fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Directory holding snapshot files.
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
+    }
+
+    /// Handle of a column family that `open` created.
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("invariant: Store::open creates every column family it names")
+    }
+
+    /// The last applied log id recorded with the state.
+    pub fn applied(&self) -> Result<Option<typ::LogId>, StorageError> {
+        Ok(
+            read_json::<Option<typ::LogId>>(self, CF_SM_META, state_machine::KEY_LAST_APPLIED)?
+                .flatten(),
+        )
+    }
+}
+
+impl StateRead for Store {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
+        self.db
+            .get_cf(self.cf(cf.name()), key)
+            .map_err(|e| StorageFault(e.to_string()))
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageFault> {
+        let start = after.unwrap_or(prefix);
+        let iter = self.db.iterator_cf(
+            self.cf(cf.name()),
+            rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(|e| StorageFault(e.to_string()))?;
+            if after.is_some_and(|a| &*k == a) {
+                continue;
+            }
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// Reads a JSON-encoded metadata value (small, rarely written values whose
+/// readability in a debugger beats compactness).
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    store: &Store,
+    cf: &str,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    match store.db.get_cf(store.cf(cf), key)? {
+        None => Ok(None),
+        Some(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StorageError::Corrupt {
+                    what: "metadata",
+                    detail: e.to_string(),
+                })
+        }
+    }
+}
+
+/// Converts any displayable error into openraft's storage error for `subject`.
+pub(crate) fn sto_err(
+    subject: openraft::ErrorSubject<crate::raft::NodeId>,
+    verb: openraft::ErrorVerb,
+    e: impl std::fmt::Display,
+) -> typ::StorageError {
+    openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}

@@ -1,0 +1,319 @@
+//! Multi-process tests: things only a real cluster can show (failover,
+//! catch-up, snapshot transfer). Each starts its own `kauri-node` processes.
+
+use std::time::Duration;
+
+use kauri_chaos_tests::{wait_until, TestCluster};
+use kauri_client::proto::*;
+use kauri_client::{bounded_stale, linearizable, meta, KauriClient};
+
+const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
+const PRICE: i64 = 500;
+const DEPOSIT: i64 = 1_000_000;
+
+/// Creates a TLD "test", registrar "reg1" with funds and a contact "owner".
+async fn registry_fixture(client: &KauriClient) {
+    client
+        .create_tld(CreateTldRequest {
+            meta: Some(meta("staff")),
+            name: "test".into(),
+            policy: Some(TldPolicy {
+                min_period_years: 1,
+                max_period_years: 10,
+                create_price_minor_units: PRICE,
+                renew_price_minor_units: PRICE,
+                currency: "USD".into(),
+                min_label_length: 1,
+                max_label_length: 63,
+                allow_idn: true,
+            }),
+        })
+        .await
+        .expect("create tld");
+    client
+        .create_registrar(CreateRegistrarRequest {
+            meta: Some(meta("staff")),
+            id: "reg1".into(),
+            name: "Registrar One".into(),
+            password: "correct horse".into(),
+            currency: "USD".into(),
+        })
+        .await
+        .expect("create registrar");
+    client
+        .deposit_funds(DepositFundsRequest {
+            meta: Some(meta("staff")),
+            registrar: "reg1".into(),
+            amount_minor_units: DEPOSIT,
+            reference: "wire 1".into(),
+        })
+        .await
+        .expect("deposit");
+    client
+        .create_contact(CreateContactRequest {
+            meta: Some(meta("reg1")),
+            id: "owner".into(),
+            fields: Some(ContactFields {
+                postal_info: vec![PostalInfo {
+                    r#type: "int".into(),
+                    name: "Owner Person".into(),
+                    org: String::new(),
+                    address: Some(PostalAddress {
+                        street: vec!["1 Queen St".into()],
+                        city: "Auckland".into(),
+                        state_province: String::new(),
+                        postal_code: "1010".into(),
+                        country_code: "NZ".into(),
+                    }),
+                }],
+                voice: "+64.93001234".into(),
+                fax: String::new(),
+                email: "owner@example.nz".into(),
+                disclose_nothing: false,
+            }),
+            auth_info: String::new(),
+        })
+        .await
+        .expect("create contact");
+}
+
+fn create_request(name: &str) -> CreateDomainRequest {
+    CreateDomainRequest {
+        meta: Some(meta("reg1")),
+        name: name.into(),
+        period_years: 1,
+        registrant: "owner".into(),
+        contacts: vec![],
+        nameservers: vec![],
+        auth_info: String::new(),
+    }
+}
+
+/// Creates `names` with up to 8 requests in flight; returns each request
+/// with its response, in order.
+async fn create_all(
+    client: &KauriClient,
+    names: &[String],
+) -> Vec<(CreateDomainRequest, DomainResponse)> {
+    let mut out = Vec::new();
+    for chunk in names.chunks(8) {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, name) in chunk.iter().enumerate() {
+            let client = client.clone();
+            let request = create_request(name);
+            set.spawn(async move {
+                let response = client.create_domain(request.clone()).await;
+                (i, request, response)
+            });
+        }
+        let mut results: Vec<_> = set.join_all().await;
+        results.sort_by_key(|(i, _, _)| *i);
+        for (_, request, response) in results {
+            let response = response.unwrap_or_else(|e| panic!("create {}: {e}", request.name));
+            out.push((request, response));
+        }
+    }
+    out
+}
+
+async fn balance(client: &KauriClient) -> i64 {
+    client
+        .info_registrar(InfoRegistrarRequest {
+            id: "reg1".into(),
+            read: linearizable(),
+            ledger_limit: 0,
+        })
+        .await
+        .expect("info registrar")
+        .registrar
+        .and_then(|r| r.balance)
+        .map(|b| b.minor_units)
+        .expect("registrar has a balance")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
+    // Arrange: three fresh nodes, a TLD, a funded registrar, 200 domains.
+    let mut cluster = TestCluster::start(NODE_BIN, 3, &[]);
+    let first_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client();
+    registry_fixture(&client).await;
+    let names: Vec<String> = (0..200).map(|i| format!("domain-{i:03}.test")).collect();
+    let created = create_all(&client, &names).await;
+    assert_eq!(created.len(), 200);
+    assert_eq!(balance(&client).await, DEPOSIT - 200 * PRICE);
+
+    // Act: SIGKILL the leader.
+    cluster.kill(first_leader);
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    assert_ne!(new_leader, first_leader, "a surviving node must take over");
+
+    // Writes succeed again through the client, with no manual steps.
+    let after = client
+        .create_domain(create_request("after-failover.test"))
+        .await
+        .expect("write after failover");
+    assert!(!after.tx.as_ref().unwrap().replayed);
+
+    // A retry of an acknowledged create, same clTRID, returns the original
+    // response (same svTRID) and charges nothing more.
+    let (original_request, original_response) = &created[17];
+    let retried = client
+        .create_domain(original_request.clone())
+        .await
+        .expect("retried create");
+    let (orig_tx, retry_tx) = (
+        original_response.tx.clone().unwrap(),
+        retried.tx.clone().unwrap(),
+    );
+    assert_eq!(retry_tx.sv_trid, orig_tx.sv_trid);
+    assert!(
+        retry_tx.replayed,
+        "the retry must be answered from the idempotency record"
+    );
+    assert_eq!(retried.domain, original_response.domain);
+    assert_eq!(
+        balance(&client).await,
+        DEPOSIT - 201 * PRICE,
+        "charged exactly once per domain"
+    );
+
+    // Every acknowledged domain is there, read linearizably via the new leader.
+    for (request, response) in &created {
+        let info = client
+            .info_domain(InfoRequest {
+                registrar: "reg1".into(),
+                name: request.name.clone(),
+                read: linearizable(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{} lost after failover: {e}", request.name));
+        assert_eq!(
+            info.domain.as_ref().map(|d| &d.roid),
+            response.domain.as_ref().map(|d| &d.roid)
+        );
+        assert_eq!(info.read_info.unwrap().node_id, new_leader);
+    }
+
+    // The killed node restarts with its data and catches up: a bounded-stale
+    // read on it shows everything.
+    let target_index = cluster
+        .status(new_leader)
+        .await
+        .expect("leader status")
+        .applied_index;
+    cluster.spawn(first_leader);
+    let addr = cluster.node(first_leader).addr.clone();
+    wait_until(
+        Duration::from_secs(30),
+        "the restarted node to catch up",
+        || {
+            let client = client.clone();
+            let addr = addr.clone();
+            async move {
+                let s = client.cluster_status(&addr).await.ok()?;
+                (s.applied_index >= target_index).then_some(())
+            }
+        },
+    )
+    .await;
+    for name in names
+        .iter()
+        .chain(std::iter::once(&"after-failover.test".to_string()))
+    {
+        let info = client
+            .info_domain_at(
+                &addr,
+                InfoRequest {
+                    registrar: "reg1".into(),
+                    name: name.clone(),
+                    read: bounded_stale(target_index, 0),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name} missing on the restarted node: {e}"));
+        let read = info.read_info.unwrap();
+        assert_eq!(read.node_id, first_leader);
+        assert_eq!(read.consistency, Consistency::BoundedStale as i32);
+        assert!(read.applied_index >= target_index);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
+    // Snapshots every 40 entries, only 5 entries kept behind them.
+    let mut cluster =
+        TestCluster::start(NODE_BIN, 3, &["--snapshot-every", "40", "--keep-logs", "5"]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client();
+    registry_fixture(&client).await;
+    let lagging = (1..=3).find(|&id| id != leader).expect("a follower");
+    let lagging_last = cluster
+        .status(lagging)
+        .await
+        .expect("status")
+        .last_log_index;
+    cluster.kill(lagging);
+
+    let names: Vec<String> = (0..150).map(|i| format!("snap-{i:03}.test")).collect();
+    create_all(&client, &names).await;
+
+    // The leader's log no longer holds what the lagging node needs.
+    let addr = cluster.node(leader).addr.clone();
+    wait_until(
+        Duration::from_secs(30),
+        "the leader to purge its log",
+        || {
+            let client = client.clone();
+            let addr = addr.clone();
+            async move {
+                let s = client.cluster_status(&addr).await.ok()?;
+                (s.purged_index > lagging_last + 1).then_some(())
+            }
+        },
+    )
+    .await;
+    let target_index = cluster
+        .status(leader)
+        .await
+        .expect("leader status")
+        .applied_index;
+
+    cluster.spawn(lagging);
+    let lag_addr = cluster.node(lagging).addr.clone();
+    let status = wait_until(
+        Duration::from_secs(60),
+        "the lagging node to install a snapshot",
+        || {
+            let client = client.clone();
+            let addr = lag_addr.clone();
+            async move {
+                let s = client.cluster_status(&addr).await.ok()?;
+                (s.applied_index >= target_index).then_some(s)
+            }
+        },
+    )
+    .await;
+    assert!(
+        status.snapshot_index > lagging_last,
+        "caught up through a snapshot, not the log"
+    );
+    for name in &names {
+        client
+            .info_domain_at(
+                &lag_addr,
+                InfoRequest {
+                    registrar: "reg1".into(),
+                    name: name.clone(),
+                    read: bounded_stale(target_index, 0),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{name} missing after snapshot install: {e}\n{}",
+                    cluster.log_tail(lagging)
+                )
+            });
+    }
+}
