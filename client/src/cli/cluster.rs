@@ -1,0 +1,53 @@
+//! `kauri cluster status`.
+
+use clap::Subcommand;
+use kauri_client::ClientError;
+
+use super::{Ctx, Format};
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Each endpoint's view: role, term, leader, log and applied index, members.
+    Status,
+}
+
+pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
+    match cmd {
+        ClusterCmd::Status => {
+            let mut statuses = Vec::new();
+            let mut reachable = 0;
+            for addr in ctx.client.endpoints() {
+                match ctx.client.cluster_status(&addr).await {
+                    Ok(s) => {
+                        reachable += 1;
+                        statuses.push(serde_json::json!({"endpoint": addr, "status": s}));
+                        if ctx.args_output == Format::Human {
+                            println!("== {addr}");
+                            print!("{}", super::Output::human(&s));
+                        }
+                    }
+                    Err(e) => {
+                        if ctx.args_output == Format::Human {
+                            println!("== {addr}\nunreachable: {e}");
+                        }
+                        statuses
+                            .push(serde_json::json!({"endpoint": addr, "error": e.to_string()}));
+                    }
+                }
+            }
+            if ctx.args_output == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&statuses).unwrap_or_default()
+                );
+            }
+            if reachable == 0 {
+                return Err(ClientError::from_status(
+                    &tonic::Status::unavailable("no endpoint answered"),
+                    "cluster",
+                ));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `kauri contact check|create|info|update|delete`.
+
+use clap::Subcommand;
+use kauri_client::proto::*;
+use kauri_client::ClientError;
+
+use super::{Ctx, ReadFlags};
+
+/// Contact data flags (one "int" postal info).
+#[derive(Debug, clap::Args)]
+pub struct ContactFlags {
+    /// Full name.
+    #[arg(long)]
+    name: String,
+    /// Email address.
+    #[arg(long)]
+    email: String,
+    /// Organisation.
+    #[arg(long, default_value = "")]
+    org: String,
+    /// Street line (repeat up to 3 times).
+    #[arg(long)]
+    street: Vec<String>,
+    /// City (required by RFC 5733).
+    #[arg(long)]
+    city: String,
+    /// State or province.
+    #[arg(long, default_value = "")]
+    sp: String,
+    /// Postal code.
+    #[arg(long, default_value = "")]
+    pc: String,
+    /// ISO 3166 alpha-2 country code.
+    #[arg(long, default_value = "NZ")]
+    cc: String,
+    /// Phone, +CC.NUMBER.
+    #[arg(long, default_value = "")]
+    voice: String,
+    /// Fax, +CC.NUMBER.
+    #[arg(long, default_value = "")]
+    fax: String,
+}
+
+impl ContactFlags {
+    fn fields(self) -> ContactFields {
+        ContactFields {
+            postal_info: vec![PostalInfo {
+                r#type: "int".into(),
+                name: self.name,
+                org: self.org,
+                address: Some(PostalAddress {
+                    street: self.street,
+                    city: self.city,
+                    state_province: self.sp,
+                    postal_code: self.pc,
+                    country_code: self.cc,
+                }),
+            }],
+            voice: self.voice,
+            fax: self.fax,
+            email: self.email,
+            disclose_nothing: false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCmd {
+    /// Check whether contact ids are free.
+    Check { ids: Vec<String> },
+    /// Create a contact.
+    Create {
+        /// Contact id, 3-16 characters.
+        id: String,
+        #[command(flatten)]
+        fields: ContactFlags,
+        /// Auth info; generated when omitted.
+        #[arg(long, default_value = "")]
+        auth_info: String,
+    },
+    /// Show a contact.
+    Info {
+        id: String,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    /// Replace a contact's data.
+    Update {
+        id: String,
+        #[command(flatten)]
+        fields: ContactFlags,
+    },
+    /// Delete a contact no domain refers to.
+    Delete { id: String },
+}
+
+pub async fn run(ctx: &Ctx, cmd: ContactCmd) -> Result<(), ClientError> {
+    match cmd {
+        ContactCmd::Check { ids } => {
+            let r = ctx
+                .client
+                .check_contacts(CheckRequest {
+                    registrar: ctx.registrar.clone(),
+                    names: ids,
+                    read: None,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        ContactCmd::Create {
+            id,
+            fields,
+            auth_info,
+        } => {
+            let r = ctx
+                .client
+                .create_contact(CreateContactRequest {
+                    meta: Some(ctx.registrar_meta()?),
+                    id,
+                    fields: Some(fields.fields()),
+                    auth_info,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        ContactCmd::Info { id, read } => {
+            let r = ctx
+                .client
+                .info_contact(InfoRequest {
+                    registrar: ctx.registrar.clone(),
+                    name: id,
+                    read: read.options(),
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        ContactCmd::Update { id, fields } => {
+            let r = ctx
+                .client
+                .update_contact(UpdateContactRequest {
+                    meta: Some(ctx.registrar_meta()?),
+                    id,
+                    fields: Some(fields.fields()),
+                    ..Default::default()
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        ContactCmd::Delete { id } => {
+            let r = ctx
+                .client
+                .delete_contact(DeleteRequest {
+                    meta: Some(ctx.registrar_meta()?),
+                    name: id,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+    }
+    Ok(())
+}

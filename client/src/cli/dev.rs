@@ -1,0 +1,225 @@
+//! `kauri dev up`: a local 3-node cluster of real `kauri-node` processes on
+//! 127.0.0.1, for development and demos. Stops all nodes on Ctrl-C.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use kauri_client::{ClientConfig, KauriClient};
+
+#[derive(Debug, Subcommand)]
+pub enum DevCmd {
+    /// Start a local cluster in the foreground; Ctrl-C stops it.
+    Up {
+        /// Data directory; node N keeps its state in DIR/nodeN.
+        #[arg(long, default_value = "./data/dev")]
+        data_dir: PathBuf,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: u64,
+        /// gRPC port of node 1; node N listens on BASE_PORT + N - 1.
+        #[arg(long, default_value_t = 50051)]
+        base_port: u16,
+        /// The kauri-node binary (default: next to this `kauri` binary).
+        #[arg(long)]
+        node_bin: Option<PathBuf>,
+    },
+}
+
+/// The nodes started; on drop, anything still running is stopped.
+struct Nodes(Vec<(u64, Child)>);
+
+impl Nodes {
+    /// SIGTERM to each node, then wait up to `grace` before SIGKILL.
+    fn stop(&mut self, grace: Duration) {
+        for (_, child) in &self.0 {
+            // SAFETY: kill(2) on a PID we spawned and have not reaped.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for (id, child) in &mut self.0 {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        eprintln!("node {id} stopped ({status})");
+                        break;
+                    }
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        eprintln!("node {id} killed after {} s", grace.as_secs());
+                        break;
+                    }
+                }
+            }
+        }
+        self.0.clear();
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        self.stop(Duration::from_secs(5));
+    }
+}
+
+fn default_node_bin() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("locating the kauri binary")?;
+    Ok(me.with_file_name("kauri-node"))
+}
+
+fn spawn(bin: &Path, id: u64, addr: &str, peers: &str, dir: &Path) -> anyhow::Result<Child> {
+    let node_dir = dir.join(format!("node{id}"));
+    std::fs::create_dir_all(&node_dir)
+        .with_context(|| format!("creating {}", node_dir.display()))?;
+    let log_path = dir.join(format!("node{id}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--id")
+        .arg(id.to_string())
+        .arg("--grpc-addr")
+        .arg(addr)
+        .arg("--data-dir")
+        .arg(&node_dir)
+        .arg("--peers")
+        .arg(peers)
+        .arg("--site")
+        .arg("local")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: prctl in the child between fork and exec only sets the signal
+    // sent to the child when this process dies, so no node outlives us.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting {}", bin.display()))
+}
+
+pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
+    let DevCmd::Up {
+        data_dir,
+        nodes: count,
+        base_port,
+        node_bin,
+    } = cmd;
+    if !(1..=9).contains(&count) {
+        bail!("--nodes must be between 1 and 9");
+    }
+    let bin = match node_bin {
+        Some(b) => b,
+        None => default_node_bin()?,
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found; build it with `cargo build -p kauri-node` (or pass --node-bin)",
+            bin.display()
+        );
+    }
+    let addrs: Vec<String> = (0..count)
+        .map(|i| format!("127.0.0.1:{}", base_port as u64 + i))
+        .collect();
+    let peers = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let mut nodes = Nodes(Vec::new());
+    for (i, addr) in addrs.iter().enumerate() {
+        let id = i as u64 + 1;
+        nodes
+            .0
+            .push((id, spawn(&bin, id, addr, &peers, &data_dir)?));
+    }
+    eprintln!("started {count} kauri-node processes (plain-text gRPC on loopback: development mode); logs in {}/nodeN.log", data_dir.display());
+
+    let client = KauriClient::new(&addrs, ClientConfig::default())?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let leader = loop {
+        for (id, child) in &mut nodes.0 {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "node {id} exited during start-up ({status}); see {}/node{id}.log",
+                    data_dir.display()
+                );
+            }
+        }
+        if let Ok(s) = client.cluster_status_any().await {
+            if s.leader_id != 0 {
+                break s;
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "no leader elected within 60 s; see the logs in {}",
+                data_dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let endpoints = addrs.join(",");
+    println!(
+        "Kauri dev cluster is up: {count} nodes, leader is node {} at {}",
+        leader.leader_id, leader.leader_addr
+    );
+    println!("endpoints: {endpoints}");
+    println!();
+    println!("Try, in another terminal (the default endpoints are these):");
+    println!("  kauri cluster status");
+    println!("  kauri tld create nz --currency NZD --create-price 2500 --renew-price 2500");
+    println!(
+        "  kauri registrar create acme --name 'Acme Names' --password s3cret-pw --currency NZD"
+    );
+    println!("  kauri registrar deposit acme 100000");
+    println!("  kauri -r acme contact create alice --name 'Alice Smith' --email alice@example.nz --city Auckland");
+    println!("  kauri -r acme domain create kauri-example.nz --registrant alice --period 2");
+    println!("  kauri -r acme domain info kauri-example.nz");
+    println!("  kauri registrar info acme");
+    println!(
+        "(from a source checkout, `kauri` is {})",
+        bin.with_file_name("kauri").display()
+    );
+    println!();
+    println!(
+        "Ctrl-C stops all nodes; data stays in {} for the next start.",
+        data_dir.display()
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut watch = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = watch.tick() => {
+                for (id, child) in &mut nodes.0 {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        eprintln!("warning: node {id} exited ({status}); see {}/node{id}.log", data_dir.display());
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("stopping...");
+    nodes.stop(Duration::from_secs(10));
+    Ok(())
+}
