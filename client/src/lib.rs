@@ -253,6 +253,16 @@ impl KauriClient {
         .await
     }
 
+    /// The registry state digest of the node at `addr`.
+    pub async fn state_digest(&self, addr: &str) -> Result<StateDigestResponse, ClientError> {
+        self.on_endpoint(addr, |c| async move {
+            ClusterClient::new(c)
+                .state_digest(StateDigestRequest {})
+                .await
+        })
+        .await
+    }
+
     /// Cluster status from the first node that answers.
     pub async fn cluster_status_any(&self) -> Result<StatusResponse, ClientError> {
         let mut last = None;

@@ -237,6 +237,27 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
         assert_eq!(read.consistency, Consistency::BoundedStale as i32);
         assert!(read.applied_index >= target_index);
     }
+
+    // All three replicas converge to byte-identical registry state.
+    let endpoints = cluster.endpoints();
+    let digests = wait_until(
+        Duration::from_secs(30),
+        "identical state digests on every node",
+        || {
+            let client = client.clone();
+            let endpoints = endpoints.clone();
+            async move {
+                let mut digests = Vec::new();
+                for addr in &endpoints {
+                    let d = client.state_digest(addr).await.ok()?;
+                    digests.push((d.applied_index, d.digest));
+                }
+                digests.windows(2).all(|w| w[0] == w[1]).then_some(digests)
+            }
+        },
+    )
+    .await;
+    assert_eq!(digests.len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -9,10 +9,30 @@ use super::{Ctx, Format};
 pub enum ClusterCmd {
     /// Each endpoint's view: role, term, leader, log and applied index, members.
     Status,
+    /// Each endpoint's registry state digest at its applied index; replicas
+    /// at the same index must print the same digest. Scans the whole state.
+    Digest,
 }
 
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
     match cmd {
+        ClusterCmd::Digest => {
+            let mut all = Vec::new();
+            for addr in ctx.client.endpoints() {
+                let d = ctx.client.state_digest(&addr).await?;
+                if ctx.args_output == Format::Human {
+                    println!(
+                        "node {} ({addr}) index {:>10} records {:>10} {}",
+                        d.node_id, d.applied_index, d.records, d.digest
+                    );
+                }
+                all.push(d);
+            }
+            if ctx.args_output == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            }
+            Ok(())
+        }
         ClusterCmd::Status => {
             let mut statuses = Vec::new();
             let mut reachable = 0;

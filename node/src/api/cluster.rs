@@ -1,7 +1,9 @@
 //! The `kauri.v1.Cluster` service: how the cluster looks from this node.
 
 use kauri_proto::v1::cluster_server::Cluster;
-use kauri_proto::v1::{Consistency, Member, StatusRequest, StatusResponse};
+use kauri_proto::v1::{
+    Consistency, Member, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
+};
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
@@ -67,6 +69,23 @@ impl Cluster for ClusterService {
             members,
             snapshot_index: m.snapshot.map(|s| s.index).unwrap_or(0),
             purged_index: m.purged.map(|p| p.index).unwrap_or(0),
+        }))
+    }
+
+    async fn state_digest(
+        &self,
+        _request: Request<StateDigestRequest>,
+    ) -> Result<Response<StateDigestResponse>, Status> {
+        let store = self.node.store.clone();
+        let digest = tokio::task::spawn_blocking(move || store.state_digest())
+            .await
+            .map_err(|e| super::status::internal(e.to_string()))?
+            .map_err(|e| super::status::internal(e.to_string()))?;
+        Ok(Response::new(StateDigestResponse {
+            node_id: self.node.id,
+            applied_index: digest.applied_index,
+            digest: digest.digest.iter().map(|b| format!("{b:02x}")).collect(),
+            records: digest.records,
         }))
     }
 }
