@@ -71,6 +71,9 @@ impl Node {
         request: &R,
         kind: Kind,
     ) -> Result<Outcome, Status> {
+        // A malformed idempotency key is refused here, before it costs a log
+        // entry; apply checks it again (it must not trust the proposer).
+        crate::registry::check_request_meta(crate::registry::request_meta(&kind))?;
         let proposal = v1::Proposal {
             time_ms: wall_clock_ms(),
             request_digest: request_digest(method, request),

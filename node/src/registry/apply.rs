@@ -214,7 +214,7 @@ fn dispatch<S: StateRead + ?Sized>(
 }
 
 /// The request meta of any command.
-fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
+pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
     use command::Kind;
     match kind {
         Kind::CreateTld(r) => r.meta.as_ref(),
@@ -242,6 +242,27 @@ fn check_envelope<'p>(
     meta: Option<&'p v1::RequestMeta>,
 ) -> Result<(&'p command::Kind, &'p v1::RequestMeta), RegistryError> {
     let kind = kind.ok_or_else(|| RegistryError::invalid("command", "is missing"))?;
+    let meta = check_request_meta(meta)?;
+
+    let digest = &proposal.request_digest;
+    if digest.is_empty() || digest.len() > MAX_REQUEST_DIGEST_OCTETS {
+        return Err(RegistryError::invalid(
+            "request_digest",
+            format!(
+                "must be 1 to {MAX_REQUEST_DIGEST_OCTETS} octets, got {}",
+                digest.len()
+            ),
+        ));
+    }
+    Ok((kind, meta))
+}
+
+/// Checks a request's idempotency key: an actor and a client transaction id
+/// of the allowed shape. Apply checks it; the API layer checks it too, so a
+/// malformed key is refused before it costs a log entry.
+pub fn check_request_meta(
+    meta: Option<&v1::RequestMeta>,
+) -> Result<&v1::RequestMeta, RegistryError> {
     let meta = meta.ok_or_else(|| RegistryError::invalid("meta", "is missing"))?;
 
     let actor_chars = meta.actor.chars().count();
@@ -272,18 +293,7 @@ fn check_envelope<'p>(
             ),
         ));
     }
-
-    let digest = &proposal.request_digest;
-    if digest.is_empty() || digest.len() > MAX_REQUEST_DIGEST_OCTETS {
-        return Err(RegistryError::invalid(
-            "request_digest",
-            format!(
-                "must be 1 to {MAX_REQUEST_DIGEST_OCTETS} octets, got {}",
-                digest.len()
-            ),
-        ));
-    }
-    Ok((kind, meta))
+    Ok(meta)
 }
 
 /// The stored result of an earlier request with the same key and digest,

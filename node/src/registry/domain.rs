@@ -49,6 +49,10 @@ pub(crate) fn create<S: StateRead + ?Sized>(
             name: name.ascii().into(),
         });
     }
+    // The id is taken first; if a later check refuses the command, the
+    // rollback of its writes returns it (the scenario tests rely on that to
+    // show rejected commands leave no trace).
+    let roid = cx.next_roid(meta::ROID_DOMAIN, 'D')?;
     let years = tld::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
 
     let registrant = existing_registrant(&*cx, &req.registrant)?;
@@ -68,7 +72,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
 
     let record = DomainRecord {
         name: name.ascii().into(),
-        roid: cx.next_roid(meta::ROID_DOMAIN, 'D')?,
+        roid,
         statuses: BTreeSet::new(),
         registrant,
         contacts: contacts.into_iter().collect(),

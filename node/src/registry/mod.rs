@@ -59,7 +59,7 @@ mod tld;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply_proposal, registry_now_ms, ApplyContext};
+pub use apply::{apply_proposal, check_request_meta, registry_now_ms, request_meta, ApplyContext};
 pub use engine::{state_digest, Cf, MemState, StateRead, StorageFault, Txn, WriteSet};
 pub use error::{ObjectKind, RegistryError};
 pub use query::{

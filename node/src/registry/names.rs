@@ -99,7 +99,10 @@ impl NormalizedName {
 
 /// True when `label` (an A-label form label) is an IDN A-label.
 pub fn is_a_label(label: &str) -> bool {
-    label.len() >= 4 && label[..4].eq_ignore_ascii_case("xn--")
+    label
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"xn--"))
 }
 
 /// Validates `input` as a DNS name (domain or host) and returns its normal
@@ -240,7 +243,7 @@ fn check_ldh(label: &str) -> Result<(), String> {
     if label.starts_with('-') || label.ends_with('-') {
         return Err(format!("label {label:?} starts or ends with a hyphen"));
     }
-    if label.len() >= 4 && &label[2..4] == "--" && !is_a_label(label) {
+    if label.as_bytes().get(2..4) == Some(b"--") && !is_a_label(label) {
         return Err(format!(
             "label {label:?} has \"--\" in positions 3 and 4, which is reserved for xn-- A-labels"
         ));
@@ -396,6 +399,14 @@ mod tests {
     fn huge_input_is_refused_before_idna_processing() {
         let input = "é".repeat(10_000);
         assert_eq!(reason(&input), Reason::TooLong);
+    }
+
+    #[test]
+    fn a_label_detection_never_slices_inside_a_character() {
+        assert!(is_a_label("XN--caf-dma"));
+        assert!(!is_a_label("xn-"));
+        assert!(!is_a_label("xné-"));
+        assert!(!is_a_label("ééé"));
     }
 
     #[test]
