@@ -72,20 +72,26 @@ impl ClientError {
                 leader_addr: d.leader_addr,
                 outcome_unknown: d.reason == Reason::Unavailable as i32,
             },
-            // No detail: the status came from the transport, not from Kauri.
-            _ => ClientError {
-                reason: match status.code() {
-                    tonic::Code::InvalidArgument => Reason::InvalidField,
-                    _ => Reason::Unavailable,
-                },
-                code: status.code(),
-                message: format!("{addr}: {}", status.message()),
-                outcome_unknown: !matches!(
-                    status.code(),
-                    tonic::Code::InvalidArgument | tonic::Code::Unimplemented
-                ),
-                ..ClientError::config("")
-            },
+            // No detail: the status came from the transport or the gRPC
+            // layer (connection refused, message too large), not from Kauri.
+            _ => {
+                use tonic::Code::*;
+                let (reason, outcome_unknown) = match status.code() {
+                    Unavailable | DeadlineExceeded | Cancelled | Aborted | Unknown => {
+                        (Reason::Unavailable, true)
+                    }
+                    InvalidArgument => (Reason::InvalidField, false),
+                    ResourceExhausted | OutOfRange => (Reason::LimitExceeded, false),
+                    _ => (Reason::Internal, false),
+                };
+                ClientError {
+                    reason,
+                    code: status.code(),
+                    message: format!("{addr}: {}", status.message()),
+                    outcome_unknown,
+                    ..ClientError::config("")
+                }
+            }
         }
     }
 

@@ -338,3 +338,94 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
             });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
+    let cluster = TestCluster::start(NODE_BIN, 3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client();
+    registry_fixture(&client).await;
+    let before = client
+        .state_digest(&cluster.node(leader).addr)
+        .await
+        .expect("digest");
+
+    let reason = |r: Result<DomainResponse, kauri_client::ClientError>| {
+        r.expect_err("must be rejected").reason
+    };
+    // No idempotency key at all.
+    let mut no_meta = create_request("fine.test");
+    no_meta.meta = None;
+    assert_eq!(
+        reason(client.create_domain(no_meta).await),
+        Reason::InvalidField
+    );
+    // A request too large for one log entry, and one too large for the wire.
+    let mut big = create_request("fine.test");
+    big.auth_info = "x".repeat(300 * 1024);
+    assert_eq!(
+        reason(client.create_domain(big).await),
+        Reason::LimitExceeded
+    );
+    let mut huge = create_request("fine.test");
+    huge.auth_info = "x".repeat(2 * 1024 * 1024);
+    assert_eq!(
+        reason(client.create_domain(huge).await),
+        Reason::LimitExceeded
+    );
+    // Too many names in one check; an unknown consistency level.
+    let names = (0..101).map(|i| format!("n{i}.test")).collect();
+    let err = client
+        .check_domains(CheckRequest {
+            registrar: "reg1".into(),
+            names,
+            read: None,
+        })
+        .await
+        .expect_err("101 names");
+    assert_eq!(err.reason, Reason::LimitExceeded);
+    let bad_read = Some(ReadOptions {
+        consistency: 7,
+        ..Default::default()
+    });
+    let err = client
+        .info_domain(InfoRequest {
+            registrar: "reg1".into(),
+            name: "fine.test".into(),
+            read: bad_read,
+        })
+        .await
+        .expect_err("unknown consistency");
+    assert_eq!(
+        (err.reason, err.field.as_str()),
+        (Reason::InvalidField, "read.consistency")
+    );
+    // A bounded-stale read the node cannot satisfy says so.
+    let err = client
+        .info_domain_at(
+            &cluster.node(leader).addr,
+            InfoRequest {
+                registrar: "reg1".into(),
+                name: "fine.test".into(),
+                read: bounded_stale(u64::MAX, 0),
+            },
+        )
+        .await
+        .expect_err("index bound out of reach");
+    assert_eq!(
+        (err.reason, err.field.as_str()),
+        (Reason::StaleRead, "read.min_applied_index")
+    );
+
+    // Nothing above reached the state: only requests that made it into the
+    // log (and were rejected there) may have recorded their keys.
+    let after = client
+        .state_digest(&cluster.node(leader).addr)
+        .await
+        .expect("digest");
+    assert_eq!(
+        after.digest, before.digest,
+        "rejected requests must not change the registry"
+    );
+    assert_eq!(balance(&client).await, DEPOSIT);
+}
