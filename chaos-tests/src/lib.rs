@@ -184,6 +184,25 @@ impl TestCluster {
         .await
     }
 
+    /// Waits until node `id` has applied at least `index`; returns its status.
+    pub async fn wait_for_applied(&self, id: u64, index: u64, timeout: Duration) -> StatusResponse {
+        let client = self.client();
+        let addr = self.node(id).addr.clone();
+        wait_until(
+            timeout,
+            &format!("node {id} to apply index {index}"),
+            || {
+                let client = client.clone();
+                let addr = addr.clone();
+                async move {
+                    let s = client.cluster_status(&addr).await.ok()?;
+                    (s.applied_index >= index).then_some(s)
+                }
+            },
+        )
+        .await
+    }
+
     /// Status of node `id`.
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
         self.client().cluster_status(&self.node(id).addr).await.ok()

@@ -204,19 +204,9 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
         .applied_index;
     cluster.spawn(first_leader);
     let addr = cluster.node(first_leader).addr.clone();
-    wait_until(
-        Duration::from_secs(30),
-        "the restarted node to catch up",
-        || {
-            let client = client.clone();
-            let addr = addr.clone();
-            async move {
-                let s = client.cluster_status(&addr).await.ok()?;
-                (s.applied_index >= target_index).then_some(())
-            }
-        },
-    )
-    .await;
+    cluster
+        .wait_for_applied(first_leader, target_index, Duration::from_secs(30))
+        .await;
     for name in names
         .iter()
         .chain(std::iter::once(&"after-failover.test".to_string()))
@@ -302,19 +292,9 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
 
     cluster.spawn(lagging);
     let lag_addr = cluster.node(lagging).addr.clone();
-    let status = wait_until(
-        Duration::from_secs(60),
-        "the lagging node to install a snapshot",
-        || {
-            let client = client.clone();
-            let addr = lag_addr.clone();
-            async move {
-                let s = client.cluster_status(&addr).await.ok()?;
-                (s.applied_index >= target_index).then_some(s)
-            }
-        },
-    )
-    .await;
+    let status = cluster
+        .wait_for_applied(lagging, target_index, Duration::from_secs(60))
+        .await;
     assert!(
         status.snapshot_index > lagging_last,
         "caught up through a snapshot, not the log"

@@ -42,20 +42,35 @@ fn check_limit(names: &[String]) -> Result<(), Status> {
     Ok(())
 }
 
+/// A registry read over the node's applied state.
+type CheckFn =
+    fn(&crate::storage::Store, &[String]) -> Result<Vec<CheckResult>, reg::RegistryError>;
+
+impl RegistryService {
+    /// Serves an availability check of domains, contacts or hosts.
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+        check: CheckFn,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let req = request.into_inner();
+        check_limit(&req.names)?;
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let results = check(&self.node.store, &req.names)?;
+        Ok(Response::new(CheckResponse {
+            results,
+            read_info: Some(read_info),
+        }))
+    }
+}
+
 #[tonic::async_trait]
 impl Registry for RegistryService {
     async fn check_domains(
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let req = request.into_inner();
-        check_limit(&req.names)?;
-        let read_info = self.node.read_gate(req.read.as_ref()).await?;
-        let results = reg::check_domains(&self.node.store, &req.names)?;
-        Ok(Response::new(CheckResponse {
-            results,
-            read_info: Some(read_info),
-        }))
+        self.check(request, reg::check_domains).await
     }
 
     async fn create_domain(
@@ -128,14 +143,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let req = request.into_inner();
-        check_limit(&req.names)?;
-        let read_info = self.node.read_gate(req.read.as_ref()).await?;
-        let results = reg::check_contacts(&self.node.store, &req.names)?;
-        Ok(Response::new(CheckResponse {
-            results,
-            read_info: Some(read_info),
-        }))
+        self.check(request, reg::check_contacts).await
     }
 
     async fn create_contact(
@@ -196,14 +204,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let req = request.into_inner();
-        check_limit(&req.names)?;
-        let read_info = self.node.read_gate(req.read.as_ref()).await?;
-        let results = reg::check_hosts(&self.node.store, &req.names)?;
-        Ok(Response::new(CheckResponse {
-            results,
-            read_info: Some(read_info),
-        }))
+        self.check(request, reg::check_hosts).await
     }
 
     async fn create_host(
