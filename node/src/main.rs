@@ -40,6 +40,14 @@ struct Args {
     /// Minimum election timeout in milliseconds (the maximum is twice this).
     #[arg(long, default_value_t = 500)]
     election_timeout_ms: u64,
+    /// How often the leader proposes a clock tick, which advances registry
+    /// time and runs due lifecycle events, in milliseconds (0 disables).
+    #[arg(long, env = "KAURI_TICK_INTERVAL_MS", default_value_t = 1000)]
+    tick_interval_ms: u64,
+    /// Let tests move this node's proposer clock forward over the admin API.
+    /// Never in production.
+    #[arg(long)]
+    test_clock: bool,
 }
 
 #[tokio::main]
@@ -64,6 +72,8 @@ async fn main() -> anyhow::Result<()> {
         keep_logs: args.keep_logs,
         heartbeat_ms: args.heartbeat_ms,
         election_timeout_ms: args.election_timeout_ms,
+        tick_interval_ms: args.tick_interval_ms,
+        test_clock: args.test_clock,
     })
     .await
 }

@@ -50,6 +50,10 @@ pub struct NodeConfig {
     pub heartbeat_ms: u64,
     /// Lower bound of the randomised election timeout (upper is twice this).
     pub election_timeout_ms: u64,
+    /// How often the leader proposes a clock tick (0: never).
+    pub tick_interval_ms: u64,
+    /// Whether tests may move the proposer clock forward.
+    pub test_clock: bool,
 }
 
 /// Parses `ID=HOST:PORT,ID=HOST:PORT,...`.
@@ -135,7 +139,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         store: store.clone(),
         id: config.id,
         site: config.site.clone(),
+        clock: Arc::new(api::ProposerClock::new(config.test_clock)),
     };
+    if config.test_clock {
+        tracing::warn!(
+            "--test-clock: the proposer clock can be moved forward over the admin API (tests only)"
+        );
+    }
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("binding {}", config.grpc_addr))?;
@@ -164,10 +174,19 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let server = tokio::spawn(server);
 
     let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone()));
+    let ticker = (config.tick_interval_ms > 0).then(|| {
+        tokio::spawn(tick_loop(
+            node.clone(),
+            Duration::from_millis(config.tick_interval_ms),
+        ))
+    });
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     bootstrap.abort();
+    if let Some(t) = ticker {
+        t.abort();
+    }
     let _ = stop_tx.send(true);
     if let Err(e) = raft.shutdown().await {
         tracing::warn!("raft shutdown: {e}");
@@ -181,6 +200,26 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     store.db().flush_wal(true).context("flushing the WAL")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// While this node leads, proposes a tick every `interval`: registry time
+/// keeps moving (bounded-stale reads can tell how fresh a follower is) and
+/// time-driven lifecycle events run. Time itself comes from the proposal,
+/// never from apply.
+async fn tick_loop(node: Node, interval: Duration) {
+    let mut timer = tokio::time::interval(interval);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        timer.tick().await;
+        if node.raft.metrics().borrow().state != openraft::ServerState::Leader {
+            continue;
+        }
+        match node.propose_tick().await {
+            Ok(t) if t.events > 0 => tracing::debug!(events = t.events, "tick"),
+            Ok(_) => {}
+            Err(e) => tracing::debug!("tick not applied: {}", e.message()),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -408,4 +408,35 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
         "rejected requests must not change the registry"
     );
     assert_eq!(balance(&client).await, DEPOSIT);
+
+    // With no client writes at all, the leader's ticks keep registry time
+    // moving on every node, so followers can prove how fresh they are.
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    let idle_from = cluster.status(follower).await.expect("status");
+    let later = cluster
+        .wait_for_applied(
+            follower,
+            idle_from.applied_index + 2,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(
+        later.applied_time_ms > idle_from.applied_time_ms,
+        "ticks advance registry time"
+    );
+    client
+        .info_domain_at(
+            &cluster.node(follower).addr,
+            InfoRequest {
+                registrar: "reg1".into(),
+                name: "nothing.test".into(),
+                read: bounded_stale(0, 5_000),
+            },
+        )
+        .await
+        .expect_err("no such domain")
+        .reason
+        .eq(&Reason::ObjectNotFound)
+        .then_some(())
+        .expect("a fresh follower answers the read itself (not STALE_READ)");
 }

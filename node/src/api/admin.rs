@@ -146,4 +146,15 @@ impl Admin for AdminService {
         .map_err(|e| status::internal(e.to_string()))??;
         Ok(Response::new(VerifyRegistrarPasswordResponse { valid }))
     }
+
+    async fn advance_test_clock(
+        &self,
+        request: Request<AdvanceTestClockRequest>,
+    ) -> Result<Response<AdvanceTestClockResponse>, Status> {
+        let offset_ms = self.node.clock.advance(request.into_inner().advance_ms)?;
+        Ok(Response::new(AdvanceTestClockResponse {
+            offset_ms,
+            now_ms: self.node.clock.now_ms(),
+        }))
+    }
 }

@@ -32,6 +32,51 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// client is told the outcome is unknown (it retries with the same key).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The clock proposers stamp entries with: the wall clock, plus an offset
+/// that only a node started with `--test-clock` lets tests move forward.
+#[derive(Debug, Default)]
+pub struct ProposerClock {
+    test_clock: bool,
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ProposerClock {
+    /// A clock; `test_clock` allows [`ProposerClock::advance`].
+    pub fn new(test_clock: bool) -> Self {
+        ProposerClock {
+            test_clock,
+            offset_ms: Default::default(),
+        }
+    }
+
+    /// Milliseconds since the epoch, as proposals are stamped.
+    pub fn now_ms(&self) -> i64 {
+        wall_clock_ms() + self.offset_ms.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Moves the clock forward by `ms`; returns the new total offset.
+    pub fn advance(&self, ms: i64) -> Result<i64, Status> {
+        if !self.test_clock {
+            return Err(status::reject(
+                Reason::PolicyViolation,
+                "",
+                "the test clock is disabled on this node (start it with --test-clock)",
+            ));
+        }
+        if ms < 0 {
+            return Err(status::reject(
+                Reason::InvalidField,
+                "advance_ms",
+                format!("advance_ms must not be negative, got {ms}"),
+            ));
+        }
+        Ok(self
+            .offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed)
+            + ms)
+    }
+}
+
 /// What every handler needs: the Raft instance, the local store and who we are.
 #[derive(Clone)]
 pub struct Node {
@@ -43,6 +88,8 @@ pub struct Node {
     pub id: NodeId,
     /// This node's site label.
     pub site: String,
+    /// The clock proposals are stamped with.
+    pub clock: std::sync::Arc<ProposerClock>,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;
@@ -75,7 +122,7 @@ impl Node {
         // entry; apply checks it again (it must not trust the proposer).
         crate::registry::check_request_meta(crate::registry::request_meta(&kind))?;
         let proposal = v1::Proposal {
-            time_ms: wall_clock_ms(),
+            time_ms: self.clock.now_ms(),
             request_digest: request_digest(method, request),
             command: Some(v1::Command { kind: Some(kind) }),
         };
@@ -114,6 +161,43 @@ impl Node {
             Some(Outcome::Error(e)) => Err(status::command_error(e)),
             Some(outcome) => Ok(outcome),
             None => Err(status::internal("apply returned no outcome")),
+        }
+    }
+
+    /// Proposes a clock tick (leader only): advances registry time and runs
+    /// the lifecycle events due by then.
+    pub async fn propose_tick(&self) -> Result<v1::TickResult, Status> {
+        let proposal = v1::Proposal {
+            time_ms: self.clock.now_ms(),
+            request_digest: Vec::new(),
+            command: Some(v1::Command {
+                kind: Some(Kind::Tick(v1::TickCommand {})),
+            }),
+        };
+        let write = self.raft.client_write(LogPayload(proposal.encode_to_vec()));
+        let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Err(_) => {
+                return Err(status::reject(
+                    Reason::Unavailable,
+                    "",
+                    "tick not committed in time",
+                ))
+            }
+            Ok(Err(e)) => {
+                return Err(status::reject(
+                    Reason::Unavailable,
+                    "",
+                    format!("tick: {e}"),
+                ))
+            }
+            Ok(Ok(r)) => r,
+        };
+        match v1::CommandResult::decode(response.data.0.as_slice()).map(|r| r.outcome) {
+            Ok(Some(Outcome::Tick(t))) => Ok(t),
+            Ok(other) => Err(status::internal(format!(
+                "unexpected tick outcome {other:?}"
+            ))),
+            Err(e) => Err(status::internal(format!("undecodable tick result: {e}"))),
         }
     }
 
@@ -156,7 +240,11 @@ impl Node {
                     ),
                 ));
             }
-            let age = wall_clock_ms().saturating_sub(info.applied_time_ms).max(0) as u64;
+            let age = self
+                .clock
+                .now_ms()
+                .saturating_sub(info.applied_time_ms)
+                .max(0) as u64;
             if options.max_staleness_ms > 0 && age > options.max_staleness_ms {
                 return Err(status::reject(
                     Reason::StaleRead,

@@ -66,6 +66,9 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
     txn.commit_command();
 
     let kind = proposal.command.as_ref().and_then(|c| c.kind.as_ref());
+    if let Some(command::Kind::Tick(_)) = kind {
+        return tick(txn, now_ms);
+    }
     let given_meta = kind.and_then(request_meta);
     let tx = TxInfo {
         sv_trid: ctx.sv_trid(),
@@ -193,6 +196,10 @@ fn dispatch<S: StateRead + ?Sized>(
 ) -> Result<Outcome, RegistryError> {
     use command::Kind;
     match kind {
+        Kind::Tick(_) => Err(RegistryError::invalid(
+            "command",
+            "a tick is applied before dispatch",
+        )),
         // Staff commands: the actor is a staff member or tool, authenticated
         // by the API layer; this slice has no staff registry to check.
         Kind::CreateTld(req) => tld::create(cx, req),
@@ -231,7 +238,19 @@ pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
         Kind::CreateHost(r) => r.meta.as_ref(),
         Kind::UpdateHost(r) => r.meta.as_ref(),
         Kind::DeleteHost(r) => r.meta.as_ref(),
+        Kind::Tick(_) => None,
     }
+}
+
+/// A clock tick: registry time has already advanced; runs what is due.
+fn tick<S: StateRead + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    now_ms: i64,
+) -> Result<CommandResult, StorageFault> {
+    txn.commit_command();
+    Ok(CommandResult {
+        outcome: Some(Outcome::Tick(v1::TickResult { now_ms, events: 0 })),
+    })
 }
 
 /// Checks what every command needs before it can be remembered: a command,
@@ -305,14 +324,16 @@ fn replay(seen: &IdempotencyRecord) -> Result<CommandResult, StorageFault> {
             seen.actor, seen.cl_trid
         ))
     })?;
-    let tx = result.outcome.as_mut().map(|outcome| match outcome {
-        Outcome::Domain(r) => &mut r.tx,
-        Outcome::Contact(r) => &mut r.tx,
-        Outcome::Host(r) => &mut r.tx,
-        Outcome::Deleted(r) => &mut r.tx,
-        Outcome::Tld(r) => &mut r.tx,
-        Outcome::Registrar(r) => &mut r.tx,
-        Outcome::Error(r) => &mut r.tx,
+    let tx = result.outcome.as_mut().and_then(|outcome| match outcome {
+        Outcome::Domain(r) => Some(&mut r.tx),
+        Outcome::Contact(r) => Some(&mut r.tx),
+        Outcome::Host(r) => Some(&mut r.tx),
+        Outcome::Deleted(r) => Some(&mut r.tx),
+        Outcome::Tld(r) => Some(&mut r.tx),
+        Outcome::Registrar(r) => Some(&mut r.tx),
+        Outcome::Error(r) => Some(&mut r.tx),
+        // Ticks carry no idempotency key, so they are never stored.
+        Outcome::Tick(_) => None,
     });
     match tx {
         Some(Some(tx)) => tx.replayed = true,

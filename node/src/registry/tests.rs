@@ -144,6 +144,7 @@ fn meta_mut(kind: &mut Kind) -> &mut Option<RequestMeta> {
         Kind::CreateHost(r) => &mut r.meta,
         Kind::UpdateHost(r) => &mut r.meta,
         Kind::DeleteHost(r) => &mut r.meta,
+        Kind::Tick(_) => panic!("ticks carry no request meta"),
     }
 }
 
@@ -163,6 +164,7 @@ fn tx_of(result: &CommandResult) -> &v1::TxInfo {
         Outcome::Tld(r) => &r.tx,
         Outcome::Registrar(r) => &r.tx,
         Outcome::Error(r) => &r.tx,
+        Outcome::Tick(_) => panic!("ticks carry no tx info"),
     };
     tx.as_ref().expect("every outcome carries tx info")
 }
