@@ -358,4 +358,52 @@ impl KauriClient {
     leader_rpc!(
         /// Deletes a host.
         delete_host, RegistryClient, delete_host, DeleteRequest, DeleteResponse);
+    leader_rpc!(
+        /// Requests, approves, rejects or cancels a domain transfer.
+        transfer_domain, RegistryClient, transfer_domain, TransferDomainRequest, TransferResponse);
+    leader_rpc!(
+        /// The pending or most recent transfer of a domain.
+        query_transfer, RegistryClient, query_transfer, TransferQueryRequest, TransferResponse);
+    leader_rpc!(
+        /// Requests or reports an RGP restore of a domain in redemption.
+        restore_domain, RegistryClient, restore_domain, RestoreDomainRequest, DomainResponse);
+    leader_rpc!(
+        /// The oldest message in a registrar's poll queue and the count.
+        poll, RegistryClient, poll, PollRequest, PollResponse);
+    leader_rpc!(
+        /// Acknowledges a poll message.
+        ack_poll, RegistryClient, ack_poll, AckPollRequest, PollResponse);
+    leader_rpc!(
+        /// Sets a registrar's credit limit or low-balance threshold (staff).
+        update_registrar, AdminClient, update_registrar, UpdateRegistrarRequest, RegistrarResponse);
+    leader_rpc!(
+        /// Sets or clears server statuses of a domain (staff; registry lock).
+        set_server_status, AdminClient, set_server_status, SetServerStatusRequest, DomainResponse);
+    leader_rpc!(
+        /// Opens an AUP case on a domain (staff).
+        open_case, AdminClient, open_case, OpenCaseRequest, CaseResponse);
+    leader_rpc!(
+        /// Suspends, lifts, escalates, notes or closes an AUP case (staff).
+        update_case, AdminClient, update_case, UpdateCaseRequest, CaseResponse);
+    leader_rpc!(
+        /// Reads an AUP case.
+        info_case, AdminClient, info_case, InfoCaseRequest, CaseResponse);
+    leader_rpc!(
+        /// Audit records of an object or an actor, newest first (staff).
+        query_audit, AdminClient, query_audit, AuditQueryRequest, AuditQueryResponse);
+
+    /// Moves the proposer clock of the node at `addr` forward (nodes
+    /// started with `--test-clock` only). Call it on every node.
+    pub async fn advance_test_clock_at(
+        &self,
+        addr: &str,
+        advance_ms: i64,
+    ) -> Result<AdvanceTestClockResponse, ClientError> {
+        self.on_endpoint(addr, |c| async move {
+            AdminClient::new(c)
+                .advance_test_clock(AdvanceTestClockRequest { advance_ms })
+                .await
+        })
+        .await
+    }
 }

@@ -303,3 +303,213 @@ async fn the_cli_drives_a_registry_and_reports_errors_with_reasons() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Transfers, poll, AUP cases, registry lock, audit, delete into redemption
+/// and restore, through the real binary, with a test clock for the jump
+/// past the add grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
+    let cluster = TestCluster::start(node_bin(), 3, &["--test-clock"]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let cli = Cli {
+        endpoints: cluster.endpoints().join(","),
+    };
+
+    let tld = cli.json(&[
+        "tld",
+        "create",
+        "nz",
+        "--currency",
+        "NZD",
+        "--create-price",
+        "1000",
+        "--renew-price",
+        "800",
+        "--transfer-lock-seconds",
+        "0",
+        "--restore-price",
+        "500",
+    ]);
+    assert_eq!(tld["tld"]["lifecycle"]["transfer_lock_seconds"], 0);
+    assert_eq!(tld["tld"]["lifecycle"]["redemption_seconds"], 30 * 86_400);
+    for id in ["acme", "globex"] {
+        cli.ok(&[
+            "registrar",
+            "create",
+            id,
+            "--name",
+            id,
+            "--password",
+            "s3cret-pw",
+            "--currency",
+            "NZD",
+        ]);
+        cli.ok(&["registrar", "deposit", id, "100000"]);
+    }
+    cli.ok(&[
+        "-r",
+        "acme",
+        "contact",
+        "create",
+        "alice",
+        "--name",
+        "Alice Smith",
+        "--email",
+        "alice@example.nz",
+        "--city",
+        "Auckland",
+    ]);
+    cli.ok(&[
+        "-r",
+        "acme",
+        "domain",
+        "create",
+        "shop.nz",
+        "--registrant",
+        "alice",
+        "--auth-info",
+        "shop-secret-1",
+    ]);
+
+    // Transfer: wrong auth info, then a request the sponsor approves.
+    fn globex<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["-r", "globex"];
+        all.extend_from_slice(args);
+        all
+    }
+    fn acme<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["-r", "acme"];
+        all.extend_from_slice(args);
+        all
+    }
+    cli.fails(
+        &globex(&[
+            "domain",
+            "transfer",
+            "request",
+            "shop.nz",
+            "--auth-info",
+            "guess-123",
+        ]),
+        1,
+        "INVALID_AUTH_INFO",
+    );
+    let requested = cli.json(&globex(&[
+        "domain",
+        "transfer",
+        "request",
+        "shop.nz",
+        "--auth-info",
+        "shop-secret-1",
+    ]));
+    assert_eq!(requested["transfer"]["status_name"], "pending");
+    assert_eq!(requested["charged"]["minor_units"], 800);
+    let poll = cli.json(&acme(&["poll", "req"]));
+    assert_eq!(poll["count"], 1);
+    assert_eq!(poll["message"]["kind"], "transfer_requested");
+    cli.ok(&acme(&["domain", "transfer", "approve", "shop.nz"]));
+    let query = cli.json(&globex(&["domain", "transfer", "query", "shop.nz"]));
+    assert_eq!(query["transfer"]["status_name"], "clientApproved");
+    let poll = cli.json(&globex(&["poll", "req"]));
+    assert_eq!(poll["message"]["kind"], "transfer_approved");
+    let id = poll["message"]["id"]
+        .as_u64()
+        .expect("message id")
+        .to_string();
+    let acked = cli.json(&globex(&["poll", "ack", &id]));
+    assert_eq!(acked["count"], 0);
+    let info = cli.json(&globex(&["domain", "info", "shop.nz"]));
+    assert_eq!(info["domain"]["sponsor"], "globex");
+    assert_eq!(cli.balance("globex"), 100000 - 800);
+    assert!(cli
+        .ok(&["registrar", "ledger", "globex"])
+        .contains("transfer"));
+
+    // An AUP case suspends the domain; lifting it puts it back.
+    let case = cli.json(&["case", "open", "shop.nz", "--reason", "phishing"]);
+    let case_id = case["aup_case"]["id"]
+        .as_u64()
+        .expect("case id")
+        .to_string();
+    cli.ok(&["case", "suspend", &case_id]);
+    let info = cli.json(&globex(&["domain", "info", "shop.nz"]));
+    assert_eq!(info["domain"]["in_zone"], false);
+    let statuses = info["domain"]["statuses"].to_string();
+    assert!(statuses.contains("serverHold"), "{statuses}");
+    cli.fails(&["case", "close", &case_id], 1, "POLICY_VIOLATION");
+    cli.ok(&["case", "lift", &case_id]);
+    assert!(cli.ok(&["case", "close", &case_id]).contains("closed"));
+
+    // Registry lock: the sponsor cannot update until staff unlock.
+    cli.ok(&["domain", "lock", "shop.nz", "--reason", "registrant asked"]);
+    cli.fails(
+        &globex(&["domain", "update", "shop.nz", "--add-status", "clientHold"]),
+        1,
+        "STATUS_PROHIBITS",
+    );
+    cli.ok(&[
+        "domain",
+        "unlock",
+        "shop.nz",
+        "--reason",
+        "registrant asked",
+    ]);
+    cli.ok(&globex(&[
+        "domain",
+        "update",
+        "shop.nz",
+        "--add-status",
+        "clientHold",
+    ]));
+
+    // The audit trail, by object and by actor.
+    let audit = cli.ok(&["audit", "--object", "shop.nz"]);
+    for command in [
+        "CreateDomain",
+        "TransferDomain",
+        "UpdateCase",
+        "SetServerStatus",
+    ] {
+        assert!(audit.contains(command), "{command} missing from:\n{audit}");
+    }
+    let by_actor = cli.json(&["audit", "--actor", "globex", "--limit", "2"]);
+    assert_eq!(
+        by_actor["records"][0]["command"], "UpdateDomain",
+        "newest first"
+    );
+    assert!(!by_actor["next_page_token"]
+        .as_array()
+        .expect("token")
+        .is_empty());
+
+    // Six days on (past the add and transfer grace periods): a delete
+    // enters redemption, and a restore brings the domain back.
+    cli.ok(&["cluster", "advance-clock", &(6 * 86_400_000i64).to_string()]);
+    let deleted = cli.json(&globex(&["domain", "delete", "shop.nz"]));
+    assert_eq!(deleted["pending_delete"], true);
+    let info = cli.json(&globex(&["domain", "info", "shop.nz"]));
+    assert_eq!(info["domain"]["rgp_statuses"][0], "redemptionPeriod");
+    let restored = cli.json(&globex(&["domain", "restore", "shop.nz"]));
+    assert_eq!(restored["charged"]["minor_units"], 500 + 800);
+    cli.ok(&globex(&[
+        "domain",
+        "restore",
+        "shop.nz",
+        "--report",
+        "--pre-data",
+        "before",
+        "--post-data",
+        "after",
+        "--reason",
+        "deleted by mistake",
+        "--statement",
+        "true",
+        "--statement",
+        "not for gain",
+    ]));
+    let info = cli.json(&globex(&["domain", "info", "shop.nz"]));
+    assert!(info["domain"]["rgp_statuses"]
+        .as_array()
+        .expect("rgp statuses")
+        .is_empty());
+}

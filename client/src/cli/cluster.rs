@@ -12,10 +12,30 @@ pub enum ClusterCmd {
     /// Each endpoint's registry state digest at its applied index; replicas
     /// at the same index must print the same digest. Scans the whole state.
     Digest,
+    /// Move every endpoint's proposer clock forward (nodes started with
+    /// --test-clock only): registry time jumps, lifecycle events fall due.
+    AdvanceClock {
+        /// Milliseconds to add.
+        ms: i64,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
     match cmd {
+        ClusterCmd::AdvanceClock { ms } => {
+            let mut all = Vec::new();
+            for addr in ctx.client.endpoints() {
+                let r = ctx.client.advance_test_clock_at(&addr, ms).await?;
+                if ctx.args_output == Format::Human {
+                    println!("{addr}: offset {} ms, clock {}", r.offset_ms, r.now_ms);
+                }
+                all.push(r);
+            }
+            if ctx.args_output == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            }
+            Ok(())
+        }
         ClusterCmd::Digest => {
             let mut all = Vec::new();
             for addr in ctx.client.endpoints() {

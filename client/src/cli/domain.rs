@@ -1,4 +1,5 @@
-//! `kauri domain check|create|info|renew|update|delete`.
+//! `kauri domain check|create|info|renew|update|delete|transfer|restore`
+//! (registrar commands) and `kauri domain lock|unlock|server-status` (staff).
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -69,8 +70,156 @@ pub enum DomainCmd {
         #[arg(long, default_value = "")]
         auth_info: String,
     },
-    /// Delete a domain.
+    /// Delete a domain (inside the add grace period: purged and refunded;
+    /// otherwise it enters the redemption period).
     Delete { name: String },
+    /// Transfer a domain: request, approve, reject, cancel, query.
+    #[command(subcommand)]
+    Transfer(TransferCmd),
+    /// Restore a domain in redemption (RFC 3915): a request (charged the
+    /// restore fee plus a one-year renewal), then the report.
+    Restore {
+        name: String,
+        /// Send the restore report (after the request).
+        #[arg(long)]
+        report: bool,
+        /// Report: the registration data before the delete.
+        #[arg(long, default_value = "")]
+        pre_data: String,
+        /// Report: the registration data now.
+        #[arg(long, default_value = "")]
+        post_data: String,
+        /// Report: why the domain is restored.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Report: a statement (RFC 3915 asks for two); repeatable.
+        #[arg(long = "statement")]
+        statements: Vec<String>,
+    },
+    /// Registry lock (staff): serverUpdateProhibited,
+    /// serverDeleteProhibited and serverTransferProhibited.
+    Lock {
+        name: String,
+        /// Why (recorded in the audit trail and told to the sponsor).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a registry lock (staff).
+    Unlock {
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Set or clear server* statuses (staff).
+    ServerStatus {
+        name: String,
+        /// server* status to set; repeatable.
+        #[arg(long)]
+        add: Vec<String>,
+        /// server* status to clear; repeatable.
+        #[arg(long)]
+        remove: Vec<String>,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransferCmd {
+    /// Request the transfer to this registrar (charged one year).
+    Request {
+        name: String,
+        /// The domain's auth info, from the registrant.
+        #[arg(long)]
+        auth_info: String,
+        /// Years added on approval (0 or 1).
+        #[arg(long, default_value_t = 1)]
+        period: u32,
+    },
+    /// Approve a pending transfer (the sponsoring registrar).
+    Approve { name: String },
+    /// Reject a pending transfer (the sponsoring registrar).
+    Reject { name: String },
+    /// Cancel a transfer request (the requesting registrar).
+    Cancel { name: String },
+    /// Show the pending or most recent transfer.
+    Query {
+        name: String,
+        /// Auth info, unless you are a party to the transfer.
+        #[arg(long, default_value = "")]
+        auth_info: String,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+}
+
+const LOCK: [&str; 3] = [
+    "serverDeleteProhibited",
+    "serverTransferProhibited",
+    "serverUpdateProhibited",
+];
+
+async fn transfer(ctx: &Ctx, cmd: TransferCmd) -> Result<(), ClientError> {
+    let op = |name: String, op: TransferOp, auth_info: String, period_years: u32| {
+        Ok::<_, ClientError>(TransferDomainRequest {
+            meta: Some(ctx.registrar_meta()?),
+            name,
+            op: op as i32,
+            auth_info,
+            period_years,
+        })
+    };
+    let request = match cmd {
+        TransferCmd::Request {
+            name,
+            auth_info,
+            period,
+        } => op(name, TransferOp::Request, auth_info, period)?,
+        TransferCmd::Approve { name } => op(name, TransferOp::Approve, String::new(), 0)?,
+        TransferCmd::Reject { name } => op(name, TransferOp::Reject, String::new(), 0)?,
+        TransferCmd::Cancel { name } => op(name, TransferOp::Cancel, String::new(), 0)?,
+        TransferCmd::Query {
+            name,
+            auth_info,
+            read,
+        } => {
+            let r = ctx
+                .client
+                .query_transfer(TransferQueryRequest {
+                    registrar: ctx.registrar.clone(),
+                    name,
+                    auth_info,
+                    read: read.options(),
+                })
+                .await?;
+            ctx.print(&r);
+            return Ok(());
+        }
+    };
+    let r = ctx.client.transfer_domain(request).await?;
+    ctx.print(&r);
+    Ok(())
+}
+
+async fn server_status(
+    ctx: &Ctx,
+    name: String,
+    add: Vec<String>,
+    remove: Vec<String>,
+    reason: String,
+) -> Result<(), ClientError> {
+    let r = ctx
+        .client
+        .set_server_status(SetServerStatusRequest {
+            meta: Some(ctx.staff_meta()),
+            name,
+            add_statuses: add,
+            remove_statuses: remove,
+            reason,
+        })
+        .await?;
+    ctx.print(&r);
+    Ok(())
 }
 
 fn contacts(
@@ -192,6 +341,54 @@ pub async fn run(ctx: &Ctx, cmd: DomainCmd) -> Result<(), ClientError> {
                 .await?;
             ctx.print(&r);
         }
+        DomainCmd::Transfer(cmd) => transfer(ctx, cmd).await?,
+        DomainCmd::Restore {
+            name,
+            report,
+            pre_data,
+            post_data,
+            reason,
+            statements,
+        } => {
+            let (op, report) = if report {
+                (
+                    RestoreOp::Report,
+                    Some(RestoreReport {
+                        pre_data,
+                        post_data,
+                        restore_reason: reason,
+                        statements,
+                        ..Default::default()
+                    }),
+                )
+            } else {
+                (RestoreOp::Request, None)
+            };
+            let r = ctx
+                .client
+                .restore_domain(RestoreDomainRequest {
+                    meta: Some(ctx.registrar_meta()?),
+                    name,
+                    op: op as i32,
+                    report,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        DomainCmd::Lock { name, reason } => {
+            let add = LOCK.iter().map(|s| s.to_string()).collect();
+            server_status(ctx, name, add, Vec::new(), reason).await?;
+        }
+        DomainCmd::Unlock { name, reason } => {
+            let remove = LOCK.iter().map(|s| s.to_string()).collect();
+            server_status(ctx, name, Vec::new(), remove, reason).await?;
+        }
+        DomainCmd::ServerStatus {
+            name,
+            add,
+            remove,
+            reason,
+        } => server_status(ctx, name, add, remove, reason).await?,
     }
     Ok(())
 }

@@ -1,12 +1,15 @@
 //! The `kauri` command line: global flags, one module per command family,
 //! output rendering and exit codes.
 
+mod audit;
+mod case;
 mod cluster;
 mod contact;
 mod dev;
 mod domain;
 mod host;
 mod output;
+mod poll;
 mod registrar;
 mod tld;
 
@@ -101,9 +104,17 @@ pub enum Command {
     /// Hosts (RFC 5732).
     #[command(subcommand)]
     Host(host::HostCmd),
-    /// Domains (RFC 5731).
+    /// Domains (RFC 5731), transfers, restores, registry lock.
     #[command(subcommand)]
     Domain(domain::DomainCmd),
+    /// A registrar's poll queue (RFC 5730).
+    #[command(subcommand)]
+    Poll(poll::PollCmd),
+    /// AUP complaint cases and suspensions (staff).
+    #[command(subcommand)]
+    Case(case::CaseCmd),
+    /// The audit trail of an object or an actor (staff), newest first.
+    Audit(audit::AuditArgs),
     /// A local development cluster.
     #[command(subcommand)]
     Dev(dev::DevCmd),
@@ -132,6 +143,16 @@ impl Ctx {
     /// Request metadata for a staff command.
     pub fn staff_meta(&self) -> kauri_client::proto::RequestMeta {
         self.meta(&self.staff)
+    }
+
+    /// Request metadata for the second command of a two-step staff command:
+    /// a fresh client transaction id, or `--cl-trid` with "-2" appended.
+    pub fn fresh_staff_meta(&self) -> kauri_client::proto::RequestMeta {
+        let mut meta = kauri_client::meta(&self.staff);
+        if let Some(id) = &self.cl_trid {
+            meta.cl_trid = format!("{id}-2");
+        }
+        meta
     }
 
     fn meta(&self, actor: &str) -> kauri_client::proto::RequestMeta {
@@ -195,6 +216,9 @@ pub async fn run(args: Args) -> ExitCode {
         Command::Contact(c) => contact::run(&ctx, c).await,
         Command::Host(c) => host::run(&ctx, c).await,
         Command::Domain(c) => domain::run(&ctx, c).await,
+        Command::Poll(c) => poll::run(&ctx, c).await,
+        Command::Case(c) => case::run(&ctx, c).await,
+        Command::Audit(a) => audit::run(&ctx, a).await,
         Command::Dev(_) => unreachable!("handled above"),
     };
     match result {

@@ -121,6 +121,50 @@ impl Output for DomainResponse {
                 );
             }
             line(&mut out, "expires", time(d.expiry_ms));
+            line(&mut out, "in zone", if d.in_zone { "yes" } else { "no" });
+            if !d.rgp_statuses.is_empty() {
+                line(&mut out, "rgp status", list(&d.rgp_statuses));
+            }
+            for g in &d.grace_periods {
+                line(
+                    &mut out,
+                    &format!("grace ({})", g.kind),
+                    format!(
+                        "until {} (refundable {})",
+                        time(g.ends_ms),
+                        money(&g.refundable)
+                    ),
+                );
+            }
+            if d.deleted_ms != 0 {
+                line(&mut out, "deleted", time(d.deleted_ms));
+            }
+            if d.purge_ms != 0 {
+                line(&mut out, "purge", time(d.purge_ms));
+            }
+            for s in &d.suspensions {
+                line(
+                    &mut out,
+                    "suspended",
+                    format!(
+                        "case {} since {} by {}: {}",
+                        s.case_id,
+                        time(s.suspended_ms),
+                        s.suspended_by,
+                        s.reason
+                    ),
+                );
+            }
+            if d.transfer_lock_until_ms != 0 {
+                line(
+                    &mut out,
+                    "transfer lock",
+                    format!("until {}", time(d.transfer_lock_until_ms)),
+                );
+            }
+            if let Some(t) = &d.transfer {
+                line(&mut out, "transfer", transfer_summary(t));
+            }
             if !d.auth_info.is_empty() {
                 line(&mut out, "auth info", &d.auth_info);
             }
@@ -246,6 +290,91 @@ impl Output for TldResponse {
                     },
                 );
             }
+            if let Some(l) = &t.lifecycle {
+                let d = |s: Option<i64>| {
+                    let s = s.unwrap_or(0);
+                    if s % 86_400 == 0 {
+                        format!("{} d", s / 86_400)
+                    } else {
+                        format!("{s} s")
+                    }
+                };
+                line(
+                    &mut out,
+                    "grace periods",
+                    format!(
+                        "add {}, renew {}, auto-renew {}, transfer {}",
+                        d(l.add_grace_seconds),
+                        d(l.renew_grace_seconds),
+                        d(l.auto_renew_grace_seconds),
+                        d(l.transfer_grace_seconds)
+                    ),
+                );
+                line(
+                    &mut out,
+                    "transfers",
+                    format!(
+                        "auto-approve after {}, locked {} after create/transfer",
+                        d(l.transfer_auto_approve_seconds),
+                        d(l.transfer_lock_seconds)
+                    ),
+                );
+                line(
+                    &mut out,
+                    "deletion",
+                    format!(
+                        "redemption {}, pending delete {}, restore report {}",
+                        d(l.redemption_seconds),
+                        d(l.pending_delete_seconds),
+                        d(l.restore_report_seconds)
+                    ),
+                );
+                line(
+                    &mut out,
+                    "expiry horizon",
+                    format!("{} years", l.max_expiry_horizon_years.unwrap_or(0)),
+                );
+                let currency = t
+                    .policy
+                    .as_ref()
+                    .map(|p| p.currency.clone())
+                    .unwrap_or_default();
+                let price = |v: Option<i64>| match v {
+                    Some(v) => money(&Some(Money {
+                        minor_units: v,
+                        currency: currency.clone(),
+                    })),
+                    None => "renew price".into(),
+                };
+                line(
+                    &mut out,
+                    "other prices",
+                    format!(
+                        "auto-renew {}, transfer {}, restore fee {}",
+                        price(l.auto_renew_price_minor_units),
+                        price(l.transfer_price_minor_units),
+                        price(l.restore_price_minor_units)
+                    ),
+                );
+                for p in &l.premium_names {
+                    line(
+                        &mut out,
+                        "premium",
+                        format!(
+                            "{} create {} renew {}",
+                            p.label,
+                            price(Some(p.create_price_minor_units)),
+                            price(Some(p.renew_price_minor_units))
+                        ),
+                    );
+                }
+                if !l.reserved_names.is_empty() {
+                    line(&mut out, "reserved", list(&l.reserved_names));
+                }
+                if !l.blocked_names.is_empty() {
+                    line(&mut out, "blocked", list(&l.blocked_names));
+                }
+            }
             line(&mut out, "created", time(t.created_ms));
         }
         tx(&mut out, &self.tx);
@@ -272,13 +401,28 @@ impl Output for RegistrarResponse {
                     currency: currency.clone(),
                 }))
             };
+            line(&mut out, "credit limit", m(r.credit_limit_minor_units));
             line(&mut out, "deposits", m(r.total_deposits_minor_units));
             line(&mut out, "charges", m(r.total_charges_minor_units));
+            line(&mut out, "refunds", m(r.total_refunds_minor_units));
+            if r.low_balance_threshold_minor_units > 0 {
+                line(
+                    &mut out,
+                    "low balance at",
+                    m(r.low_balance_threshold_minor_units),
+                );
+            }
+            line(&mut out, "poll messages", r.poll_count);
             line(&mut out, "created", time(r.created_ms));
             for e in &r.ledger {
+                let linked = if e.linked_sv_trid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (refunds {})", e.linked_sv_trid)
+                };
                 let _ = writeln!(
                     out,
-                    "  #{:<5} {} {:<8} {:>12} balance {:>12} {} {}",
+                    "  #{:<5} {} {:<10} {:>12} balance {:>12} {} {}{linked}",
                     e.seq,
                     time(e.time_ms),
                     e.kind,
@@ -313,8 +457,161 @@ impl Output for CheckResponse {
 
 impl Output for DeleteResponse {
     fn human(&self) -> String {
-        let mut out = String::from("deleted\n");
+        let mut out = if self.pending_delete {
+            String::from("deleted: pendingDelete (redemption period; restorable)\n")
+        } else {
+            String::from("deleted\n")
+        };
+        if self.refunded.is_some() {
+            line(&mut out, "refunded", money(&self.refunded));
+        }
         tx(&mut out, &self.tx);
+        out
+    }
+}
+
+fn transfer_summary(t: &TransferData) -> String {
+    let mut s = format!(
+        "{} {} → {} requested {}",
+        t.status_name,
+        t.losing_registrar,
+        t.gaining_registrar,
+        time(t.requested_ms)
+    );
+    if t.acted_ms != 0 {
+        let _ = write!(s, ", acted {}", time(t.acted_ms));
+    } else {
+        let _ = write!(s, ", auto-approves {}", time(t.action_due_ms));
+    }
+    s
+}
+
+impl Output for TransferResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        if let Some(t) = &self.transfer {
+            line(&mut out, "domain", &t.name);
+            line(&mut out, "transfer", &t.status_name);
+            line(&mut out, "gaining (reID)", &t.gaining_registrar);
+            line(&mut out, "requested", time(t.requested_ms));
+            line(&mut out, "losing (acID)", &t.losing_registrar);
+            if t.acted_ms != 0 {
+                line(&mut out, "acted", time(t.acted_ms));
+            } else {
+                line(&mut out, "auto-approves", time(t.action_due_ms));
+            }
+            line(&mut out, "expires", time(t.expiry_ms));
+        }
+        if self.charged.is_some() {
+            line(&mut out, "charged", money(&self.charged));
+        }
+        if self.refunded.is_some() {
+            line(&mut out, "refunded", money(&self.refunded));
+        }
+        tx(&mut out, &self.tx);
+        read(&mut out, &self.read_info);
+        out
+    }
+}
+
+impl Output for PollResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        line(&mut out, "messages", self.count);
+        if let Some(m) = &self.message {
+            line(&mut out, "id", m.id);
+            line(&mut out, "time", time(m.time_ms));
+            line(&mut out, "kind", &m.kind);
+            line(&mut out, "object", &m.object);
+            line(&mut out, "message", &m.message);
+            if let Some(t) = &m.transfer {
+                line(&mut out, "transfer", transfer_summary(t));
+            }
+            line(&mut out, "caused by", &m.sv_trid);
+        }
+        tx(&mut out, &self.tx);
+        read(&mut out, &self.read_info);
+        out
+    }
+}
+
+impl Output for CaseResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = &self.aup_case {
+            line(&mut out, "case", c.id);
+            line(&mut out, "domain", &c.domain);
+            line(&mut out, "state", &c.state);
+            line(
+                &mut out,
+                "suspended",
+                if c.suspended { "yes" } else { "no" },
+            );
+            line(&mut out, "reason", &c.reason);
+            if !c.reference.is_empty() {
+                line(&mut out, "reference", &c.reference);
+            }
+            line(
+                &mut out,
+                "opened",
+                format!("{} by {}", time(c.opened_ms), c.opened_by),
+            );
+            for e in &c.history {
+                let _ = writeln!(
+                    out,
+                    "  {} {:<10} {:<12} {} {}",
+                    time(e.time_ms),
+                    e.actor,
+                    e.action,
+                    e.sv_trid,
+                    e.note
+                );
+            }
+        }
+        tx(&mut out, &self.tx);
+        read(&mut out, &self.read_info);
+        out
+    }
+}
+
+impl Output for AuditQueryResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        for r in &self.records {
+            let kind = match ActorKind::try_from(r.actor_kind) {
+                Ok(ActorKind::Registrar) => "registrar",
+                Ok(ActorKind::Staff) => "staff",
+                Ok(ActorKind::System) => "system",
+                _ => "?",
+            };
+            let _ = writeln!(
+                out,
+                "#{:<6} {} {kind}:{} {} {}:{} {} {}",
+                r.seq,
+                time(r.time_ms),
+                r.actor,
+                r.command,
+                r.object_kind,
+                r.object,
+                r.sv_trid,
+                r.cl_trid
+            );
+            for c in &r.changes {
+                let _ = writeln!(out, "        {c}");
+            }
+        }
+        if self.records.is_empty() {
+            out.push_str("no audit records\n");
+        }
+        if !self.next_page_token.is_empty() {
+            let hex: String = self
+                .next_page_token
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            line(&mut out, "next page", format!("--page-token {hex}"));
+        }
+        read(&mut out, &self.read_info);
         out
     }
 }

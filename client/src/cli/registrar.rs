@@ -1,4 +1,4 @@
-//! `kauri registrar create|deposit|info|verify-password`.
+//! `kauri registrar create|deposit|update|info|ledger|verify-password`.
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -37,6 +37,26 @@ pub enum RegistrarCmd {
         /// Most recent ledger entries to show.
         #[arg(long, default_value_t = 20)]
         ledger: u32,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+    /// Set a registrar's credit limit or low-balance threshold.
+    Update {
+        id: String,
+        /// The balance may go down to minus this (minor units).
+        #[arg(long)]
+        credit_limit: Option<i64>,
+        /// Queue a low_balance poll message below this balance (0: never).
+        #[arg(long)]
+        low_balance_threshold: Option<i64>,
+    },
+    /// Show a registrar's ledger: every charge, refund and deposit with the
+    /// transaction that caused it.
+    Ledger {
+        id: String,
+        /// Most recent entries to show (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
         #[command(flatten)]
         read: ReadFlags,
     },
@@ -80,6 +100,33 @@ pub async fn run(ctx: &Ctx, cmd: RegistrarCmd) -> Result<(), ClientError> {
                     registrar: id,
                     amount_minor_units: amount,
                     reference,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        RegistrarCmd::Update {
+            id,
+            credit_limit,
+            low_balance_threshold,
+        } => {
+            let r = ctx
+                .client
+                .update_registrar(UpdateRegistrarRequest {
+                    meta: Some(ctx.staff_meta()),
+                    id,
+                    credit_limit_minor_units: credit_limit,
+                    low_balance_threshold_minor_units: low_balance_threshold,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        RegistrarCmd::Ledger { id, limit, read } => {
+            let r = ctx
+                .client
+                .info_registrar(InfoRegistrarRequest {
+                    id,
+                    read: read.options(),
+                    ledger_limit: limit,
                 })
                 .await?;
             ctx.print(&r);

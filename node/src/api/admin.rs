@@ -1,5 +1,7 @@
 //! The staff-facing `kauri.v1.Admin` service: TLD policy and registrar
-//! accounts.
+//! accounts, server statuses (registry lock), AUP cases and the audit trail.
+//! The actor in `RequestMeta` is trusted as staff for now; roles from client
+//! certificates come with mTLS.
 
 use kauri_proto::v1::admin_server::Admin;
 use kauri_proto::v1::command::Kind;
@@ -145,6 +147,82 @@ impl Admin for AdminService {
         .await
         .map_err(|e| status::internal(e.to_string()))??;
         Ok(Response::new(VerifyRegistrarPasswordResponse { valid }))
+    }
+
+    async fn update_registrar(
+        &self,
+        request: Request<UpdateRegistrarRequest>,
+    ) -> Result<Response<RegistrarResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("UpdateRegistrar", &req, Kind::UpdateRegistrar(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Registrar)
+    }
+
+    async fn set_server_status(
+        &self,
+        request: Request<SetServerStatusRequest>,
+    ) -> Result<Response<DomainResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("SetServerStatus", &req, Kind::SetServerStatus(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Domain)
+    }
+
+    async fn open_case(
+        &self,
+        request: Request<OpenCaseRequest>,
+    ) -> Result<Response<CaseResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("OpenCase", &req, Kind::OpenCase(req.clone()))
+            .await?;
+        expect_outcome!(outcome, AupCase)
+    }
+
+    async fn update_case(
+        &self,
+        request: Request<UpdateCaseRequest>,
+    ) -> Result<Response<CaseResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("UpdateCase", &req, Kind::UpdateCase(req.clone()))
+            .await?;
+        expect_outcome!(outcome, AupCase)
+    }
+
+    async fn info_case(
+        &self,
+        request: Request<InfoCaseRequest>,
+    ) -> Result<Response<CaseResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let aup_case = reg::info_case(&self.node.store, req.case_id)?;
+        Ok(Response::new(CaseResponse {
+            aup_case: Some(aup_case),
+            read_info: Some(read_info),
+            tx: None,
+        }))
+    }
+
+    async fn query_audit(
+        &self,
+        request: Request<AuditQueryRequest>,
+    ) -> Result<Response<AuditQueryResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let (records, next_page_token) = reg::query_audit(&self.node.store, &req)?;
+        Ok(Response::new(AuditQueryResponse {
+            records,
+            next_page_token,
+            read_info: Some(read_info),
+        }))
     }
 
     async fn advance_test_clock(

@@ -1,5 +1,6 @@
 //! The registrar-facing `kauri.v1.Registry` service: domains, contacts and
-//! hosts (RFC 5731-5733 semantics).
+//! hosts (RFC 5731-5733 semantics), transfers, RGP restores (RFC 3915) and
+//! the poll queue (RFC 5730).
 
 use kauri_proto::v1::command::Kind;
 use kauri_proto::v1::registry_server::Registry;
@@ -243,6 +244,69 @@ impl Registry for RegistryService {
             .propose("UpdateHost", &req, Kind::UpdateHost(req.clone()))
             .await?;
         expect_outcome!(outcome, Host)
+    }
+
+    async fn transfer_domain(
+        &self,
+        request: Request<TransferDomainRequest>,
+    ) -> Result<Response<TransferResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("TransferDomain", &req, Kind::TransferDomain(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Transfer)
+    }
+
+    async fn query_transfer(
+        &self,
+        request: Request<TransferQueryRequest>,
+    ) -> Result<Response<TransferResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let transfer =
+            reg::query_transfer(&self.node.store, &req.registrar, &req.name, &req.auth_info)?;
+        Ok(Response::new(TransferResponse {
+            transfer: Some(transfer),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
+    async fn restore_domain(
+        &self,
+        request: Request<RestoreDomainRequest>,
+    ) -> Result<Response<DomainResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("RestoreDomain", &req, Kind::RestoreDomain(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Domain)
+    }
+
+    async fn poll(&self, request: Request<PollRequest>) -> Result<Response<PollResponse>, Status> {
+        let req = request.into_inner();
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let (message, count) = reg::poll_head(&self.node.store, &req.registrar)?;
+        Ok(Response::new(PollResponse {
+            message,
+            count,
+            read_info: Some(read_info),
+            tx: None,
+        }))
+    }
+
+    async fn ack_poll(
+        &self,
+        request: Request<AckPollRequest>,
+    ) -> Result<Response<PollResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose("AckPoll", &req, Kind::AckPoll(req.clone()))
+            .await?;
+        expect_outcome!(outcome, Poll)
     }
 
     async fn delete_host(

@@ -16,12 +16,20 @@ pub fn code_for(reason: Reason) -> Code {
         InvalidField | InvalidName | TooLong | LimitExceeded => Code::InvalidArgument,
         ObjectExists => Code::AlreadyExists,
         ObjectNotFound => Code::NotFound,
-        NotSponsor => Code::PermissionDenied,
+        NotSponsor | NotAuthorized | InvalidAuthInfo => Code::PermissionDenied,
         AuthenticationFailed => Code::Unauthenticated,
-        UnknownTld | InsufficientFunds | PeriodNotAllowed | ExpiryDateMismatch | ObjectInUse
-        | PolicyViolation | IdempotencyConflict | CurrencyMismatch | StatusProhibits => {
-            Code::FailedPrecondition
-        }
+        UnknownTld
+        | InsufficientFunds
+        | PeriodNotAllowed
+        | ExpiryDateMismatch
+        | ObjectInUse
+        | PolicyViolation
+        | IdempotencyConflict
+        | CurrencyMismatch
+        | StatusProhibits
+        | NotEligibleForTransfer
+        | PendingTransfer
+        | NotPendingTransfer => Code::FailedPrecondition,
         NotLeader | StaleRead | Unavailable => Code::Unavailable,
         Internal | Unspecified => Code::Internal,
     }

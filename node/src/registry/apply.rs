@@ -18,8 +18,10 @@ use prost::Message;
 
 use super::engine::{Cf, StateRead, StorageFault, Txn};
 use super::error::RegistryError;
-use super::model::{self, idempotency_key, meta, Get, IdempotencyRecord, ReadOnly, Record};
-use super::{contact, domain, host, registrar, tld};
+use super::model::{
+    self, idempotency_key, meta, ActorKind, EventRecord, Get, IdempotencyRecord, ReadOnly, Record,
+};
+use super::{audit, case, contact, domain, host, lifecycle, poll, registrar, tld, transfer};
 
 /// Shortest client transaction id.
 pub const MIN_CL_TRID_CHARS: usize = 3;
@@ -29,6 +31,11 @@ pub const MAX_CL_TRID_CHARS: usize = 64;
 pub const MAX_ACTOR_CHARS: usize = 64;
 /// Longest request digest the registry stores (SHA-256 is 32 octets).
 pub const MAX_REQUEST_DIGEST_OCTETS: usize = 64;
+/// Most lifecycle events one tick runs; the rest run on the next tick, so a
+/// tick's cost is bounded whatever is due.
+pub const MAX_EVENTS_PER_TICK: usize = 256;
+/// The actor lifecycle events are recorded under.
+pub const SYSTEM_ACTOR: &str = "registry";
 
 /// Where in the Raft log the applied entry sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +74,7 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
 
     let kind = proposal.command.as_ref().and_then(|c| c.kind.as_ref());
     if let Some(command::Kind::Tick(_)) = kind {
-        return tick(txn, now_ms);
+        return tick(txn, ctx, now_ms);
     }
     let given_meta = kind.and_then(request_meta);
     let tx = TxInfo {
@@ -99,9 +106,15 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
         txn: &mut *txn,
         now_ms,
         actor: meta.actor.clone(),
+        actor_kind: actor_kind(kind),
+        command: command_name(kind),
         tx: tx.clone(),
+        audits: Vec::new(),
     };
-    let outcome = match dispatch(&mut cx, kind) {
+    let outcome = match dispatch(&mut cx, kind).and_then(|o| {
+        cx.flush_audits()?;
+        Ok(o)
+    }) {
         Ok(outcome) => {
             txn.commit_command();
             outcome
@@ -145,10 +158,18 @@ pub(crate) struct Exec<'t, 'a, S: StateRead + ?Sized> {
     txn: &'t mut Txn<'a, S>,
     /// Registry time of this entry.
     pub now_ms: i64,
-    /// `meta.actor`: a registrar id for registrar commands.
+    /// `meta.actor`: a registrar id for registrar commands, a staff member
+    /// for staff commands, [`SYSTEM_ACTOR`] for lifecycle events.
     pub actor: String,
+    /// Who the actor is.
+    pub actor_kind: ActorKind,
+    /// The command (or lifecycle event) name audit records carry.
+    pub command: &'static str,
     /// What every response of this entry carries.
     pub tx: TxInfo,
+    /// Audit records of this command: (object kind, object, changes),
+    /// written when it succeeds.
+    audits: Vec<(&'static str, String, Vec<String>)>,
 }
 
 /// Reads see this entry's own writes.
@@ -169,6 +190,15 @@ impl<S: StateRead + ?Sized> Exec<'_, '_, S> {
         self.txn.delete(T::CF, key);
     }
 
+    /// The next value of the counter under `counter`, counting from 1.
+    pub fn next_seq(&mut self, counter: &[u8]) -> Result<u64, RegistryError> {
+        let n = model::read_counter(&*self.txn, counter)?
+            .checked_add(1)
+            .ok_or_else(|| StorageFault(format!("meta counter {counter:?} overflowed")))?;
+        self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
+        Ok(n)
+    }
+
     /// The next repository object id from the counter under `counter`:
     /// `{prefix}{n}-KAURI`, n counting from 1.
     pub fn next_roid(&mut self, counter: &[u8], prefix: char) -> Result<String, RegistryError> {
@@ -177,6 +207,36 @@ impl<S: StateRead + ?Sized> Exec<'_, '_, S> {
             .ok_or_else(|| StorageFault(format!("meta counter {counter:?} overflowed")))?;
         self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
         Ok(format!("{prefix}{n}-KAURI"))
+    }
+
+    /// Records a change of one object for the audit trail; written only if
+    /// the command succeeds.
+    pub fn audit(&mut self, object_kind: &'static str, object: &str, changes: Vec<String>) {
+        self.audits.push((object_kind, object.to_string(), changes));
+    }
+
+    /// Writes the audit records collected so far.
+    pub fn flush_audits(&mut self) -> Result<(), RegistryError> {
+        for (kind, object, changes) in std::mem::take(&mut self.audits) {
+            audit::write(self, kind, &object, changes)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` entries under `prefix` in `cf`, seeing this entry's
+    /// own writes.
+    pub fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<super::engine::KeyValue>, StorageFault> {
+        self.txn.scan_prefix(cf, prefix, None, limit)
+    }
+
+    /// Writes a raw value (index entries without a record type).
+    pub fn put_raw(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
+        self.txn.put(cf, key, value);
     }
 
     /// Adds `delta` to the counter under `counter`.
@@ -206,6 +266,10 @@ fn dispatch<S: StateRead + ?Sized>(
         Kind::UpdateTld(req) => tld::update(cx, req),
         Kind::CreateRegistrar(req) => registrar::create(cx, req),
         Kind::DepositFunds(req) => registrar::deposit(cx, req),
+        Kind::UpdateRegistrar(req) => registrar::update(cx, req),
+        Kind::SetServerStatus(req) => case::set_server_status(cx, req),
+        Kind::OpenCase(req) => case::open(cx, req),
+        Kind::UpdateCase(req) => case::update(cx, req),
         // Registrar commands: the actor must be a registrar.
         Kind::CreateDomain(req) => domain::create(cx, registrar::authenticate(cx)?, req),
         Kind::UpdateDomain(req) => domain::update(cx, registrar::authenticate(cx)?, req),
@@ -217,6 +281,56 @@ fn dispatch<S: StateRead + ?Sized>(
         Kind::CreateHost(req) => host::create(cx, registrar::authenticate(cx)?, req),
         Kind::UpdateHost(req) => host::update(cx, registrar::authenticate(cx)?, req),
         Kind::DeleteHost(req) => host::delete(cx, registrar::authenticate(cx)?, req),
+        Kind::TransferDomain(req) => transfer::transfer(cx, registrar::authenticate(cx)?, req),
+        Kind::RestoreDomain(req) => lifecycle::restore(cx, registrar::authenticate(cx)?, req),
+        Kind::AckPoll(req) => poll::ack(cx, registrar::authenticate(cx)?, req),
+    }
+}
+
+/// Who acts in a command: staff for administrative commands, otherwise
+/// the registrar.
+fn actor_kind(kind: &command::Kind) -> ActorKind {
+    use command::Kind;
+    match kind {
+        Kind::CreateTld(_)
+        | Kind::UpdateTld(_)
+        | Kind::CreateRegistrar(_)
+        | Kind::DepositFunds(_)
+        | Kind::UpdateRegistrar(_)
+        | Kind::SetServerStatus(_)
+        | Kind::OpenCase(_)
+        | Kind::UpdateCase(_) => ActorKind::Staff,
+        Kind::Tick(_) => ActorKind::System,
+        _ => ActorKind::Registrar,
+    }
+}
+
+/// The gRPC method name of a command, as audit records show it.
+pub fn command_name(kind: &command::Kind) -> &'static str {
+    use command::Kind;
+    match kind {
+        Kind::CreateTld(_) => "CreateTld",
+        Kind::UpdateTld(_) => "UpdateTld",
+        Kind::CreateRegistrar(_) => "CreateRegistrar",
+        Kind::DepositFunds(_) => "DepositFunds",
+        Kind::CreateDomain(_) => "CreateDomain",
+        Kind::UpdateDomain(_) => "UpdateDomain",
+        Kind::RenewDomain(_) => "RenewDomain",
+        Kind::DeleteDomain(_) => "DeleteDomain",
+        Kind::CreateContact(_) => "CreateContact",
+        Kind::UpdateContact(_) => "UpdateContact",
+        Kind::DeleteContact(_) => "DeleteContact",
+        Kind::CreateHost(_) => "CreateHost",
+        Kind::UpdateHost(_) => "UpdateHost",
+        Kind::DeleteHost(_) => "DeleteHost",
+        Kind::Tick(_) => "Tick",
+        Kind::TransferDomain(_) => "TransferDomain",
+        Kind::RestoreDomain(_) => "RestoreDomain",
+        Kind::AckPoll(_) => "AckPoll",
+        Kind::UpdateRegistrar(_) => "UpdateRegistrar",
+        Kind::SetServerStatus(_) => "SetServerStatus",
+        Kind::OpenCase(_) => "OpenCase",
+        Kind::UpdateCase(_) => "UpdateCase",
     }
 }
 
@@ -238,18 +352,101 @@ pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
         Kind::CreateHost(r) => r.meta.as_ref(),
         Kind::UpdateHost(r) => r.meta.as_ref(),
         Kind::DeleteHost(r) => r.meta.as_ref(),
+        Kind::TransferDomain(r) => r.meta.as_ref(),
+        Kind::RestoreDomain(r) => r.meta.as_ref(),
+        Kind::AckPoll(r) => r.meta.as_ref(),
+        Kind::UpdateRegistrar(r) => r.meta.as_ref(),
+        Kind::SetServerStatus(r) => r.meta.as_ref(),
+        Kind::OpenCase(r) => r.meta.as_ref(),
+        Kind::UpdateCase(r) => r.meta.as_ref(),
         Kind::Tick(_) => None,
     }
 }
 
-/// A clock tick: registry time has already advanced; runs what is due.
+/// A clock tick: registry time has already advanced; runs the lifecycle
+/// events due by `now_ms`, oldest first (by due time, then event id), at
+/// most [`MAX_EVENTS_PER_TICK`] of them. Each event runs as its own command:
+/// one the registry refuses (e.g. a state it no longer applies to) is
+/// dropped and recorded in the audit trail, and changes nothing else.
 fn tick<S: StateRead + ?Sized>(
     txn: &mut Txn<'_, S>,
+    ctx: &ApplyContext,
     now_ms: i64,
 ) -> Result<CommandResult, StorageFault> {
     txn.commit_command();
+    let due = txn.scan_prefix(Cf::DueEvents, &[], None, MAX_EVENTS_PER_TICK + 1)?;
+    let mut events = 0u64;
+    let mut more_due = false;
+    for (i, (key, value)) in due.iter().enumerate() {
+        let event: EventRecord = model::decode(Cf::DueEvents, key, value)?;
+        if event.due_ms > now_ms {
+            break;
+        }
+        if i == MAX_EVENTS_PER_TICK {
+            more_due = true;
+            break;
+        }
+        let mut cx = Exec {
+            txn: &mut *txn,
+            now_ms,
+            actor: SYSTEM_ACTOR.into(),
+            actor_kind: ActorKind::System,
+            command: event.kind.as_str(),
+            tx: TxInfo {
+                sv_trid: ctx.sv_trid(),
+                cl_trid: String::new(),
+                log_index: ctx.log_index,
+                replayed: false,
+            },
+            audits: Vec::new(),
+        };
+        cx.delete::<EventRecord>(key);
+        let ran = lifecycle::run_event(&mut cx, &event).and_then(|()| cx.flush_audits());
+        match ran {
+            Ok(()) => {}
+            Err(RegistryError::Storage(fault)) => {
+                txn.rollback_command();
+                return Err(fault);
+            }
+            Err(refused) => {
+                txn.rollback_command();
+                let mut cx = Exec {
+                    txn: &mut *txn,
+                    now_ms,
+                    actor: SYSTEM_ACTOR.into(),
+                    actor_kind: ActorKind::System,
+                    command: event.kind.as_str(),
+                    tx: TxInfo {
+                        sv_trid: ctx.sv_trid(),
+                        cl_trid: String::new(),
+                        log_index: ctx.log_index,
+                        replayed: false,
+                    },
+                    audits: Vec::new(),
+                };
+                cx.delete::<EventRecord>(key);
+                let forgot = lifecycle::forget_event(&mut cx, &event);
+                cx.audit(
+                    "domain",
+                    &event.domain,
+                    vec![format!("event {} not run: {refused}", event.kind.as_str())],
+                );
+                match forgot.and_then(|()| cx.flush_audits()) {
+                    Ok(()) => {}
+                    Err(RegistryError::Storage(fault)) => return Err(fault),
+                    Err(e) => return Err(StorageFault(format!("audit write refused: {e}"))),
+                }
+            }
+        }
+        txn.commit_command();
+        events += 1;
+    }
     Ok(CommandResult {
-        outcome: Some(Outcome::Tick(v1::TickResult { now_ms, events: 0 })),
+        outcome: Some(Outcome::Tick(v1::TickResult {
+            now_ms,
+            events,
+            more_due,
+        })),
     })
 }
 
@@ -332,6 +529,9 @@ fn replay(seen: &IdempotencyRecord) -> Result<CommandResult, StorageFault> {
         Outcome::Tld(r) => Some(&mut r.tx),
         Outcome::Registrar(r) => Some(&mut r.tx),
         Outcome::Error(r) => Some(&mut r.tx),
+        Outcome::Transfer(r) => Some(&mut r.tx),
+        Outcome::Poll(r) => Some(&mut r.tx),
+        Outcome::AupCase(r) => Some(&mut r.tx),
         // Ticks carry no idempotency key, so they are never stored.
         Outcome::Tick(_) => None,
     });

@@ -50,6 +50,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         auth_info: req.auth_info.clone(),
         domain_refs: 0,
     };
+    cx.audit("contact", &record.id, vec!["created".into()]);
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -82,6 +83,20 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     }
     record.updated_by = caller.id.clone();
     record.updated_ms = cx.now_ms;
+    let mut changes = Vec::new();
+    if !req.add_statuses.is_empty() || !req.remove_statuses.is_empty() {
+        changes.push(format!(
+            "statuses +{:?} -{:?}",
+            req.add_statuses, req.remove_statuses
+        ));
+    }
+    if req.fields.is_some() {
+        changes.push("fields replaced".into());
+    }
+    if !req.auth_info.is_empty() {
+        changes.push("auth info changed".into());
+    }
+    cx.audit("contact", &record.id, changes);
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -107,9 +122,11 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
             message: format!("{} domain(s) refer to it", record.domain_refs),
         });
     }
+    cx.audit("contact", &record.id, vec!["deleted".into()]);
     cx.delete::<ContactRecord>(record.id.as_bytes());
     Ok(Outcome::Deleted(v1::DeleteResponse {
         tx: Some(cx.tx.clone()),
+        ..Default::default()
     }))
 }
 

@@ -1,16 +1,21 @@
 //! Domains (RFC 5731): create, update, renew and delete.
 //!
 //! Registrations are second-level: exactly one label under a TLD the
-//! registry serves, checked against that TLD's label rules. Creating and
-//! renewing charge the sponsor `price × years` in the TLD's currency.
+//! registry serves, checked against that TLD's label rules and its reserved
+//! and blocked lists. Creating and renewing charge the sponsor
+//! `price × years` in the TLD's currency (premium prices for listed names)
+//! and open an add or renew grace period.
 //! Expiry dates move by calendar years (29 February plus one year is
 //! 28 February), computed from the entry's registry time, so every replica
 //! gets the same dates.
 //!
 //! A domain keeps its contacts' and hosts' reference counts up to date on
-//! every change, so contacts and hosts in use cannot be deleted. Deletion is
-//! immediate in this slice (grace periods and redemption come later) and is
-//! refused while hosts exist under the domain.
+//! every change, so contacts and hosts in use cannot be deleted. A delete is
+//! refused while hosts exist under the domain; inside the add grace period
+//! it purges the domain at once, otherwise the domain enters the redemption
+//! period (see `lifecycle`). Either way the grace periods in effect are
+//! refunded. A domain pending deletion or transfer refuses every other
+//! change, and serverUpdateProhibited refuses every update by the sponsor.
 
 use std::collections::BTreeSet;
 
@@ -22,14 +27,15 @@ use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::fields;
 use super::host::host_name;
+use super::lifecycle::{self, schedule};
 use super::model::{
-    meta, ContactRecord, ContactRole, DomainRecord, Get, HostRecord, LedgerKind, RegistrarRecord,
-    TldRecord,
+    meta, ContactRecord, ContactRole, DomainRecord, DomainState, EventKind, Get, Grace, GraceKind,
+    HostRecord, LedgerKind, RegistrarRecord, TldRecord,
 };
 use super::names::{self, NormalizedName};
 use super::registrar::{self, check_sponsor};
-use super::status::{self, ClientStatus};
-use super::tld::{self, MAX_PERIOD_YEARS};
+use super::status::{self, ClientStatus, ServerStatus};
+use super::{audit, tld};
 
 /// Most name servers a domain may have.
 pub const MAX_NAMESERVERS: usize = 13;
@@ -38,7 +44,7 @@ pub const MAX_DOMAIN_CONTACTS: usize = 16;
 
 pub(crate) fn create<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
-    mut caller: RegistrarRecord,
+    caller: RegistrarRecord,
     req: &v1::CreateDomainRequest,
 ) -> Result<Outcome, RegistryError> {
     let (name, tld) = registrable_name(&*cx, "name", &req.name)?;
@@ -62,18 +68,23 @@ pub(crate) fn create<S: StateRead + ?Sized>(
 
     let expiry_ms = add_years(cx.now_ms, years)
         .ok_or_else(|| RegistryError::policy("period_years", "the expiry date is out of range"))?;
+    let label = name.labels().next().unwrap_or_default().to_string();
+    let prices = tld::prices(&tld, &label);
     let price = registrar::quote(
         &caller,
         name.ascii(),
-        tld.policy.create_price_minor_units,
+        prices.create,
         years,
         &tld.policy.currency,
+        "period_years",
     )?;
 
-    let record = DomainRecord {
+    let mut record = DomainRecord {
         name: name.ascii().into(),
         roid,
         statuses: BTreeSet::new(),
+        server_statuses: BTreeSet::new(),
+        suspensions: Default::default(),
         registrant,
         contacts: contacts.into_iter().collect(),
         nameservers: nameservers.into_iter().collect(),
@@ -85,13 +96,67 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         updated_ms: 0,
         expiry_ms,
         auth_info: req.auth_info.clone(),
+        state: DomainState::Active,
+        graces: Vec::new(),
+        transfer: None,
+        transfer_lock_until_ms: cx.now_ms + tld.lifecycle.transfer_lock_ms,
+        events: Vec::new(),
     };
-    registrar::charge(cx, &mut caller, LedgerKind::Create, &price, &record.name)?;
+    let entry = registrar::charge(cx, &caller.id, LedgerKind::Create, &price, &record.name)?;
+    record.graces.push(Grace {
+        kind: GraceKind::Add,
+        ends_ms: cx.now_ms + tld.lifecycle.add_grace_ms,
+        registrar: caller.id.clone(),
+        amount_minor_units: price.minor_units,
+        currency: price.currency.clone(),
+        sv_trid: entry.sv_trid,
+    });
+    schedule(cx, &mut record, EventKind::AutoRenew, expiry_ms)?;
     adjust_contact_refs(cx, &record.referenced_contacts(), 1)?;
     adjust_host_refs(cx, &record.nameservers, 1)?;
     cx.adjust_counter(meta::DOMAIN_COUNT, 1)?;
+    cx.audit(
+        "domain",
+        &record.name,
+        vec![
+            format!("created for {years} y, expiry {}", date(expiry_ms)),
+            format!("charged {} {}", price.minor_units, price.currency),
+        ],
+    );
     cx.save(&record);
     Ok(response(cx, &record, Some(price)))
+}
+
+/// Refuses any change by the sponsor to a domain pending deletion or
+/// transfer, or one carrying `server` (or, unless `None`, `client`).
+fn check_transformable(
+    d: &DomainRecord,
+    client: Option<ClientStatus>,
+    server: ServerStatus,
+) -> Result<(), RegistryError> {
+    let prohibits = |status: &str| RegistryError::StatusProhibits {
+        field: "name".into(),
+        kind: ObjectKind::Domain,
+        name: d.name.clone(),
+        status: status.into(),
+    };
+    if d.state.is_deleted() {
+        return Err(prohibits("pendingDelete"));
+    }
+    if d.transfer_pending() {
+        return Err(prohibits("pendingTransfer"));
+    }
+    if d.server_statuses_in_effect().contains(&server) {
+        return Err(prohibits(server.as_str()));
+    }
+    if let Some(client) = client {
+        status::check_not_prohibited(&d.statuses, client, "name", ObjectKind::Domain, &d.name)?;
+    }
+    Ok(())
+}
+
+fn date(ms: i64) -> String {
+    utc_date(ms).map_or_else(|| ms.to_string(), |d| d.to_string())
 }
 
 pub(crate) fn update<S: StateRead + ?Sized>(
@@ -100,6 +165,7 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     req: &v1::UpdateDomainRequest,
 ) -> Result<Outcome, RegistryError> {
     let before = load_sponsored(&*cx, &caller, &req.name)?;
+    check_transformable(&before, None, ServerStatus::UpdateProhibited)?;
     status::check_update_allowed(
         &before.statuses,
         "name",
@@ -194,23 +260,24 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     adjust_contact_refs(cx, &(&contacts_after - &contacts_before), 1)?;
     adjust_host_refs(cx, &(&before.nameservers - &after.nameservers), -1)?;
     adjust_host_refs(cx, &(&after.nameservers - &before.nameservers), 1)?;
+    let changes = audit::domain_changes(&before, &after);
+    cx.audit("domain", &after.name, changes);
     cx.save(&after);
     Ok(response(cx, &after, None))
 }
 
 pub(crate) fn renew<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
-    mut caller: RegistrarRecord,
+    caller: RegistrarRecord,
     req: &v1::RenewDomainRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut record = load_sponsored(&*cx, &caller, &req.name)?;
-    status::check_not_prohibited(
-        &record.statuses,
-        ClientStatus::RenewProhibited,
-        "name",
-        ObjectKind::Domain,
-        &record.name,
+    check_transformable(
+        &record,
+        Some(ClientStatus::RenewProhibited),
+        ServerStatus::RenewProhibited,
     )?;
+    let before = record.clone();
     let tld = tld_of(&*cx, &record)?;
 
     let given = parse_date(&req.current_expiry_date).ok_or_else(|| {
@@ -235,27 +302,50 @@ pub(crate) fn renew<S: StateRead + ?Sized>(
     let years = tld::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
     let out_of_range = || RegistryError::policy("period_years", "the expiry date is out of range");
     let new_expiry_ms = add_years(record.expiry_ms, years).ok_or_else(out_of_range)?;
-    let limit_ms = add_years(cx.now_ms, MAX_PERIOD_YEARS).ok_or_else(out_of_range)?;
+    let horizon = tld.lifecycle.max_expiry_horizon_years;
+    let limit_ms = add_years(cx.now_ms, horizon).ok_or_else(out_of_range)?;
     if new_expiry_ms > limit_ms {
         return Err(RegistryError::PeriodNotAllowed {
             field: "period_years".into(),
             message: format!(
-                "renewing by {years} years would expire on {}, more than {MAX_PERIOD_YEARS} \
+                "renewing by {years} years would expire on {}, more than {horizon} \
                  years from now",
                 utc_date(new_expiry_ms).map_or_else(String::new, |d| d.to_string())
             ),
         });
     }
+    let label = record
+        .name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     let price = registrar::quote(
         &caller,
         &record.name,
-        tld.policy.renew_price_minor_units,
+        tld::prices(&tld, &label).renew,
         years,
         &tld.policy.currency,
+        "period_years",
     )?;
 
-    registrar::charge(cx, &mut caller, LedgerKind::Renew, &price, &record.name)?;
+    let entry = registrar::charge(cx, &caller.id, LedgerKind::Renew, &price, &record.name)?;
     record.expiry_ms = new_expiry_ms;
+    record.graces.retain(|g| g.ends_ms > cx.now_ms);
+    record.graces.push(Grace {
+        kind: GraceKind::Renew,
+        ends_ms: cx.now_ms + tld.lifecycle.renew_grace_ms,
+        registrar: caller.id.clone(),
+        amount_minor_units: price.minor_units,
+        currency: price.currency.clone(),
+        sv_trid: entry.sv_trid,
+    });
+    schedule(cx, &mut record, EventKind::AutoRenew, new_expiry_ms)?;
+    record.updated_by = caller.id.clone();
+    record.updated_ms = cx.now_ms;
+    let mut changes = audit::domain_changes(&before, &record);
+    changes.push(format!("charged {} {}", price.minor_units, price.currency));
+    cx.audit("domain", &record.name, changes);
     cx.save(&record);
     Ok(response(cx, &record, Some(price)))
 }
@@ -265,13 +355,11 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     caller: RegistrarRecord,
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
-    let record = load_sponsored(&*cx, &caller, &req.name)?;
-    status::check_not_prohibited(
-        &record.statuses,
-        ClientStatus::DeleteProhibited,
-        "name",
-        ObjectKind::Domain,
-        &record.name,
+    let mut record = load_sponsored(&*cx, &caller, &req.name)?;
+    check_transformable(
+        &record,
+        Some(ClientStatus::DeleteProhibited),
+        ServerStatus::DeleteProhibited,
     )?;
     if !record.subordinate_hosts.is_empty() {
         let hosts: Vec<&str> = record
@@ -286,12 +374,48 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
             message: format!("delete its subordinate hosts first: {}", hosts.join(", ")),
         });
     }
-    adjust_contact_refs(cx, &record.referenced_contacts(), -1)?;
-    adjust_host_refs(cx, &record.nameservers, -1)?;
-    cx.adjust_counter(meta::DOMAIN_COUNT, -1)?;
-    cx.delete::<DomainRecord>(record.name.as_bytes());
+    // Every grace period in effect refunds its charge to the sponsor.
+    let now = cx.now_ms;
+    let mut refunded = 0i64;
+    let mut currency = String::new();
+    let mut in_add_grace = false;
+    for g in record.graces.clone() {
+        if g.ends_ms <= now || g.registrar != caller.id {
+            continue;
+        }
+        in_add_grace |= g.kind == GraceKind::Add;
+        registrar::refund(
+            cx,
+            &caller.id,
+            g.amount_minor_units,
+            &record.name,
+            &g.sv_trid,
+        )?;
+        refunded += g.amount_minor_units;
+        currency = g.currency.clone();
+    }
+    let refunded = (refunded > 0).then_some(v1::Money {
+        minor_units: refunded,
+        currency,
+    });
+    if in_add_grace {
+        lifecycle::purge(cx, record)?;
+    } else {
+        let before = record.clone();
+        lifecycle::enter_redemption(cx, &mut record)?;
+        record.updated_by = caller.id.clone();
+        record.updated_ms = now;
+        let mut changes = audit::domain_changes(&before, &record);
+        if let Some(m) = &refunded {
+            changes.push(format!("refunded {} {}", m.minor_units, m.currency));
+        }
+        cx.audit("domain", &record.name, changes);
+        cx.save(&record);
+    }
     Ok(Outcome::Deleted(v1::DeleteResponse {
         tx: Some(cx.tx.clone()),
+        pending_delete: !in_add_grace,
+        refunded,
     }))
 }
 
@@ -326,11 +450,12 @@ pub(crate) fn registrable_name(
         .next()
         .expect("a name with a parent has a first label");
     tld::check_label(&tld.policy, field, label, &tld.name)?;
+    tld::check_available_label(&tld, field, label)?;
     Ok((name, tld))
 }
 
 /// The domain `input` (request field `name`), which `caller` must sponsor.
-fn load_sponsored(
+pub(crate) fn load_sponsored(
     r: &(impl Get + ?Sized),
     caller: &RegistrarRecord,
     input: &str,
@@ -354,7 +479,10 @@ fn load_sponsored(
 }
 
 /// The TLD of an existing domain (TLDs are never deleted).
-fn tld_of(r: &(impl Get + ?Sized), record: &DomainRecord) -> Result<TldRecord, RegistryError> {
+pub(crate) fn tld_of(
+    r: &(impl Get + ?Sized),
+    record: &DomainRecord,
+) -> Result<TldRecord, RegistryError> {
     let parent = record.name.split_once('.').map_or("", |(_, p)| p);
     Ok(r.load::<TldRecord>(parent.as_bytes())?
         .ok_or_else(|| StorageFault(format!("domain {:?} has no TLD {parent:?}", record.name)))?)
@@ -478,7 +606,7 @@ fn nameserver_list(
 }
 
 /// Adds `delta` (±1) to the domain reference count of each contact.
-fn adjust_contact_refs<S: StateRead + ?Sized>(
+pub(crate) fn adjust_contact_refs<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
     ids: &BTreeSet<&str>,
     delta: i64,
@@ -499,7 +627,7 @@ fn adjust_contact_refs<S: StateRead + ?Sized>(
 }
 
 /// Adds `delta` (±1) to the domain reference count of each host.
-fn adjust_host_refs<S: StateRead + ?Sized>(
+pub(crate) fn adjust_host_refs<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
     names: &BTreeSet<String>,
     delta: i64,
@@ -525,7 +653,7 @@ fn response<S: StateRead + ?Sized>(
     charged: Option<v1::Money>,
 ) -> Outcome {
     Outcome::Domain(v1::DomainResponse {
-        domain: Some(record.to_proto(&record.sponsor)),
+        domain: Some(record.to_proto(&record.sponsor, cx.now_ms)),
         tx: Some(cx.tx.clone()),
         read_info: None,
         charged,
@@ -537,6 +665,13 @@ pub(crate) fn add_years(ms: i64, years: u32) -> Option<i64> {
     let at = DateTime::<Utc>::from_timestamp_millis(ms)?;
     let later = at.checked_add_months(Months::new(years.checked_mul(12)?))?;
     Some(later.timestamp_millis())
+}
+
+/// `ms` minus `years` calendar years, in ms; `None` out of chrono's range.
+pub(crate) fn sub_years(ms: i64, years: u32) -> Option<i64> {
+    let at = DateTime::<Utc>::from_timestamp_millis(ms)?;
+    let earlier = at.checked_sub_months(Months::new(years.checked_mul(12)?))?;
+    Some(earlier.timestamp_millis())
 }
 
 /// The UTC calendar date of `ms`.

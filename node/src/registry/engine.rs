@@ -30,11 +30,25 @@ pub enum Cf {
     Domains,
     /// Idempotency records, keyed by actor, 0x00, client transaction id.
     Idempotency,
+    /// Scheduled lifecycle events, keyed by due time (order-preserving
+    /// big-endian) and event id: a tick reads only what is due.
+    DueEvents,
+    /// Poll messages, keyed by registrar id, 0x00, big-endian message id.
+    Poll,
+    /// Audit records, keyed by big-endian sequence number.
+    Audit,
+    /// Audit index by object: `kind:name`, 0x00, inverted time, inverted
+    /// sequence (newest first) → sequence.
+    AuditByObject,
+    /// Audit index by actor: actor, 0x00, inverted time, inverted sequence.
+    AuditByActor,
+    /// AUP complaint cases, keyed by big-endian case id.
+    Cases,
 }
 
 impl Cf {
     /// Every registry column family, in hashing order.
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 14] = [
         Cf::Meta,
         Cf::Tlds,
         Cf::Registrars,
@@ -43,6 +57,12 @@ impl Cf {
         Cf::Hosts,
         Cf::Domains,
         Cf::Idempotency,
+        Cf::DueEvents,
+        Cf::Poll,
+        Cf::Audit,
+        Cf::AuditByObject,
+        Cf::AuditByActor,
+        Cf::Cases,
     ];
 
     /// The RocksDB column family name.
@@ -56,6 +76,12 @@ impl Cf {
             Cf::Hosts => "hosts",
             Cf::Domains => "domains",
             Cf::Idempotency => "idempotency",
+            Cf::DueEvents => "due_events",
+            Cf::Poll => "poll",
+            Cf::Audit => "audit",
+            Cf::AuditByObject => "audit_by_object",
+            Cf::AuditByActor => "audit_by_actor",
+            Cf::Cases => "cases",
         }
     }
 
@@ -127,6 +153,66 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
             return Ok(v.clone());
         }
         self.base.get(cf, key)
+    }
+
+    /// Up to `limit` entries with keys starting with `prefix`, in key order,
+    /// starting after `after` when given: the base state merged with this
+    /// transaction's own writes (a deleted key is skipped).
+    pub fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageFault> {
+        // The overlay: batch writes, then command writes on top.
+        let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        for layer in [&self.batch, &self.command] {
+            let start = match after {
+                Some(a) => Bound::Excluded((cf, a.to_vec())),
+                None => Bound::Included((cf, prefix.to_vec())),
+            };
+            for ((c, k), v) in layer.range((start, Bound::Unbounded)) {
+                if *c != cf || !k.starts_with(prefix) {
+                    break;
+                }
+                overlay.insert(k.clone(), v.clone());
+            }
+        }
+        let mut overlay = overlay.into_iter().peekable();
+        let page = limit.clamp(1, 256);
+        let mut base: std::collections::VecDeque<KeyValue> = Default::default();
+        let mut cursor: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
+        let mut base_done = false;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            if base.is_empty() && !base_done {
+                let got = self.base.scan_prefix(cf, prefix, cursor.as_deref(), page)?;
+                base_done = got.len() < page;
+                cursor = got.last().map(|(k, _)| k.clone()).or(cursor);
+                base.extend(got);
+            }
+            let order = match (base.front(), overlay.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some((bk, _)), Some((ok, _))) => bk.cmp(ok),
+            };
+            if order == std::cmp::Ordering::Less {
+                if let Some(kv) = base.pop_front() {
+                    out.push(kv);
+                }
+                continue;
+            }
+            if order == std::cmp::Ordering::Equal {
+                // The overlay's write replaces (or deletes) the base value.
+                base.pop_front();
+            }
+            if let Some((k, Some(v))) = overlay.next() {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
     }
 
     /// Writes `value` under `key` in the current command.

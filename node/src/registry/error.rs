@@ -26,6 +26,10 @@ pub enum ObjectKind {
     Host,
     /// A domain (RFC 5731).
     Domain,
+    /// A message in a registrar's poll queue.
+    PollMessage,
+    /// An AUP complaint case.
+    Case,
 }
 
 impl fmt::Display for ObjectKind {
@@ -36,6 +40,8 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Contact => "contact",
             ObjectKind::Host => "host",
             ObjectKind::Domain => "domain",
+            ObjectKind::PollMessage => "poll message",
+            ObjectKind::Case => "case",
         })
     }
 }
@@ -241,6 +247,61 @@ pub enum RegistryError {
         status: String,
     },
 
+    /// The auth info given does not match the object's.
+    #[error("{field}: the auth info of {kind} {name:?} does not match")]
+    InvalidAuthInfo {
+        /// The request field.
+        field: String,
+        /// What kind of object.
+        kind: ObjectKind,
+        /// Its normalised name.
+        name: String,
+    },
+
+    /// The object cannot be transferred now.
+    #[error("{field}: {kind} {name:?} is not eligible for transfer: {message}")]
+    NotEligibleForTransfer {
+        /// The request field.
+        field: String,
+        /// What kind of object.
+        kind: ObjectKind,
+        /// Its normalised name.
+        name: String,
+        /// Why not.
+        message: String,
+    },
+
+    /// A transfer of the object is already pending.
+    #[error("{field}: a transfer of {kind} {name:?} is already pending")]
+    PendingTransfer {
+        /// The request field.
+        field: String,
+        /// What kind of object.
+        kind: ObjectKind,
+        /// Its normalised name.
+        name: String,
+    },
+
+    /// No transfer of the object is pending (or, for a query, ever was).
+    #[error("{field}: no transfer of {kind} {name:?} is pending")]
+    NotPendingTransfer {
+        /// The request field.
+        field: String,
+        /// What kind of object.
+        kind: ObjectKind,
+        /// Its normalised name.
+        name: String,
+    },
+
+    /// The caller may not do this to the object.
+    #[error("{field}: {message}")]
+    NotAuthorized {
+        /// The request field.
+        field: String,
+        /// Who may, and who asked.
+        message: String,
+    },
+
     /// The storage underneath failed; not a rejection of the command.
     #[error(transparent)]
     Storage(#[from] StorageFault),
@@ -267,6 +328,11 @@ impl RegistryError {
             RegistryError::CurrencyMismatch { .. } => Reason::CurrencyMismatch,
             RegistryError::LimitExceeded { .. } => Reason::LimitExceeded,
             RegistryError::StatusProhibits { .. } => Reason::StatusProhibits,
+            RegistryError::InvalidAuthInfo { .. } => Reason::InvalidAuthInfo,
+            RegistryError::NotEligibleForTransfer { .. } => Reason::NotEligibleForTransfer,
+            RegistryError::PendingTransfer { .. } => Reason::PendingTransfer,
+            RegistryError::NotPendingTransfer { .. } => Reason::NotPendingTransfer,
+            RegistryError::NotAuthorized { .. } => Reason::NotAuthorized,
             RegistryError::Storage(_) => Reason::Internal,
         }
     }
@@ -291,7 +357,12 @@ impl RegistryError {
             | RegistryError::AuthenticationFailed { field, .. }
             | RegistryError::CurrencyMismatch { field, .. }
             | RegistryError::LimitExceeded { field, .. }
-            | RegistryError::StatusProhibits { field, .. } => field,
+            | RegistryError::StatusProhibits { field, .. }
+            | RegistryError::InvalidAuthInfo { field, .. }
+            | RegistryError::NotEligibleForTransfer { field, .. }
+            | RegistryError::PendingTransfer { field, .. }
+            | RegistryError::NotPendingTransfer { field, .. }
+            | RegistryError::NotAuthorized { field, .. } => field,
             RegistryError::Storage(_) => "",
         }
     }

@@ -67,8 +67,14 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     if let Some(mut domain) = superordinate {
         let inserted = domain.subordinate_hosts.insert(record.name.clone());
         debug_assert!(inserted, "a new host cannot already be subordinate");
+        cx.audit(
+            "domain",
+            &domain.name,
+            vec![format!("subordinate hosts +{}", record.name)],
+        );
         cx.save(&domain);
     }
+    cx.audit("host", &record.name, vec!["created".into()]);
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -133,6 +139,14 @@ pub(crate) fn update<S: StateRead + ?Sized>(
 
     record.updated_by = caller.id.clone();
     record.updated_ms = cx.now_ms;
+    cx.audit(
+        "host",
+        &record.name,
+        vec![format!(
+            "addresses +{:?} -{:?}; statuses +{:?} -{:?}",
+            req.add_addresses, req.remove_addresses, req.add_statuses, req.remove_statuses
+        )],
+    );
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -171,11 +185,18 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
             "{parent} lists its subordinate host {}",
             record.name
         );
+        cx.audit(
+            "domain",
+            &domain.name,
+            vec![format!("subordinate hosts -{}", record.name)],
+        );
         cx.save(&domain);
     }
+    cx.audit("host", &record.name, vec!["deleted".into()]);
     cx.delete::<HostRecord>(record.name.as_bytes());
     Ok(Outcome::Deleted(v1::DeleteResponse {
         tx: Some(cx.tx.clone()),
+        ..Default::default()
     }))
 }
 

@@ -9,7 +9,12 @@
 //!
 //! - [`apply_proposal`] applies one log entry: registry time, exactly-once
 //!   by (actor, clTRID), dispatch to one file per command family
-//!   (`tld`, `registrar`, `contact`, `host`, `domain`);
+//!   (`tld`, `registrar`, `contact`, `host`, `domain`, `transfer`,
+//!   `lifecycle` for restores, `poll`, `case` for staff actions); a `Tick`
+//!   runs the lifecycle events due (`lifecycle`), found through the
+//!   due-time index;
+//! - every mutation leaves audit records (`audit`), and registrars learn
+//!   what happened to their objects through their poll queues (`poll`);
 //! - the read functions (`check_*`, `info_*`, ...) serve queries from any
 //!   applied state;
 //! - every rejection is a [`RegistryError`] value with a proto reason and the
@@ -43,26 +48,38 @@
 //! ```
 
 pub mod apply;
+pub mod audit;
+pub mod case;
 mod contact;
 mod domain;
 pub mod engine;
 pub mod error;
 pub mod fields;
 mod host;
+pub mod lifecycle;
 mod model;
 pub mod names;
+pub mod poll;
 pub mod query;
 mod registrar;
 pub mod status;
 mod tld;
+pub mod transfer;
 
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply_proposal, check_request_meta, registry_now_ms, request_meta, ApplyContext};
+pub use apply::{
+    apply_proposal, check_request_meta, command_name, registry_now_ms, request_meta, ApplyContext,
+    MAX_EVENTS_PER_TICK,
+};
+pub use audit::query_audit;
+pub use case::info_case;
 pub use engine::{state_digest, Cf, MemState, StateRead, StorageFault, Txn, WriteSet};
 pub use error::{ObjectKind, RegistryError};
+pub use poll::head as poll_head;
 pub use query::{
     check_contacts, check_domains, check_hosts, count_domains, info_contact, info_domain,
     info_host, info_registrar, info_tld, verify_registrar_password, MAX_CHECK_NAMES,
 };
+pub use transfer::query_transfer;

@@ -6,7 +6,7 @@
 //! minor units; collections are ordered (`BTreeSet`, `Vec`) so the encoding,
 //! and with it the state digest, is the same on every replica.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use kauri_proto::v1;
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::engine::{Cf, StateRead, StorageFault, Txn};
 use super::names;
-use super::status::ClientStatus;
+use super::status::{ClientStatus, ServerStatus};
 
 /// The format version byte in front of every encoded record.
 const RECORD_FORMAT_V1: u8 = 1;
@@ -104,6 +104,12 @@ pub(crate) mod meta {
     pub const ROID_HOST: &[u8] = b"roid/host";
     /// Number of domains that exist: u64 big-endian.
     pub const DOMAIN_COUNT: &[u8] = b"count/domains";
+    /// Last lifecycle event id issued: u64 big-endian.
+    pub const EVENT_SEQ: &[u8] = b"seq/event";
+    /// Last audit record sequence number issued: u64 big-endian.
+    pub const AUDIT_SEQ: &[u8] = b"seq/audit";
+    /// Last AUP case id issued: u64 big-endian.
+    pub const CASE_SEQ: &[u8] = b"seq/case";
 }
 
 /// Reads a big-endian u64 counter from [`Cf::Meta`]; absent is 0.
@@ -183,6 +189,7 @@ impl TldPolicy {
 pub(crate) struct TldRecord {
     pub name: String,
     pub policy: TldPolicy,
+    pub lifecycle: Lifecycle,
     pub created_by: String,
     pub created_ms: i64,
     pub updated_by: String,
@@ -203,12 +210,14 @@ impl TldRecord {
             policy: Some(self.policy.to_proto()),
             created_ms: self.created_ms,
             updated_ms: self.updated_ms,
+            lifecycle: Some(self.lifecycle.to_proto()),
         }
     }
 }
 
 /// A registrar's account. Invariant:
-/// `total_deposits == balance + total_charges`, and `balance >= 0`.
+/// `total_deposits == balance + total_charges - total_refunds`, refunds never
+/// exceed charges, and no charge takes the balance below `-credit_limit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RegistrarRecord {
     pub id: String,
@@ -219,8 +228,19 @@ pub(crate) struct RegistrarRecord {
     pub balance_minor_units: i64,
     pub total_deposits_minor_units: i64,
     pub total_charges_minor_units: i64,
+    pub total_refunds_minor_units: i64,
+    /// The balance may go down to minus this.
+    pub credit_limit_minor_units: i64,
+    /// A low-balance poll message is queued when the balance drops below
+    /// this (0: never); once per crossing.
+    pub low_balance_threshold_minor_units: i64,
+    pub low_balance_notified: bool,
     /// Number of ledger entries; the newest has this sequence number.
     pub ledger_len: u64,
+    /// Last poll message id issued to this registrar.
+    pub poll_seq: u64,
+    /// Poll messages waiting.
+    pub poll_count: u64,
     pub created_by: String,
     pub created_ms: i64,
 }
@@ -235,12 +255,19 @@ impl Record for RegistrarRecord {
 impl RegistrarRecord {
     /// Whether the account invariant holds.
     pub fn is_balanced(&self) -> bool {
-        self.balance_minor_units >= 0
-            && self.total_charges_minor_units >= 0
+        self.total_charges_minor_units >= 0
+            && (0..=self.total_charges_minor_units).contains(&self.total_refunds_minor_units)
             && self
                 .balance_minor_units
                 .checked_add(self.total_charges_minor_units)
+                .and_then(|v| v.checked_sub(self.total_refunds_minor_units))
                 == Some(self.total_deposits_minor_units)
+    }
+
+    /// What the account can still spend: balance plus credit limit.
+    pub fn available_minor_units(&self) -> i64 {
+        self.balance_minor_units
+            .saturating_add(self.credit_limit_minor_units)
     }
 
     pub fn to_proto(&self, ledger: Vec<v1::LedgerEntry>) -> v1::Registrar {
@@ -255,6 +282,10 @@ impl RegistrarRecord {
             total_deposits_minor_units: self.total_deposits_minor_units,
             total_charges_minor_units: self.total_charges_minor_units,
             ledger,
+            credit_limit_minor_units: self.credit_limit_minor_units,
+            total_refunds_minor_units: self.total_refunds_minor_units,
+            low_balance_threshold_minor_units: self.low_balance_threshold_minor_units,
+            poll_count: self.poll_count,
         }
     }
 }
@@ -265,6 +296,10 @@ pub(crate) enum LedgerKind {
     Deposit,
     Create,
     Renew,
+    AutoRenew,
+    Transfer,
+    Restore,
+    Refund,
 }
 
 impl LedgerKind {
@@ -273,7 +308,16 @@ impl LedgerKind {
             LedgerKind::Deposit => "deposit",
             LedgerKind::Create => "create",
             LedgerKind::Renew => "renew",
+            LedgerKind::AutoRenew => "auto_renew",
+            LedgerKind::Transfer => "transfer",
+            LedgerKind::Restore => "restore",
+            LedgerKind::Refund => "refund",
         }
+    }
+
+    /// Whether entries of this kind are charges (negative amounts).
+    pub const fn is_charge(self) -> bool {
+        !matches!(self, LedgerKind::Deposit | LedgerKind::Refund)
     }
 }
 
@@ -284,12 +328,14 @@ pub(crate) struct LedgerRecord {
     pub seq: u64,
     pub time_ms: i64,
     pub kind: LedgerKind,
-    /// Positive for deposits, negative (or zero) for charges.
+    /// Positive for deposits and refunds, negative (or zero) for charges.
     pub amount_minor_units: i64,
     pub balance_after_minor_units: i64,
     pub object: String,
     pub sv_trid: String,
     pub reference: String,
+    /// Refunds: the transaction of the refunded charge.
+    pub linked_sv_trid: String,
 }
 
 impl Record for LedgerRecord {
@@ -310,6 +356,7 @@ impl LedgerRecord {
             object: self.object.clone(),
             sv_trid: self.sv_trid.clone(),
             reference: self.reference.clone(),
+            linked_sv_trid: self.linked_sv_trid.clone(),
         }
     }
 }
@@ -506,7 +553,13 @@ impl ContactRole {
 pub(crate) struct DomainRecord {
     pub name: String,
     pub roid: String,
+    /// `client*` statuses, set by the sponsor.
     pub statuses: BTreeSet<ClientStatus>,
+    /// `server*` statuses set by registry staff (registry lock); suspensions
+    /// add theirs on top (see [`DomainRecord::server_statuses_in_effect`]).
+    pub server_statuses: BTreeSet<ServerStatus>,
+    /// AUP suspensions in effect, by case id.
+    pub suspensions: BTreeMap<u64, SuspensionInfo>,
     pub registrant: String,
     pub contacts: BTreeSet<(ContactRole, String)>,
     pub nameservers: BTreeSet<String>,
@@ -519,6 +572,214 @@ pub(crate) struct DomainRecord {
     pub updated_ms: i64,
     pub expiry_ms: i64,
     pub auth_info: String,
+    /// Where the domain is in its life.
+    pub state: DomainState,
+    /// Grace periods that may still be in effect (expired ones are dropped
+    /// on the next change).
+    pub graces: Vec<Grace>,
+    /// The pending transfer, or the most recent one.
+    pub transfer: Option<TransferRecord>,
+    /// Transfers are refused before this time.
+    pub transfer_lock_until_ms: i64,
+    /// This domain's entries in [`Cf::DueEvents`], so they can be moved or
+    /// removed when the domain changes.
+    pub events: Vec<ScheduledEvent>,
+}
+
+/// A suspension recorded against an AUP case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SuspensionInfo {
+    pub reason: String,
+    pub suspended_ms: i64,
+    pub suspended_by: String,
+}
+
+/// Where a domain is in its life (RFC 3915).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum DomainState {
+    /// Registered (possibly in a grace period or pending transfer).
+    Active,
+    /// Deleted, restorable until `ends_ms` (rgp redemptionPeriod).
+    Redemption { deleted_ms: i64, ends_ms: i64 },
+    /// A restore was requested; the report is due by `report_due_ms`
+    /// (rgp pendingRestore). The renewal charged with the request is
+    /// refunded if the report never comes.
+    PendingRestore {
+        deleted_ms: i64,
+        redemption_ends_ms: i64,
+        report_due_ms: i64,
+        renewal_minor_units: i64,
+        renewal_sv_trid: String,
+    },
+    /// Past redemption; purged at `purge_ms` (rgp pendingDelete).
+    PendingPurge { deleted_ms: i64, purge_ms: i64 },
+}
+
+impl DomainState {
+    /// Whether the domain is pending deletion (any phase).
+    pub fn is_deleted(&self) -> bool {
+        !matches!(self, DomainState::Active)
+    }
+}
+
+/// What a grace period covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) enum GraceKind {
+    Add,
+    Renew,
+    AutoRenew,
+    Transfer,
+}
+
+impl GraceKind {
+    /// The RFC 3915 rgpStatus name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GraceKind::Add => "addPeriod",
+            GraceKind::Renew => "renewPeriod",
+            GraceKind::AutoRenew => "autoRenewPeriod",
+            GraceKind::Transfer => "transferPeriod",
+        }
+    }
+}
+
+/// A grace period: a delete before `ends_ms` refunds `amount` to
+/// `registrar` (the charge made by `sv_trid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Grace {
+    pub kind: GraceKind,
+    pub ends_ms: i64,
+    pub registrar: String,
+    pub amount_minor_units: i64,
+    pub currency: String,
+    pub sv_trid: String,
+}
+
+/// A domain transfer's outcome (RFC 5731 trStatus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TransferStatus {
+    Pending,
+    ClientApproved,
+    ClientCancelled,
+    ClientRejected,
+    ServerApproved,
+    ServerCancelled,
+}
+
+impl TransferStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Pending => "pending",
+            TransferStatus::ClientApproved => "clientApproved",
+            TransferStatus::ClientCancelled => "clientCancelled",
+            TransferStatus::ClientRejected => "clientRejected",
+            TransferStatus::ServerApproved => "serverApproved",
+            TransferStatus::ServerCancelled => "serverCancelled",
+        }
+    }
+
+    pub fn to_proto(self) -> v1::TransferStatus {
+        match self {
+            TransferStatus::Pending => v1::TransferStatus::Pending,
+            TransferStatus::ClientApproved => v1::TransferStatus::ClientApproved,
+            TransferStatus::ClientCancelled => v1::TransferStatus::ClientCancelled,
+            TransferStatus::ClientRejected => v1::TransferStatus::ClientRejected,
+            TransferStatus::ServerApproved => v1::TransferStatus::ServerApproved,
+            TransferStatus::ServerCancelled => v1::TransferStatus::ServerCancelled,
+        }
+    }
+}
+
+/// A domain transfer, pending or done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TransferRecord {
+    pub status: TransferStatus,
+    pub gaining: String,
+    pub losing: String,
+    pub requested_ms: i64,
+    pub action_due_ms: i64,
+    pub acted_ms: i64,
+    /// What the gaining registrar was charged with the request.
+    pub charged_minor_units: i64,
+    pub currency: String,
+    pub charge_sv_trid: String,
+}
+
+impl TransferRecord {
+    pub fn to_proto(&self, name: &str, expiry_ms: i64) -> v1::TransferData {
+        v1::TransferData {
+            name: name.into(),
+            status: self.status.to_proto() as i32,
+            status_name: self.status.as_str().into(),
+            gaining_registrar: self.gaining.clone(),
+            requested_ms: self.requested_ms,
+            losing_registrar: self.losing.clone(),
+            action_due_ms: self.action_due_ms,
+            acted_ms: self.acted_ms,
+            expiry_ms,
+        }
+    }
+}
+
+/// What a scheduled lifecycle event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) enum EventKind {
+    /// At expiry: renew for a year, or delete if that is impossible.
+    AutoRenew,
+    /// The registry approves a pending transfer.
+    TransferAutoApprove,
+    /// Redemption ends: the domain becomes pendingDelete (purge pending).
+    RedemptionEnd,
+    /// A restore request's report is overdue: back to redemption.
+    RestoreReportDue,
+    /// The domain is purged.
+    Purge,
+}
+
+impl EventKind {
+    /// The name audit records use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AutoRenew => "AutoRenew",
+            EventKind::TransferAutoApprove => "TransferAutoApprove",
+            EventKind::RedemptionEnd => "RedemptionEnd",
+            EventKind::RestoreReportDue => "RestoreReportDue",
+            EventKind::Purge => "Purge",
+        }
+    }
+}
+
+/// A domain's handle on one of its events in [`Cf::DueEvents`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScheduledEvent {
+    pub kind: EventKind,
+    pub due_ms: i64,
+    pub id: u64,
+}
+
+/// The key of a due event: due time (sign bit flipped, so negative times
+/// sort first), then the event id.
+pub(crate) fn due_event_key(due_ms: i64, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.extend_from_slice(&((due_ms as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// A lifecycle event waiting in [`Cf::DueEvents`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventRecord {
+    pub id: u64,
+    pub due_ms: i64,
+    pub kind: EventKind,
+    pub domain: String,
+}
+
+impl Record for EventRecord {
+    const CF: Cf = Cf::DueEvents;
+    fn key(&self) -> Vec<u8> {
+        due_event_key(self.due_ms, self.id)
+    }
 }
 
 impl Record for DomainRecord {
@@ -539,13 +800,90 @@ impl DomainRecord {
             .collect()
     }
 
-    /// The wire form; auth info only for the sponsor.
-    pub fn to_proto(&self, viewer: &str) -> v1::Domain {
+    /// The server statuses in effect: those staff set, plus serverHold and
+    /// the update, delete and transfer prohibitions while suspended.
+    pub fn server_statuses_in_effect(&self) -> BTreeSet<ServerStatus> {
+        let mut all = self.server_statuses.clone();
+        if !self.suspensions.is_empty() {
+            all.extend(ServerStatus::SUSPENSION);
+        }
+        all
+    }
+
+    /// Whether a transfer is pending.
+    pub fn transfer_pending(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| t.status == TransferStatus::Pending)
+    }
+
+    /// Whether the domain is published in the zone.
+    pub fn in_zone(&self) -> bool {
+        !self.nameservers.is_empty()
+            && !self.statuses.contains(&ClientStatus::Hold)
+            && !self
+                .server_statuses_in_effect()
+                .contains(&ServerStatus::Hold)
+            && !self.state.is_deleted()
+    }
+
+    /// Every EPP status shown, sorted: client*, server*, pendingDelete,
+    /// pendingTransfer, inactive, or ok when none applies.
+    pub fn shown_statuses(&self) -> Vec<String> {
+        let mut shown: BTreeSet<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
+        shown.extend(self.server_statuses_in_effect().iter().map(|s| s.as_str()));
+        if self.state.is_deleted() {
+            shown.insert("pendingDelete");
+        }
+        if self.transfer_pending() {
+            shown.insert("pendingTransfer");
+        }
+        if self.nameservers.is_empty() {
+            shown.insert("inactive");
+        }
+        if shown.is_empty() {
+            shown.insert("ok");
+        }
+        shown.into_iter().map(String::from).collect()
+    }
+
+    /// Grace periods still in effect at `now_ms`.
+    pub fn active_graces(&self, now_ms: i64) -> impl Iterator<Item = &Grace> {
+        self.graces.iter().filter(move |g| g.ends_ms > now_ms)
+    }
+
+    /// RFC 3915 rgpStatus values at `now_ms`.
+    pub fn rgp_statuses(&self, now_ms: i64) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .active_graces(now_ms)
+            .map(|g| g.kind.as_str().to_string())
+            .collect();
+        match &self.state {
+            DomainState::Active => {}
+            DomainState::Redemption { .. } => out.push("redemptionPeriod".into()),
+            DomainState::PendingRestore { .. } => out.push("pendingRestore".into()),
+            DomainState::PendingPurge { .. } => out.push("pendingDelete".into()),
+        }
+        out
+    }
+
+    /// The wire form at registry time `now_ms`; auth info only for the
+    /// sponsor.
+    pub fn to_proto(&self, viewer: &str, now_ms: i64) -> v1::Domain {
+        let (deleted_ms, purge_ms) = match &self.state {
+            DomainState::Active => (0, 0),
+            DomainState::Redemption { deleted_ms, .. }
+            | DomainState::PendingRestore { deleted_ms, .. } => (*deleted_ms, 0),
+            DomainState::PendingPurge {
+                deleted_ms,
+                purge_ms,
+            } => (*deleted_ms, *purge_ms),
+        };
         v1::Domain {
             name: self.name.clone(),
             unicode_name: names::to_unicode(&self.name).unwrap_or_default(),
             roid: self.roid.clone(),
-            statuses: shown_statuses(&self.statuses, false, self.nameservers.is_empty()),
+            statuses: self.shown_statuses(),
             registrant: self.registrant.clone(),
             contacts: self
                 .contacts
@@ -568,6 +906,36 @@ impl DomainRecord {
             } else {
                 String::new()
             },
+            rgp_statuses: self.rgp_statuses(now_ms),
+            in_zone: self.in_zone(),
+            suspensions: self
+                .suspensions
+                .iter()
+                .map(|(id, s)| v1::Suspension {
+                    case_id: *id,
+                    reason: s.reason.clone(),
+                    suspended_ms: s.suspended_ms,
+                    suspended_by: s.suspended_by.clone(),
+                })
+                .collect(),
+            transfer_lock_until_ms: self.transfer_lock_until_ms,
+            deleted_ms,
+            purge_ms,
+            grace_periods: self
+                .active_graces(now_ms)
+                .map(|g| v1::GracePeriod {
+                    kind: g.kind.as_str().into(),
+                    ends_ms: g.ends_ms,
+                    refundable: Some(v1::Money {
+                        minor_units: g.amount_minor_units,
+                        currency: g.currency.clone(),
+                    }),
+                })
+                .collect(),
+            transfer: self
+                .transfer
+                .as_ref()
+                .map(|t| t.to_proto(&self.name, self.expiry_ms)),
         }
     }
 }
@@ -610,6 +978,304 @@ impl Record for IdempotencyRecord {
     const CF: Cf = Cf::Idempotency;
     fn key(&self) -> Vec<u8> {
         idempotency_key(&self.actor, &self.cl_trid)
+    }
+}
+
+/// A TLD's lifecycle periods (ms), the prices beyond create and renew, and
+/// its name lists, with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Lifecycle {
+    pub add_grace_ms: i64,
+    pub renew_grace_ms: i64,
+    pub auto_renew_grace_ms: i64,
+    pub transfer_grace_ms: i64,
+    pub transfer_auto_approve_ms: i64,
+    pub redemption_ms: i64,
+    pub pending_delete_ms: i64,
+    pub restore_report_ms: i64,
+    pub transfer_lock_ms: i64,
+    pub max_expiry_horizon_years: u32,
+    /// `None`: the renew price.
+    pub auto_renew_price_minor_units: Option<i64>,
+    /// `None`: the renew price.
+    pub transfer_price_minor_units: Option<i64>,
+    pub restore_price_minor_units: i64,
+    /// Label (A-label) → (create, renew) price per year.
+    pub premium: BTreeMap<String, (i64, i64)>,
+    /// Labels (A-label) held back by the registry.
+    pub reserved: BTreeSet<String>,
+    /// Labels (A-label) blocked.
+    pub blocked: BTreeSet<String>,
+}
+
+impl Lifecycle {
+    /// The wire form, every value set.
+    pub fn to_proto(&self) -> v1::TldLifecyclePolicy {
+        let s = |ms: i64| Some(ms / 1000);
+        v1::TldLifecyclePolicy {
+            add_grace_seconds: s(self.add_grace_ms),
+            renew_grace_seconds: s(self.renew_grace_ms),
+            auto_renew_grace_seconds: s(self.auto_renew_grace_ms),
+            transfer_grace_seconds: s(self.transfer_grace_ms),
+            transfer_auto_approve_seconds: s(self.transfer_auto_approve_ms),
+            redemption_seconds: s(self.redemption_ms),
+            pending_delete_seconds: s(self.pending_delete_ms),
+            restore_report_seconds: s(self.restore_report_ms),
+            transfer_lock_seconds: s(self.transfer_lock_ms),
+            max_expiry_horizon_years: Some(self.max_expiry_horizon_years),
+            auto_renew_price_minor_units: self.auto_renew_price_minor_units,
+            transfer_price_minor_units: self.transfer_price_minor_units,
+            restore_price_minor_units: Some(self.restore_price_minor_units),
+            premium_names: self
+                .premium
+                .iter()
+                .map(|(label, (create, renew))| v1::PremiumName {
+                    label: label.clone(),
+                    create_price_minor_units: *create,
+                    renew_price_minor_units: *renew,
+                })
+                .collect(),
+            reserved_names: self.reserved.iter().cloned().collect(),
+            blocked_names: self.blocked.iter().cloned().collect(),
+        }
+    }
+}
+
+/// One message in a registrar's poll queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PollRecord {
+    pub registrar: String,
+    pub id: u64,
+    pub time_ms: i64,
+    pub kind: PollKind,
+    pub object: String,
+    pub message: String,
+    /// Transfer messages: the transfer as it stood, and the expiry.
+    pub transfer: Option<(TransferRecord, i64)>,
+    pub sv_trid: String,
+}
+
+/// What a poll message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum PollKind {
+    TransferRequested,
+    TransferApproved,
+    TransferRejected,
+    TransferCancelled,
+    TransferAutoApproved,
+    TransferServerCancelled,
+    AutoRenewed,
+    AutoRenewFailed,
+    RedemptionEnded,
+    Purged,
+    RestoreReportOverdue,
+    ServerStatusChanged,
+    LowBalance,
+}
+
+impl PollKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PollKind::TransferRequested => "transfer_requested",
+            PollKind::TransferApproved => "transfer_approved",
+            PollKind::TransferRejected => "transfer_rejected",
+            PollKind::TransferCancelled => "transfer_cancelled",
+            PollKind::TransferAutoApproved => "transfer_auto_approved",
+            PollKind::TransferServerCancelled => "transfer_server_cancelled",
+            PollKind::AutoRenewed => "auto_renewed",
+            PollKind::AutoRenewFailed => "auto_renew_failed",
+            PollKind::RedemptionEnded => "redemption_ended",
+            PollKind::Purged => "purged",
+            PollKind::RestoreReportOverdue => "restore_report_overdue",
+            PollKind::ServerStatusChanged => "server_status_changed",
+            PollKind::LowBalance => "low_balance",
+        }
+    }
+}
+
+/// The key of a poll message: registrar id, 0x00, big-endian id.
+pub(crate) fn poll_key(registrar: &str, id: u64) -> Vec<u8> {
+    ledger_key(registrar, id)
+}
+
+impl Record for PollRecord {
+    const CF: Cf = Cf::Poll;
+    fn key(&self) -> Vec<u8> {
+        poll_key(&self.registrar, self.id)
+    }
+}
+
+impl PollRecord {
+    pub fn to_proto(&self) -> v1::PollMessage {
+        v1::PollMessage {
+            id: self.id,
+            time_ms: self.time_ms,
+            kind: self.kind.as_str().into(),
+            object: self.object.clone(),
+            message: self.message.clone(),
+            transfer: self
+                .transfer
+                .as_ref()
+                .map(|(t, expiry_ms)| t.to_proto(&self.object, *expiry_ms)),
+            sv_trid: self.sv_trid.clone(),
+        }
+    }
+}
+
+/// Who made a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ActorKind {
+    Registrar,
+    Staff,
+    System,
+}
+
+impl ActorKind {
+    pub fn to_proto(self) -> v1::ActorKind {
+        match self {
+            ActorKind::Registrar => v1::ActorKind::Registrar,
+            ActorKind::Staff => v1::ActorKind::Staff,
+            ActorKind::System => v1::ActorKind::System,
+        }
+    }
+}
+
+/// One audit record: a mutation of one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuditRecord {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub actor_kind: ActorKind,
+    pub actor: String,
+    pub command: String,
+    pub object_kind: String,
+    pub object: String,
+    pub sv_trid: String,
+    pub cl_trid: String,
+    pub changes: Vec<String>,
+}
+
+impl Record for AuditRecord {
+    const CF: Cf = Cf::Audit;
+    fn key(&self) -> Vec<u8> {
+        self.seq.to_be_bytes().to_vec()
+    }
+}
+
+impl AuditRecord {
+    pub fn to_proto(&self) -> v1::AuditRecord {
+        v1::AuditRecord {
+            seq: self.seq,
+            time_ms: self.time_ms,
+            actor_kind: self.actor_kind.to_proto() as i32,
+            actor: self.actor.clone(),
+            command: self.command.clone(),
+            object_kind: self.object_kind.clone(),
+            object: self.object.clone(),
+            sv_trid: self.sv_trid.clone(),
+            cl_trid: self.cl_trid.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+/// The prefix of an audit index key: the indexed value and 0x00.
+pub(crate) fn audit_index_prefix(value: &str) -> Vec<u8> {
+    let mut key = value.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+/// Inverted time, so that newer records sort first.
+pub(crate) fn inverted_time(time_ms: i64) -> [u8; 8] {
+    (u64::MAX - ((time_ms as u64) ^ (1 << 63))).to_be_bytes()
+}
+
+/// An audit index key: prefix, inverted time, inverted sequence.
+pub(crate) fn audit_index_key(value: &str, time_ms: i64, seq: u64) -> Vec<u8> {
+    let mut key = audit_index_prefix(value);
+    key.extend_from_slice(&inverted_time(time_ms));
+    key.extend_from_slice(&(u64::MAX - seq).to_be_bytes());
+    key
+}
+
+/// The object index value of an object: `kind:name`.
+pub(crate) fn audit_object(kind: &str, name: &str) -> String {
+    format!("{kind}:{name}")
+}
+
+/// The state of an AUP case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CaseState {
+    Open,
+    Escalated,
+    Closed,
+}
+
+impl CaseState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CaseState::Open => "open",
+            CaseState::Escalated => "escalated",
+            CaseState::Closed => "closed",
+        }
+    }
+}
+
+/// One step in a case's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CaseEvent {
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub note: String,
+    pub sv_trid: String,
+}
+
+/// An AUP complaint case on a domain, keyed by big-endian id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct CaseRecord {
+    pub id: u64,
+    pub domain: String,
+    pub reason: String,
+    pub reference: String,
+    pub state: CaseState,
+    pub suspended: bool,
+    pub opened_by: String,
+    pub opened_ms: i64,
+    pub history: Vec<CaseEvent>,
+}
+
+impl Record for CaseRecord {
+    const CF: Cf = Cf::Cases;
+    fn key(&self) -> Vec<u8> {
+        self.id.to_be_bytes().to_vec()
+    }
+}
+
+impl CaseRecord {
+    pub fn to_proto(&self) -> v1::AupCase {
+        v1::AupCase {
+            id: self.id,
+            domain: self.domain.clone(),
+            reason: self.reason.clone(),
+            reference: self.reference.clone(),
+            state: self.state.as_str().into(),
+            suspended: self.suspended,
+            opened_by: self.opened_by.clone(),
+            opened_ms: self.opened_ms,
+            history: self
+                .history
+                .iter()
+                .map(|e| v1::CaseEvent {
+                    time_ms: e.time_ms,
+                    actor: e.actor.clone(),
+                    action: e.action.clone(),
+                    note: e.note.clone(),
+                    sv_trid: e.sv_trid.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -115,10 +115,11 @@ pub fn info_domain<S: StateRead + ?Sized>(
     name: &str,
 ) -> Result<v1::Domain, RegistryError> {
     let name = names::normalize_name("name", name)?;
-    let record = ReadOnly(state)
+    let r = ReadOnly(state);
+    let record = r
         .load::<DomainRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| not_found(ObjectKind::Domain, name.ascii()))?;
-    Ok(record.to_proto(registrar))
+    Ok(record.to_proto(registrar, model::read_now_ms(&r)?))
 }
 
 /// A contact; its auth info only when `registrar` is the sponsor.

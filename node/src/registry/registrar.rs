@@ -1,21 +1,28 @@
-//! Registrar accounts: creating them and depositing funds (staff commands),
-//! authenticating the acting registrar of registrar commands, and charging
-//! for creates and renewals.
+//! Registrar accounts: creating them, depositing funds and setting the
+//! credit limit (staff commands), authenticating the acting registrar of
+//! registrar commands, and charging and refunding.
 //!
-//! Every deposit and every charge is one ledger entry under
+//! Every deposit, charge and refund is one ledger entry under
 //! `id 0x00 seq`, carrying the server transaction id and the balance after
-//! it. The account keeps running totals so that
-//! `total_deposits == balance + total_charges` holds after every command;
-//! apply asserts it (in debug builds) each time money moves.
+//! it; a refund also names the transaction of the charge it returns. The
+//! account keeps running totals so that
+//! `total_deposits == balance + total_charges - total_refunds` holds after
+//! every command; apply asserts it (in debug builds) each time money moves.
+//! A charge may take the balance down to `-credit_limit`, no further. When a
+//! charge takes the balance below the account's low-balance threshold, one
+//! `low_balance` poll message is queued; the next comes only after the
+//! balance has been back above the threshold.
 
 use argon2::password_hash::PasswordHash;
 use kauri_proto::v1::{self, command_result::Outcome};
 
 use super::apply::Exec;
 use super::engine::StateRead;
+use super::engine::StorageFault;
 use super::error::{ObjectKind, RegistryError};
 use super::fields::{self, MAX_TEXT_CHARS};
-use super::model::{ledger_key, Get, LedgerKind, LedgerRecord, RegistrarRecord};
+use super::model::{ledger_key, Get, LedgerKind, LedgerRecord, PollKind, RegistrarRecord};
+use super::poll;
 
 /// Largest single deposit, in minor units.
 pub const MAX_DEPOSIT_MINOR_UNITS: i64 = 1_000_000_000_000_000;
@@ -47,10 +54,17 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         balance_minor_units: 0,
         total_deposits_minor_units: 0,
         total_charges_minor_units: 0,
+        total_refunds_minor_units: 0,
+        credit_limit_minor_units: 0,
+        low_balance_threshold_minor_units: 0,
+        low_balance_notified: false,
         ledger_len: 0,
+        poll_seq: 0,
+        poll_count: 0,
         created_by: cx.actor.clone(),
         created_ms: cx.now_ms,
     };
+    cx.audit("registrar", &record.id, vec!["created".into()]);
     cx.save(&record);
     Ok(Outcome::Registrar(v1::RegistrarResponse {
         registrar: Some(record.to_proto(Vec::new())),
@@ -100,6 +114,9 @@ pub(crate) fn deposit<S: StateRead + ?Sized>(
         .total_deposits_minor_units
         .checked_add(amount)
         .ok_or_else(overflow)?;
+    if account.balance_minor_units >= account.low_balance_threshold_minor_units {
+        account.low_balance_notified = false;
+    }
     let entry = append_ledger(
         cx,
         &mut account,
@@ -107,7 +124,16 @@ pub(crate) fn deposit<S: StateRead + ?Sized>(
         amount,
         "",
         &req.reference,
+        "",
     )?;
+    cx.audit(
+        "registrar",
+        &account.id,
+        vec![format!(
+            "deposit +{amount} → balance {}",
+            account.balance_minor_units
+        )],
+    );
     Ok(Outcome::Registrar(v1::RegistrarResponse {
         registrar: Some(account.to_proto(vec![entry.to_proto()])),
         tx: Some(cx.tx.clone()),
@@ -144,16 +170,74 @@ pub(crate) fn check_sponsor(
     Ok(())
 }
 
+/// Staff set a registrar's credit limit and low-balance threshold.
+pub(crate) fn update<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    req: &v1::UpdateRegistrarRequest,
+) -> Result<Outcome, RegistryError> {
+    fields::registrar_id("id", &req.id)?;
+    let mut account = cx
+        .load::<RegistrarRecord>(req.id.as_bytes())?
+        .ok_or_else(|| RegistryError::ObjectNotFound {
+            field: "id".into(),
+            kind: ObjectKind::Registrar,
+            name: req.id.clone(),
+        })?;
+    let mut changes = Vec::new();
+    for (field, value, target) in [
+        (
+            "credit_limit_minor_units",
+            req.credit_limit_minor_units,
+            &mut account.credit_limit_minor_units,
+        ),
+        (
+            "low_balance_threshold_minor_units",
+            req.low_balance_threshold_minor_units,
+            &mut account.low_balance_threshold_minor_units,
+        ),
+    ] {
+        let Some(value) = value else { continue };
+        if !(0..=MAX_DEPOSIT_MINOR_UNITS).contains(&value) {
+            return Err(RegistryError::invalid(
+                field,
+                format!("{value} is not an amount between 0 and {MAX_DEPOSIT_MINOR_UNITS}"),
+            ));
+        }
+        if *target != value {
+            changes.push(format!("{field} {} → {value}", *target));
+            *target = value;
+        }
+    }
+    if account.balance_minor_units >= account.low_balance_threshold_minor_units {
+        account.low_balance_notified = false;
+    }
+    cx.audit("registrar", &account.id, changes);
+    cx.save(&account);
+    Ok(Outcome::Registrar(v1::RegistrarResponse {
+        registrar: Some(account.to_proto(Vec::new())),
+        tx: Some(cx.tx.clone()),
+        read_info: None,
+    }))
+}
+
+/// The account of registrar `id`, which must exist (objects only name
+/// registrars that exist; registrars are never deleted).
+pub(crate) fn load(r: &(impl Get + ?Sized), id: &str) -> Result<RegistrarRecord, RegistryError> {
+    Ok(r.load::<RegistrarRecord>(id.as_bytes())?
+        .ok_or_else(|| StorageFault(format!("registrar {id:?} does not exist")))?)
+}
+
 /// What a command on `object` (a domain, the request's `name`) will cost:
 /// `price_per_year × years` in `currency`, checked against the account
-/// before anything is written. A currency mismatch is about `name`; the
-/// amount is about `period_years`.
+/// (balance plus credit limit) before anything is written. A currency
+/// mismatch is about `name`; the amount is about `funds_field`.
 pub(crate) fn quote(
     account: &RegistrarRecord,
     object: &str,
     price_per_year: i64,
     years: u32,
     currency: &str,
+    funds_field: &str,
 ) -> Result<v1::Money, RegistryError> {
     if account.currency != currency {
         return Err(RegistryError::CurrencyMismatch {
@@ -172,9 +256,9 @@ pub(crate) fn quote(
                 format!("{price_per_year} × {years} years overflows"),
             )
         })?;
-    if price > account.balance_minor_units {
+    if price > account.available_minor_units() {
         return Err(RegistryError::InsufficientFunds {
-            field: "period_years".into(),
+            field: funds_field.into(),
             balance_minor_units: account.balance_minor_units,
             price_minor_units: price,
             currency: currency.into(),
@@ -186,28 +270,28 @@ pub(crate) fn quote(
     })
 }
 
-/// Charges a quoted price and writes the ledger entry and the account.
+/// Charges `price` (already quoted, or checked again here) to registrar
+/// `id`: writes the ledger entry and the account, and queues a low-balance
+/// poll message when the balance crosses the threshold.
 pub(crate) fn charge<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
-    account: &mut RegistrarRecord,
+    id: &str,
     kind: LedgerKind,
     price: &v1::Money,
     object: &str,
-) -> Result<(), RegistryError> {
-    debug_assert_eq!(
-        price.currency, account.currency,
-        "quote checked the currency"
-    );
+) -> Result<LedgerRecord, RegistryError> {
+    debug_assert!(kind.is_charge(), "{kind:?} is not a charge");
+    let mut account = load(&*cx, id)?;
+    // Re-checked here, against the account as it is now.
+    quote(
+        &account,
+        object,
+        price.minor_units,
+        1,
+        &price.currency,
+        "period_years",
+    )?;
     let amount = price.minor_units;
-    if amount < 0 || amount > account.balance_minor_units {
-        // quote() refuses both; reaching here means a caller skipped it.
-        return Err(RegistryError::InsufficientFunds {
-            field: "period_years".into(),
-            balance_minor_units: account.balance_minor_units,
-            price_minor_units: amount,
-            currency: account.currency.clone(),
-        });
-    }
     account.balance_minor_units -= amount;
     account.total_charges_minor_units = account
         .total_charges_minor_units
@@ -216,7 +300,63 @@ pub(crate) fn charge<S: StateRead + ?Sized>(
             field: "meta.actor".into(),
             message: format!("the charges total of {:?} would overflow", account.id),
         })?;
-    append_ledger(cx, account, kind, -amount, object, "")?;
+    let threshold = account.low_balance_threshold_minor_units;
+    let crossed =
+        threshold > 0 && account.balance_minor_units < threshold && !account.low_balance_notified;
+    if crossed {
+        account.low_balance_notified = true;
+    }
+    let entry = append_ledger(cx, &mut account, kind, -amount, object, "", "")?;
+    if crossed {
+        poll::push(
+            cx,
+            id,
+            PollKind::LowBalance,
+            id,
+            format!(
+                "balance {} {} is below the low-balance threshold {threshold}",
+                account.balance_minor_units, account.currency
+            ),
+            None,
+        )?;
+    }
+    Ok(entry)
+}
+
+/// Refunds `amount` (in the account's currency) to registrar `id`, linked to
+/// the charge made by `linked_sv_trid`.
+pub(crate) fn refund<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    id: &str,
+    amount: i64,
+    object: &str,
+    linked_sv_trid: &str,
+) -> Result<(), RegistryError> {
+    if amount <= 0 {
+        return Ok(());
+    }
+    let mut account = load(&*cx, id)?;
+    let overflow = || StorageFault(format!("the balance of {id:?} would overflow"));
+    account.balance_minor_units = account
+        .balance_minor_units
+        .checked_add(amount)
+        .ok_or_else(overflow)?;
+    account.total_refunds_minor_units = account
+        .total_refunds_minor_units
+        .checked_add(amount)
+        .ok_or_else(overflow)?;
+    if account.balance_minor_units >= account.low_balance_threshold_minor_units {
+        account.low_balance_notified = false;
+    }
+    append_ledger(
+        cx,
+        &mut account,
+        LedgerKind::Refund,
+        amount,
+        object,
+        "",
+        linked_sv_trid,
+    )?;
     Ok(())
 }
 
@@ -229,10 +369,11 @@ fn append_ledger<S: StateRead + ?Sized>(
     amount: i64,
     object: &str,
     reference: &str,
+    linked_sv_trid: &str,
 ) -> Result<LedgerRecord, RegistryError> {
     debug_assert!(
         account.is_balanced(),
-        "deposits == balance + charges and balance >= 0 for {:?}: {account:?}",
+        "deposits == balance + charges - refunds for {:?}: {account:?}",
         account.id
     );
     account.ledger_len += 1;
@@ -246,6 +387,7 @@ fn append_ledger<S: StateRead + ?Sized>(
         object: object.into(),
         sv_trid: cx.tx.sv_trid.clone(),
         reference: reference.into(),
+        linked_sv_trid: linked_sv_trid.into(),
     };
     cx.save(&entry);
     cx.save(&*account);
@@ -311,7 +453,13 @@ mod tests {
             balance_minor_units: balance,
             total_deposits_minor_units: balance,
             total_charges_minor_units: 0,
+            total_refunds_minor_units: 0,
+            credit_limit_minor_units: 0,
+            low_balance_threshold_minor_units: 0,
+            low_balance_notified: false,
             ledger_len: 0,
+            poll_seq: 0,
+            poll_count: 0,
             created_by: "staff".into(),
             created_ms: 0,
         }
@@ -319,20 +467,28 @@ mod tests {
 
     #[test]
     fn quotes_check_currency_and_funds() {
-        let a = account(100);
-        let q = quote(&a, "x.nz", 50, 2, "NZD").unwrap();
+        let f = "period_years";
+        let mut a = account(100);
+        let q = quote(&a, "x.nz", 50, 2, "NZD", f).unwrap();
         assert_eq!(q.minor_units, 100);
         let cases = [
-            (quote(&a, "x.nz", 51, 2, "NZD"), Reason::InsufficientFunds),
-            (quote(&a, "x.nz", 1, 1, "AUD"), Reason::CurrencyMismatch),
             (
-                quote(&a, "x.nz", i64::MAX, 2, "NZD"),
+                quote(&a, "x.nz", 51, 2, "NZD", f),
+                Reason::InsufficientFunds,
+            ),
+            (quote(&a, "x.nz", 1, 1, "AUD", f), Reason::CurrencyMismatch),
+            (
+                quote(&a, "x.nz", i64::MAX, 2, "NZD", f),
                 Reason::PolicyViolation,
             ),
         ];
         for (r, want) in cases {
             assert_eq!(r.unwrap_err().reason(), want);
         }
+        // The credit limit extends what may be spent.
+        a.credit_limit_minor_units = 2;
+        assert_eq!(quote(&a, "x.nz", 51, 2, "NZD", f).unwrap().minor_units, 102);
+        assert!(quote(&a, "x.nz", 52, 2, "NZD", f).is_err());
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! RFC 5733 section 2.2) that registrars set, and the rules for changing them.
 //!
 //! Registrars may set only `client*` statuses, and only those that apply to
-//! the object type; `server*` and the derived statuses (`ok`, `inactive`,
-//! `linked`, `pending*`) belong to the registry. Derived statuses are
-//! computed when an object is shown, never stored.
+//! the object type; registry staff set `server*` statuses (on domains); the
+//! derived statuses (`ok`, `inactive`, `linked`, `pending*`) belong to the
+//! registry and are computed when an object is shown, never stored.
+//!
+//! Combination rules (RFC 5731 section 2.3), checked by [`check_combination`]
+//! and kept by the commands: `ok` stands alone; `pendingDelete` never with a
+//! delete prohibition, `pendingTransfer` never with a transfer prohibition;
+//! at most one `pending*` status.
 
 use std::collections::BTreeSet;
 
@@ -28,6 +33,113 @@ pub enum ClientStatus {
     /// `clientUpdateProhibited`: updates are refused unless they remove this
     /// status.
     UpdateProhibited,
+}
+
+/// A status registry staff set on a domain (registry lock, suspensions).
+/// Declared in EPP name order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ServerStatus {
+    /// `serverDeleteProhibited`.
+    DeleteProhibited,
+    /// `serverHold`: not published in DNS.
+    Hold,
+    /// `serverRenewProhibited`: no renewals, no auto-renewal.
+    RenewProhibited,
+    /// `serverTransferProhibited`.
+    TransferProhibited,
+    /// `serverUpdateProhibited`: no updates by the sponsor at all.
+    UpdateProhibited,
+}
+
+impl ServerStatus {
+    /// Every server status, in EPP name order.
+    pub const ALL: [ServerStatus; 5] = [
+        ServerStatus::DeleteProhibited,
+        ServerStatus::Hold,
+        ServerStatus::RenewProhibited,
+        ServerStatus::TransferProhibited,
+        ServerStatus::UpdateProhibited,
+    ];
+
+    /// What a suspension puts on a domain.
+    pub const SUSPENSION: [ServerStatus; 4] = [
+        ServerStatus::DeleteProhibited,
+        ServerStatus::Hold,
+        ServerStatus::TransferProhibited,
+        ServerStatus::UpdateProhibited,
+    ];
+
+    /// What a registry lock puts on a domain.
+    pub const LOCK: [ServerStatus; 3] = [
+        ServerStatus::DeleteProhibited,
+        ServerStatus::TransferProhibited,
+        ServerStatus::UpdateProhibited,
+    ];
+
+    /// The EPP name, e.g. `"serverHold"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ServerStatus::DeleteProhibited => "serverDeleteProhibited",
+            ServerStatus::Hold => "serverHold",
+            ServerStatus::RenewProhibited => "serverRenewProhibited",
+            ServerStatus::TransferProhibited => "serverTransferProhibited",
+            ServerStatus::UpdateProhibited => "serverUpdateProhibited",
+        }
+    }
+
+    /// Parses a server status staff ask to set or clear.
+    pub fn parse(field: &str, value: &str) -> Result<Self, RegistryError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| {
+                RegistryError::invalid(
+                    field,
+                    format!(
+                        "{value:?} is not a server status; one of {}",
+                        Self::ALL.map(|s| s.as_str()).join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// Checks the combination rules on the statuses an object shows; the
+/// message names the offending pair.
+pub fn check_combination(shown: &[String]) -> Result<(), String> {
+    let has = |s: &str| shown.iter().any(|x| x == s);
+    if has("ok") && shown.len() > 1 {
+        return Err(format!("ok with other statuses: {shown:?}"));
+    }
+    for (pending, prohibitions) in [
+        (
+            "pendingDelete",
+            ["clientDeleteProhibited", "serverDeleteProhibited"],
+        ),
+        (
+            "pendingTransfer",
+            ["clientTransferProhibited", "serverTransferProhibited"],
+        ),
+        (
+            "pendingRenew",
+            ["clientRenewProhibited", "serverRenewProhibited"],
+        ),
+        (
+            "pendingUpdate",
+            ["clientUpdateProhibited", "serverUpdateProhibited"],
+        ),
+    ] {
+        if has(pending) {
+            if let Some(p) = prohibitions.iter().find(|p| has(p)) {
+                return Err(format!("{pending} with {p}"));
+            }
+        }
+    }
+    let pending = shown.iter().filter(|s| s.starts_with("pending")).count();
+    if pending > 1 {
+        return Err(format!("more than one pending status: {shown:?}"));
+    }
+    Ok(())
 }
 
 /// Statuses only the registry sets or derives; a registrar naming one gets a
@@ -83,7 +195,10 @@ impl ClientStatus {
                 self,
                 ClientStatus::DeleteProhibited | ClientStatus::UpdateProhibited
             ),
-            ObjectKind::Tld | ObjectKind::Registrar => false,
+            ObjectKind::Tld
+            | ObjectKind::Registrar
+            | ObjectKind::PollMessage
+            | ObjectKind::Case => false,
         }
     }
 

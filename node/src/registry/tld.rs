@@ -8,6 +8,13 @@
 //! `allow_idn` is taken literally: proto3 cannot tell an unset bool from
 //! `false`, and refusing IDNs is the safer reading. The currency is always
 //! required.
+//!
+//! Lifecycle defaults (`TldLifecyclePolicy`, each unset field): add grace
+//! 5 d, renew grace 5 d, auto-renew grace 45 d, transfer grace 5 d, transfer
+//! auto-approve 5 d, redemption 30 d, pending delete 5 d, restore report 7 d,
+//! transfer lock 60 d, expiry horizon 10 y; auto-renew and transfer at the
+//! renew price, restore fee 0; no premium, reserved or blocked names. A new
+//! TLD starts with these; `UpdateTld` with a lifecycle replaces them.
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
@@ -15,7 +22,9 @@ use super::apply::Exec;
 use super::engine::StateRead;
 use super::error::{ObjectKind, RegistryError};
 use super::fields;
-use super::model::{Get, TldPolicy, TldRecord};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::{Get, Lifecycle, TldPolicy, TldRecord};
 use super::names::{self, NormalizedName, MAX_LABEL_OCTETS};
 
 /// The longest registration or renewal period, in years, and the furthest
@@ -31,6 +40,32 @@ pub const DEFAULT_MIN_LABEL_LENGTH: u32 = 1;
 pub const DEFAULT_MAX_LABEL_LENGTH: u32 = MAX_LABEL_OCTETS as u32;
 /// Highest price per year, so that price × years can never overflow.
 pub const MAX_PRICE_MINOR_UNITS: i64 = 1_000_000_000_000_000;
+
+const DAY_S: i64 = 86_400;
+/// Default add grace period.
+pub const DEFAULT_ADD_GRACE_S: i64 = 5 * DAY_S;
+/// Default renew grace period.
+pub const DEFAULT_RENEW_GRACE_S: i64 = 5 * DAY_S;
+/// Default auto-renew grace period.
+pub const DEFAULT_AUTO_RENEW_GRACE_S: i64 = 45 * DAY_S;
+/// Default transfer grace period.
+pub const DEFAULT_TRANSFER_GRACE_S: i64 = 5 * DAY_S;
+/// Default time after which the registry approves a pending transfer.
+pub const DEFAULT_TRANSFER_AUTO_APPROVE_S: i64 = 5 * DAY_S;
+/// Default redemption period.
+pub const DEFAULT_REDEMPTION_S: i64 = 30 * DAY_S;
+/// Default pending-delete period (after redemption, before the purge).
+pub const DEFAULT_PENDING_DELETE_S: i64 = 5 * DAY_S;
+/// Default time for a restore report after the restore request.
+pub const DEFAULT_RESTORE_REPORT_S: i64 = 7 * DAY_S;
+/// Default transfer lock after a create or a transfer.
+pub const DEFAULT_TRANSFER_LOCK_S: i64 = 60 * DAY_S;
+/// Default furthest expiry date, in years from now.
+pub const DEFAULT_MAX_EXPIRY_HORIZON_YEARS: u32 = MAX_PERIOD_YEARS;
+/// Longest lifecycle period (ten years), so times never overflow.
+pub const MAX_PERIOD_S: i64 = 3653 * DAY_S;
+/// Most names in each of a TLD's premium, reserved and blocked lists.
+pub const MAX_LISTED_NAMES: usize = 10_000;
 
 pub(crate) fn create<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
@@ -48,11 +83,13 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     let record = TldRecord {
         name: name.ascii().into(),
         policy,
+        lifecycle: lifecycle_from_proto(None)?,
         created_by: cx.actor.clone(),
         created_ms: cx.now_ms,
         updated_by: String::new(),
         updated_ms: 0,
     };
+    cx.audit("tld", &record.name, vec!["created".into()]);
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -62,7 +99,22 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     req: &v1::UpdateTldRequest,
 ) -> Result<Outcome, RegistryError> {
     let name = tld_name("name", &req.name)?;
-    let policy = policy_from_proto(req.policy.as_ref())?;
+    if req.policy.is_none() && req.lifecycle.is_none() {
+        return Err(RegistryError::invalid(
+            "policy",
+            "is missing: give a policy, a lifecycle or both",
+        ));
+    }
+    let policy = req
+        .policy
+        .as_ref()
+        .map(|p| policy_from_proto(Some(p)))
+        .transpose()?;
+    let lifecycle = req
+        .lifecycle
+        .as_ref()
+        .map(|l| lifecycle_from_proto(Some(l)))
+        .transpose()?;
     let mut record = cx
         .load::<TldRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| RegistryError::ObjectNotFound {
@@ -70,7 +122,20 @@ pub(crate) fn update<S: StateRead + ?Sized>(
             kind: ObjectKind::Tld,
             name: name.ascii().into(),
         })?;
-    record.policy = policy;
+    let mut changes = Vec::new();
+    if let Some(policy) = policy {
+        if policy != record.policy {
+            changes.push("policy replaced".to_string());
+        }
+        record.policy = policy;
+    }
+    if let Some(lifecycle) = lifecycle {
+        if lifecycle != record.lifecycle {
+            changes.push("lifecycle replaced".to_string());
+        }
+        record.lifecycle = lifecycle;
+    }
+    cx.audit("tld", &record.name, changes);
     record.updated_by = cx.actor.clone();
     record.updated_ms = cx.now_ms;
     cx.save(&record);
@@ -177,6 +242,213 @@ pub(crate) fn policy_from_proto(
         ));
     }
     Ok(policy)
+}
+
+/// Validates a lifecycle policy, filling in the defaults for unset fields.
+pub(crate) fn lifecycle_from_proto(
+    given: Option<&v1::TldLifecyclePolicy>,
+) -> Result<Lifecycle, RegistryError> {
+    let default = v1::TldLifecyclePolicy::default();
+    let l = given.unwrap_or(&default);
+    let period = |field: &str, v: Option<i64>, default_s: i64| -> Result<i64, RegistryError> {
+        let seconds = v.unwrap_or(default_s);
+        if !(0..=MAX_PERIOD_S).contains(&seconds) {
+            return Err(RegistryError::invalid(
+                format!("lifecycle.{field}"),
+                format!("{seconds} s is not between 0 and {MAX_PERIOD_S} s (ten years)"),
+            ));
+        }
+        Ok(seconds * 1000)
+    };
+    let price = |field: &str, v: Option<i64>| -> Result<Option<i64>, RegistryError> {
+        match v {
+            Some(p) if !(0..=MAX_PRICE_MINOR_UNITS).contains(&p) => Err(RegistryError::invalid(
+                format!("lifecycle.{field}"),
+                format!("{p} is not a price between 0 and {MAX_PRICE_MINOR_UNITS}"),
+            )),
+            other => Ok(other),
+        }
+    };
+    let horizon = l
+        .max_expiry_horizon_years
+        .unwrap_or(DEFAULT_MAX_EXPIRY_HORIZON_YEARS);
+    if !(1..=MAX_PERIOD_YEARS).contains(&horizon) {
+        return Err(RegistryError::invalid(
+            "lifecycle.max_expiry_horizon_years",
+            format!("{horizon} years is not between 1 and {MAX_PERIOD_YEARS}"),
+        ));
+    }
+    let mut premium = BTreeMap::new();
+    for p in &l.premium_names {
+        let label = listed_label("lifecycle.premium_names", &p.label)?;
+        for (what, v) in [
+            ("create_price_minor_units", p.create_price_minor_units),
+            ("renew_price_minor_units", p.renew_price_minor_units),
+        ] {
+            price(&format!("premium_names.{what}"), Some(v))?;
+        }
+        if premium
+            .insert(
+                label.clone(),
+                (p.create_price_minor_units, p.renew_price_minor_units),
+            )
+            .is_some()
+        {
+            return Err(RegistryError::invalid(
+                "lifecycle.premium_names",
+                format!("{label:?} is listed twice"),
+            ));
+        }
+    }
+    let list = |field: &str, given: &[String]| -> Result<BTreeSet<String>, RegistryError> {
+        if given.len() > MAX_LISTED_NAMES {
+            return Err(RegistryError::LimitExceeded {
+                field: format!("lifecycle.{field}"),
+                message: format!("{} names, at most {MAX_LISTED_NAMES}", given.len()),
+            });
+        }
+        given
+            .iter()
+            .map(|n| listed_label(&format!("lifecycle.{field}"), n))
+            .collect()
+    };
+    if l.premium_names.len() > MAX_LISTED_NAMES {
+        return Err(RegistryError::LimitExceeded {
+            field: "lifecycle.premium_names".into(),
+            message: format!(
+                "{} names, at most {MAX_LISTED_NAMES}",
+                l.premium_names.len()
+            ),
+        });
+    }
+    Ok(Lifecycle {
+        add_grace_ms: period(
+            "add_grace_seconds",
+            l.add_grace_seconds,
+            DEFAULT_ADD_GRACE_S,
+        )?,
+        renew_grace_ms: period(
+            "renew_grace_seconds",
+            l.renew_grace_seconds,
+            DEFAULT_RENEW_GRACE_S,
+        )?,
+        auto_renew_grace_ms: period(
+            "auto_renew_grace_seconds",
+            l.auto_renew_grace_seconds,
+            DEFAULT_AUTO_RENEW_GRACE_S,
+        )?,
+        transfer_grace_ms: period(
+            "transfer_grace_seconds",
+            l.transfer_grace_seconds,
+            DEFAULT_TRANSFER_GRACE_S,
+        )?,
+        transfer_auto_approve_ms: period(
+            "transfer_auto_approve_seconds",
+            l.transfer_auto_approve_seconds,
+            DEFAULT_TRANSFER_AUTO_APPROVE_S,
+        )?,
+        redemption_ms: period(
+            "redemption_seconds",
+            l.redemption_seconds,
+            DEFAULT_REDEMPTION_S,
+        )?,
+        pending_delete_ms: period(
+            "pending_delete_seconds",
+            l.pending_delete_seconds,
+            DEFAULT_PENDING_DELETE_S,
+        )?,
+        restore_report_ms: period(
+            "restore_report_seconds",
+            l.restore_report_seconds,
+            DEFAULT_RESTORE_REPORT_S,
+        )?,
+        transfer_lock_ms: period(
+            "transfer_lock_seconds",
+            l.transfer_lock_seconds,
+            DEFAULT_TRANSFER_LOCK_S,
+        )?,
+        max_expiry_horizon_years: horizon,
+        auto_renew_price_minor_units: price(
+            "auto_renew_price_minor_units",
+            l.auto_renew_price_minor_units,
+        )?,
+        transfer_price_minor_units: price(
+            "transfer_price_minor_units",
+            l.transfer_price_minor_units,
+        )?,
+        restore_price_minor_units: price("restore_price_minor_units", l.restore_price_minor_units)?
+            .unwrap_or(0),
+        premium,
+        reserved: list("reserved_names", &l.reserved_names)?,
+        blocked: list("blocked_names", &l.blocked_names)?,
+    })
+}
+
+/// A label in a TLD's name lists: one valid label, stored as its A-label.
+fn listed_label(field: &str, given: &str) -> Result<String, RegistryError> {
+    let name = names::normalize_name(field, given)?;
+    if name.label_count() != 1 {
+        return Err(RegistryError::invalid(
+            field,
+            format!("{given:?} is not a single label (list labels without the TLD)"),
+        ));
+    }
+    Ok(name.ascii().to_string())
+}
+
+/// Which prices apply to a second-level `label` under a TLD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Prices {
+    pub create: i64,
+    pub renew: i64,
+    pub auto_renew: i64,
+    pub transfer: i64,
+    pub restore: i64,
+}
+
+/// The prices of `label` under `tld`: premium prices when listed.
+pub(crate) fn prices(tld: &TldRecord, label: &str) -> Prices {
+    let l = &tld.lifecycle;
+    match l.premium.get(label) {
+        Some(&(create, renew)) => Prices {
+            create,
+            renew,
+            auto_renew: renew,
+            transfer: renew,
+            restore: l.restore_price_minor_units,
+        },
+        None => {
+            let renew = tld.policy.renew_price_minor_units;
+            Prices {
+                create: tld.policy.create_price_minor_units,
+                renew,
+                auto_renew: l.auto_renew_price_minor_units.unwrap_or(renew),
+                transfer: l.transfer_price_minor_units.unwrap_or(renew),
+                restore: l.restore_price_minor_units,
+            }
+        }
+    }
+}
+
+/// Refuses a reserved or blocked label.
+pub(crate) fn check_available_label(
+    tld: &TldRecord,
+    field: &str,
+    label: &str,
+) -> Result<(), RegistryError> {
+    if tld.lifecycle.reserved.contains(label) {
+        return Err(RegistryError::policy(
+            field,
+            format!("{label:?} is reserved by the .{} registry", tld.name),
+        ));
+    }
+    if tld.lifecycle.blocked.contains(label) {
+        return Err(RegistryError::policy(
+            field,
+            format!("{label:?} is blocked under .{}", tld.name),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a second-level label (A-label form) against the TLD's label rules.

@@ -1,0 +1,493 @@
+//! The time-driven life of a domain (RFC 3915 and common gTLD/ccTLD
+//! practice), run by `Tick` entries.
+//!
+//! ```text
+//!  create ──► Active ──(expiry)──► auto-renew ──► Active (+1 y, autoRenewPeriod)
+//!               │                     └─(cannot charge / renew prohibited)─┐
+//!               │ delete (inside addPeriod: purged at once, refunded)      │
+//!               ▼                                                          ▼
+//!          Redemption ──restore request──► PendingRestore ──report──► Active (+1 y)
+//!               │   ▲                          │ (report overdue: back, renewal refunded)
+//!               │   └──────────────────────────┘
+//!               ▼ (redemption period over)
+//!          PendingPurge ──(pending-delete period over)──► purged
+//! ```
+//!
+//! Every future step is an entry in [`Cf::DueEvents`] keyed by due time, and
+//! the domain keeps a handle on each of its entries so that a change (renew,
+//! restore, transfer) moves or removes exactly its own events. A tick reads
+//! the due prefix of that index and nothing else.
+
+use kauri_proto::v1::{self, command_result::Outcome};
+
+use super::apply::Exec;
+use super::domain::{self, add_years};
+use super::engine::{StateRead, StorageFault};
+use super::error::{ObjectKind, RegistryError};
+use super::fields::{self, MAX_TEXT_CHARS};
+use super::model::{
+    due_event_key, meta, CaseEvent, CaseRecord, DomainRecord, DomainState, EventKind, EventRecord,
+    Get, HostRecord, LedgerKind, PollKind, RegistrarRecord, ScheduledEvent,
+};
+use super::status::ServerStatus;
+use super::{audit, poll, registrar, tld, transfer};
+
+/// How long the registry waits before trying again to auto-renew a domain
+/// it may not delete (serverDeleteProhibited) but cannot renew either.
+pub const AUTO_RENEW_RETRY_MS: i64 = 86_400_000;
+/// Fewest statements a restore report must make (RFC 3915).
+pub const MIN_RESTORE_STATEMENTS: usize = 2;
+
+/// Schedules `kind` for `domain` at `due_ms`, replacing any earlier event
+/// of that kind.
+pub(crate) fn schedule<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    domain: &mut DomainRecord,
+    kind: EventKind,
+    due_ms: i64,
+) -> Result<(), RegistryError> {
+    unschedule(cx, domain, kind);
+    let id = cx.next_seq(meta::EVENT_SEQ)?;
+    cx.save(&EventRecord {
+        id,
+        due_ms,
+        kind,
+        domain: domain.name.clone(),
+    });
+    domain.events.push(ScheduledEvent { kind, due_ms, id });
+    Ok(())
+}
+
+/// Removes `domain`'s event of `kind`, if any.
+pub(crate) fn unschedule<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    domain: &mut DomainRecord,
+    kind: EventKind,
+) {
+    domain.events.retain(|e| {
+        if e.kind == kind {
+            cx.delete::<EventRecord>(&due_event_key(e.due_ms, e.id));
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// Drops the domain's handle on an event that was refused when it ran.
+pub(crate) fn forget_event<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    event: &EventRecord,
+) -> Result<(), RegistryError> {
+    if let Some(mut d) = cx.load::<DomainRecord>(event.domain.as_bytes())? {
+        d.events.retain(|e| e.id != event.id);
+        cx.save(&d);
+    }
+    Ok(())
+}
+
+/// Runs one due event.
+pub(crate) fn run_event<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    event: &EventRecord,
+) -> Result<(), RegistryError> {
+    let Some(mut d) = cx.load::<DomainRecord>(event.domain.as_bytes())? else {
+        return Ok(()); // purged meanwhile; its handles went with it
+    };
+    if !d.events.iter().any(|e| e.id == event.id) {
+        return Ok(()); // superseded
+    }
+    d.events.retain(|e| e.id != event.id);
+    let before = d.clone();
+    match event.kind {
+        EventKind::AutoRenew => auto_renew(cx, &mut d)?,
+        EventKind::TransferAutoApprove => {
+            transfer::complete(cx, &mut d, super::model::TransferStatus::ServerApproved)?
+        }
+        EventKind::RedemptionEnd => {
+            let DomainState::Redemption { deleted_ms, .. } = d.state else {
+                return Err(RegistryError::policy("domain", "not in redemption"));
+            };
+            let purge_ms = cx.now_ms + tld_of(cx, &d)?.lifecycle.pending_delete_ms;
+            d.state = DomainState::PendingPurge {
+                deleted_ms,
+                purge_ms,
+            };
+            schedule(cx, &mut d, EventKind::Purge, purge_ms)?;
+            let sponsor = d.sponsor.clone();
+            poll::push(
+                cx,
+                &sponsor,
+                PollKind::RedemptionEnded,
+                &d.name,
+                format!(
+                    "the redemption period of {} is over; it will be purged on {}",
+                    d.name,
+                    date(purge_ms)
+                ),
+                None,
+            )?;
+        }
+        EventKind::RestoreReportDue => {
+            let DomainState::PendingRestore {
+                deleted_ms,
+                redemption_ends_ms,
+                renewal_minor_units,
+                ref renewal_sv_trid,
+                ..
+            } = d.state
+            else {
+                return Err(RegistryError::policy("domain", "no restore pending"));
+            };
+            let renewal_sv_trid = renewal_sv_trid.clone();
+            let sponsor = d.sponsor.clone();
+            registrar::refund(cx, &sponsor, renewal_minor_units, &d.name, &renewal_sv_trid)?;
+            let ends_ms = redemption_ends_ms.max(cx.now_ms);
+            d.state = DomainState::Redemption {
+                deleted_ms,
+                ends_ms,
+            };
+            schedule(cx, &mut d, EventKind::RedemptionEnd, ends_ms)?;
+            poll::push(
+                cx,
+                &sponsor,
+                PollKind::RestoreReportOverdue,
+                &d.name,
+                format!(
+                    "no restore report for {} arrived in time; it is back in redemption and \
+                     the renewal was refunded",
+                    d.name
+                ),
+                None,
+            )?;
+        }
+        EventKind::Purge => {
+            let sponsor = d.sponsor.clone();
+            purge(cx, d)?;
+            poll::push(
+                cx,
+                &sponsor,
+                PollKind::Purged,
+                &event.domain,
+                format!("{} was purged", event.domain),
+                None,
+            )?;
+            return Ok(());
+        }
+    }
+    let changes = audit::domain_changes(&before, &d);
+    cx.audit("domain", &d.name, changes);
+    cx.save(&d);
+    Ok(())
+}
+
+/// At expiry: renew for a year at the auto-renew price, or, when the
+/// sponsor cannot pay or renewals are prohibited, delete the domain into
+/// redemption (unless deletion is server-prohibited: then try again later).
+fn auto_renew<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    d: &mut DomainRecord,
+) -> Result<(), RegistryError> {
+    if d.state.is_deleted() {
+        return Ok(());
+    }
+    let tld = tld_of(cx, d)?;
+    let label = d.name.split('.').next().unwrap_or_default().to_string();
+    let prices = tld::prices(&tld, &label);
+    let sponsor = d.sponsor.clone();
+    let prohibited = d
+        .statuses
+        .contains(&super::status::ClientStatus::RenewProhibited)
+        || d.server_statuses_in_effect()
+            .contains(&ServerStatus::RenewProhibited);
+    let charged = if prohibited {
+        Err("renewal is prohibited".to_string())
+    } else {
+        let price = v1::Money {
+            minor_units: prices.auto_renew,
+            currency: tld.policy.currency.clone(),
+        };
+        match registrar::charge(cx, &sponsor, LedgerKind::AutoRenew, &price, &d.name) {
+            Ok(entry) => Ok(entry),
+            Err(e @ RegistryError::Storage(_)) => return Err(e),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    match charged {
+        Ok(entry) => {
+            let new_expiry = add_years(d.expiry_ms, 1)
+                .ok_or_else(|| StorageFault(format!("expiry of {:?} out of range", d.name)))?;
+            d.expiry_ms = new_expiry;
+            d.graces.retain(|g| g.ends_ms > cx.now_ms);
+            d.graces.push(super::model::Grace {
+                kind: super::model::GraceKind::AutoRenew,
+                ends_ms: cx.now_ms + tld.lifecycle.auto_renew_grace_ms,
+                registrar: sponsor.clone(),
+                amount_minor_units: -entry.amount_minor_units,
+                currency: tld.policy.currency.clone(),
+                sv_trid: entry.sv_trid.clone(),
+            });
+            schedule(cx, d, EventKind::AutoRenew, new_expiry)?;
+            poll::push(
+                cx,
+                &sponsor,
+                PollKind::AutoRenewed,
+                &d.name,
+                format!("{} was auto-renewed until {}", d.name, date(new_expiry)),
+                None,
+            )?;
+        }
+        Err(why) => {
+            if d.server_statuses_in_effect()
+                .contains(&ServerStatus::DeleteProhibited)
+            {
+                let retry = cx.now_ms + AUTO_RENEW_RETRY_MS;
+                schedule(cx, d, EventKind::AutoRenew, retry)?;
+                poll::push(
+                    cx,
+                    &sponsor,
+                    PollKind::AutoRenewFailed,
+                    &d.name,
+                    format!(
+                        "{} expired and could not be auto-renewed ({why}); deletion is \
+                         server-prohibited, trying again on {}",
+                        d.name,
+                        date(retry)
+                    ),
+                    None,
+                )?;
+            } else {
+                // The registry deletes it: client statuses go with the sponsor's say.
+                d.statuses = std::collections::BTreeSet::new();
+                enter_redemption(cx, d)?;
+                poll::push(
+                    cx,
+                    &sponsor,
+                    PollKind::AutoRenewFailed,
+                    &d.name,
+                    format!(
+                        "{} expired and could not be auto-renewed ({why}); it is in the \
+                         redemption period",
+                        d.name
+                    ),
+                    None,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `d` into the redemption period: a pending transfer is cancelled
+/// by the registry, grace periods end, auto-renewal stops.
+pub(crate) fn enter_redemption<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    d: &mut DomainRecord,
+) -> Result<(), RegistryError> {
+    if d.transfer_pending() {
+        transfer::server_cancel(cx, d, "the domain was deleted")?;
+    }
+    let tld = tld_of(cx, d)?;
+    let ends_ms = cx.now_ms + tld.lifecycle.redemption_ms;
+    d.state = DomainState::Redemption {
+        deleted_ms: cx.now_ms,
+        ends_ms,
+    };
+    d.graces.clear();
+    unschedule(cx, d, EventKind::AutoRenew);
+    unschedule(cx, d, EventKind::TransferAutoApprove);
+    schedule(cx, d, EventKind::RedemptionEnd, ends_ms)?;
+    Ok(())
+}
+
+/// Removes `d` for good: its references to contacts and hosts, its
+/// subordinate hosts (kept, without glue and detached, when other domains
+/// still delegate to them), its events and its suspensions' hold on cases.
+pub(crate) fn purge<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    mut d: DomainRecord,
+) -> Result<(), RegistryError> {
+    domain::adjust_contact_refs(cx, &d.referenced_contacts(), -1)?;
+    domain::adjust_host_refs(cx, &d.nameservers, -1)?;
+    for name in &d.subordinate_hosts {
+        let mut host = cx
+            .load::<HostRecord>(name.as_bytes())?
+            .ok_or_else(|| StorageFault(format!("{:?} lists missing host {name:?}", d.name)))?;
+        if host.domain_refs == 0 {
+            cx.delete::<HostRecord>(name.as_bytes());
+            cx.audit("host", name, vec![format!("purged with {}", d.name)]);
+        } else {
+            host.superordinate = None;
+            host.addresses.clear();
+            cx.save(&host);
+            cx.audit(
+                "host",
+                name,
+                vec![format!("detached from purged {}; glue removed", d.name)],
+            );
+        }
+    }
+    for case_id in d.suspensions.keys() {
+        if let Some(mut case) = cx.load::<CaseRecord>(&case_id.to_be_bytes())? {
+            case.suspended = false;
+            case.history.push(CaseEvent {
+                time_ms: cx.now_ms,
+                actor: cx.actor.clone(),
+                action: "domain_purged".into(),
+                note: String::new(),
+                sv_trid: cx.tx.sv_trid.clone(),
+            });
+            cx.save(&case);
+        }
+    }
+    for kind in [
+        EventKind::AutoRenew,
+        EventKind::TransferAutoApprove,
+        EventKind::RedemptionEnd,
+        EventKind::RestoreReportDue,
+        EventKind::Purge,
+    ] {
+        unschedule(cx, &mut d, kind);
+    }
+    cx.adjust_counter(meta::DOMAIN_COUNT, -1)?;
+    cx.delete::<DomainRecord>(d.name.as_bytes());
+    cx.audit("domain", &d.name, vec!["purged".into()]);
+    Ok(())
+}
+
+/// RGP restore (RFC 3915): a request inside the redemption period charges
+/// the restore fee and a one-year renewal and makes the domain
+/// pendingRestore; the report restores it.
+pub(crate) fn restore<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    caller: RegistrarRecord,
+    req: &v1::RestoreDomainRequest,
+) -> Result<Outcome, RegistryError> {
+    let mut d = domain::load_sponsored(&*cx, &caller, &req.name)?;
+    let before = d.clone();
+    let tld = tld_of(cx, &d)?;
+    let label = d.name.split('.').next().unwrap_or_default().to_string();
+    let prices = tld::prices(&tld, &label);
+    let currency = tld.policy.currency.clone();
+    let charged;
+    match v1::RestoreOp::try_from(req.op) {
+        Ok(v1::RestoreOp::Request) => {
+            let DomainState::Redemption {
+                deleted_ms,
+                ends_ms,
+            } = d.state
+            else {
+                return Err(not_in(&d, "redemptionPeriod"));
+            };
+            let total = prices.restore.saturating_add(prices.renew);
+            registrar::quote(&caller, &d.name, total, 1, &currency, "name")?;
+            let money = |minor_units| v1::Money {
+                minor_units,
+                currency: currency.clone(),
+            };
+            registrar::charge(
+                cx,
+                &caller.id,
+                LedgerKind::Restore,
+                &money(prices.restore),
+                &d.name,
+            )?;
+            let renewal = registrar::charge(
+                cx,
+                &caller.id,
+                LedgerKind::Renew,
+                &money(prices.renew),
+                &d.name,
+            )?;
+            let report_due_ms = cx.now_ms + tld.lifecycle.restore_report_ms;
+            d.state = DomainState::PendingRestore {
+                deleted_ms,
+                redemption_ends_ms: ends_ms,
+                report_due_ms,
+                renewal_minor_units: prices.renew,
+                renewal_sv_trid: renewal.sv_trid,
+            };
+            unschedule(cx, &mut d, EventKind::RedemptionEnd);
+            schedule(cx, &mut d, EventKind::RestoreReportDue, report_due_ms)?;
+            charged = Some(money(total));
+        }
+        Ok(v1::RestoreOp::Report) => {
+            if !matches!(d.state, DomainState::PendingRestore { .. }) {
+                return Err(not_in(&d, "pendingRestore"));
+            }
+            let report = req
+                .report
+                .as_ref()
+                .ok_or_else(|| RegistryError::invalid("report", "is required with REPORT"))?;
+            fields::text("report.pre_data", &report.pre_data, true, 4000)?;
+            fields::text("report.post_data", &report.post_data, true, 4000)?;
+            fields::text(
+                "report.restore_reason",
+                &report.restore_reason,
+                true,
+                MAX_TEXT_CHARS,
+            )?;
+            fields::text("report.other", &report.other, false, MAX_TEXT_CHARS)?;
+            if report.statements.len() < MIN_RESTORE_STATEMENTS || report.statements.len() > 8 {
+                return Err(RegistryError::invalid(
+                    "report.statements",
+                    format!(
+                        "{} statements given; RFC 3915 asks for {MIN_RESTORE_STATEMENTS} to 8",
+                        report.statements.len()
+                    ),
+                ));
+            }
+            for s in &report.statements {
+                fields::text("report.statements", s, true, MAX_TEXT_CHARS)?;
+            }
+            let horizon = add_years(cx.now_ms, tld.lifecycle.max_expiry_horizon_years)
+                .ok_or_else(|| StorageFault("registry time out of range".into()))?;
+            let renewed = add_years(d.expiry_ms, 1)
+                .ok_or_else(|| StorageFault(format!("expiry of {:?} out of range", d.name)))?;
+            d.expiry_ms = renewed.min(horizon);
+            d.state = DomainState::Active;
+            unschedule(cx, &mut d, EventKind::RestoreReportDue);
+            let expiry = d.expiry_ms;
+            schedule(cx, &mut d, EventKind::AutoRenew, expiry)?;
+            charged = None;
+        }
+        _ => {
+            return Err(RegistryError::invalid(
+                "op",
+                "must be RESTORE_OP_REQUEST or RESTORE_OP_REPORT",
+            ))
+        }
+    }
+    d.updated_by = caller.id.clone();
+    d.updated_ms = cx.now_ms;
+    let changes = audit::domain_changes(&before, &d);
+    cx.audit("domain", &d.name, changes);
+    cx.save(&d);
+    Ok(Outcome::Domain(v1::DomainResponse {
+        domain: Some(d.to_proto(&d.sponsor, cx.now_ms)),
+        tx: Some(cx.tx.clone()),
+        read_info: None,
+        charged,
+    }))
+}
+
+fn not_in(d: &DomainRecord, rgp: &str) -> RegistryError {
+    RegistryError::StatusProhibits {
+        field: "name".into(),
+        kind: ObjectKind::Domain,
+        name: d.name.clone(),
+        status: format!("{:?} (restore needs {rgp})", d.rgp_statuses(0)),
+    }
+}
+
+/// The TLD of an existing domain.
+pub(crate) fn tld_of(
+    r: &(impl Get + ?Sized),
+    d: &DomainRecord,
+) -> Result<super::model::TldRecord, RegistryError> {
+    domain::tld_of(r, d)
+}
+
+fn date(ms: i64) -> String {
+    domain::utc_date(ms).map_or_else(|| ms.to_string(), |d| d.to_string())
+}
