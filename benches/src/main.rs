@@ -1,8 +1,14 @@
 //! `kauri-bench`: a closed-loop load generator over kauri-client.
 //!
-//! `kauri-bench create` sets up a TLD, a funded registrar and a contact (once;
-//! reruns reuse them), then keeps `--concurrency` domain creates in flight for
-//! `--count` domains and prints throughput and latency percentiles.
+//! - `create` sets up a TLD, a funded registrar and a contact (once; reruns
+//!   reuse them), then keeps `--concurrency` domain creates in flight for
+//!   `--count` domains and prints throughput and latency percentiles.
+//! - `failover` starts its own 3-node cluster, runs a steady create load,
+//!   SIGKILLs the leader `--kills` times and reports the write
+//!   unavailability window of each failover, lost acknowledged writes and
+//!   duplicate charges (both must be 0).
+
+mod failover;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,13 +52,15 @@ enum Cmd {
         #[arg(long, default_value = "bench")]
         tld: String,
     },
+    /// Leader SIGKILLs under a steady write load (starts its own cluster).
+    Failover(failover::FailoverArgs),
 }
 
-fn exists(e: &ClientError) -> bool {
+pub(crate) fn exists(e: &ClientError) -> bool {
     e.reason == Reason::ObjectExists
 }
 
-async fn fixture(client: &KauriClient, tld: &str, count: u64) -> anyhow::Result<()> {
+pub(crate) async fn fixture(client: &KauriClient, tld: &str, count: u64) -> anyhow::Result<()> {
     let policy = TldPolicy {
         min_period_years: 1,
         max_period_years: 10,
@@ -122,7 +130,7 @@ async fn fixture(client: &KauriClient, tld: &str, count: u64) -> anyhow::Result<
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -133,13 +141,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let (count, concurrency, max_seconds, tld) = match args.command {
+        Cmd::Create {
+            count,
+            concurrency,
+            max_seconds,
+            tld,
+        } => (count, concurrency, max_seconds, tld),
+        Cmd::Failover(f) => return failover::run(f).await,
+    };
     let client = KauriClient::new(&args.endpoints, ClientConfig::default())?;
-    let Cmd::Create {
-        count,
-        concurrency,
-        max_seconds,
-        tld,
-    } = args.command;
     fixture(&client, &tld, count).await?;
     let run = format!(
         "{:x}",
