@@ -440,3 +440,198 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
         .then_some(())
         .expect("a fresh follower answers the read itself (not STALE_READ)");
 }
+
+/// Drains `registrar`'s poll queue, returning the kinds of its messages.
+async fn drain_poll(client: &KauriClient, registrar: &str) -> Vec<String> {
+    let mut kinds = Vec::new();
+    loop {
+        let head = client
+            .poll(PollRequest {
+                registrar: registrar.into(),
+                read: linearizable(),
+            })
+            .await
+            .expect("poll");
+        let Some(message) = head.message else {
+            return kinds;
+        };
+        kinds.push(message.kind.clone());
+        client
+            .ack_poll(AckPollRequest {
+                meta: Some(meta(registrar)),
+                message_id: message.id,
+            })
+            .await
+            .expect("ack poll");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
+    // Arrange: ticks every 200 ms; transfers auto-approve after 3 s.
+    let mut cluster = TestCluster::start(NODE_BIN, 3, &["--tick-interval-ms", "200"]);
+    let first_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client();
+    registry_fixture(&client).await;
+    client
+        .update_tld(UpdateTldRequest {
+            meta: Some(meta("staff")),
+            name: "test".into(),
+            policy: None,
+            lifecycle: Some(TldLifecyclePolicy {
+                transfer_auto_approve_seconds: Some(3),
+                transfer_lock_seconds: Some(0),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("short transfer periods");
+    client
+        .create_registrar(CreateRegistrarRequest {
+            meta: Some(meta("staff")),
+            id: "reg2".into(),
+            name: "Registrar Two".into(),
+            password: "another secret".into(),
+            currency: "USD".into(),
+        })
+        .await
+        .expect("gaining registrar");
+    client
+        .deposit_funds(DepositFundsRequest {
+            meta: Some(meta("staff")),
+            registrar: "reg2".into(),
+            amount_minor_units: DEPOSIT,
+            reference: "wire 2".into(),
+        })
+        .await
+        .expect("deposit");
+    let created = client
+        .create_domain(create_request("moving.test"))
+        .await
+        .expect("create");
+    let created = created.domain.expect("domain");
+    drain_poll(&client, "reg1").await;
+
+    // Act: reg2 requests the transfer, then the leader dies before the
+    // registry auto-approves it.
+    let requested = client
+        .transfer_domain(TransferDomainRequest {
+            meta: Some(meta("reg2")),
+            name: "moving.test".into(),
+            op: TransferOp::Request as i32,
+            auth_info: created.auth_info.clone(),
+            period_years: 1,
+        })
+        .await
+        .expect("transfer request");
+    assert_eq!(
+        requested.transfer.as_ref().map(|t| t.status_name.as_str()),
+        Some("pending")
+    );
+    cluster.kill(first_leader);
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    assert_ne!(new_leader, first_leader);
+
+    // Assert: the new leader's ticks approve it, once.
+    let approved = wait_until(
+        Duration::from_secs(30),
+        "the transfer to auto-approve",
+        || {
+            let client = client.clone();
+            async move {
+                let t = client
+                    .query_transfer(TransferQueryRequest {
+                        registrar: "reg2".into(),
+                        name: "moving.test".into(),
+                        auth_info: String::new(),
+                        read: linearizable(),
+                    })
+                    .await
+                    .ok()?
+                    .transfer?;
+                (t.status_name == "serverApproved").then_some(t)
+            }
+        },
+    )
+    .await;
+    let info = client
+        .info_domain(InfoRequest {
+            registrar: "reg2".into(),
+            name: "moving.test".into(),
+            read: linearizable(),
+        })
+        .await
+        .expect("info")
+        .domain
+        .expect("domain");
+    assert_eq!(info.sponsor, "reg2");
+    let one_year_later = chrono::DateTime::from_timestamp_millis(created.expiry_ms)
+        .and_then(|t| t.checked_add_months(chrono::Months::new(12)))
+        .expect("a valid date")
+        .timestamp_millis();
+    assert_eq!(
+        info.expiry_ms, one_year_later,
+        "extended by exactly one year"
+    );
+    assert_eq!(approved.expiry_ms, one_year_later);
+
+    // Let a few more ticks pass: nothing fires a second time.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ledger = client
+        .info_registrar(InfoRegistrarRequest {
+            id: "reg2".into(),
+            read: linearizable(),
+            ledger_limit: 100,
+        })
+        .await
+        .expect("reg2")
+        .registrar
+        .expect("registrar");
+    let transfers: Vec<_> = ledger
+        .ledger
+        .iter()
+        .filter(|e| e.kind == "transfer")
+        .collect();
+    assert_eq!(transfers.len(), 1, "charged once: {:?}", ledger.ledger);
+    assert_eq!(ledger.balance.map(|b| b.minor_units), Some(DEPOSIT - PRICE));
+    assert_eq!(
+        balance(&client).await,
+        DEPOSIT - PRICE,
+        "the losing registrar paid only its create"
+    );
+    let gaining = drain_poll(&client, "reg2").await;
+    let losing = drain_poll(&client, "reg1").await;
+    let count = |kinds: &[String]| {
+        kinds
+            .iter()
+            .filter(|k| *k == "transfer_auto_approved")
+            .count()
+    };
+    assert_eq!(count(&gaining), 1, "gaining side told once: {gaining:?}");
+    assert_eq!(count(&losing), 1, "losing side told once: {losing:?}");
+
+    // The killed node comes back and agrees, byte for byte.
+    cluster.spawn(first_leader);
+    let target = cluster
+        .status(new_leader)
+        .await
+        .expect("status")
+        .applied_index;
+    cluster
+        .wait_for_applied(first_leader, target, Duration::from_secs(30))
+        .await;
+    let endpoints = cluster.endpoints();
+    wait_until(Duration::from_secs(30), "identical state digests", || {
+        let client = client.clone();
+        let endpoints = endpoints.clone();
+        async move {
+            let mut digests = Vec::new();
+            for addr in &endpoints {
+                let d = client.state_digest(addr).await.ok()?;
+                digests.push((d.applied_index, d.digest));
+            }
+            digests.windows(2).all(|w| w[0] == w[1]).then_some(())
+        }
+    })
+    .await;
+}
