@@ -62,7 +62,7 @@ pub struct Args {
     /// retry it safely.
     #[arg(long, global = true)]
     pub cl_trid: Option<String>,
-    /// The registrar acting (registrar commands) .
+    /// The registrar acting (registrar commands).
     #[arg(
         long = "registrar",
         short = 'r',

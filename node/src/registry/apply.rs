@@ -34,6 +34,13 @@ pub const MAX_REQUEST_DIGEST_OCTETS: usize = 64;
 /// Most lifecycle events one tick runs; the rest run on the next tick, so a
 /// tick's cost is bounded whatever is due.
 pub const MAX_EVENTS_PER_TICK: usize = 256;
+/// How long the response to a request is remembered under its idempotency
+/// key (actor, clTRID). A retry within this window gets the original
+/// response; after it, the key may be used afresh. Registrars retry within
+/// minutes; a week covers a gateway outage with margin.
+pub const IDEMPOTENCY_RETENTION_MS: i64 = 7 * 86_400_000;
+/// Most expired idempotency records one tick drops (the rest next tick).
+pub const MAX_PRUNED_PER_TICK: usize = 1024;
 /// The actor lifecycle events are recorded under.
 pub const SYSTEM_ACTOR: &str = "registry";
 
@@ -131,17 +138,23 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
     let result = CommandResult {
         outcome: Some(outcome),
     };
-    model::save(
-        txn,
-        &IdempotencyRecord {
-            actor: meta.actor.clone(),
-            cl_trid: meta.cl_trid.clone(),
-            request_digest: proposal.request_digest.clone(),
-            result: result.encode_to_vec(),
-            log_index: ctx.log_index,
-            time_ms: now_ms,
-        },
+    let record = IdempotencyRecord {
+        actor: meta.actor.clone(),
+        cl_trid: meta.cl_trid.clone(),
+        request_digest: proposal.request_digest.clone(),
+        result: result.encode_to_vec(),
+        log_index: ctx.log_index,
+        time_ms: now_ms,
+    };
+    txn.put(
+        Cf::IdempotencyExpiry,
+        &idempotency_expiry_key(
+            now_ms.saturating_add(IDEMPOTENCY_RETENTION_MS),
+            ctx.log_index,
+        ),
+        record.key(),
     );
+    model::save(txn, &record);
     txn.commit_command();
     Ok(result)
 }
@@ -441,13 +454,51 @@ fn tick<S: StateRead + ?Sized>(
         txn.commit_command();
         events += 1;
     }
+    let idempotency_pruned = prune_idempotency(txn, now_ms)?;
     Ok(CommandResult {
         outcome: Some(Outcome::Tick(v1::TickResult {
             now_ms,
             events,
             more_due,
+            idempotency_pruned,
         })),
     })
+}
+
+/// Key of an idempotency record's expiry: big-endian time (non-negative
+/// registry times sort correctly) and log index.
+fn idempotency_expiry_key(expires_ms: i64, log_index: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.extend_from_slice(&expires_ms.max(0).to_be_bytes());
+    key.extend_from_slice(&log_index.to_be_bytes());
+    key
+}
+
+/// Drops idempotency records whose retention window ended by `now_ms`, at
+/// most [`MAX_PRUNED_PER_TICK`] of them, oldest first.
+fn prune_idempotency<S: StateRead + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    now_ms: i64,
+) -> Result<u64, StorageFault> {
+    let expired = txn.scan_prefix(Cf::IdempotencyExpiry, &[], None, MAX_PRUNED_PER_TICK)?;
+    let mut pruned = 0;
+    for (key, record_key) in expired {
+        let expires_ms = key
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(i64::from_be_bytes)
+            .ok_or_else(|| {
+                StorageFault(format!("idempotency expiry key {key:?} is not 16 bytes"))
+            })?;
+        if expires_ms > now_ms {
+            break;
+        }
+        txn.delete(Cf::Idempotency, &record_key);
+        txn.delete(Cf::IdempotencyExpiry, &key);
+        pruned += 1;
+    }
+    txn.commit_command();
+    Ok(pruned)
 }
 
 /// Checks what every command needs before it can be remembered: a command,

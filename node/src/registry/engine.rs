@@ -44,11 +44,14 @@ pub enum Cf {
     AuditByActor,
     /// AUP complaint cases, keyed by big-endian case id.
     Cases,
+    /// When idempotency records expire: big-endian expiry time and log
+    /// index → the record's key. Ticks prune what has expired.
+    IdempotencyExpiry,
 }
 
 impl Cf {
     /// Every registry column family, in hashing order.
-    pub const ALL: [Cf; 14] = [
+    pub const ALL: [Cf; 15] = [
         Cf::Meta,
         Cf::Tlds,
         Cf::Registrars,
@@ -63,6 +66,7 @@ impl Cf {
         Cf::AuditByObject,
         Cf::AuditByActor,
         Cf::Cases,
+        Cf::IdempotencyExpiry,
     ];
 
     /// The RocksDB column family name.
@@ -82,6 +86,7 @@ impl Cf {
             Cf::AuditByObject => "audit_by_object",
             Cf::AuditByActor => "audit_by_actor",
             Cf::Cases => "cases",
+            Cf::IdempotencyExpiry => "idempotency_expiry",
         }
     }
 

@@ -961,8 +961,8 @@ fn shown_statuses(stored: &BTreeSet<ClientStatus>, linked: bool, inactive: bool)
 /// What the registry remembers of an applied request, keyed by
 /// (actor, client transaction id).
 ///
-/// Records are kept forever in this slice; pruning after a retention window
-/// (driven by `Tick` entries through a time-ordered index) is a later issue.
+/// Kept for [`super::apply::IDEMPOTENCY_RETENTION_MS`]: each record has an
+/// entry in [`Cf::IdempotencyExpiry`], and ticks drop expired records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IdempotencyRecord {
     pub actor: String,

@@ -192,7 +192,7 @@ fn data_digest(state: &MemState) -> [u8; 32] {
     state_digest(
         Cf::ALL
             .iter()
-            .filter(|&&cf| cf != Cf::Idempotency)
+            .filter(|&&cf| cf != Cf::Idempotency && cf != Cf::IdempotencyExpiry)
             .flat_map(|&cf| {
                 state
                     .iter(cf)
@@ -646,6 +646,44 @@ fn retry_returns_the_original_response_and_charges_once() {
         .filter(|e| e.object == "retry.nz")
         .count();
     assert_eq!(creates, 1);
+}
+
+#[test]
+fn idempotency_records_are_forgotten_after_the_retention_window() {
+    use crate::registry::apply::IDEMPOTENCY_RETENTION_MS;
+    let mut r = world();
+    let before = r.balance("rar-a");
+    let p = r.propose("staff", deposit("rar-a", 500));
+    r.apply(&p);
+
+    // Inside the window a retry replays: credited once.
+    r.time_ms += IDEMPOTENCY_RETENTION_MS - 10_000;
+    let tick = tick_proposal(r.time_ms);
+    r.apply(&tick);
+    assert!(tx_of(&r.apply(&p)).replayed);
+    assert_eq!(r.balance("rar-a"), before + 500);
+
+    // Once the window has passed a tick drops the record (and only what
+    // has expired)...
+    let stored = r.state.iter(Cf::Idempotency).count();
+    r.time_ms += 20_000;
+    let tick = tick_proposal(r.time_ms);
+    let pruned = match r.apply(&tick).outcome {
+        Some(Outcome::Tick(t)) => t.idempotency_pruned,
+        other => panic!("tick: {other:?}"),
+    };
+    assert!(pruned >= 1, "the deposit's record expired");
+    let remaining = r.state.iter(Cf::Idempotency).count();
+    assert_eq!(remaining as u64, stored as u64 - pruned);
+    assert_eq!(
+        r.state.iter(Cf::IdempotencyExpiry).count(),
+        remaining,
+        "every remaining record has exactly one expiry entry"
+    );
+    // ...and the old key is an ordinary new request again.
+    let again = r.apply(&p);
+    assert!(!tx_of(&again).replayed);
+    assert_eq!(r.balance("rar-a"), before + 1000);
 }
 
 #[test]
