@@ -21,10 +21,6 @@ pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
 
-/// Upper bound for deleting a whole registry column family: registry keys
-/// are names and ids in text, never starting with 0xFF.
-const KEY_END: &[u8] = &[0xFF; 8];
-
 /// openraft state machine over the node's [`Store`].
 #[derive(Clone)]
 pub struct StateMachineStore {
@@ -151,7 +147,19 @@ impl StateMachineStore {
         let db = self.store.db();
         let mut batch = WriteBatch::default();
         for cf in Cf::ALL {
-            batch.delete_range_cf(self.store.cf(cf.name()), &[][..], KEY_END);
+            // Everything from the empty key up to the last key, and the last
+            // key itself (a range's end is exclusive): the whole family,
+            // whatever bytes its keys hold.
+            let handle = self.store.cf(cf.name());
+            let last = db
+                .iterator_cf(handle, rocksdb::IteratorMode::End)
+                .next()
+                .transpose()
+                .map_err(|e| err(&e))?;
+            if let Some((last, _)) = last {
+                batch.delete_range_cf(handle, &[][..], &last[..]);
+                batch.delete_cf(handle, &last[..]);
+            }
         }
         use std::io::Seek;
         let mut file = file;
