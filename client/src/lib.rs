@@ -380,6 +380,14 @@ impl KauriClient {
         /// Sets or clears server statuses of a domain (staff; registry lock).
         set_server_status, AdminClient, set_server_status, SetServerStatusRequest, DomainResponse);
     leader_rpc!(
+        /// Sets or clears server statuses of a host (staff).
+        set_host_server_status, AdminClient, set_host_server_status,
+        SetHostServerStatusRequest, HostResponse);
+    leader_rpc!(
+        /// Sets or clears server statuses of a contact (staff).
+        set_contact_server_status, AdminClient, set_contact_server_status,
+        SetContactServerStatusRequest, ContactResponse);
+    leader_rpc!(
         /// Opens an AUP case on a domain (staff).
         open_case, AdminClient, open_case, OpenCaseRequest, CaseResponse);
     leader_rpc!(

@@ -304,9 +304,10 @@ async fn the_cli_drives_a_registry_and_reports_errors_with_reasons() {
     );
 }
 
-/// Transfers, poll, AUP cases, registry lock, audit, delete into redemption
-/// and restore, through the real binary, with a test clock for the jump
-/// past the add grace period.
+/// Per-period prices, transfers, poll, AUP cases, server statuses on hosts
+/// and contacts, registry lock, audit, delete into redemption and restore,
+/// through the real binary, with a test clock for the jump past the add
+/// grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
     let cluster = TestCluster::start(node_bin(), 3, &["--test-clock"]);
@@ -329,9 +330,15 @@ async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
         "0",
         "--restore-price",
         "500",
+        "--create-price-for",
+        "3=2000",
     ]);
     assert_eq!(tld["tld"]["lifecycle"]["transfer_lock_seconds"], 0);
     assert_eq!(tld["tld"]["lifecycle"]["redemption_seconds"], 30 * 86_400);
+    assert_eq!(
+        tld["tld"]["lifecycle"]["create_period_prices"][0]["price_minor_units"],
+        2000
+    );
     for id in ["acme", "globex"] {
         cli.ok(&[
             "registrar",
@@ -370,6 +377,36 @@ async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
         "--auth-info",
         "shop-secret-1",
     ]);
+
+    // Per-period prices: three years cost the listed 20.00, not 3 × 10.00;
+    // update adds a renew price for two years and keeps the create table.
+    let three = cli.json(&acme(&[
+        "domain",
+        "create",
+        "three.nz",
+        "--registrant",
+        "alice",
+        "--period",
+        "3",
+    ]));
+    assert_eq!(three["charged"]["minor_units"], 2000);
+    cli.ok(&["tld", "update", "nz", "--renew-price-for", "2=1500"]);
+    let info = cli.ok(&["tld", "info", "nz"]);
+    assert!(
+        info.contains("create for period 3 y 20.00 NZD")
+            && info.contains("renew for period  2 y 15.00 NZD"),
+        "{info}"
+    );
+    cli.fails(
+        &["tld", "update", "nz", "--create-price-for", "11=100"],
+        1,
+        "INVALID_FIELD",
+    );
+    cli.fails(
+        &["tld", "update", "nz", "--create-price-for", "3:100"],
+        2,
+        "YEARS=PRICE",
+    );
 
     // Transfer: wrong auth info, then a request the sponsor approves.
     fn globex<'a>(args: &[&'a str]) -> Vec<&'a str> {
@@ -439,6 +476,94 @@ async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
     cli.fails(&["case", "close", &case_id], 1, "POLICY_VIOLATION");
     cli.ok(&["case", "lift", &case_id]);
     assert!(cli.ok(&["case", "close", &case_id]).contains("closed"));
+
+    // Server statuses on a host and a contact: the sponsor is refused
+    // until staff lift them; statuses hosts do not have are refused.
+    cli.ok(&globex(&[
+        "host",
+        "create",
+        "ns1.shop.nz",
+        "--addr",
+        "192.0.2.1",
+    ]));
+    let host = cli.json(&[
+        "host",
+        "server-status",
+        "ns1.shop.nz",
+        "--add",
+        "serverDeleteProhibited",
+        "--reason",
+        "court order",
+    ]);
+    assert_eq!(host["host"]["statuses"][0], "serverDeleteProhibited");
+    cli.fails(
+        &globex(&["host", "delete", "ns1.shop.nz"]),
+        1,
+        "STATUS_PROHIBITS",
+    );
+    cli.fails(
+        &[
+            "host",
+            "server-status",
+            "ns1.shop.nz",
+            "--add",
+            "serverHold",
+            "--reason",
+            "typo",
+        ],
+        1,
+        "POLICY_VIOLATION",
+    );
+    cli.ok(&[
+        "host",
+        "server-status",
+        "ns1.shop.nz",
+        "--remove",
+        "serverDeleteProhibited",
+        "--reason",
+        "order lifted",
+    ]);
+    cli.ok(&globex(&["host", "delete", "ns1.shop.nz"]));
+    let host_audit = cli.ok(&["audit", "--object", "ns1.shop.nz", "--kind", "host"]);
+    assert!(
+        host_audit.contains("SetHostServerStatus") && host_audit.contains("court order"),
+        "{host_audit}"
+    );
+
+    let contact = cli.ok(&[
+        "contact",
+        "server-status",
+        "alice",
+        "--add",
+        "serverUpdateProhibited",
+        "--add",
+        "serverTransferProhibited",
+        "--reason",
+        "identity dispute",
+    ]);
+    assert!(contact.contains("serverUpdateProhibited"), "{contact}");
+    let update_alice = acme(&[
+        "contact",
+        "update",
+        "alice",
+        "--name",
+        "Alice Jones",
+        "--email",
+        "alice@example.nz",
+        "--city",
+        "Auckland",
+    ]);
+    cli.fails(&update_alice, 1, "STATUS_PROHIBITS");
+    cli.ok(&[
+        "contact",
+        "server-status",
+        "alice",
+        "--remove",
+        "serverUpdateProhibited",
+        "--reason",
+        "resolved",
+    ]);
+    cli.ok(&update_alice);
 
     // Registry lock: the sponsor cannot update until staff unlock.
     cli.ok(&["domain", "lock", "shop.nz", "--reason", "registrant asked"]);

@@ -1,4 +1,5 @@
-//! `kauri contact check|create|info|update|delete`.
+//! `kauri contact check|create|info|update|delete` (registrar commands) and
+//! `kauri contact server-status` (staff).
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -92,6 +93,20 @@ pub enum ContactCmd {
     },
     /// Delete a contact no domain refers to.
     Delete { id: String },
+    /// Set or clear server* statuses (staff): serverDeleteProhibited,
+    /// serverTransferProhibited, serverUpdateProhibited.
+    ServerStatus {
+        id: String,
+        /// server* status to set; repeatable.
+        #[arg(long)]
+        add: Vec<String>,
+        /// server* status to clear; repeatable.
+        #[arg(long)]
+        remove: Vec<String>,
+        /// Why (recorded in the audit trail and told to the sponsor).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: ContactCmd) -> Result<(), ClientError> {
@@ -142,6 +157,24 @@ pub async fn run(ctx: &Ctx, cmd: ContactCmd) -> Result<(), ClientError> {
                     id,
                     fields: Some(fields.fields()),
                     ..Default::default()
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        ContactCmd::ServerStatus {
+            id,
+            add,
+            remove,
+            reason,
+        } => {
+            let r = ctx
+                .client
+                .set_contact_server_status(SetContactServerStatusRequest {
+                    meta: Some(ctx.staff_meta()),
+                    id,
+                    add_statuses: add,
+                    remove_statuses: remove,
+                    reason,
                 })
                 .await?;
             ctx.print(&r);

@@ -1,4 +1,5 @@
-//! `kauri host check|create|info|update|delete`.
+//! `kauri host check|create|info|update|delete` (registrar commands) and
+//! `kauri host server-status` (staff).
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -37,6 +38,20 @@ pub enum HostCmd {
     },
     /// Delete a host no domain delegates to.
     Delete { name: String },
+    /// Set or clear server* statuses (staff): serverDeleteProhibited,
+    /// serverUpdateProhibited.
+    ServerStatus {
+        name: String,
+        /// server* status to set; repeatable.
+        #[arg(long)]
+        add: Vec<String>,
+        /// server* status to clear; repeatable.
+        #[arg(long)]
+        remove: Vec<String>,
+        /// Why (recorded in the audit trail and told to the sponsor).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, cmd: HostCmd) -> Result<(), ClientError> {
@@ -90,6 +105,24 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> Result<(), ClientError> {
                     remove_addresses: rem_addr,
                     add_statuses: add_status,
                     remove_statuses: rem_status,
+                })
+                .await?;
+            ctx.print(&r);
+        }
+        HostCmd::ServerStatus {
+            name,
+            add,
+            remove,
+            reason,
+        } => {
+            let r = ctx
+                .client
+                .set_host_server_status(SetHostServerStatusRequest {
+                    meta: Some(ctx.staff_meta()),
+                    name,
+                    add_statuses: add,
+                    remove_statuses: remove,
+                    reason,
                 })
                 .await?;
             ctx.print(&r);

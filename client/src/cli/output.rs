@@ -368,6 +368,27 @@ impl Output for TldResponse {
                         ),
                     );
                 }
+                let per_period = |table: &[PeriodPrice]| {
+                    table
+                        .iter()
+                        .map(|p| format!("{} y {}", p.years, price(Some(p.price_minor_units))))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                if !l.create_period_prices.is_empty() {
+                    line(
+                        &mut out,
+                        "create for period",
+                        per_period(&l.create_period_prices),
+                    );
+                }
+                if !l.renew_period_prices.is_empty() {
+                    line(
+                        &mut out,
+                        "renew for period",
+                        per_period(&l.renew_period_prices),
+                    );
+                }
                 if !l.reserved_names.is_empty() {
                     line(&mut out, "reserved", list(&l.reserved_names));
                 }

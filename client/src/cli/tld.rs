@@ -1,5 +1,6 @@
-//! `kauri tld create|update|info`: policy and prices, lifecycle periods and
-//! name lists.
+//! `kauri tld create|update|info`: policy and prices (yearly, and per whole
+//! period with `--create-price-for 2=1800`), lifecycle periods and name
+//! lists.
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -172,6 +173,39 @@ pub struct LifecycleFlags {
     /// Blocked label; repeatable; replaces the list.
     #[arg(long = "blocked")]
     blocked: Vec<String>,
+    /// Create price of a whole period, YEARS=PRICE in minor units (e.g.
+    /// 2=1800: two years for 1800 instead of twice the yearly price; not for
+    /// premium names); repeatable; other periods keep theirs.
+    #[arg(long = "create-price-for", value_parser = parse_period_price)]
+    create_price_for: Vec<PeriodPrice>,
+    /// Renew price of a whole period, YEARS=PRICE, like --create-price-for.
+    #[arg(long = "renew-price-for", value_parser = parse_period_price)]
+    renew_price_for: Vec<PeriodPrice>,
+    /// Drop every create period price (before any --create-price-for).
+    #[arg(long)]
+    clear_create_prices_for: bool,
+    /// Drop every renew period price (before any --renew-price-for).
+    #[arg(long)]
+    clear_renew_prices_for: bool,
+}
+
+fn parse_period_price(s: &str) -> Result<PeriodPrice, String> {
+    let bad = || format!("{s:?} is not YEARS=PRICE (e.g. 2=1800)");
+    let (years, price) = s.split_once('=').ok_or_else(bad)?;
+    Ok(PeriodPrice {
+        years: years.trim().parse().map_err(|_| bad())?,
+        price_minor_units: price.trim().parse().map_err(|_| bad())?,
+    })
+}
+
+/// `table` with `given` merged in: a period given replaces its price, the
+/// others stay; shortest period first.
+fn merge_period_prices(table: &mut Vec<PeriodPrice>, given: &[PeriodPrice]) {
+    for p in given {
+        table.retain(|q| q.years != p.years);
+        table.push(*p);
+    }
+    table.sort_by_key(|p| p.years);
 }
 
 fn parse_premium(s: &str) -> Result<PremiumName, String> {
@@ -188,6 +222,8 @@ fn parse_premium(s: &str) -> Result<PremiumName, String> {
 impl LifecycleFlags {
     fn is_set(&self) -> bool {
         self.apply(TldLifecyclePolicy::default()) != TldLifecyclePolicy::default()
+            || self.clear_create_prices_for
+            || self.clear_renew_prices_for
     }
 
     /// `base` with every flag given applied.
@@ -219,6 +255,14 @@ impl LifecycleFlags {
         if !self.blocked.is_empty() {
             l.blocked_names = self.blocked.clone();
         }
+        if self.clear_create_prices_for {
+            l.create_period_prices.clear();
+        }
+        merge_period_prices(&mut l.create_period_prices, &self.create_price_for);
+        if self.clear_renew_prices_for {
+            l.renew_period_prices.clear();
+        }
+        merge_period_prices(&mut l.renew_period_prices, &self.renew_price_for);
         l
     }
 }
@@ -328,4 +372,30 @@ pub async fn run(ctx: &Ctx, cmd: TldCmd) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_prices_parse_and_merge_by_period() {
+        assert_eq!(
+            parse_period_price("2=1800"),
+            Ok(PeriodPrice {
+                years: 2,
+                price_minor_units: 1800
+            })
+        );
+        for bad in ["2", "two=1800", "2=", "=1800", "2=18.00"] {
+            assert!(parse_period_price(bad).is_err(), "{bad}");
+        }
+        let p = |years, price_minor_units| PeriodPrice {
+            years,
+            price_minor_units,
+        };
+        let mut table = vec![p(2, 1800), p(5, 4000)];
+        merge_period_prices(&mut table, &[p(3, 2500), p(2, 1700)]);
+        assert_eq!(table, [p(2, 1700), p(3, 2500), p(5, 4000)]);
+    }
 }

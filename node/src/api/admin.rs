@@ -1,5 +1,6 @@
 //! The staff-facing `kauri.v1.Admin` service: TLD policy and registrar
-//! accounts, server statuses (registry lock), AUP cases and the audit trail.
+//! accounts, server statuses (registry lock on domains; hosts and
+//! contacts), AUP cases and the audit trail.
 //! The actor in `RequestMeta` is trusted as staff for now; roles from client
 //! certificates come with mTLS.
 
@@ -171,6 +172,38 @@ impl Admin for AdminService {
             .propose("SetServerStatus", &req, Kind::SetServerStatus(req.clone()))
             .await?;
         expect_outcome!(outcome, Domain)
+    }
+
+    async fn set_host_server_status(
+        &self,
+        request: Request<SetHostServerStatusRequest>,
+    ) -> Result<Response<HostResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose(
+                "SetHostServerStatus",
+                &req,
+                Kind::SetHostServerStatus(req.clone()),
+            )
+            .await?;
+        expect_outcome!(outcome, Host)
+    }
+
+    async fn set_contact_server_status(
+        &self,
+        request: Request<SetContactServerStatusRequest>,
+    ) -> Result<Response<ContactResponse>, Status> {
+        let req = request.into_inner();
+        let outcome = self
+            .node
+            .propose(
+                "SetContactServerStatus",
+                &req,
+                Kind::SetContactServerStatus(req.clone()),
+            )
+            .await?;
+        expect_outcome!(outcome, Contact)
     }
 
     async fn open_case(

@@ -281,6 +281,8 @@ fn dispatch<S: StateRead + ?Sized>(
         Kind::DepositFunds(req) => registrar::deposit(cx, req),
         Kind::UpdateRegistrar(req) => registrar::update(cx, req),
         Kind::SetServerStatus(req) => case::set_server_status(cx, req),
+        Kind::SetHostServerStatus(req) => host::set_server_status(cx, req),
+        Kind::SetContactServerStatus(req) => contact::set_server_status(cx, req),
         Kind::OpenCase(req) => case::open(cx, req),
         Kind::UpdateCase(req) => case::update(cx, req),
         // Registrar commands: the actor must be a registrar.
@@ -311,6 +313,8 @@ fn actor_kind(kind: &command::Kind) -> ActorKind {
         | Kind::DepositFunds(_)
         | Kind::UpdateRegistrar(_)
         | Kind::SetServerStatus(_)
+        | Kind::SetHostServerStatus(_)
+        | Kind::SetContactServerStatus(_)
         | Kind::OpenCase(_)
         | Kind::UpdateCase(_) => ActorKind::Staff,
         Kind::Tick(_) => ActorKind::System,
@@ -342,6 +346,8 @@ pub fn command_name(kind: &command::Kind) -> &'static str {
         Kind::AckPoll(_) => "AckPoll",
         Kind::UpdateRegistrar(_) => "UpdateRegistrar",
         Kind::SetServerStatus(_) => "SetServerStatus",
+        Kind::SetHostServerStatus(_) => "SetHostServerStatus",
+        Kind::SetContactServerStatus(_) => "SetContactServerStatus",
         Kind::OpenCase(_) => "OpenCase",
         Kind::UpdateCase(_) => "UpdateCase",
     }
@@ -370,6 +376,8 @@ pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
         Kind::AckPoll(r) => r.meta.as_ref(),
         Kind::UpdateRegistrar(r) => r.meta.as_ref(),
         Kind::SetServerStatus(r) => r.meta.as_ref(),
+        Kind::SetHostServerStatus(r) => r.meta.as_ref(),
+        Kind::SetContactServerStatus(r) => r.meta.as_ref(),
         Kind::OpenCase(r) => r.meta.as_ref(),
         Kind::UpdateCase(r) => r.meta.as_ref(),
         Kind::Tick(_) => None,

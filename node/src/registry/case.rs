@@ -1,5 +1,6 @@
 //! Registry staff actions on domains: AUP complaint cases (open, suspend,
-//! lift, escalate, note, close) and server statuses (registry lock).
+//! lift, escalate, note, close) and server statuses (registry lock). Server
+//! statuses of hosts and contacts are set in `host` and `contact`.
 //!
 //! A suspension puts serverHold and the server update, delete and transfer
 //! prohibitions on the domain, recorded against its case; the domain shows
@@ -17,10 +18,10 @@ use super::engine::StateRead;
 use super::error::{ObjectKind, RegistryError};
 use super::fields::{self, MAX_TEXT_CHARS};
 use super::model::{
-    meta, CaseEvent, CaseRecord, CaseState, DomainRecord, Get, PollKind, ReadOnly, SuspensionInfo,
+    meta, CaseEvent, CaseRecord, CaseState, DomainRecord, Get, ReadOnly, SuspensionInfo,
 };
 use super::names;
-use super::status::ServerStatus;
+use super::status::{ServerStatus, ServerStatusChange};
 use super::{audit, poll, transfer};
 
 pub(crate) fn open<S: StateRead + ?Sized>(
@@ -162,30 +163,13 @@ pub(crate) fn set_server_status<S: StateRead + ?Sized>(
     req: &v1::SetServerStatusRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut d = load_domain(&*cx, "name", &req.name)?;
-    fields::text("reason", &req.reason, true, MAX_TEXT_CHARS)?;
-    if req.add_statuses.is_empty() && req.remove_statuses.is_empty() {
-        return Err(RegistryError::invalid(
-            "add_statuses",
-            "give at least one status to add or remove",
-        ));
-    }
-    let add = req
-        .add_statuses
-        .iter()
-        .map(|s| ServerStatus::parse("add_statuses", s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let remove = req
-        .remove_statuses
-        .iter()
-        .map(|s| ServerStatus::parse("remove_statuses", s))
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(both) = add.iter().find(|s| remove.contains(s)) {
-        return Err(RegistryError::invalid(
-            "remove_statuses",
-            format!("{} is both added and removed", both.as_str()),
-        ));
-    }
-    if d.state.is_deleted() && add.contains(&ServerStatus::DeleteProhibited) {
+    let change = ServerStatusChange::parse(
+        ObjectKind::Domain,
+        &req.add_statuses,
+        &req.remove_statuses,
+        &req.reason,
+    )?;
+    if d.state.is_deleted() && change.add.contains(&ServerStatus::DeleteProhibited) {
         return Err(RegistryError::StatusProhibits {
             field: "add_statuses".into(),
             kind: ObjectKind::Domain,
@@ -194,10 +178,7 @@ pub(crate) fn set_server_status<S: StateRead + ?Sized>(
         });
     }
     let before = d.clone();
-    for s in remove {
-        d.server_statuses.remove(&s);
-    }
-    d.server_statuses.extend(add);
+    change.apply_to(&mut d.server_statuses);
     changed(cx, &before, &mut d, &req.reason)?;
     Ok(Outcome::Domain(v1::DomainResponse {
         domain: Some(d.to_proto(&d.sponsor, cx.now_ms)),
@@ -223,34 +204,16 @@ fn changed<S: StateRead + ?Sized>(
     }
     d.updated_by = cx.actor.clone();
     d.updated_ms = cx.now_ms;
-    let was = before.server_statuses_in_effect();
-    let now = d.server_statuses_in_effect();
-    if was != now {
-        let added: Vec<&str> = now.difference(&was).map(|s| s.as_str()).collect();
-        let removed: Vec<&str> = was.difference(&now).map(|s| s.as_str()).collect();
-        let sponsor = d.sponsor.clone();
-        poll::push(
-            cx,
-            &sponsor,
-            PollKind::ServerStatusChanged,
-            &d.name,
-            format!(
-                "server statuses of {} changed (added: {}; removed: {}): {why}",
-                d.name,
-                if added.is_empty() {
-                    "-".to_string()
-                } else {
-                    added.join(", ")
-                },
-                if removed.is_empty() {
-                    "-".to_string()
-                } else {
-                    removed.join(", ")
-                },
-            ),
-            None,
-        )?;
-    }
+    let sponsor = d.sponsor.clone();
+    poll::server_statuses_changed(
+        cx,
+        &sponsor,
+        ObjectKind::Domain,
+        &d.name,
+        &before.server_statuses_in_effect(),
+        &d.server_statuses_in_effect(),
+        why,
+    )?;
     let mut changes = audit::domain_changes(before, d);
     changes.push(format!("reason: {why}"));
     cx.audit("domain", &d.name, changes);

@@ -1,9 +1,16 @@
-//! Contacts (RFC 5733): create, update and delete.
+//! Contacts (RFC 5733): create, update and delete by the sponsor, and
+//! server statuses set by registry staff.
 //!
 //! A contact id is case-sensitive and unique across the registry. Domains
 //! refer to contacts (as registrant or admin/tech/billing contact); the
 //! contact counts the domains that do, so it cannot be deleted while any
 //! domain still refers to it.
+//!
+//! Staff may set serverUpdateProhibited (the sponsor can change nothing,
+//! not even its client statuses), serverDeleteProhibited and
+//! serverTransferProhibited (shown; this registry has no contact transfers
+//! yet, so there is nothing more for it to refuse); the sponsor is told by
+//! poll message.
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
@@ -14,8 +21,9 @@ use super::fields::{self, MAX_TEXT_CHARS};
 use super::model::{
     meta, Address, ContactFields, ContactRecord, Get, PostalInfo, PostalKind, RegistrarRecord,
 };
+use super::poll;
 use super::registrar::check_sponsor;
-use super::status::{self, ClientStatus};
+use super::status::{self, ClientStatus, ServerStatus, ServerStatusChange};
 
 /// Most street lines of an address (RFC 5733).
 pub const MAX_STREET_LINES: usize = 3;
@@ -41,6 +49,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         id: req.id.clone(),
         roid: cx.next_roid(meta::ROID_CONTACT, 'C')?,
         statuses: Default::default(),
+        server_statuses: Default::default(),
         fields: contact_fields,
         sponsor: caller.id.clone(),
         created_by: caller.id.clone(),
@@ -61,6 +70,13 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     req: &v1::UpdateContactRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut record = load_sponsored(cx, &caller, "id", &req.id)?;
+    status::check_server_not_prohibited(
+        &record.server_statuses,
+        ServerStatus::UpdateProhibited,
+        "id",
+        ObjectKind::Contact,
+        &record.id,
+    )?;
     status::check_update_allowed(
         &record.statuses,
         "id",
@@ -107,6 +123,13 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
     let record = load_sponsored(cx, &caller, "name", &req.name)?;
+    status::check_server_not_prohibited(
+        &record.server_statuses,
+        ServerStatus::DeleteProhibited,
+        "name",
+        ObjectKind::Contact,
+        &record.id,
+    )?;
     status::check_not_prohibited(
         &record.statuses,
         ClientStatus::DeleteProhibited,
@@ -130,6 +153,55 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     }))
 }
 
+/// Staff set or clear server statuses of a contact, with a reason; the
+/// sponsor is told when anything changed.
+pub(crate) fn set_server_status<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    req: &v1::SetContactServerStatusRequest,
+) -> Result<Outcome, RegistryError> {
+    let mut record = load(&*cx, "id", &req.id)?;
+    let change = ServerStatusChange::parse(
+        ObjectKind::Contact,
+        &req.add_statuses,
+        &req.remove_statuses,
+        &req.reason,
+    )?;
+    let before = record.server_statuses.clone();
+    change.apply_to(&mut record.server_statuses);
+    // The combination rules hold by construction while hosts and contacts
+    // have no pending* states; checked here so a rule added later cannot
+    // be broken silently.
+    let shown = record.to_proto("").statuses;
+    status::check_combination(&shown).map_err(|e| RegistryError::policy("add_statuses", e))?;
+    poll::server_statuses_changed(
+        cx,
+        &record.sponsor,
+        ObjectKind::Contact,
+        &record.id,
+        &before,
+        &record.server_statuses,
+        &req.reason,
+    )?;
+    record.updated_by = cx.actor.clone();
+    record.updated_ms = cx.now_ms;
+    let mut changes = status::server_status_changes(&before, &record.server_statuses);
+    changes.push(format!("reason: {}", req.reason));
+    cx.audit("contact", &record.id, changes);
+    cx.save(&record);
+    Ok(response(cx, &record))
+}
+
+/// The contact `id` (request field `field`).
+fn load(r: &(impl Get + ?Sized), field: &str, id: &str) -> Result<ContactRecord, RegistryError> {
+    fields::contact_id(field, id)?;
+    r.load::<ContactRecord>(id.as_bytes())?
+        .ok_or_else(|| RegistryError::ObjectNotFound {
+            field: field.into(),
+            kind: ObjectKind::Contact,
+            name: id.into(),
+        })
+}
+
 /// The contact `id` (request field `field`), which `caller` must sponsor.
 fn load_sponsored<S: StateRead + ?Sized>(
     cx: &Exec<'_, '_, S>,
@@ -137,14 +209,7 @@ fn load_sponsored<S: StateRead + ?Sized>(
     field: &str,
     id: &str,
 ) -> Result<ContactRecord, RegistryError> {
-    fields::contact_id(field, id)?;
-    let record =
-        cx.load::<ContactRecord>(id.as_bytes())?
-            .ok_or_else(|| RegistryError::ObjectNotFound {
-                field: field.into(),
-                kind: ObjectKind::Contact,
-                name: id.into(),
-            })?;
+    let record = load(cx, field, id)?;
     check_sponsor(caller, &record.sponsor, field, ObjectKind::Contact, id)?;
     Ok(record)
 }

@@ -2,9 +2,10 @@
 //!
 //! Registrations are second-level: exactly one label under a TLD the
 //! registry serves, checked against that TLD's label rules and its reserved
-//! and blocked lists. Creating and renewing charge the sponsor
-//! `price × years` in the TLD's currency (premium prices for listed names)
-//! and open an add or renew grace period.
+//! and blocked lists. Creating and renewing charge the sponsor the TLD's
+//! price for the period (its period table's price, else `price × years`;
+//! premium names `premium price × years`) in the TLD's currency and open an
+//! add or renew grace period.
 //! Expiry dates move by calendar years (29 February plus one year is
 //! 28 February), computed from the entry's registry time, so every replica
 //! gets the same dates.
@@ -23,6 +24,7 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, Utc};
 use kauri_proto::v1::{self, command_result::Outcome};
 
 use super::apply::Exec;
+use super::audit;
 use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::fields;
@@ -35,7 +37,7 @@ use super::model::{
 use super::names::{self, NormalizedName};
 use super::registrar::{self, check_sponsor};
 use super::status::{self, ClientStatus, ServerStatus};
-use super::{audit, tld};
+use super::tld::{self, PeriodCommand};
 
 /// Most name servers a domain may have.
 pub const MAX_NAMESERVERS: usize = 13;
@@ -69,12 +71,10 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     let expiry_ms = add_years(cx.now_ms, years)
         .ok_or_else(|| RegistryError::policy("period_years", "the expiry date is out of range"))?;
     let label = name.labels().next().unwrap_or_default().to_string();
-    let prices = tld::prices(&tld, &label);
     let price = registrar::quote(
         &caller,
         name.ascii(),
-        prices.create,
-        years,
+        tld::period_price(&tld, &label, PeriodCommand::Create, years)?,
         &tld.policy.currency,
         "period_years",
     )?;
@@ -323,8 +323,7 @@ pub(crate) fn renew<S: StateRead + ?Sized>(
     let price = registrar::quote(
         &caller,
         &record.name,
-        tld::prices(&tld, &label).renew,
-        years,
+        tld::period_price(&tld, &label, PeriodCommand::Renew, years)?,
         &tld.policy.currency,
         "period_years",
     )?;

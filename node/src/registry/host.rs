@@ -1,4 +1,5 @@
-//! Hosts (RFC 5732): create, update and delete.
+//! Hosts (RFC 5732): create, update and delete by the sponsor, and server
+//! statuses set by registry staff.
 //!
 //! A host whose TLD this registry serves is *in-bailiwick*: it lives under
 //! one of the registry's domains (its last two labels), which must exist and
@@ -6,6 +7,11 @@
 //! hosts. Only in-bailiwick hosts may carry glue addresses; an out-of-bailiwick
 //! host's addresses live in someone else's DNS. Domains delegating to a host
 //! are counted on the host, so it cannot be deleted while in use.
+//!
+//! Staff may set serverUpdateProhibited (the sponsor can change nothing,
+//! not even its client statuses) and serverDeleteProhibited (the sponsor
+//! cannot delete it, and the purge of its superordinate domain detaches it
+//! instead of deleting it); the sponsor is told by poll message.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -17,8 +23,9 @@ use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::model::{meta, DomainRecord, Get, HostRecord, RegistrarRecord, TldRecord};
 use super::names::{self, NormalizedName};
+use super::poll;
 use super::registrar::check_sponsor;
-use super::status::{self, ClientStatus};
+use super::status::{self, ClientStatus, ServerStatus, ServerStatusChange};
 
 /// Most addresses a host may have.
 pub const MAX_ADDRESSES: usize = 13;
@@ -55,6 +62,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         name: name.ascii().into(),
         roid: cx.next_roid(meta::ROID_HOST, 'H')?,
         statuses: BTreeSet::new(),
+        server_statuses: BTreeSet::new(),
         addresses,
         superordinate: superordinate.as_ref().map(|d| d.name.clone()),
         sponsor: caller.id.clone(),
@@ -85,6 +93,13 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     req: &v1::UpdateHostRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut record = load_sponsored(cx, &caller, &req.name)?;
+    status::check_server_not_prohibited(
+        &record.server_statuses,
+        ServerStatus::UpdateProhibited,
+        "name",
+        ObjectKind::Host,
+        &record.name,
+    )?;
     status::check_update_allowed(
         &record.statuses,
         "name",
@@ -157,6 +172,13 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
     let record = load_sponsored(cx, &caller, &req.name)?;
+    status::check_server_not_prohibited(
+        &record.server_statuses,
+        ServerStatus::DeleteProhibited,
+        "name",
+        ObjectKind::Host,
+        &record.name,
+    )?;
     status::check_not_prohibited(
         &record.statuses,
         ClientStatus::DeleteProhibited,
@@ -198,6 +220,44 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
         tx: Some(cx.tx.clone()),
         ..Default::default()
     }))
+}
+
+/// Staff set or clear server statuses of a host, with a reason; the
+/// sponsor is told when anything changed.
+pub(crate) fn set_server_status<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    req: &v1::SetHostServerStatusRequest,
+) -> Result<Outcome, RegistryError> {
+    let mut record = load(&*cx, &req.name)?;
+    let change = ServerStatusChange::parse(
+        ObjectKind::Host,
+        &req.add_statuses,
+        &req.remove_statuses,
+        &req.reason,
+    )?;
+    let before = record.server_statuses.clone();
+    change.apply_to(&mut record.server_statuses);
+    // The combination rules hold by construction while hosts and contacts
+    // have no pending* states; checked here so a rule added later cannot
+    // be broken silently.
+    let shown = record.to_proto().statuses;
+    status::check_combination(&shown).map_err(|e| RegistryError::policy("add_statuses", e))?;
+    poll::server_statuses_changed(
+        cx,
+        &record.sponsor,
+        ObjectKind::Host,
+        &record.name,
+        &before,
+        &record.server_statuses,
+        &req.reason,
+    )?;
+    record.updated_by = cx.actor.clone();
+    record.updated_ms = cx.now_ms;
+    let mut changes = status::server_status_changes(&before, &record.server_statuses);
+    changes.push(format!("reason: {}", req.reason));
+    cx.audit("host", &record.name, changes);
+    cx.save(&record);
+    Ok(response(cx, &record))
 }
 
 /// Validates a host name: a valid DNS name of at least two labels.
@@ -278,20 +338,24 @@ fn parse_addresses(field: &str, given: &[String]) -> Result<BTreeSet<IpAddr>, Re
     Ok(addresses)
 }
 
+/// The host `name` (request field `name`).
+fn load(r: &(impl Get + ?Sized), name: &str) -> Result<HostRecord, RegistryError> {
+    let name = host_name("name", name)?;
+    r.load::<HostRecord>(name.ascii().as_bytes())?
+        .ok_or_else(|| RegistryError::ObjectNotFound {
+            field: "name".into(),
+            kind: ObjectKind::Host,
+            name: name.ascii().into(),
+        })
+}
+
 /// The host `name`, which `caller` must sponsor.
 fn load_sponsored<S: StateRead + ?Sized>(
     cx: &Exec<'_, '_, S>,
     caller: &RegistrarRecord,
     name: &str,
 ) -> Result<HostRecord, RegistryError> {
-    let name = host_name("name", name)?;
-    let record = cx
-        .load::<HostRecord>(name.ascii().as_bytes())?
-        .ok_or_else(|| RegistryError::ObjectNotFound {
-            field: "name".into(),
-            kind: ObjectKind::Host,
-            name: name.ascii().into(),
-        })?;
+    let record = load(cx, name)?;
     check_sponsor(
         caller,
         &record.sponsor,

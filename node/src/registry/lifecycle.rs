@@ -302,7 +302,8 @@ pub(crate) fn enter_redemption<S: StateRead + ?Sized>(
 
 /// Removes `d` for good: its references to contacts and hosts, its
 /// subordinate hosts (kept, without glue and detached, when other domains
-/// still delegate to them), its events and its suspensions' hold on cases.
+/// still delegate to them or staff prohibited their deletion), its events
+/// and its suspensions' hold on cases.
 pub(crate) fn purge<S: StateRead + ?Sized>(
     cx: &mut Exec<'_, '_, S>,
     mut d: DomainRecord,
@@ -313,17 +314,28 @@ pub(crate) fn purge<S: StateRead + ?Sized>(
         let mut host = cx
             .load::<HostRecord>(name.as_bytes())?
             .ok_or_else(|| StorageFault(format!("{:?} lists missing host {name:?}", d.name)))?;
-        if host.domain_refs == 0 {
+        let delete_prohibited = host
+            .server_statuses
+            .contains(&ServerStatus::DeleteProhibited);
+        if host.domain_refs == 0 && !delete_prohibited {
             cx.delete::<HostRecord>(name.as_bytes());
             cx.audit("host", name, vec![format!("purged with {}", d.name)]);
         } else {
             host.superordinate = None;
             host.addresses.clear();
             cx.save(&host);
+            let why = if delete_prohibited {
+                "; kept: serverDeleteProhibited"
+            } else {
+                ""
+            };
             cx.audit(
                 "host",
                 name,
-                vec![format!("detached from purged {}; glue removed", d.name)],
+                vec![format!(
+                    "detached from purged {}; glue removed{why}",
+                    d.name
+                )],
             );
         }
     }
@@ -380,7 +392,7 @@ pub(crate) fn restore<S: StateRead + ?Sized>(
                 return Err(not_in(&d, "redemptionPeriod"));
             };
             let total = prices.restore.saturating_add(prices.renew);
-            registrar::quote(&caller, &d.name, total, 1, &currency, "name")?;
+            registrar::quote(&caller, &d.name, total, &currency, "name")?;
             let money = |minor_units| v1::Money {
                 minor_units,
                 currency: currency.clone(),

@@ -10,9 +10,10 @@
 //! - [`apply_proposal`] applies one log entry: registry time, exactly-once
 //!   by (actor, clTRID), dispatch to one file per command family
 //!   (`tld`, `registrar`, `contact`, `host`, `domain`, `transfer`,
-//!   `lifecycle` for restores, `poll`, `case` for staff actions); a `Tick`
-//!   runs the lifecycle events due (`lifecycle`), found through the
-//!   due-time index;
+//!   `lifecycle` for restores, `poll`, `case` for staff actions on domains;
+//!   staff set server statuses of hosts and contacts in `host` and
+//!   `contact`); a `Tick` runs the lifecycle events due (`lifecycle`),
+//!   found through the due-time index;
 //! - every mutation leaves audit records (`audit`), and registrars learn
 //!   what happened to their objects through their poll queues (`poll`);
 //! - the read functions (`check_*`, `info_*`, ...) serve queries from any

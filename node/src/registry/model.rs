@@ -438,7 +438,11 @@ impl ContactFields {
 pub(crate) struct ContactRecord {
     pub id: String,
     pub roid: String,
+    /// `client*` statuses, set by the sponsor.
     pub statuses: BTreeSet<ClientStatus>,
+    /// `server*` statuses set by registry staff (only those RFC 5733
+    /// defines for contacts).
+    pub server_statuses: BTreeSet<ServerStatus>,
     pub fields: ContactFields,
     pub sponsor: String,
     pub created_by: String,
@@ -463,7 +467,12 @@ impl ContactRecord {
         v1::Contact {
             id: self.id.clone(),
             roid: self.roid.clone(),
-            statuses: shown_statuses(&self.statuses, self.domain_refs > 0, false),
+            statuses: shown_statuses(
+                &self.statuses,
+                &self.server_statuses,
+                self.domain_refs > 0,
+                false,
+            ),
             fields: Some(self.fields.to_proto()),
             sponsor: self.sponsor.clone(),
             created_by: self.created_by.clone(),
@@ -484,7 +493,11 @@ impl ContactRecord {
 pub(crate) struct HostRecord {
     pub name: String,
     pub roid: String,
+    /// `client*` statuses, set by the sponsor.
     pub statuses: BTreeSet<ClientStatus>,
+    /// `server*` statuses set by registry staff (only those RFC 5732
+    /// defines for hosts).
+    pub server_statuses: BTreeSet<ServerStatus>,
     /// Glue addresses; only in-bailiwick hosts have any.
     pub addresses: BTreeSet<IpAddr>,
     /// The registry domain this host is under, for in-bailiwick hosts.
@@ -510,7 +523,12 @@ impl HostRecord {
         v1::Host {
             name: self.name.clone(),
             roid: self.roid.clone(),
-            statuses: shown_statuses(&self.statuses, self.domain_refs > 0, false),
+            statuses: shown_statuses(
+                &self.statuses,
+                &self.server_statuses,
+                self.domain_refs > 0,
+                false,
+            ),
             addresses: self.addresses.iter().map(|a| a.to_string()).collect(),
             sponsor: self.sponsor.clone(),
             created_by: self.created_by.clone(),
@@ -940,12 +958,18 @@ impl DomainRecord {
     }
 }
 
-/// The statuses an object shows: its client statuses, `inactive` for a
-/// domain without nameservers, `ok` when nothing else applies, and `linked`
+/// The statuses a contact or host shows: its client and server statuses,
+/// `inactive` when asked for, `ok` when nothing else applies, and `linked`
 /// (which may accompany any other) for referenced contacts and hosts.
 /// Sorted alphabetically.
-fn shown_statuses(stored: &BTreeSet<ClientStatus>, linked: bool, inactive: bool) -> Vec<String> {
-    let mut shown: BTreeSet<&str> = stored.iter().map(|s| s.as_str()).collect();
+fn shown_statuses(
+    client: &BTreeSet<ClientStatus>,
+    server: &BTreeSet<ServerStatus>,
+    linked: bool,
+    inactive: bool,
+) -> Vec<String> {
+    let mut shown: BTreeSet<&str> = client.iter().map(|s| s.as_str()).collect();
+    shown.extend(server.iter().map(|s| s.as_str()));
     if inactive {
         shown.insert("inactive");
     }
@@ -981,8 +1005,8 @@ impl Record for IdempotencyRecord {
     }
 }
 
-/// A TLD's lifecycle periods (ms), the prices beyond create and renew, and
-/// its name lists, with every default filled in.
+/// A TLD's lifecycle periods (ms), the prices beyond the yearly create and
+/// renew prices, and its name lists, with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Lifecycle {
     pub add_grace_ms: i64,
@@ -1006,6 +1030,11 @@ pub(crate) struct Lifecycle {
     pub reserved: BTreeSet<String>,
     /// Labels (A-label) blocked.
     pub blocked: BTreeSet<String>,
+    /// Years → create price of that whole period, replacing years × the
+    /// yearly create price (not for premium names).
+    pub create_period_prices: BTreeMap<u32, i64>,
+    /// Years → renew price of that whole period, for renew commands.
+    pub renew_period_prices: BTreeMap<u32, i64>,
 }
 
 impl Lifecycle {
@@ -1037,8 +1066,21 @@ impl Lifecycle {
                 .collect(),
             reserved_names: self.reserved.iter().cloned().collect(),
             blocked_names: self.blocked.iter().cloned().collect(),
+            create_period_prices: period_prices_to_proto(&self.create_period_prices),
+            renew_period_prices: period_prices_to_proto(&self.renew_period_prices),
         }
     }
+}
+
+/// A period price table as the wire type, shortest period first.
+fn period_prices_to_proto(table: &BTreeMap<u32, i64>) -> Vec<v1::PeriodPrice> {
+    table
+        .iter()
+        .map(|(&years, &price)| v1::PeriodPrice {
+            years,
+            price_minor_units: price,
+        })
+        .collect()
 }
 
 /// One message in a registrar's poll queue.
@@ -1290,6 +1332,7 @@ mod tests {
             name: "ns1.example.nz".into(),
             roid: "H1-KAURI".into(),
             statuses: BTreeSet::from([ClientStatus::UpdateProhibited]),
+            server_statuses: BTreeSet::from([ServerStatus::DeleteProhibited]),
             addresses: BTreeSet::from([
                 "192.0.2.1".parse().unwrap(),
                 "2001:db8::1".parse().unwrap(),
@@ -1346,13 +1389,23 @@ mod tests {
     #[test]
     fn shown_statuses_follow_epp_combination_rules() {
         let none = BTreeSet::new();
-        assert_eq!(shown_statuses(&none, false, false), ["ok"]);
-        assert_eq!(shown_statuses(&none, true, false), ["linked", "ok"]);
-        assert_eq!(shown_statuses(&none, false, true), ["inactive"]);
+        let no_server = BTreeSet::new();
+        assert_eq!(shown_statuses(&none, &no_server, false, false), ["ok"]);
+        assert_eq!(
+            shown_statuses(&none, &no_server, true, false),
+            ["linked", "ok"]
+        );
+        assert_eq!(shown_statuses(&none, &no_server, false, true), ["inactive"]);
         let hold = BTreeSet::from([ClientStatus::Hold]);
         assert_eq!(
-            shown_statuses(&hold, false, true),
+            shown_statuses(&hold, &no_server, false, true),
             ["clientHold", "inactive"]
+        );
+        let locked = BTreeSet::from([ServerStatus::UpdateProhibited]);
+        assert_eq!(
+            shown_statuses(&none, &locked, true, false),
+            ["linked", "serverUpdateProhibited"],
+            "a server status replaces ok"
         );
     }
 }

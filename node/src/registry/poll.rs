@@ -9,6 +9,8 @@
 //! already acknowledged succeeds without change, so an ack can be repeated
 //! safely even with a new client transaction id.
 
+use std::collections::BTreeSet;
+
 use kauri_proto::v1::{self, command_result::Outcome};
 
 use super::apply::Exec;
@@ -18,6 +20,7 @@ use super::model::{
     self, poll_key, Get, PollKind, PollRecord, ReadOnly, RegistrarRecord, TransferRecord,
 };
 use super::registrar;
+use super::status::ServerStatus;
 
 /// Queues a message for registrar `to`.
 pub(crate) fn push<S: StateRead + ?Sized>(
@@ -44,6 +47,50 @@ pub(crate) fn push<S: StateRead + ?Sized>(
     cx.save(&record);
     cx.save(&account);
     Ok(())
+}
+
+/// Tells the sponsor of an object that staff changed its server statuses
+/// (from `was` to `now`), and why. Nothing is queued when nothing changed.
+pub(crate) fn server_statuses_changed<S: StateRead + ?Sized>(
+    cx: &mut Exec<'_, '_, S>,
+    sponsor: &str,
+    kind: ObjectKind,
+    object: &str,
+    was: &BTreeSet<ServerStatus>,
+    now: &BTreeSet<ServerStatus>,
+    why: &str,
+) -> Result<(), RegistryError> {
+    if was == now {
+        return Ok(());
+    }
+    let names = |set: Vec<&ServerStatus>| {
+        if set.is_empty() {
+            "-".to_string()
+        } else {
+            set.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    // Domains keep the wording they always had; hosts and contacts say
+    // which kind of object the name or id is.
+    let what = match kind {
+        ObjectKind::Domain => object.to_string(),
+        other => format!("{other} {object}"),
+    };
+    push(
+        cx,
+        sponsor,
+        PollKind::ServerStatusChanged,
+        object,
+        format!(
+            "server statuses of {what} changed (added: {}; removed: {}): {why}",
+            names(now.difference(was).collect()),
+            names(was.difference(now).collect()),
+        ),
+        None,
+    )
 }
 
 /// Acknowledges message `message_id` of the calling registrar.

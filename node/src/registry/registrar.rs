@@ -228,14 +228,14 @@ pub(crate) fn load(r: &(impl Get + ?Sized), id: &str) -> Result<RegistrarRecord,
 }
 
 /// What a command on `object` (a domain, the request's `name`) will cost:
-/// `price_per_year × years` in `currency`, checked against the account
-/// (balance plus credit limit) before anything is written. A currency
-/// mismatch is about `name`; the amount is about `funds_field`.
+/// `price` (for the whole period, see `tld::period_price`) in `currency`,
+/// checked against the account (balance plus credit limit) before anything
+/// is written. A currency mismatch is about `name`; the amount is about
+/// `funds_field`.
 pub(crate) fn quote(
     account: &RegistrarRecord,
     object: &str,
-    price_per_year: i64,
-    years: u32,
+    price: i64,
     currency: &str,
     funds_field: &str,
 ) -> Result<v1::Money, RegistryError> {
@@ -247,15 +247,10 @@ pub(crate) fn quote(
             price_currency: currency.into(),
         });
     }
-    let price = price_per_year
-        .checked_mul(i64::from(years))
-        .filter(|p| *p >= 0)
-        .ok_or_else(|| {
-            RegistryError::policy(
-                "period_years",
-                format!("{price_per_year} × {years} years overflows"),
-            )
-        })?;
+    debug_assert!(
+        price >= 0,
+        "TLD prices are validated non-negative, got {price}"
+    );
     if price > account.available_minor_units() {
         return Err(RegistryError::InsufficientFunds {
             field: funds_field.into(),
@@ -287,7 +282,6 @@ pub(crate) fn charge<S: StateRead + ?Sized>(
         &account,
         object,
         price.minor_units,
-        1,
         &price.currency,
         "period_years",
     )?;
@@ -469,26 +463,19 @@ mod tests {
     fn quotes_check_currency_and_funds() {
         let f = "period_years";
         let mut a = account(100);
-        let q = quote(&a, "x.nz", 50, 2, "NZD", f).unwrap();
+        let q = quote(&a, "x.nz", 100, "NZD", f).unwrap();
         assert_eq!(q.minor_units, 100);
         let cases = [
-            (
-                quote(&a, "x.nz", 51, 2, "NZD", f),
-                Reason::InsufficientFunds,
-            ),
-            (quote(&a, "x.nz", 1, 1, "AUD", f), Reason::CurrencyMismatch),
-            (
-                quote(&a, "x.nz", i64::MAX, 2, "NZD", f),
-                Reason::PolicyViolation,
-            ),
+            (quote(&a, "x.nz", 101, "NZD", f), Reason::InsufficientFunds),
+            (quote(&a, "x.nz", 1, "AUD", f), Reason::CurrencyMismatch),
         ];
         for (r, want) in cases {
             assert_eq!(r.unwrap_err().reason(), want);
         }
         // The credit limit extends what may be spent.
         a.credit_limit_minor_units = 2;
-        assert_eq!(quote(&a, "x.nz", 51, 2, "NZD", f).unwrap().minor_units, 102);
-        assert!(quote(&a, "x.nz", 52, 2, "NZD", f).is_err());
+        assert_eq!(quote(&a, "x.nz", 102, "NZD", f).unwrap().minor_units, 102);
+        assert!(quote(&a, "x.nz", 103, "NZD", f).is_err());
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! RFC 5733 section 2.2) that registrars set, and the rules for changing them.
 //!
 //! Registrars may set only `client*` statuses, and only those that apply to
-//! the object type; registry staff set `server*` statuses (on domains); the
-//! derived statuses (`ok`, `inactive`, `linked`, `pending*`) belong to the
-//! registry and are computed when an object is shown, never stored.
+//! the object type; registry staff set `server*` statuses, again only those
+//! the object type defines (domains all five, hosts the update and delete
+//! prohibitions, contacts those and the transfer prohibition); the derived
+//! statuses (`ok`, `inactive`, `linked`, `pending*`) belong to the registry
+//! and are computed when an object is shown, never stored.
 //!
-//! Combination rules (RFC 5731 section 2.3), checked by [`check_combination`]
-//! and kept by the commands: `ok` stands alone; `pendingDelete` never with a
-//! delete prohibition, `pendingTransfer` never with a transfer prohibition;
-//! at most one `pending*` status.
+//! Combination rules (RFC 5731 section 2.3, RFC 5732 section 2.3, RFC 5733
+//! section 2.2), checked by [`check_combination`] and kept by the commands:
+//! `ok` stands alone (`linked` aside); `pendingDelete` never with a delete
+//! prohibition, `pendingTransfer` never with a transfer prohibition; at most
+//! one `pending*` status.
 
 use std::collections::BTreeSet;
 
@@ -35,8 +38,8 @@ pub enum ClientStatus {
     UpdateProhibited,
 }
 
-/// A status registry staff set on a domain (registry lock, suspensions).
-/// Declared in EPP name order.
+/// A status registry staff set on a domain (registry lock, suspensions), a
+/// host or a contact. Declared in EPP name order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ServerStatus {
     /// `serverDeleteProhibited`.
@@ -87,9 +90,36 @@ impl ServerStatus {
         }
     }
 
-    /// Parses a server status staff ask to set or clear.
-    pub fn parse(field: &str, value: &str) -> Result<Self, RegistryError> {
-        Self::ALL
+    /// Whether staff may set this status on an object of `kind`: every
+    /// server status on a domain (RFC 5731), the delete and update
+    /// prohibitions on a host (RFC 5732), and those plus the transfer
+    /// prohibition on a contact (RFC 5733).
+    pub fn applies_to(self, kind: ObjectKind) -> bool {
+        match kind {
+            ObjectKind::Domain => true,
+            ObjectKind::Contact => matches!(
+                self,
+                ServerStatus::DeleteProhibited
+                    | ServerStatus::TransferProhibited
+                    | ServerStatus::UpdateProhibited
+            ),
+            ObjectKind::Host => matches!(
+                self,
+                ServerStatus::DeleteProhibited | ServerStatus::UpdateProhibited
+            ),
+            ObjectKind::Tld
+            | ObjectKind::Registrar
+            | ObjectKind::PollMessage
+            | ObjectKind::Case => false,
+        }
+    }
+
+    /// Parses a server status staff ask to set or clear on an object of
+    /// `kind`. Unknown values are [`RegistryError::InvalidField`]; a server
+    /// status the object type does not define is
+    /// [`RegistryError::PolicyViolation`].
+    pub fn parse(field: &str, value: &str, kind: ObjectKind) -> Result<Self, RegistryError> {
+        let status = Self::ALL
             .into_iter()
             .find(|s| s.as_str() == value)
             .ok_or_else(|| {
@@ -97,18 +127,124 @@ impl ServerStatus {
                     field,
                     format!(
                         "{value:?} is not a server status; one of {}",
-                        Self::ALL.map(|s| s.as_str()).join(", ")
+                        Self::ALL
+                            .into_iter()
+                            .filter(|s| s.applies_to(kind))
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
-            })
+            })?;
+        if !status.applies_to(kind) {
+            return Err(RegistryError::policy(
+                field,
+                format!("{value} does not apply to a {kind}"),
+            ));
+        }
+        Ok(status)
     }
+}
+
+/// A staff request to change an object's server statuses, checked: a
+/// reason is given, at least one status is named, every status applies to
+/// the object type, and none is both added and removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatusChange {
+    /// Statuses to set (already set ones change nothing).
+    pub add: BTreeSet<ServerStatus>,
+    /// Statuses to clear (ones not set change nothing).
+    pub remove: BTreeSet<ServerStatus>,
+}
+
+impl ServerStatusChange {
+    /// Checks the request fields `add_statuses`, `remove_statuses` and
+    /// `reason` of a change on an object of `kind`.
+    pub fn parse(
+        kind: ObjectKind,
+        add: &[String],
+        remove: &[String],
+        reason: &str,
+    ) -> Result<Self, RegistryError> {
+        super::fields::text("reason", reason, true, super::fields::MAX_TEXT_CHARS)?;
+        if add.is_empty() && remove.is_empty() {
+            return Err(RegistryError::invalid(
+                "add_statuses",
+                "give at least one status to add or remove",
+            ));
+        }
+        let parse = |field: &str, values: &[String]| {
+            values
+                .iter()
+                .map(|s| ServerStatus::parse(field, s, kind))
+                .collect::<Result<BTreeSet<_>, _>>()
+        };
+        let add = parse("add_statuses", add)?;
+        let remove = parse("remove_statuses", remove)?;
+        if let Some(both) = add.intersection(&remove).next() {
+            return Err(RegistryError::invalid(
+                "remove_statuses",
+                format!("{} is both added and removed", both.as_str()),
+            ));
+        }
+        Ok(ServerStatusChange { add, remove })
+    }
+
+    /// Applies the change to `statuses`: removals, then additions.
+    pub fn apply_to(&self, statuses: &mut BTreeSet<ServerStatus>) {
+        for s in &self.remove {
+            statuses.remove(s);
+        }
+        statuses.extend(self.add.iter().copied());
+    }
+}
+
+/// The audit line of a server status change, e.g.
+/// `["statuses +serverDeleteProhibited -serverUpdateProhibited"]`; empty
+/// when nothing changed.
+pub fn server_status_changes(
+    before: &BTreeSet<ServerStatus>,
+    after: &BTreeSet<ServerStatus>,
+) -> Vec<String> {
+    let mut parts: Vec<String> = after
+        .difference(before)
+        .map(|s| format!("+{}", s.as_str()))
+        .collect();
+    parts.extend(before.difference(after).map(|s| format!("-{}", s.as_str())));
+    if parts.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("statuses {}", parts.join(" "))]
+    }
+}
+
+/// Refuses an operation by the sponsor forbidden by the server status
+/// `status` if the object carries it. `field` is the request field naming
+/// the object.
+pub fn check_server_not_prohibited(
+    statuses: &BTreeSet<ServerStatus>,
+    status: ServerStatus,
+    field: &str,
+    kind: ObjectKind,
+    name: &str,
+) -> Result<(), RegistryError> {
+    if statuses.contains(&status) {
+        return Err(RegistryError::StatusProhibits {
+            field: field.into(),
+            kind,
+            name: name.to_string(),
+            status: status.as_str().into(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks the combination rules on the statuses an object shows; the
 /// message names the offending pair.
 pub fn check_combination(shown: &[String]) -> Result<(), String> {
     let has = |s: &str| shown.iter().any(|x| x == s);
-    if has("ok") && shown.len() > 1 {
+    // RFC 5732/5733: ok may only be combined with linked.
+    if has("ok") && shown.iter().any(|s| s != "ok" && s != "linked") {
         return Err(format!("ok with other statuses: {shown:?}"));
     }
     for (pending, prohibitions) in [
@@ -398,6 +534,92 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.reason(), Reason::InvalidField);
+    }
+
+    #[test]
+    fn server_statuses_apply_only_to_the_object_types_their_rfc_defines() {
+        let applies = |kind| -> Vec<&str> {
+            ServerStatus::ALL
+                .into_iter()
+                .filter(|s| s.applies_to(kind))
+                .map(|s| s.as_str())
+                .collect()
+        };
+        assert_eq!(applies(ObjectKind::Domain).len(), 5);
+        assert_eq!(
+            applies(ObjectKind::Host),
+            ["serverDeleteProhibited", "serverUpdateProhibited"]
+        );
+        assert_eq!(
+            applies(ObjectKind::Contact),
+            [
+                "serverDeleteProhibited",
+                "serverTransferProhibited",
+                "serverUpdateProhibited"
+            ]
+        );
+        let cases: &[(&str, ObjectKind, Reason)] = &[
+            ("serverHold", ObjectKind::Host, Reason::PolicyViolation),
+            (
+                "serverTransferProhibited",
+                ObjectKind::Host,
+                Reason::PolicyViolation,
+            ),
+            (
+                "serverRenewProhibited",
+                ObjectKind::Contact,
+                Reason::PolicyViolation,
+            ),
+            ("clientHold", ObjectKind::Host, Reason::InvalidField),
+            ("serverhold", ObjectKind::Domain, Reason::InvalidField),
+        ];
+        for (value, kind, want) in cases {
+            let err = ServerStatus::parse("add_statuses", value, *kind).unwrap_err();
+            assert_eq!(err.reason(), *want, "{value} on {kind}");
+        }
+    }
+
+    #[test]
+    fn server_status_changes_need_a_reason_a_status_and_no_contradiction() {
+        let lock = strings(&["serverUpdateProhibited"]);
+        let change =
+            ServerStatusChange::parse(ObjectKind::Host, &lock, &[], "court order").unwrap();
+        let mut set = BTreeSet::from([ServerStatus::DeleteProhibited]);
+        change.apply_to(&mut set);
+        assert_eq!(
+            set,
+            BTreeSet::from([
+                ServerStatus::DeleteProhibited,
+                ServerStatus::UpdateProhibited
+            ])
+        );
+        let cases = [
+            (
+                ServerStatusChange::parse(ObjectKind::Host, &lock, &[], ""),
+                "reason",
+            ),
+            (
+                ServerStatusChange::parse(ObjectKind::Host, &[], &[], "why"),
+                "add_statuses",
+            ),
+            (
+                ServerStatusChange::parse(ObjectKind::Host, &lock, &lock, "why"),
+                "remove_statuses",
+            ),
+        ];
+        for (got, field) in cases {
+            let err = got.unwrap_err();
+            assert_eq!((err.reason(), err.field()), (Reason::InvalidField, field));
+        }
+    }
+
+    #[test]
+    fn ok_stands_alone_but_for_linked() {
+        assert!(check_combination(&strings(&["ok"])).is_ok());
+        assert!(check_combination(&strings(&["linked", "ok"])).is_ok());
+        assert!(check_combination(&strings(&["linked", "serverUpdateProhibited"])).is_ok());
+        assert!(check_combination(&strings(&["ok", "serverUpdateProhibited"])).is_err());
+        assert!(check_combination(&strings(&["pendingDelete", "serverDeleteProhibited"])).is_err());
     }
 
     #[test]

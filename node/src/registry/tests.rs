@@ -31,6 +31,8 @@ const T0: i64 = 1_735_689_600_000;
 const DAY_MS: i64 = 86_400_000;
 
 mod lifecycle;
+mod period_prices;
+mod server_statuses;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -156,6 +158,8 @@ fn meta_mut(kind: &mut Kind) -> &mut Option<RequestMeta> {
         Kind::AckPoll(r) => &mut r.meta,
         Kind::UpdateRegistrar(r) => &mut r.meta,
         Kind::SetServerStatus(r) => &mut r.meta,
+        Kind::SetHostServerStatus(r) => &mut r.meta,
+        Kind::SetContactServerStatus(r) => &mut r.meta,
         Kind::OpenCase(r) => &mut r.meta,
         Kind::UpdateCase(r) => &mut r.meta,
         Kind::Tick(_) => panic!("ticks carry no request meta"),
@@ -378,6 +382,8 @@ fn prop_lifecycle() -> v1::TldLifecyclePolicy {
         restore_report_seconds: Some(4 * day),
         transfer_lock_seconds: Some(5 * day),
         restore_price_minor_units: Some(250),
+        create_period_prices: period_prices(&[(2, 1000), (3, 1500)]),
+        renew_period_prices: period_prices(&[(2, 1000)]),
         ..Default::default()
     }
 }
@@ -446,6 +452,36 @@ fn lock(name: &str, on: bool) -> Kind {
         remove_statuses: if on { Vec::new() } else { statuses },
         reason: "registrant asked for a registry lock".into(),
     })
+}
+
+fn host_server_status(name: &str, add: &[&str], remove: &[&str]) -> Kind {
+    Kind::SetHostServerStatus(v1::SetHostServerStatusRequest {
+        meta: None,
+        name: name.into(),
+        add_statuses: strings(add),
+        remove_statuses: strings(remove),
+        reason: "court order 42".into(),
+    })
+}
+
+fn contact_server_status(id: &str, add: &[&str], remove: &[&str]) -> Kind {
+    Kind::SetContactServerStatus(v1::SetContactServerStatusRequest {
+        meta: None,
+        id: id.into(),
+        add_statuses: strings(add),
+        remove_statuses: strings(remove),
+        reason: "identity under dispute".into(),
+    })
+}
+
+fn period_prices(table: &[(u32, i64)]) -> Vec<v1::PeriodPrice> {
+    table
+        .iter()
+        .map(|&(years, price_minor_units)| v1::PeriodPrice {
+            years,
+            price_minor_units,
+        })
+        .collect()
 }
 
 fn open_case(domain: &str) -> Kind {
@@ -1483,12 +1519,34 @@ fn assert_registry_consistent(state: &MemState) {
             "contact {} has no sponsor",
             c.id
         );
+        if let Err(e) = status::check_combination(&c.to_proto("").statuses) {
+            panic!("contact {}: illegal statuses: {e}", c.id);
+        }
+        assert!(
+            c.server_statuses
+                .iter()
+                .all(|s| s.applies_to(ObjectKind::Contact)),
+            "contact {}: {:?}",
+            c.id,
+            c.server_statuses
+        );
     }
     for h in records::<HostRecord>(state, Cf::Hosts) {
         assert!(
             registrars.contains_key(&h.sponsor),
             "host {} has no sponsor",
             h.name
+        );
+        if let Err(e) = status::check_combination(&h.to_proto().statuses) {
+            panic!("host {}: illegal statuses: {e}", h.name);
+        }
+        assert!(
+            h.server_statuses
+                .iter()
+                .all(|s| s.applies_to(ObjectKind::Host)),
+            "host {}: {:?}",
+            h.name,
+            h.server_statuses
         );
     }
     for e in records::<EventRecord>(state, Cf::DueEvents) {
@@ -1702,7 +1760,34 @@ enum Op {
         name: Spelling,
         lift: bool,
     },
+    /// Staff: set or clear a server status of a host (some not defined
+    /// for hosts, so refused).
+    HostServerStatus {
+        host: usize,
+        status: usize,
+        on: bool,
+    },
+    /// Staff: set or clear a server status of a registrar's contact.
+    ContactServerStatus {
+        rar: usize,
+        status: usize,
+        on: bool,
+    },
 }
+
+/// Server statuses the properties set on hosts: the two RFC 5732 defines,
+/// and one it does not.
+const HOST_SERVER_STATUSES: [&str; 3] = [
+    "serverDeleteProhibited",
+    "serverUpdateProhibited",
+    "serverHold",
+];
+/// Server statuses the properties set on contacts (RFC 5733).
+const CONTACT_SERVER_STATUSES: [&str; 3] = [
+    "serverDeleteProhibited",
+    "serverTransferProhibited",
+    "serverUpdateProhibited",
+];
 
 #[derive(Debug, Clone)]
 struct Step {
@@ -1756,6 +1841,10 @@ fn op() -> impl Strategy<Value = Op> {
         1 => rar().prop_map(|rar| Op::AckPoll { rar }),
         1 => (spelling(), any::<bool>()).prop_map(|(name, on)| Op::Lock { name, on }),
         1 => (spelling(), any::<bool>()).prop_map(|(name, lift)| Op::Suspend { name, lift }),
+        1 => (0..HOSTS.len(), 0..HOST_SERVER_STATUSES.len(), any::<bool>())
+            .prop_map(|(host, status, on)| Op::HostServerStatus { host, status, on }),
+        1 => (rar(), 0..CONTACT_SERVER_STATUSES.len(), any::<bool>())
+            .prop_map(|(rar, status, on)| Op::ContactServerStatus { rar, status, on }),
     ]
 }
 
@@ -1921,6 +2010,24 @@ fn step_proposal(r: &mut Registry, step: &Step) -> Proposal {
             (id.to_string(), ack(head))
         }
         Op::Lock { name, on } => ("staff".to_string(), lock(&name.text(), *on)),
+        Op::HostServerStatus { host, status, on } => {
+            let status = [HOST_SERVER_STATUSES[*status]];
+            let (add, remove): (&[&str], &[&str]) =
+                if *on { (&status, &[]) } else { (&[], &status) };
+            (
+                "staff".to_string(),
+                host_server_status(HOSTS[*host], add, remove),
+            )
+        }
+        Op::ContactServerStatus { rar, status, on } => {
+            let status = [CONTACT_SERVER_STATUSES[*status]];
+            let (add, remove): (&[&str], &[&str]) =
+                if *on { (&status, &[]) } else { (&[], &status) };
+            (
+                "staff".to_string(),
+                contact_server_status(&format!("c-{}", REGISTRARS[*rar]), add, remove),
+            )
+        }
         Op::Suspend { name, lift } => {
             let case = (1..=64u64)
                 .rev()

@@ -13,8 +13,17 @@
 //! 5 d, renew grace 5 d, auto-renew grace 45 d, transfer grace 5 d, transfer
 //! auto-approve 5 d, redemption 30 d, pending delete 5 d, restore report 7 d,
 //! transfer lock 60 d, expiry horizon 10 y; auto-renew and transfer at the
-//! renew price, restore fee 0; no premium, reserved or blocked names. A new
-//! TLD starts with these; `UpdateTld` with a lifecycle replaces them.
+//! renew price, restore fee 0; no period prices; no premium, reserved or
+//! blocked names. A new TLD starts with these; `UpdateTld` with a
+//! lifecycle replaces them.
+//!
+//! Per-period prices (`create_period_prices`, `renew_period_prices` in the
+//! lifecycle): creating or renewing for N years costs the listed price for
+//! N years when the table has one, otherwise N × the yearly price. The
+//! tables only price names at the TLD's standard price: a premium name
+//! always costs N × its own yearly price. Each listed period must be one the
+//! policy allows, so a policy update that narrows the periods is refused
+//! while a table still lists a period outside them.
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
@@ -123,6 +132,7 @@ pub(crate) fn update<S: StateRead + ?Sized>(
             name: name.ascii().into(),
         })?;
     let mut changes = Vec::new();
+    let given_lifecycle = lifecycle.is_some();
     if let Some(policy) = policy {
         if policy != record.policy {
             changes.push("policy replaced".to_string());
@@ -135,6 +145,7 @@ pub(crate) fn update<S: StateRead + ?Sized>(
         }
         record.lifecycle = lifecycle;
     }
+    check_period_prices(&record, given_lifecycle)?;
     cx.audit("tld", &record.name, changes);
     record.updated_by = cx.actor.clone();
     record.updated_ms = cx.now_ms;
@@ -300,6 +311,38 @@ pub(crate) fn lifecycle_from_proto(
             ));
         }
     }
+    let period_prices =
+        |field: &str, given: &[v1::PeriodPrice]| -> Result<BTreeMap<u32, i64>, RegistryError> {
+            let field = format!("lifecycle.{field}");
+            let mut table = BTreeMap::new();
+            for p in given {
+                if !(1..=MAX_PERIOD_YEARS).contains(&p.years) {
+                    return Err(RegistryError::invalid(
+                        &field,
+                        format!(
+                            "{} years is not a period of 1 to {MAX_PERIOD_YEARS}",
+                            p.years
+                        ),
+                    ));
+                }
+                if !(0..=MAX_PRICE_MINOR_UNITS).contains(&p.price_minor_units) {
+                    return Err(RegistryError::invalid(
+                        &field,
+                        format!(
+                            "{} years: {} is not a price between 0 and {MAX_PRICE_MINOR_UNITS}",
+                            p.years, p.price_minor_units
+                        ),
+                    ));
+                }
+                if table.insert(p.years, p.price_minor_units).is_some() {
+                    return Err(RegistryError::invalid(
+                        &field,
+                        format!("{} years is listed twice", p.years),
+                    ));
+                }
+            }
+            Ok(table)
+        };
     let list = |field: &str, given: &[String]| -> Result<BTreeSet<String>, RegistryError> {
         if given.len() > MAX_LISTED_NAMES {
             return Err(RegistryError::LimitExceeded {
@@ -381,7 +424,44 @@ pub(crate) fn lifecycle_from_proto(
         premium,
         reserved: list("reserved_names", &l.reserved_names)?,
         blocked: list("blocked_names", &l.blocked_names)?,
+        create_period_prices: period_prices("create_period_prices", &l.create_period_prices)?,
+        renew_period_prices: period_prices("renew_period_prices", &l.renew_period_prices)?,
     })
+}
+
+/// Refuses period prices for periods the TLD's policy does not allow.
+/// `lifecycle_given`: whether the update replaced the lifecycle (then the
+/// table is the field at fault), or only the policy (then the narrowed
+/// policy is).
+fn check_period_prices(tld: &TldRecord, lifecycle_given: bool) -> Result<(), RegistryError> {
+    let p = &tld.policy;
+    let allowed = p.min_period_years..=p.max_period_years;
+    let l = &tld.lifecycle;
+    for (table, field) in [
+        (&l.create_period_prices, "create_period_prices"),
+        (&l.renew_period_prices, "renew_period_prices"),
+    ] {
+        if let Some(years) = table.keys().find(|y| !allowed.contains(y)) {
+            let message = format!(
+                "{field} lists {years} years, outside .{}'s allowed {} to {} years",
+                tld.name, p.min_period_years, p.max_period_years
+            );
+            return Err(if lifecycle_given {
+                RegistryError::invalid(format!("lifecycle.{field}"), message)
+            } else {
+                let bound = if *years > p.max_period_years {
+                    "policy.max_period_years"
+                } else {
+                    "policy.min_period_years"
+                };
+                RegistryError::policy(
+                    bound,
+                    format!("{message}; change the lifecycle's period prices too"),
+                )
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A label in a TLD's name lists: one valid label, stored as its A-label.
@@ -428,6 +508,46 @@ pub(crate) fn prices(tld: &TldRecord, label: &str) -> Prices {
             }
         }
     }
+}
+
+/// A command priced by its period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeriodCommand {
+    /// `CreateDomain`.
+    Create,
+    /// `RenewDomain`.
+    Renew,
+}
+
+/// What `command` on `label` under `tld` for `years` costs, in minor units:
+/// the TLD's price for that whole period when its table lists one (names at
+/// the standard price only), otherwise `years` × the yearly price, premium
+/// or standard.
+pub(crate) fn period_price(
+    tld: &TldRecord,
+    label: &str,
+    command: PeriodCommand,
+    years: u32,
+) -> Result<i64, RegistryError> {
+    let yearly = prices(tld, label);
+    let (per_year, table) = match command {
+        PeriodCommand::Create => (yearly.create, &tld.lifecycle.create_period_prices),
+        PeriodCommand::Renew => (yearly.renew, &tld.lifecycle.renew_period_prices),
+    };
+    if !tld.lifecycle.premium.contains_key(label) {
+        if let Some(&price) = table.get(&years) {
+            return Ok(price);
+        }
+    }
+    per_year
+        .checked_mul(i64::from(years))
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| {
+            RegistryError::policy(
+                "period_years",
+                format!("{per_year} × {years} years overflows"),
+            )
+        })
 }
 
 /// Refuses a reserved or blocked label.

@@ -146,7 +146,6 @@ fn request<S: StateRead + ?Sized>(
         caller,
         &d.name,
         tld::prices(&tld, &label).transfer,
-        1,
         &tld.policy.currency,
         "name",
     )?;

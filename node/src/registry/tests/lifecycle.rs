@@ -7,12 +7,12 @@ use super::*;
 
 impl Registry {
     /// Moves the proposer clock forward.
-    fn advance(&mut self, ms: i64) {
+    pub(super) fn advance(&mut self, ms: i64) {
         self.time_ms += ms;
     }
 
     /// Applies a tick at the current proposer time.
-    fn tick(&mut self) -> v1::TickResult {
+    pub(super) fn tick(&mut self) -> v1::TickResult {
         let p = tick_proposal(self.time_ms);
         match self.apply(&p).outcome {
             Some(Outcome::Tick(t)) => t,
@@ -21,17 +21,17 @@ impl Registry {
     }
 
     /// Moves the clock to `ms` (registry time) and ticks.
-    fn tick_at(&mut self, ms: i64) -> v1::TickResult {
+    pub(super) fn tick_at(&mut self, ms: i64) -> v1::TickResult {
         self.time_ms = self.time_ms.max(ms);
         self.tick()
     }
 
-    fn try_domain(&self, name: &str) -> Option<v1::Domain> {
+    pub(super) fn try_domain(&self, name: &str) -> Option<v1::Domain> {
         info_domain(&self.state, "", name).ok()
     }
 
     /// Every poll message of `id`, oldest first.
-    fn polls(&self, id: &str) -> Vec<v1::PollMessage> {
+    pub(super) fn polls(&self, id: &str) -> Vec<v1::PollMessage> {
         records::<super::super::model::PollRecord>(&self.state, Cf::Poll)
             .into_iter()
             .filter(|m| m.registrar == id)
@@ -39,11 +39,11 @@ impl Registry {
             .collect()
     }
 
-    fn poll_kinds(&self, id: &str) -> Vec<String> {
+    pub(super) fn poll_kinds(&self, id: &str) -> Vec<String> {
         self.polls(id).into_iter().map(|m| m.kind).collect()
     }
 
-    fn ledger_kinds(&self, id: &str) -> Vec<String> {
+    pub(super) fn ledger_kinds(&self, id: &str) -> Vec<String> {
         self.registrar(id)
             .ledger
             .into_iter()
@@ -51,12 +51,12 @@ impl Registry {
             .collect()
     }
 
-    fn staff(&mut self, kind: Kind) -> Outcome {
+    pub(super) fn staff(&mut self, kind: Kind) -> Outcome {
         self.ok("staff", kind)
     }
 }
 
-fn deleted(outcome: Outcome) -> v1::DeleteResponse {
+pub(super) fn deleted(outcome: Outcome) -> v1::DeleteResponse {
     match outcome {
         Outcome::Deleted(d) => d,
         other => panic!("not a delete response: {other:?}"),
@@ -77,7 +77,7 @@ fn case_of(outcome: Outcome) -> v1::AupCase {
     }
 }
 
-fn charged(outcome: &Outcome) -> i64 {
+pub(super) fn charged(outcome: &Outcome) -> i64 {
     match outcome {
         Outcome::Domain(d) => d.charged.as_ref().map_or(0, |m| m.minor_units),
         Outcome::Transfer(t) => t.charged.as_ref().map_or(0, |m| m.minor_units),
@@ -87,7 +87,7 @@ fn charged(outcome: &Outcome) -> i64 {
 
 /// Just after the expiry of `example.nz` and the other world domains
 /// (created in the first minute of 2025).
-const WORLD_EXPIRY: i64 = T0 + 365 * DAY_MS + 60_000;
+pub(super) const WORLD_EXPIRY: i64 = T0 + 365 * DAY_MS + 60_000;
 
 #[test]
 fn delete_inside_add_grace_purges_at_once_and_refunds_the_create() {
