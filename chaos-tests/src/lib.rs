@@ -1,19 +1,68 @@
 //! Test harness for real `kauri-node` processes: a cluster with ports and
 //! data directories of its own, every process stopped by PID on drop, and
 //! waits on conditions with deadlines instead of sleeps. Used by the node's
-//! integration tests and by the fault-injection tests.
+//! integration tests, by the CLI tests and by the fault-injection tests.
 //!
-//! The fault-injection suite itself (kills, pauses, partitions under load with
-//! history checkers) builds on this harness.
+//! On top of the harness sits the chaos toolkit:
+//! - [`history`]: a thread-safe recorder of every operation a workload
+//!   invokes, with monotonic invocation and completion times and its
+//!   outcome (ok, a definite rejection, or unknown);
+//! - [`workload`]: registrars that check, create, renew, update and read
+//!   domains concurrently, racing for a pool of hot names, retrying unknown
+//!   outcomes with the same client transaction id;
+//! - [`faults`]: SIGKILL, SIGSTOP/SIGCONT, restarts, wipe-and-rejoin, and
+//!   network partitions between nodes placed in network namespaces;
+//! - [`checkers`]: linearizability per domain name, acknowledged writes,
+//!   drop-catch races, money conservation and replica convergence;
+//! - [`scenario`]: a whole run (cluster, workload, faults, checks).
+
+pub mod checkers;
+pub mod faults;
+pub mod history;
+pub mod scenario;
+pub mod workload;
 
 use std::future::Future;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kauri_client::proto::StatusResponse;
+use kauri_client::proto::registry_client::RegistryClient;
+use kauri_client::proto::{CheckRequest, StateDigestResponse, StatusResponse};
 use kauri_client::{ClientConfig, KauriClient};
+
+use crate::faults::NetLab;
+
+/// The `kauri-node` binary of this build.
+///
+/// A test of this crate cannot name another package's binary with
+/// `CARGO_BIN_EXE_*`, so it looks next to its own executable:
+/// `target/<profile>/deps/<test>` → `target/<profile>/kauri-node`.
+/// `cargo test --workspace` builds it; panics with what to run otherwise.
+pub fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test knows its own executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| {
+            if deps.file_name().is_some_and(|n| n == "deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let bin = profile_dir.join("kauri-node");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the workspace tests (cargo test --workspace) or \
+         `cargo build -p kauri-node` first",
+        bin.display()
+    );
+    bin
+}
 
 /// One node of a test cluster.
 pub struct TestNode {
@@ -26,9 +75,14 @@ pub struct TestNode {
     /// File receiving its stdout and stderr.
     pub log: PathBuf,
     child: Option<Child>,
+    /// Command prefix that places the process (e.g. `ip netns exec NS`).
+    wrapper: Vec<String>,
+    /// Stopped with SIGSTOP and not yet continued.
+    paused: bool,
 }
 
-/// A running test cluster. Dropping it kills every node it started.
+/// A running test cluster. Dropping it kills every node it started (by PID)
+/// and then removes its network namespaces, if it has any.
 pub struct TestCluster {
     /// The nodes, node id N at index N - 1.
     pub nodes: Vec<TestNode>,
@@ -36,6 +90,8 @@ pub struct TestCluster {
     pub peers: String,
     node_bin: PathBuf,
     extra_args: Vec<String>,
+    // Dropped after the nodes are killed (see `Drop`), before the temp dir.
+    net: Option<NetLab>,
     _dir: tempfile::TempDir,
 }
 
@@ -51,34 +107,84 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// A client for probing single nodes: short timeouts, so a paused or
+/// cut-off node costs two seconds, not the default deadline.
+fn probe_client(endpoints: &[String]) -> KauriClient {
+    let config = ClientConfig {
+        deadline: Duration::from_secs(3),
+        attempt_timeout: Duration::from_secs(2),
+        retry_backoff: Duration::from_millis(50),
+    };
+    KauriClient::new(endpoints, config).expect("valid endpoints")
+}
+
 impl TestCluster {
     /// Starts `n` fresh nodes of the `kauri-node` binary at `node_bin`, with
-    /// extra flags.
+    /// extra flags, on loopback ports.
     pub fn start(node_bin: impl Into<PathBuf>, n: usize, extra_args: &[&str]) -> TestCluster {
+        let addrs = free_ports(n)
+            .into_iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        Self::launch(node_bin.into(), addrs, Vec::new(), extra_args, None)
+    }
+
+    /// Starts one fresh node in each network namespace of `net` (each node
+    /// with an address of its own, so [`NetLab`] can cut links between them).
+    pub fn start_in_namespaces(
+        node_bin: impl Into<PathBuf>,
+        net: NetLab,
+        extra_args: &[&str],
+    ) -> TestCluster {
+        let addrs = (1..=net.nodes() as u64)
+            .map(|id| net.node_addr(id))
+            .collect();
+        let wrappers = (1..=net.nodes() as u64).map(|id| net.wrapper(id)).collect();
+        Self::launch(node_bin.into(), addrs, wrappers, extra_args, Some(net))
+    }
+
+    fn launch(
+        node_bin: PathBuf,
+        addrs: Vec<String>,
+        mut wrappers: Vec<Vec<String>>,
+        extra_args: &[&str],
+        net: Option<NetLab>,
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("create a temp dir");
-        let ports = free_ports(n);
-        let peers = ports
+        // Run a private copy: a rebuild of the shared target directory while
+        // the cluster runs must not restart nodes with another binary.
+        let private_bin = dir.path().join("kauri-node");
+        std::fs::copy(&node_bin, &private_bin)
+            .unwrap_or_else(|e| panic!("copy {} into the cluster dir: {e}", node_bin.display()));
+        let node_bin = private_bin;
+        let n = addrs.len();
+        wrappers.resize(n, Vec::new());
+        let peers = addrs
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
+            .map(|(i, a)| format!("{}={a}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let nodes = ports
-            .iter()
+        let nodes = addrs
+            .into_iter()
+            .zip(wrappers)
             .enumerate()
-            .map(|(i, p)| TestNode {
+            .map(|(i, (addr, wrapper))| TestNode {
                 id: i as u64 + 1,
-                addr: format!("127.0.0.1:{p}"),
+                addr,
                 data_dir: dir.path().join(format!("node{}", i + 1)),
                 log: dir.path().join(format!("node{}.log", i + 1)),
                 child: None,
+                wrapper,
+                paused: false,
             })
             .collect();
         let mut cluster = TestCluster {
             nodes,
             peers,
-            node_bin: node_bin.into(),
+            node_bin,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            net,
             _dir: dir,
         };
         for id in 1..=n as u64 {
@@ -97,15 +203,66 @@ impl TestCluster {
         KauriClient::new(&self.endpoints(), ClientConfig::default()).expect("valid endpoints")
     }
 
+    /// A client of the whole cluster with the given configuration.
+    pub fn client_with(&self, config: ClientConfig) -> KauriClient {
+        KauriClient::new(&self.endpoints(), config).expect("valid endpoints")
+    }
+
     /// Node `id`.
     pub fn node(&self, id: u64) -> &TestNode {
         &self.nodes[(id - 1) as usize]
     }
 
+    /// The network namespaces the nodes run in, if they were started with
+    /// [`TestCluster::start_in_namespaces`].
+    pub fn net(&self) -> Option<&NetLab> {
+        self.net.as_ref()
+    }
+
+    /// Ids of all nodes.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Ids of the nodes whose process is running (paused ones included).
+    pub fn running_ids(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Whether node `id`'s process is running (possibly paused).
+    pub fn is_running(&self, id: u64) -> bool {
+        self.node(id).child.is_some()
+    }
+
+    /// Whether node `id` is stopped with SIGSTOP.
+    pub fn is_paused(&self, id: u64) -> bool {
+        self.node(id).paused
+    }
+
+    /// The PID of node `id`'s process, if it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.node(id).child.as_ref().map(Child::id)
+    }
+
     /// Starts (or restarts, with its data) node `id`.
+    ///
+    /// The process gets SIGKILL if the thread that spawned it exits (so a
+    /// killed test run leaves no nodes behind): call this from the test's
+    /// own thread or a runtime worker, not from a short-lived thread.
     pub fn spawn(&mut self, id: u64) {
+        self.spawn_with(id, &[]);
+    }
+
+    /// Starts (or restarts) node `id` with flags beyond the cluster's own,
+    /// e.g. `--recover` after its disk was wiped.
+    pub fn spawn_with(&mut self, id: u64, more_args: &[&str]) {
         let peers = self.peers.clone();
-        let extra = self.extra_args.clone();
+        let mut extra = self.extra_args.clone();
+        extra.extend(more_args.iter().map(|s| s.to_string()));
         let bin = self.node_bin.clone();
         let node = &mut self.nodes[(id - 1) as usize];
         assert!(node.child.is_none(), "node {id} is already running");
@@ -114,7 +271,15 @@ impl TestCluster {
             .append(true)
             .open(&node.log)
             .expect("open node log");
-        let child = Command::new(&bin)
+        let mut command = match node.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        command
             .args([
                 "--id",
                 &id.to_string(),
@@ -131,10 +296,17 @@ impl TestCluster {
             .env("KAURI_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn kauri-node");
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command.spawn().expect("spawn kauri-node");
         node.child = Some(child);
+        node.paused = false;
     }
 
     /// SIGKILLs node `id` (no chance to flush anything).
@@ -143,6 +315,43 @@ impl TestCluster {
         if let Some(mut child) = node.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        node.paused = false;
+    }
+
+    /// Sends `signal` to node `id`'s process, by PID.
+    fn signal(&self, id: u64, signal: libc::c_int) {
+        if let Some(pid) = self.pid(id) {
+            // SAFETY: kill(2) with the PID of a child we have not reaped.
+            let rc = unsafe { libc::kill(pid as libc::pid_t, signal) };
+            assert_eq!(rc, 0, "kill({pid}, {signal}) failed for node {id}");
+        }
+    }
+
+    /// Freezes node `id` with SIGSTOP: it keeps its sockets but answers
+    /// nothing, like a long GC pause or a stalled VM.
+    pub fn pause(&mut self, id: u64) {
+        if self.is_running(id) && !self.is_paused(id) {
+            self.signal(id, libc::SIGSTOP);
+            self.nodes[(id - 1) as usize].paused = true;
+        }
+    }
+
+    /// Resumes a node frozen by [`TestCluster::pause`] (SIGCONT).
+    pub fn resume(&mut self, id: u64) {
+        if self.is_paused(id) {
+            self.signal(id, libc::SIGCONT);
+            self.nodes[(id - 1) as usize].paused = false;
+        }
+    }
+
+    /// Deletes the data directory of stopped node `id` (a lost disk). Start
+    /// it again with [`TestCluster::spawn`]: it must rejoin empty.
+    pub fn wipe(&mut self, id: u64) {
+        assert!(!self.is_running(id), "stop node {id} before wiping it");
+        let dir = &self.node(id).data_dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).expect("remove the node's data dir");
         }
     }
 
@@ -153,22 +362,45 @@ impl TestCluster {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
+    /// Copies every node's log into a fresh directory under the system temp
+    /// dir (the cluster's own directory goes when it is dropped) and
+    /// returns it, for failure reports.
+    pub fn save_logs(&self, label: &str) -> Option<PathBuf> {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir()
+            .join("kauri-chaos")
+            .join(format!("{label}-{}-{stamp}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        for node in &self.nodes {
+            let _ = std::fs::copy(&node.log, dir.join(format!("node{}.log", node.id)));
+        }
+        Some(dir)
+    }
+
     /// Waits until the running nodes agree on a leader that is itself running
     /// and says it leads, and returns its id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> u64 {
-        let client = self.client();
-        let running: Vec<(u64, String)> = self
-            .nodes
+        self.wait_for_leader_among(&self.running_ids(), timeout)
+            .await
+    }
+
+    /// Waits until nodes `ids` agree on a leader among them that says it
+    /// leads, and returns its id.
+    pub async fn wait_for_leader_among(&self, ids: &[u64], timeout: Duration) -> u64 {
+        let client = probe_client(&self.endpoints());
+        let members: Vec<(u64, String)> = ids
             .iter()
-            .filter(|n| n.child.is_some())
-            .map(|n| (n.id, n.addr.clone()))
+            .map(|&id| (id, self.node(id).addr.clone()))
             .collect();
         wait_until(timeout, "a leader all running nodes agree on", || {
             let client = client.clone();
-            let running = running.clone();
+            let members = members.clone();
             async move {
                 let mut leader = None;
-                for (_, addr) in &running {
+                for (_, addr) in &members {
                     let s = client.cluster_status(addr).await.ok()?;
                     if s.leader_id == 0 || (leader.is_some() && leader != Some(s.leader_id)) {
                         return None;
@@ -176,7 +408,7 @@ impl TestCluster {
                     leader = Some(s.leader_id);
                 }
                 let leader = leader?;
-                let (_, addr) = running.iter().find(|(id, _)| *id == leader)?;
+                let (_, addr) = members.iter().find(|(id, _)| *id == leader)?;
                 let s = client.cluster_status(addr).await.ok()?;
                 (s.role == "leader").then_some(leader)
             }
@@ -184,9 +416,38 @@ impl TestCluster {
         .await
     }
 
+    /// The node that says it leads and is named leader by a majority of
+    /// the nodes that answer now; `None` if there is no such node (one quick
+    /// round of status calls, no waiting).
+    pub async fn current_leader(&self) -> Option<u64> {
+        let client = probe_client(&self.endpoints());
+        let mut votes = std::collections::BTreeMap::<u64, usize>::new();
+        let mut claims = Vec::new();
+        for id in self.running_ids() {
+            if self.is_paused(id) {
+                continue;
+            }
+            if let Ok(s) = client.cluster_status(&self.node(id).addr).await {
+                if s.leader_id != 0 {
+                    *votes.entry(s.leader_id).or_default() += 1;
+                }
+                if s.role == "leader" {
+                    claims.push((s.term, id));
+                }
+            }
+        }
+        let majority = self.nodes.len() / 2 + 1;
+        claims.sort();
+        claims
+            .into_iter()
+            .rev()
+            .map(|(_, id)| id)
+            .find(|id| votes.get(id).copied().unwrap_or(0) >= majority)
+    }
+
     /// Waits until node `id` has applied at least `index`; returns its status.
     pub async fn wait_for_applied(&self, id: u64, index: u64, timeout: Duration) -> StatusResponse {
-        let client = self.client();
+        let client = probe_client(&self.endpoints());
         let addr = self.node(id).addr.clone();
         wait_until(
             timeout,
@@ -203,9 +464,78 @@ impl TestCluster {
         .await
     }
 
+    /// Whether node `id` serves a linearizable read right now (its Raft core
+    /// is alive and it can confirm leadership with a quorum, or it is a
+    /// follower that knows the leader). `Cluster.Status` alone cannot tell:
+    /// it reports the last metrics even of a node whose Raft core died.
+    pub async fn serves_linearizable_read(&self, id: u64) -> bool {
+        let client = probe_client(&self.endpoints());
+        let request = CheckRequest {
+            registrar: String::new(),
+            names: vec!["probe.invalid".into()],
+            read: kauri_client::linearizable(),
+        };
+        client
+            .on_endpoint(&self.node(id).addr, |channel| async move {
+                RegistryClient::new(channel).check_domains(request).await
+            })
+            .await
+            .is_ok()
+    }
+
     /// Status of node `id`.
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
-        self.client().cluster_status(&self.node(id).addr).await.ok()
+        probe_client(&self.endpoints())
+            .cluster_status(&self.node(id).addr)
+            .await
+            .ok()
+    }
+
+    /// Waits until every running node has applied everything the leader had
+    /// in its log when this was called.
+    pub async fn wait_caught_up(&self, timeout: Duration) {
+        let leader = self.wait_for_leader(timeout).await;
+        let target = self
+            .status(leader)
+            .await
+            .map(|s| s.last_log_index)
+            .unwrap_or(0);
+        for id in self.running_ids() {
+            self.wait_for_applied(id, target, timeout).await;
+        }
+    }
+
+    /// Asks every running node for its state digest, until all answer at the
+    /// same applied index (the leader's ticks keep the index moving, so this
+    /// may take a few rounds) or `timeout` passes. Returns the last round:
+    /// the caller (see [`checkers::check_convergence`]) decides whether they
+    /// agree. Two digests at the same index are never retried away.
+    pub async fn converged_digests(&self, timeout: Duration) -> Vec<StateDigestResponse> {
+        let client = probe_client(&self.endpoints());
+        let deadline = Instant::now() + timeout;
+        let mut last = Vec::new();
+        loop {
+            let mut round = Vec::new();
+            for id in self.running_ids() {
+                if let Ok(d) = client.state_digest(&self.node(id).addr).await {
+                    round.push(d);
+                }
+            }
+            let same_index = round.len() == self.running_ids().len()
+                && round
+                    .windows(2)
+                    .all(|w| w[0].applied_index == w[1].applied_index);
+            let split = round.iter().any(|a| {
+                round
+                    .iter()
+                    .any(|b| a.applied_index == b.applied_index && a.digest != b.digest)
+            });
+            last = if round.is_empty() { last } else { round };
+            if same_index || split || Instant::now() > deadline {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
@@ -217,6 +547,7 @@ impl Drop for TestCluster {
                 let _ = child.wait();
             }
         }
+        // `net` drops next: the namespaces go once nothing runs in them.
     }
 }
 

@@ -70,7 +70,10 @@ impl ClientError {
                 message: d.message,
                 sv_trid: d.sv_trid,
                 leader_addr: d.leader_addr,
-                outcome_unknown: d.reason == Reason::Unavailable as i32,
+                // NOT_LEADER may come after the entry was appended (the leader
+                // lost leadership before answering): it may yet commit.
+                outcome_unknown: d.reason == Reason::Unavailable as i32
+                    || d.reason == Reason::NotLeader as i32,
             },
             // No detail: the status came from the transport or the gRPC
             // layer (connection refused, message too large), not from Kauri.

@@ -194,9 +194,15 @@ impl KauriClient {
             let (index, addr, channel) = self.endpoint(guess);
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(
-                    last_error.unwrap_or_else(|| ClientError::deadline(self.inner.config.deadline))
-                );
+                // Out of time after retryable failures. Whatever the last
+                // attempt said, an earlier one may have been applied (a
+                // leader can commit an entry and lose leadership before
+                // answering, which reads as NOT_LEADER): the outcome is
+                // unknown, and a retry with the same key settles it.
+                let mut error =
+                    last_error.unwrap_or_else(|| ClientError::deadline(self.inner.config.deadline));
+                error.outcome_unknown = true;
+                return Err(error);
             }
             let attempt = tokio::time::timeout(
                 remaining.min(self.inner.config.attempt_timeout),

@@ -48,6 +48,12 @@ struct Args {
     /// Never in production.
     #[arg(long)]
     test_clock: bool,
+    /// This node lost its storage (its data dir is empty) and rejoins an
+    /// existing cluster: it stays out of elections until it has caught up.
+    /// A node with an empty data dir whose peers hold state refuses to start
+    /// without this flag.
+    #[arg(long)]
+    recover: bool,
 }
 
 #[tokio::main]
@@ -74,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         election_timeout_ms: args.election_timeout_ms,
         tick_interval_ms: args.tick_interval_ms,
         test_clock: args.test_clock,
+        recover: args.recover,
     })
     .await
 }

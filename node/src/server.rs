@@ -21,7 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::{self, AdminService, ClusterService, Node, RegistryService};
 use crate::raft::network::Network;
-use crate::raft::service::RaftService;
+use crate::raft::service::{RaftService, VoteFence};
 use crate::raft::{typ, NodeId, NodeInfo};
 use crate::storage::{LogStore, StateMachineStore, Store};
 
@@ -54,6 +54,9 @@ pub struct NodeConfig {
     pub tick_interval_ms: u64,
     /// Whether tests may move the proposer clock forward.
     pub test_clock: bool,
+    /// This node lost its storage and rejoins an existing cluster: it stays
+    /// out of elections until it has caught up (see [`VoteFence`]).
+    pub recover: bool,
 }
 
 /// Parses `ID=HOST:PORT,ID=HOST:PORT,...`.
@@ -124,6 +127,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    let fence = lost_storage_check(&store, &config).await?;
     let raft = typ::Raft::new(
         config.id,
         Arc::new(config.raft_config()?),
@@ -156,7 +160,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(
-            RaftServer::new(RaftService::new(raft.clone()))
+            RaftServer::new(RaftService::new(raft.clone(), fence))
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES),
         )
         .add_service(
@@ -181,8 +185,17 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         ))
     });
 
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let fatal = tokio::select! {
+        _ = shutdown_signal() => None,
+        e = raft_failure(raft.clone()) => Some(e),
+    };
+    if let Some(e) = &fatal {
+        // Serving on with a dead Raft core would keep answering with frozen
+        // state (even claiming to lead); stop so a supervisor restarts us.
+        tracing::error!("raft stopped: {e}; shutting down");
+    } else {
+        tracing::info!("shutting down");
+    }
     bootstrap.abort();
     if let Some(t) = ticker {
         t.abort();
@@ -198,8 +211,91 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("grpc server did not stop within 5 s"),
     }
     store.db().flush_wal(true).context("flushing the WAL")?;
+    if let Some(e) = fatal {
+        anyhow::bail!("raft stopped: {e}");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves when the Raft core stops on its own (a fatal storage or
+/// internal error), with the reason.
+async fn raft_failure(raft: typ::Raft) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        if let Err(e) = &metrics.borrow().running_state {
+            return e.to_string();
+        }
+        if metrics.changed().await.is_err() {
+            return "raft metrics channel closed".to_string();
+        }
+    }
+}
+
+/// Refuses to start a node whose storage is empty while its peers hold
+/// cluster state, unless the operator says it lost its disk (`--recover`);
+/// with `--recover`, returns the fence that keeps it out of elections until
+/// it has caught up.
+async fn lost_storage_check(store: &Store, config: &NodeConfig) -> anyhow::Result<VoteFence> {
+    use openraft::storage::RaftLogStorage;
+    let mut log = LogStore::new(store.clone());
+    let state = log.get_log_state().await.context("reading the raft log")?;
+    let empty =
+        state.last_log_id.is_none() && log.read_vote().await.context("reading the vote")?.is_none();
+    if !empty {
+        if config.recover {
+            tracing::warn!("--recover given but this node has raft state; ignoring it");
+        }
+        return Ok(VoteFence::none());
+    }
+    let mut highest_applied = None;
+    for (&id, addr) in config.peers.iter().filter(|(&id, _)| id != config.id) {
+        match peer_status(addr).await {
+            Ok(s) if holds_state(&s) => {
+                highest_applied = Some(highest_applied.unwrap_or(0).max(s.applied_index));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("peer {id} at {addr} not reachable at start-up: {e}"),
+        }
+    }
+    match (highest_applied, config.recover) {
+        (Some(index), true) => {
+            tracing::warn!(
+                index,
+                "--recover: rejoining with empty storage; not voting until index {index} is applied"
+            );
+            Ok(VoteFence::until_applied(index))
+        }
+        (Some(_), false) => anyhow::bail!(
+            "the data dir {} is empty but peers already hold cluster state: if this node lost its \
+             storage, start it with --recover so it catches up before it votes again \
+             (see docs/operations.md, \"Lost disk\")",
+            config.data_dir.display()
+        ),
+        (None, true) => anyhow::bail!(
+            "--recover needs a reachable peer that holds cluster state, to know how far to catch up"
+        ),
+        (None, false) => Ok(VoteFence::none()),
+    }
+}
+
+/// Whether a peer's status shows it belongs to an initialised cluster.
+fn holds_state(s: &kauri_proto::v1::StatusResponse) -> bool {
+    s.last_log_index > 0 || !s.members.is_empty() || s.term > 0
+}
+
+/// One peer's cluster status, with short timeouts.
+async fn peer_status(addr: &str) -> Result<kauri_proto::v1::StatusResponse, String> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(2));
+    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+    ClusterClient::new(channel)
+        .status(StatusRequest {})
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|e| e.to_string())
 }
 
 /// While this node leads, proposes a tick every `interval`: registry time
@@ -293,20 +389,10 @@ async fn probe_peers(config: &NodeConfig) -> Result<Option<BTreeMap<NodeId, Node
             );
             continue;
         }
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("node {id}: {e}"))?
-            .connect_timeout(Duration::from_millis(500))
-            .timeout(Duration::from_secs(2));
-        let channel = endpoint
-            .connect()
+        let status = peer_status(addr)
             .await
             .map_err(|e| format!("node {id} at {addr}: {e}"))?;
-        let status = ClusterClient::new(channel)
-            .status(StatusRequest {})
-            .await
-            .map_err(|e| format!("node {id} at {addr}: {e}"))?
-            .into_inner();
-        if status.last_log_index > 0 || !status.members.is_empty() || status.term > 0 {
+        if holds_state(&status) {
             return Ok(None);
         }
         members.insert(
