@@ -304,7 +304,20 @@ impl TestCluster {
                 Ok(())
             });
         }
-        let child = command.spawn().expect("spawn kauri-node");
+        // A freshly copied binary can be briefly "text file busy": another
+        // test thread may have forked while the copy was open for writing,
+        // and its child holds that descriptor until it execs. Retry briefly.
+        let mut attempts = 0;
+        let child = loop {
+            match command.spawn() {
+                Ok(child) => break child,
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("spawn {}: {e}", bin.display()),
+            }
+        };
         node.child = Some(child);
         node.paused = false;
     }
