@@ -17,7 +17,6 @@ use kauri_proto::v1::registry_server::RegistryServer;
 use kauri_proto::v1::StatusRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::{self, AdminService, ClusterService, Node, RegistryService};
 use crate::raft::network::Network;
@@ -156,6 +155,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     tracing::info!(id = config.id, addr = %config.grpc_addr, site = %config.site, data_dir = %config.data_dir.display(),
         "kauri-node listening (plain-text gRPC: development mode, no TLS)");
 
+    // Accepted sockets need TCP_NODELAY themselves (the builder's setting
+    // only covers listeners it binds): with Nagle on, a small reply waits
+    // for the peer's delayed ACK, 40 ms on Linux.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -172,7 +175,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .max_decoding_message_size(api::MAX_REQUEST_BYTES),
         )
         .add_service(ClusterServer::new(ClusterService::new(node.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         });
     let server = tokio::spawn(server);
