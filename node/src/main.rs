@@ -37,8 +37,11 @@ struct Args {
     /// Leader heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 100)]
     heartbeat_ms: u64,
-    /// Minimum election timeout in milliseconds (the maximum is twice this).
-    #[arg(long, default_value_t = 500)]
+    /// Minimum election timeout in milliseconds; the maximum is 1.5 times
+    /// this, and a follower keeps honouring a silent leader (its lease) for
+    /// that maximum. Raise both this and --heartbeat-ms for nodes on
+    /// high-latency links (e.g. across continents).
+    #[arg(long, default_value_t = 400)]
     election_timeout_ms: u64,
     /// How often the leader proposes a clock tick, which advances registry
     /// time and runs due lifecycle events, in milliseconds (0 disables).

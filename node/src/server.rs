@@ -47,7 +47,8 @@ pub struct NodeConfig {
     pub keep_logs: u64,
     /// Leader heartbeat interval.
     pub heartbeat_ms: u64,
-    /// Lower bound of the randomised election timeout (upper is twice this).
+    /// Lower bound of the randomised election timeout (upper is 1.5 times
+    /// this; openraft's leader lease equals the upper bound).
     pub election_timeout_ms: u64,
     /// How often the leader proposes a clock tick (0: never).
     pub tick_interval_ms: u64,
@@ -111,7 +112,9 @@ impl NodeConfig {
             cluster_name: "kauri".into(),
             heartbeat_interval: self.heartbeat_ms,
             election_timeout_min: self.election_timeout_ms,
-            election_timeout_max: self.election_timeout_ms * 2,
+            // Failover takes at least the lease (= the maximum), plus an
+            // election: a narrow range keeps both short on a LAN.
+            election_timeout_max: self.election_timeout_ms * 3 / 2,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs,
             install_snapshot_timeout: 10_000,
