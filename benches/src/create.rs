@@ -1,0 +1,430 @@
+//! `kauri-bench create`: domain creates (or a registrar-like mix of
+//! operations) against a Kauri cluster through kauri-client, closed loop.
+//!
+//! The fixture (a TLD, a funded registrar and a contact) is made once;
+//! reruns reuse it. With `--local-cluster` the command starts a fresh 3-node
+//! cluster of its own (default node settings: synced log appends) and stops
+//! it by PID afterwards.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kauri_chaos_tests::TestCluster;
+use kauri_client::proto::*;
+use kauri_client::{bounded_stale, linearizable, meta, ClientConfig, ClientError, KauriClient};
+use rand::Rng;
+
+use crate::driver::{LoadArgs, OpOutcome};
+
+/// Price of a create and of a one-year renew in the bench TLD.
+const PRICE_MINOR_UNITS: i64 = 100;
+/// Created names the mix keeps for info and renew, at most.
+const POOL_LIMIT: usize = 100_000;
+/// Staleness a bounded-stale read accepts, as a WHOIS front end might.
+const STALE_BOUND_MS: u64 = 5_000;
+/// Names per availability check in the mix.
+const CHECK_NAMES: usize = 5;
+
+/// Options of `kauri-bench create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// TLD to create the domains under (created if missing).
+    #[arg(long, default_value = "bench")]
+    pub tld: String,
+    /// Operation mix by weight instead of creates only, e.g.
+    /// create=60,info=20,stale=10,renew=5,check=5. Kinds: create, info
+    /// (linearizable), stale (bounded-stale info from a random node), renew,
+    /// check.
+    #[arg(long)]
+    pub mix: Option<Mix>,
+    /// Start a fresh 3-node cluster for this run (data under $TMPDIR)
+    /// instead of using --endpoints.
+    #[arg(long)]
+    pub local_cluster: bool,
+    /// The kauri-node binary for --local-cluster (default: next to kauri-bench).
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+    /// An extra kauri-node flag for --local-cluster (repeat for more).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+}
+
+/// One kind of operation in a mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// A domain create (a new name).
+    Create,
+    /// A linearizable domain info of a name this run created.
+    Info,
+    /// A bounded-stale domain info from a random node.
+    Stale,
+    /// A one-year renew of a name this run created.
+    Renew,
+    /// An availability check of a few names.
+    Check,
+}
+
+impl OpKind {
+    fn label(self) -> &'static str {
+        match self {
+            OpKind::Create => "create",
+            OpKind::Info => "info",
+            OpKind::Stale => "stale",
+            OpKind::Renew => "renew",
+            OpKind::Check => "check",
+        }
+    }
+}
+
+/// Weighted operation kinds, parsed from `create=60,info=20,...`.
+#[derive(Debug, Clone)]
+pub struct Mix(Vec<(OpKind, u32)>);
+
+impl FromStr for Mix {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut kinds = Vec::new();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (name, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected KIND=WEIGHT"))?;
+            let kind = match name.trim() {
+                "create" => OpKind::Create,
+                "info" => OpKind::Info,
+                "stale" => OpKind::Stale,
+                "renew" => OpKind::Renew,
+                "check" => OpKind::Check,
+                other => {
+                    return Err(format!(
+                        "unknown kind {other:?} (create, info, stale, renew, check)"
+                    ))
+                }
+            };
+            let weight: u32 = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("{part:?}: the weight must be a whole number"))?;
+            kinds.push((kind, weight));
+        }
+        if kinds.iter().map(|(_, w)| w).sum::<u32>() == 0 {
+            return Err("the mix needs at least one kind with a positive weight".into());
+        }
+        Ok(Mix(kinds))
+    }
+}
+
+impl Mix {
+    /// A kind drawn by weight.
+    fn pick(&self, rng: &mut impl Rng) -> OpKind {
+        let total: u32 = self.0.iter().map(|(_, w)| w).sum();
+        let mut x = rng.gen_range(0..total);
+        for &(kind, weight) in &self.0 {
+            if x < weight {
+                return kind;
+            }
+            x -= weight;
+        }
+        unreachable!("x < total, the sum of the weights")
+    }
+}
+
+/// A name this run created, its expiry and the years it is registered for.
+#[derive(Debug, Clone)]
+struct Owned {
+    name: String,
+    expiry_ms: i64,
+    years: u32,
+}
+
+/// The kauri-node binary: `given`, or the one next to this executable.
+pub fn node_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = match given {
+        Some(b) => b,
+        None => std::env::current_exe()?.with_file_name("kauri-node"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found; build it (cargo build -p kauri-node) or pass --node-bin",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+pub(crate) fn exists(e: &ClientError) -> bool {
+    e.reason == Reason::ObjectExists
+}
+
+/// The TLD, a registrar funded for `operations` creates or renews, and the
+/// registrant contact. Idempotent: existing objects are reused.
+pub(crate) async fn fixture(
+    client: &KauriClient,
+    tld: &str,
+    operations: u64,
+) -> anyhow::Result<()> {
+    let policy = TldPolicy {
+        min_period_years: 1,
+        max_period_years: 10,
+        create_price_minor_units: PRICE_MINOR_UNITS,
+        renew_price_minor_units: PRICE_MINOR_UNITS,
+        currency: "USD".into(),
+        min_label_length: 1,
+        max_label_length: 63,
+        allow_idn: true,
+    };
+    match client
+        .create_tld(CreateTldRequest {
+            meta: Some(meta("bench")),
+            name: tld.into(),
+            policy: Some(policy),
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if exists(&e) => {}
+        Err(e) => return Err(e).context("creating the TLD"),
+    }
+    let registrar = CreateRegistrarRequest {
+        meta: Some(meta("bench")),
+        id: "bench".into(),
+        name: "Benchmark Registrar".into(),
+        password: "bench-password".into(),
+        currency: "USD".into(),
+    };
+    match client.create_registrar(registrar).await {
+        Ok(_) => {}
+        Err(e) if exists(&e) => {}
+        Err(e) => return Err(e).context("creating the registrar"),
+    }
+    // One deposit stays far below the registry's largest (10^15).
+    const MAX_OPERATIONS_FUNDED: u64 = 1_000_000_000;
+    let funded = operations.clamp(1, MAX_OPERATIONS_FUNDED) as i64 + 1;
+    client
+        .deposit_funds(DepositFundsRequest {
+            meta: Some(meta("bench")),
+            registrar: "bench".into(),
+            amount_minor_units: funded * PRICE_MINOR_UNITS,
+            reference: "benchmark".into(),
+        })
+        .await
+        .context("depositing funds")?;
+    let contact = CreateContactRequest {
+        meta: Some(meta("bench")),
+        id: "bench-owner".into(),
+        fields: Some(ContactFields {
+            postal_info: vec![PostalInfo {
+                r#type: "int".into(),
+                name: "Bench Owner".into(),
+                address: Some(PostalAddress {
+                    country_code: "NZ".into(),
+                    city: "Wellington".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            email: "owner@example.nz".into(),
+            ..Default::default()
+        }),
+        auth_info: String::new(),
+    };
+    match client.create_contact(contact).await {
+        Ok(_) => Ok(()),
+        Err(e) if exists(&e) => Ok(()),
+        Err(e) => Err(e).context("creating the contact"),
+    }
+}
+
+/// `kauri-bench create`.
+pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
+    let cluster = if args.local_cluster {
+        let bin = node_binary(args.node_bin.clone())?;
+        let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
+        let cluster = TestCluster::start(&bin, 3, &node_args);
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        println!(
+            "kauri: started a 3-node cluster (--peers {}), leader node {leader}",
+            cluster.peers
+        );
+        Some(cluster)
+    } else {
+        None
+    };
+    let client = match &cluster {
+        Some(c) => c.client(),
+        None => KauriClient::new(endpoints, ClientConfig::default())?,
+    };
+    fixture(&client, &args.tld, args.load.expected_operations()).await?;
+    let run = format!(
+        "{:x}",
+        (rand::thread_rng().gen::<u64>() ^ u64::from(std::process::id())) & 0xffff_ffff_ffff
+    );
+    let endpoints = client.endpoints();
+    let pool: Arc<Mutex<Vec<Owned>>> = Arc::default();
+    let keep_names = args.mix.is_some();
+    let mix = args.mix.clone();
+    let tld = args.tld.clone();
+    let op = move |id: u64| {
+        let kind = match &mix {
+            Some(m) => m.pick(&mut rand::thread_rng()),
+            None => OpKind::Create,
+        };
+        let (client, pool, tld, run, endpoints) = (
+            client.clone(),
+            pool.clone(),
+            tld.clone(),
+            run.clone(),
+            endpoints.clone(),
+        );
+        async move {
+            let name = format!("b{run}-{id}.{tld}");
+            operation(kind, &client, &pool, name, &endpoints, keep_names).await
+        }
+    };
+    let operation_label = if args.mix.is_some() { "mix" } else { "create" };
+    args.load.run("kauri", operation_label, op).await?;
+    drop(cluster);
+    Ok(())
+}
+
+/// One operation of `kind`. `fresh_name` is unused by reads of existing
+/// names; kinds that need a created name fall back to a create while the
+/// pool is empty.
+async fn operation(
+    kind: OpKind,
+    client: &KauriClient,
+    pool: &Mutex<Vec<Owned>>,
+    fresh_name: String,
+    endpoints: &[String],
+    keep_names: bool,
+) -> OpOutcome {
+    let lock = || pool.lock().unwrap_or_else(|p| p.into_inner());
+    let random_owned = || {
+        let pool = lock();
+        (!pool.is_empty()).then(|| pool[rand::thread_rng().gen_range(0..pool.len())].clone())
+    };
+    let kind = match kind {
+        OpKind::Info | OpKind::Stale | OpKind::Renew if lock().is_empty() => OpKind::Create,
+        k => k,
+    };
+    let label = kind.label();
+    match kind {
+        OpKind::Create => {
+            let request = CreateDomainRequest {
+                meta: Some(meta("bench")),
+                name: fresh_name,
+                period_years: 1,
+                registrant: "bench-owner".into(),
+                ..Default::default()
+            };
+            let result = client.create_domain(request).await.map(|r| {
+                if let (true, Some(d)) = (keep_names, r.domain) {
+                    let mut pool = lock();
+                    if pool.len() < POOL_LIMIT {
+                        pool.push(Owned {
+                            name: d.name,
+                            expiry_ms: d.expiry_ms,
+                            years: 1,
+                        });
+                    }
+                }
+            });
+            OpOutcome::new(label, result)
+        }
+        OpKind::Info => {
+            let Some(owned) = random_owned() else {
+                return OpOutcome::new(label, Err("no created name yet"));
+            };
+            let request = InfoRequest {
+                registrar: "bench".into(),
+                name: owned.name,
+                read: linearizable(),
+            };
+            OpOutcome::new(label, client.info_domain(request).await.map(drop))
+        }
+        OpKind::Stale => {
+            let Some(owned) = random_owned() else {
+                return OpOutcome::new(label, Err("no created name yet"));
+            };
+            let addr = &endpoints[rand::thread_rng().gen_range(0..endpoints.len())];
+            let request = InfoRequest {
+                registrar: "bench".into(),
+                name: owned.name,
+                read: bounded_stale(0, STALE_BOUND_MS),
+            };
+            // A follower may not have applied a name created a moment ago:
+            // that answer was still served within the bound.
+            let result = match client.info_domain_at(addr, request).await {
+                Err(e) if e.reason == Reason::ObjectNotFound => Ok(()),
+                r => r.map(drop),
+            };
+            OpOutcome::new(label, result)
+        }
+        OpKind::Renew => {
+            // Taken out of the pool while renewing, so no two renews race
+            // on one expiry date.
+            let owned = {
+                let mut pool = lock();
+                if pool.is_empty() {
+                    return OpOutcome::new(label, Err("no created name yet"));
+                }
+                let i = rand::thread_rng().gen_range(0..pool.len());
+                pool.swap_remove(i)
+            };
+            let Some(expiry) = chrono::DateTime::from_timestamp_millis(owned.expiry_ms) else {
+                return OpOutcome::new(label, Err("expiry out of range"));
+            };
+            let request = RenewDomainRequest {
+                meta: Some(meta("bench")),
+                name: owned.name.clone(),
+                current_expiry_date: expiry.format("%Y-%m-%d").to_string(),
+                period_years: 1,
+            };
+            let result = client.renew_domain(request).await.map(|r| {
+                let years = owned.years + 1;
+                // The TLD allows at most 10 years; leave room to renew again.
+                if let (true, Some(d)) = (years < 9, r.domain) {
+                    lock().push(Owned {
+                        name: owned.name,
+                        expiry_ms: d.expiry_ms,
+                        years,
+                    });
+                }
+            });
+            OpOutcome::new(label, result)
+        }
+        OpKind::Check => {
+            let mut names = vec![fresh_name.replace('.', "-free.")];
+            names.extend((1..CHECK_NAMES).filter_map(|_| random_owned().map(|o| o.name)));
+            let request = CheckRequest {
+                registrar: "bench".into(),
+                names,
+                read: linearizable(),
+            };
+            OpOutcome::new(label, client.check_domains(request).await.map(drop))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mix_parses_and_draws_only_weighted_kinds() {
+        let mix: Mix = "create=3,renew=0,check=1".parse().expect("valid mix");
+        let mut rng = rand::thread_rng();
+        let drawn: Vec<OpKind> = (0..1000).map(|_| mix.pick(&mut rng)).collect();
+        assert!(drawn.contains(&OpKind::Create));
+        assert!(drawn.contains(&OpKind::Check));
+        assert!(!drawn.contains(&OpKind::Renew));
+        assert!("create=0".parse::<Mix>().is_err());
+        assert!("delete=1".parse::<Mix>().is_err());
+        assert!("create".parse::<Mix>().is_err());
+    }
+}
