@@ -528,12 +528,18 @@ impl TestCluster {
         let deadline = Instant::now() + timeout;
         let mut last = Vec::new();
         loop {
-            let mut round = Vec::new();
+            // Ask every node at once: the leader keeps proposing ticks, so
+            // asking one after another (each a full scan) rarely catches
+            // them all at the same applied index on a large state.
+            let mut asks = tokio::task::JoinSet::new();
             for id in self.running_ids() {
-                if let Ok(d) = client.state_digest(&self.node(id).addr).await {
-                    round.push(d);
-                }
+                let client = client.clone();
+                let addr = self.node(id).addr.clone();
+                asks.spawn(async move { client.state_digest(&addr).await.ok() });
             }
+            let mut round: Vec<StateDigestResponse> =
+                asks.join_all().await.into_iter().flatten().collect();
+            round.sort_by_key(|d| d.node_id);
             let same_index = round.len() == self.running_ids().len()
                 && round
                     .windows(2)
