@@ -9,7 +9,7 @@ use kauri_proto::v1::command::Kind;
 use kauri_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::{expect_outcome, status, Node};
+use super::{expect_outcome, propose_unchanged, status, Node};
 use crate::registry as reg;
 
 /// Shortest registrar password accepted.
@@ -55,24 +55,14 @@ impl Admin for AdminService {
         &self,
         request: Request<CreateTldRequest>,
     ) -> Result<Response<TldResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("CreateTld", &req, Kind::CreateTld(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Tld)
+        propose_unchanged!(self, request, CreateTld, Tld)
     }
 
     async fn update_tld(
         &self,
         request: Request<UpdateTldRequest>,
     ) -> Result<Response<TldResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("UpdateTld", &req, Kind::UpdateTld(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Tld)
+        propose_unchanged!(self, request, UpdateTld, Tld)
     }
 
     async fn info_tld(
@@ -112,12 +102,7 @@ impl Admin for AdminService {
         &self,
         request: Request<DepositFundsRequest>,
     ) -> Result<Response<RegistrarResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("DepositFunds", &req, Kind::DepositFunds(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Registrar)
+        propose_unchanged!(self, request, DepositFunds, Registrar)
     }
 
     async fn info_registrar(
@@ -154,24 +139,14 @@ impl Admin for AdminService {
         &self,
         request: Request<UpdateRegistrarRequest>,
     ) -> Result<Response<RegistrarResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("UpdateRegistrar", &req, Kind::UpdateRegistrar(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Registrar)
+        propose_unchanged!(self, request, UpdateRegistrar, Registrar)
     }
 
     async fn set_server_status(
         &self,
         request: Request<SetServerStatusRequest>,
     ) -> Result<Response<DomainResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("SetServerStatus", &req, Kind::SetServerStatus(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Domain)
+        propose_unchanged!(self, request, SetServerStatus, Domain)
     }
 
     async fn set_host_server_status(
@@ -210,24 +185,14 @@ impl Admin for AdminService {
         &self,
         request: Request<OpenCaseRequest>,
     ) -> Result<Response<CaseResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("OpenCase", &req, Kind::OpenCase(req.clone()))
-            .await?;
-        expect_outcome!(outcome, AupCase)
+        propose_unchanged!(self, request, OpenCase, AupCase)
     }
 
     async fn update_case(
         &self,
         request: Request<UpdateCaseRequest>,
     ) -> Result<Response<CaseResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("UpdateCase", &req, Kind::UpdateCase(req.clone()))
-            .await?;
-        expect_outcome!(outcome, AupCase)
+        propose_unchanged!(self, request, UpdateCase, AupCase)
     }
 
     async fn info_case(

@@ -310,3 +310,22 @@ macro_rules! expect_outcome {
     };
 }
 pub(crate) use expect_outcome;
+
+/// Proposes a request that needs nothing decided by the proposer: the log
+/// carries it as received, under the gRPC method of the same name as its
+/// command kind, and the handler returns the expected outcome.
+macro_rules! propose_unchanged {
+    ($service:ident, $request:ident, $kind:ident, $outcome:ident) => {{
+        let req = $request.into_inner();
+        let outcome = $service
+            .node
+            .propose(
+                stringify!($kind),
+                &req,
+                kauri_proto::v1::command::Kind::$kind(req.clone()),
+            )
+            .await?;
+        $crate::api::expect_outcome!(outcome, $outcome)
+    }};
+}
+pub(crate) use propose_unchanged;

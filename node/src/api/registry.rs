@@ -7,7 +7,7 @@ use kauri_proto::v1::registry_server::Registry;
 use kauri_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::{expect_outcome, generate_auth_info, status, Node};
+use super::{expect_outcome, generate_auth_info, propose_unchanged, status, Node};
 use crate::registry::{self as reg, MAX_CHECK_NAMES};
 
 /// Serves `kauri.v1.Registry` on a node.
@@ -108,36 +108,21 @@ impl Registry for RegistryService {
         &self,
         request: Request<UpdateDomainRequest>,
     ) -> Result<Response<DomainResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("UpdateDomain", &req, Kind::UpdateDomain(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Domain)
+        propose_unchanged!(self, request, UpdateDomain, Domain)
     }
 
     async fn renew_domain(
         &self,
         request: Request<RenewDomainRequest>,
     ) -> Result<Response<DomainResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("RenewDomain", &req, Kind::RenewDomain(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Domain)
+        propose_unchanged!(self, request, RenewDomain, Domain)
     }
 
     async fn delete_domain(
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("DeleteDomain", &req, Kind::DeleteDomain(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Deleted)
+        propose_unchanged!(self, request, DeleteDomain, Deleted)
     }
 
     async fn check_contacts(
@@ -181,24 +166,14 @@ impl Registry for RegistryService {
         &self,
         request: Request<UpdateContactRequest>,
     ) -> Result<Response<ContactResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("UpdateContact", &req, Kind::UpdateContact(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Contact)
+        propose_unchanged!(self, request, UpdateContact, Contact)
     }
 
     async fn delete_contact(
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("DeleteContact", &req, Kind::DeleteContact(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Deleted)
+        propose_unchanged!(self, request, DeleteContact, Deleted)
     }
 
     async fn check_hosts(
@@ -212,12 +187,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<CreateHostRequest>,
     ) -> Result<Response<HostResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("CreateHost", &req, Kind::CreateHost(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Host)
+        propose_unchanged!(self, request, CreateHost, Host)
     }
 
     async fn info_host(
@@ -238,24 +208,14 @@ impl Registry for RegistryService {
         &self,
         request: Request<UpdateHostRequest>,
     ) -> Result<Response<HostResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("UpdateHost", &req, Kind::UpdateHost(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Host)
+        propose_unchanged!(self, request, UpdateHost, Host)
     }
 
     async fn transfer_domain(
         &self,
         request: Request<TransferDomainRequest>,
     ) -> Result<Response<TransferResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("TransferDomain", &req, Kind::TransferDomain(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Transfer)
+        propose_unchanged!(self, request, TransferDomain, Transfer)
     }
 
     async fn query_transfer(
@@ -277,12 +237,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<RestoreDomainRequest>,
     ) -> Result<Response<DomainResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("RestoreDomain", &req, Kind::RestoreDomain(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Domain)
+        propose_unchanged!(self, request, RestoreDomain, Domain)
     }
 
     async fn poll(&self, request: Request<PollRequest>) -> Result<Response<PollResponse>, Status> {
@@ -301,23 +256,13 @@ impl Registry for RegistryService {
         &self,
         request: Request<AckPollRequest>,
     ) -> Result<Response<PollResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("AckPoll", &req, Kind::AckPoll(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Poll)
+        propose_unchanged!(self, request, AckPoll, Poll)
     }
 
     async fn delete_host(
         &self,
         request: Request<DeleteRequest>,
     ) -> Result<Response<DeleteResponse>, Status> {
-        let req = request.into_inner();
-        let outcome = self
-            .node
-            .propose("DeleteHost", &req, Kind::DeleteHost(req.clone()))
-            .await?;
-        expect_outcome!(outcome, Deleted)
+        propose_unchanged!(self, request, DeleteHost, Deleted)
     }
 }
