@@ -40,6 +40,10 @@ pub enum OpKind {
     Update,
     /// `InfoDomain` (linearizable).
     Info,
+    /// `TransferDomain` (request, approve, reject or cancel).
+    Transfer,
+    /// `DeleteDomain`.
+    Delete,
 }
 
 impl OpKind {
@@ -51,13 +55,40 @@ impl OpKind {
             OpKind::Renew => "renew",
             OpKind::Update => "update",
             OpKind::Info => "info",
+            OpKind::Transfer => "transfer",
+            OpKind::Delete => "delete",
+        }
+    }
+}
+
+/// What a transfer command does (RFC 5731 `<transfer op=...>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TransferAction {
+    /// The gaining registrar asks for the name (charged one year).
+    Request,
+    /// The sponsoring (losing) registrar lets it go.
+    Approve,
+    /// The sponsoring registrar refuses (the gaining one is refunded).
+    Reject,
+    /// The gaining registrar withdraws its request (and is refunded).
+    Cancel,
+}
+
+impl TransferAction {
+    /// The lower-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferAction::Request => "request",
+            TransferAction::Approve => "approve",
+            TransferAction::Reject => "reject",
+            TransferAction::Cancel => "cancel",
         }
     }
 }
 
 /// An operation's request, as far as the checkers need it. New operations
-/// (a transfer, say) are added here, in [`crate::workload`]'s executor and
-/// in [`crate::checkers::domain::DomainModel`].
+/// are added here, in [`crate::workload`]'s executor and in
+/// [`crate::checkers::domain::DomainModel`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     /// Is the name available?
@@ -89,6 +120,13 @@ pub enum Call {
     },
     /// Read the domain.
     Info,
+    /// A transfer command. Requests carry the domain's auth info, which the
+    /// workload derives from the name (see
+    /// [`crate::workload::auth_info_for`]), so the model takes it as right.
+    Transfer(TransferAction),
+    /// Delete the domain: purged at once inside the add grace period (every
+    /// charge in grace refunded), otherwise into redemption.
+    Delete,
 }
 
 impl Call {
@@ -100,6 +138,8 @@ impl Call {
             Call::Renew { .. } => OpKind::Renew,
             Call::Update { .. } => OpKind::Update,
             Call::Info => OpKind::Info,
+            Call::Transfer(_) => OpKind::Transfer,
+            Call::Delete => OpKind::Delete,
         }
     }
 
@@ -114,6 +154,8 @@ impl fmt::Display for Call {
         match self {
             Call::Check => write!(f, "check"),
             Call::Info => write!(f, "info"),
+            Call::Transfer(action) => write!(f, "transfer {}", action.as_str()),
+            Call::Delete => write!(f, "delete"),
             Call::Create {
                 period_years,
                 nameservers,
@@ -160,6 +202,11 @@ pub struct DomainView {
     pub statuses: BTreeSet<String>,
     /// Name servers.
     pub nameservers: BTreeSet<String>,
+    /// Whether a transfer is pending (status `pendingTransfer`).
+    pub pending_transfer: bool,
+    /// Whether the domain was deleted and is in redemption (status
+    /// `pendingDelete`).
+    pub pending_delete: bool,
 }
 
 impl DomainView {
@@ -177,6 +224,8 @@ impl DomainView {
                 .cloned()
                 .collect(),
             nameservers: d.nameservers.iter().cloned().collect(),
+            pending_transfer: d.statuses.iter().any(|s| s == "pendingTransfer"),
+            pending_delete: d.statuses.iter().any(|s| s == "pendingDelete"),
         }
     }
 }
@@ -197,6 +246,38 @@ pub enum Reply {
     },
     /// The availability of the name (check).
     Available(bool),
+    /// A transfer command's answer.
+    Transfer {
+        /// The transfer's status after the command ("pending",
+        /// "clientApproved", "clientRejected", "clientCancelled", ...).
+        status: String,
+        /// Gaining registrar.
+        gaining: String,
+        /// Losing registrar.
+        losing: String,
+        /// The domain's expiry after the command, ms since the epoch.
+        expiry_ms: i64,
+        /// Server transaction id.
+        sv_trid: String,
+        /// Whether the answer replays an earlier execution (a retry).
+        replayed: bool,
+        /// What a request charged the gaining registrar.
+        charged_minor_units: Option<i64>,
+        /// What a reject or cancel refunded to it.
+        refunded_minor_units: Option<i64>,
+    },
+    /// A delete's answer.
+    Deleted {
+        /// True when the domain went into redemption rather than being
+        /// purged at once.
+        pending_delete: bool,
+        /// Server transaction id.
+        sv_trid: String,
+        /// Whether the answer replays an earlier execution (a retry).
+        replayed: bool,
+        /// Grace-period refunds to the sponsor.
+        refunded_minor_units: Option<i64>,
+    },
 }
 
 impl Reply {
@@ -204,14 +285,51 @@ impl Reply {
     pub fn domain(&self) -> Option<&DomainView> {
         match self {
             Reply::Domain { domain, .. } => Some(domain),
-            Reply::Available(_) => None,
+            _ => None,
         }
     }
 
     /// The server transaction id of a mutation's reply.
     pub fn sv_trid(&self) -> Option<&str> {
         match self {
-            Reply::Domain { sv_trid, .. } if !sv_trid.is_empty() => Some(sv_trid),
+            Reply::Domain { sv_trid, .. }
+            | Reply::Transfer { sv_trid, .. }
+            | Reply::Deleted { sv_trid, .. }
+                if !sv_trid.is_empty() =>
+            {
+                Some(sv_trid)
+            }
+            _ => None,
+        }
+    }
+
+    /// What the command charged the actor, if anything.
+    pub fn charged(&self) -> Option<i64> {
+        match self {
+            Reply::Domain {
+                charged_minor_units,
+                ..
+            }
+            | Reply::Transfer {
+                charged_minor_units,
+                ..
+            } => *charged_minor_units,
+            _ => None,
+        }
+    }
+
+    /// What the command refunded (to the sponsor on a delete, to the
+    /// gaining registrar on a transfer reject or cancel).
+    pub fn refunded(&self) -> Option<i64> {
+        match self {
+            Reply::Transfer {
+                refunded_minor_units,
+                ..
+            }
+            | Reply::Deleted {
+                refunded_minor_units,
+                ..
+            } => *refunded_minor_units,
             _ => None,
         }
     }
@@ -305,6 +423,28 @@ fn fmt_date(ms: i64) -> String {
         .unwrap_or_else(|| format!("{ms}ms"))
 }
 
+fn fmt_tx(
+    f: &mut fmt::Formatter<'_>,
+    sv_trid: &str,
+    replayed: bool,
+    charged: Option<i64>,
+    refunded: Option<i64>,
+) -> fmt::Result {
+    if !sv_trid.is_empty() {
+        write!(f, " sv={sv_trid}")?;
+    }
+    if replayed {
+        write!(f, " (replayed)")?;
+    }
+    if let Some(c) = charged {
+        write!(f, " charged={c}")?;
+    }
+    if let Some(r) = refunded {
+        write!(f, " refunded={r}")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -339,15 +479,53 @@ impl fmt::Display for Op {
                     domain.statuses,
                     domain.nameservers
                 )?;
-                if !sv_trid.is_empty() {
-                    write!(f, " sv={sv_trid}")?;
+                if domain.pending_transfer {
+                    write!(f, " pendingTransfer")?;
                 }
-                if *replayed {
-                    write!(f, " (replayed)")?;
+                if domain.pending_delete {
+                    write!(f, " pendingDelete")?;
                 }
-                if let Some(c) = charged_minor_units {
-                    write!(f, " charged={c}")?;
-                }
+                fmt_tx(f, sv_trid, *replayed, *charged_minor_units, None)?;
+            }
+            Outcome::Ok(Reply::Transfer {
+                status,
+                gaining,
+                losing,
+                expiry_ms,
+                sv_trid,
+                replayed,
+                charged_minor_units,
+                refunded_minor_units,
+            }) => {
+                write!(
+                    f,
+                    "-> ok transfer {status} {losing}->{gaining} expiry={}",
+                    fmt_date(*expiry_ms)
+                )?;
+                fmt_tx(
+                    f,
+                    sv_trid,
+                    *replayed,
+                    *charged_minor_units,
+                    *refunded_minor_units,
+                )?;
+            }
+            Outcome::Ok(Reply::Deleted {
+                pending_delete,
+                sv_trid,
+                replayed,
+                refunded_minor_units,
+            }) => {
+                write!(
+                    f,
+                    "-> ok {}",
+                    if *pending_delete {
+                        "redemption"
+                    } else {
+                        "purged"
+                    }
+                )?;
+                fmt_tx(f, sv_trid, *replayed, None, *refunded_minor_units)?;
             }
             Outcome::Rejected {
                 reason, sv_trid, ..

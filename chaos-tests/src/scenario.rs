@@ -92,7 +92,7 @@ impl fmt::Display for RoundSummary {
         for (kind, (ok, rejected, unknown)) in &self.ops {
             writeln!(
                 f,
-                "    {:<7} ok {ok:>5}  rejected {rejected:>5}  unknown {unknown:>4}",
+                "    {:<8} ok {ok:>5}  rejected {rejected:>5}  unknown {unknown:>4}",
                 kind.as_str()
             )?;
         }

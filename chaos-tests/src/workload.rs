@@ -1,7 +1,16 @@
 //! A registrar workload for chaos tests: several registrars, each with its
 //! own funded account and contact, concurrently check, create, renew,
-//! update and read domains, and race each other for a pool of hot names
-//! (drop-catching). Every operation goes into a [`Recorder`].
+//! update, read, transfer and delete domains, and race each other for a
+//! pool of hot names (drop-catching). Every operation goes into a
+//! [`Recorder`].
+//!
+//! Transfers go as they do between registrars: one asks for another's name
+//! with the auth info the registrant gave it ([`auth_info_for`]); the
+//! sponsor learns of the request (here from a shared inbox standing in for
+//! its poll queue) and approves or rejects it, and the asker sometimes
+//! cancels. The TLD has no transfer lock, so fresh names can move. Raced
+//! (hot) names are never transferred or deleted, so the drop-catch checker
+//! can still tell who won each race.
 //!
 //! Mutations behave like an EPP gateway: each has its own client
 //! transaction id, and when the outcome is unknown (timeout, no leader, no
@@ -12,9 +21,9 @@
 //! `KAURI_CHAOS_SEED` replays a seed). Timing still depends on the machine,
 //! so a seed reproduces the workload's choices, not the interleaving.
 //!
-//! Adding an operation (e.g. transfer): a [`Call`] variant, a weight in
-//! [`OpMix`], its arm in [`Worker::pick`] and in `send`, and how its
-//! outcome updates a registrar's view (`RegistrarView::learn`).
+//! Adding an operation: a [`Call`] variant, a weight in [`OpMix`], its arm
+//! in [`Worker::pick`] and in `send`, and how its outcome updates a
+//! registrar's view (`RegistrarView::learn`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -28,7 +37,14 @@ use rand::{Rng, SeedableRng};
 
 use crate::checkers::domain::{expiry_date, RENEW_PROHIBITED};
 use crate::checkers::{Account, FinalState, LedgerLine, Prices};
-use crate::history::{Call, DomainView, Outcome, ProcessId, Recorder, Reply};
+use crate::history::{Call, DomainView, Outcome, ProcessId, Recorder, Reply, TransferAction};
+
+/// The auth info (transfer password) of `name`: the workload sets it at
+/// create and a registrar asking for the name presents it, as if the
+/// registrant had passed it on.
+pub fn auth_info_for(name: &str) -> String {
+    format!("pw-{name}")
+}
 
 /// The seed of this run: `KAURI_CHAOS_SEED` if set, else from the clock.
 pub fn seed_from_env() -> u64 {
@@ -59,17 +75,27 @@ pub struct OpMix {
     pub info: u32,
     /// Check any known name.
     pub check: u32,
+    /// Ask for another registrar's name.
+    pub transfer_request: u32,
+    /// Answer a transfer request for one of one's names (approve or
+    /// reject), or cancel one's own request.
+    pub transfer_answer: u32,
+    /// Delete one of one's names.
+    pub delete: u32,
 }
 
 impl Default for OpMix {
     fn default() -> Self {
         OpMix {
             create: 12,
-            drop_catch: 18,
-            renew: 18,
-            update: 20,
-            info: 22,
-            check: 10,
+            drop_catch: 16,
+            renew: 14,
+            update: 16,
+            info: 18,
+            check: 8,
+            transfer_request: 8,
+            transfer_answer: 6,
+            delete: 2,
         }
     }
 }
@@ -94,10 +120,11 @@ pub struct WorkloadConfig {
     /// (most drop-catch attempts go for the newest few), so races go on
     /// while faults happen.
     pub hot_release_interval: Duration,
-    /// Most names of its own a registrar creates.
+    /// Most names of its own a registrar holds at once (it creates more
+    /// when it has fewer).
     pub own_names_per_registrar: usize,
-    /// Most renews a registrar sends for one name (keeps expiry within the
-    /// ten-year limit).
+    /// Most renews and transfer requests sent for one name in all (each
+    /// adds a year; keeps the expiry within the ten-year limit).
     pub max_renews_per_name: u32,
     /// Stop after this many operations in all.
     pub max_ops: usize,
@@ -168,6 +195,14 @@ impl WorkloadConfig {
     fn hot_name(&self, h: usize) -> String {
         format!("k{}hot{h}.{}", self.round, self.tld)
     }
+
+    fn is_hot(&self, name: &str) -> bool {
+        name.starts_with(&format!("k{}hot", self.round))
+    }
+
+    fn registrar_index(&self, id: &str) -> Option<usize> {
+        (0..self.registrars).find(|&i| self.registrar_id(i) == id)
+    }
 }
 
 /// What a registrar believes about one of its names.
@@ -179,7 +214,6 @@ struct NameView {
     nameservers: BTreeSet<String>,
     /// Whether statuses and name servers are known to be current.
     fresh: bool,
-    renews_sent: u32,
 }
 
 /// A registrar's knowledge, shared by its tasks.
@@ -192,9 +226,34 @@ struct RegistrarView {
 }
 
 impl RegistrarView {
+    /// Marks what it believes about `key` as unknown.
+    fn forget(&mut self, key: &str) {
+        if let Some(view) = self.names.get_mut(key) {
+            view.fresh = false;
+            view.expiry_ms = None;
+        }
+    }
+
     /// Updates the view from an operation's outcome.
     fn learn(&mut self, key: &str, call: &Call, outcome: &Outcome) {
+        match (call, outcome) {
+            // Transfers change other registrars' views too: see
+            // `Worker::after_transfer`.
+            (Call::Transfer(_), _) => return,
+            (Call::Delete, Outcome::Ok(_)) => {
+                self.names.remove(key);
+                return;
+            }
+            (Call::Delete, Outcome::Unknown { .. }) => {
+                self.forget(key);
+                return;
+            }
+            _ => {}
+        }
         match outcome {
+            Outcome::Ok(Reply::Domain { domain, .. }) if domain.pending_delete => {
+                self.names.remove(key);
+            }
             Outcome::Ok(Reply::Domain { domain, .. }) if domain.sponsor == self.id => {
                 let view = self.names.entry(key.to_string()).or_default();
                 view.expiry_ms = Some(domain.expiry_ms);
@@ -205,29 +264,19 @@ impl RegistrarView {
             Outcome::Ok(Reply::Domain { .. }) => {
                 self.names.remove(key);
             }
-            Outcome::Ok(Reply::Available(_)) => {}
+            Outcome::Ok(_) => {}
             Outcome::Rejected { reason, .. } => match reason {
                 Reason::ObjectNotFound | Reason::NotSponsor => {
                     self.names.remove(key);
                 }
                 Reason::ObjectExists => {}
-                _ => {
-                    if let Some(view) = self.names.get_mut(key) {
-                        view.fresh = false;
-                        view.expiry_ms = None;
-                    }
-                }
+                _ => self.forget(key),
             },
             Outcome::Unknown { .. } => match call {
                 Call::Create { .. } => {
                     self.names.entry(key.to_string()).or_default();
                 }
-                _ => {
-                    if let Some(view) = self.names.get_mut(key) {
-                        view.fresh = false;
-                        view.expiry_ms = None;
-                    }
-                }
+                _ => self.forget(key),
             },
         }
     }
@@ -239,6 +288,13 @@ struct Shared {
     impatient_client: KauriClient,
     recorder: Recorder,
     registrars: Vec<Mutex<RegistrarView>>,
+    /// Per registrar: its names another registrar asked to transfer (what
+    /// its poll queue would tell it).
+    inboxes: Vec<Mutex<Vec<String>>>,
+    /// Per registrar: names it asked to transfer, which it may cancel.
+    outgoing: Vec<Mutex<Vec<String>>>,
+    /// Renews and transfer requests sent per name, by anyone.
+    extensions: Mutex<BTreeMap<String, u32>>,
     hosts: Vec<String>,
     /// Every name any task has touched.
     names: Mutex<BTreeSet<String>>,
@@ -316,6 +372,20 @@ impl Workload {
             Err(e) if e.reason == Reason::ObjectExists => {}
             Err(e) => return Err(e),
         }
+        // No transfer lock, so names created in the run can move.
+        let lifecycle = UpdateTldRequest {
+            meta: request_meta("chaos-staff", &format!("k{round}-tld-lifecycle")),
+            name: config.tld.clone(),
+            policy: None,
+            lifecycle: Some(TldLifecyclePolicy {
+                transfer_lock_seconds: Some(0),
+                ..Default::default()
+            }),
+        };
+        setup_call("set the TLD lifecycle", || {
+            admin.update_tld(lifecycle.clone())
+        })
+        .await?;
 
         let mut registrars = Vec::new();
         let mut deposits = BTreeMap::new();
@@ -390,8 +460,12 @@ impl Workload {
 
         let client = KauriClient::new(endpoints, config.client.clone())?;
         let impatient_client = KauriClient::new(endpoints, config.impatient_client.clone())?;
+        let mailboxes = || (0..config.registrars).map(|_| Mutex::default()).collect();
         Ok(Workload {
             shared: Arc::new(Shared {
+                inboxes: mailboxes(),
+                outgoing: mailboxes(),
+                extensions: Mutex::default(),
                 config,
                 client,
                 impatient_client,
@@ -427,6 +501,7 @@ impl Workload {
                     c.seed ^ (process as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 ),
                 seq: 0,
+                asked: None,
             };
             self.tasks.push(tokio::spawn(worker.run()));
         }
@@ -516,6 +591,7 @@ impl Workload {
                     amount: l.amount_minor_units,
                     object: l.object.clone(),
                     sv_trid: l.sv_trid.clone(),
+                    linked_sv_trid: l.linked_sv_trid.clone(),
                 })
                 .collect();
             accounts.insert(
@@ -594,9 +670,53 @@ async fn send(
                     registrant: registrant.into(),
                     contacts: vec![],
                     nameservers: nameservers.clone(),
-                    auth_info: String::new(),
+                    auth_info: auth_info_for(key),
                 })
                 .await?
+        }
+        Call::Transfer(action) => {
+            let (op, auth_info, period_years) = match action {
+                TransferAction::Request => (TransferOp::Request, auth_info_for(key), 1),
+                TransferAction::Approve => (TransferOp::Approve, String::new(), 0),
+                TransferAction::Reject => (TransferOp::Reject, String::new(), 0),
+                TransferAction::Cancel => (TransferOp::Cancel, String::new(), 0),
+            };
+            let r = client
+                .transfer_domain(TransferDomainRequest {
+                    meta: meta(),
+                    name: key.into(),
+                    op: op as i32,
+                    auth_info,
+                    period_years,
+                })
+                .await?;
+            let t = r.transfer.unwrap_or_default();
+            let tx = r.tx.unwrap_or_default();
+            return Ok(Reply::Transfer {
+                status: t.status_name,
+                gaining: t.gaining_registrar,
+                losing: t.losing_registrar,
+                expiry_ms: t.expiry_ms,
+                sv_trid: tx.sv_trid,
+                replayed: tx.replayed,
+                charged_minor_units: r.charged.map(|m| m.minor_units),
+                refunded_minor_units: r.refunded.map(|m| m.minor_units),
+            });
+        }
+        Call::Delete => {
+            let r = client
+                .delete_domain(DeleteRequest {
+                    meta: meta(),
+                    name: key.into(),
+                })
+                .await?;
+            let tx = r.tx.unwrap_or_default();
+            return Ok(Reply::Deleted {
+                pending_delete: r.pending_delete,
+                sv_trid: tx.sv_trid,
+                replayed: tx.replayed,
+                refunded_minor_units: r.refunded.map(|m| m.minor_units),
+            });
         }
         Call::Renew {
             current_expiry_date,
@@ -701,6 +821,8 @@ struct Worker {
     registrar: usize,
     rng: StdRng,
     seq: u64,
+    /// The registrar whose name the last transfer request asked for.
+    asked: Option<usize>,
 }
 
 /// An operation a worker decided on.
@@ -796,6 +918,9 @@ impl Worker {
             mix.update,
             mix.info,
             mix.check,
+            mix.transfer_request,
+            mix.transfer_answer,
+            mix.delete,
         ];
         let total: u32 = weights.iter().sum();
         let mut roll = self.rng.gen_range(0..total.max(1));
@@ -831,11 +956,172 @@ impl Worker {
                 key: self.any_name(),
                 call: Call::Info,
             }],
-            _ => vec![Plan {
+            5 => vec![Plan {
                 key: self.any_name(),
                 call: Call::Check,
             }],
+            6 => self.plan_transfer_request(),
+            7 => self.plan_transfer_answer(),
+            _ => self.plan_delete(),
         }
+    }
+
+    /// Takes one of the `max_renews_per_name` extensions of `key`; false
+    /// when they are used up.
+    fn take_extension(&self, key: &str) -> bool {
+        let max = self.shared.config.max_renews_per_name;
+        let mut all = self
+            .shared
+            .extensions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let used = all.entry(key.to_string()).or_default();
+        if *used >= max {
+            return false;
+        }
+        *used += 1;
+        true
+    }
+
+    /// Asks for a name another registrar holds (never a raced one).
+    fn plan_transfer_request(&mut self) -> Vec<Plan> {
+        let c = &self.shared.config;
+        if c.registrars < 2 {
+            return self.plan_create();
+        }
+        let mut other = self.rng.gen_range(0..c.registrars - 1);
+        if other >= self.registrar {
+            other += 1;
+        }
+        let names: Vec<String> = self.shared.registrars[other]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .names
+            .keys()
+            .filter(|n| !c.is_hot(n))
+            .cloned()
+            .collect();
+        if names.is_empty() {
+            return self.plan_create();
+        }
+        let key = names[self.rng.gen_range(0..names.len())].clone();
+        self.asked = Some(other);
+        if !self.take_extension(&key) {
+            return vec![Plan {
+                key,
+                call: Call::Info,
+            }];
+        }
+        vec![Plan {
+            key,
+            call: Call::Transfer(TransferAction::Request),
+        }]
+    }
+
+    /// Answers a transfer request for one of one's names (mostly
+    /// approving), or now and then cancels one's own request.
+    fn plan_transfer_answer(&mut self) -> Vec<Plan> {
+        let take = |list: &Mutex<Vec<String>>, rng: &mut StdRng| {
+            let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+            (!list.is_empty()).then(|| {
+                let i = rng.gen_range(0..list.len());
+                list.swap_remove(i)
+            })
+        };
+        let inbox = take(&self.shared.inboxes[self.registrar], &mut self.rng);
+        if let Some(key) = inbox {
+            let action = if self.rng.gen_bool(0.7) {
+                TransferAction::Approve
+            } else {
+                TransferAction::Reject
+            };
+            return vec![Plan {
+                key,
+                call: Call::Transfer(action),
+            }];
+        }
+        if self.rng.gen_bool(0.3) {
+            if let Some(key) = take(&self.shared.outgoing[self.registrar], &mut self.rng) {
+                return vec![Plan {
+                    key,
+                    call: Call::Transfer(TransferAction::Cancel),
+                }];
+            }
+        }
+        vec![Plan {
+            key: self.any_name(),
+            call: Call::Info,
+        }]
+    }
+
+    /// Deletes one of one's names (never a raced one).
+    fn plan_delete(&mut self) -> Vec<Plan> {
+        match self.own_name() {
+            Some((key, view)) if view.fresh && !self.shared.config.is_hot(&key) => vec![Plan {
+                key,
+                call: Call::Delete,
+            }],
+            Some((key, _)) => vec![Plan {
+                key,
+                call: Call::Info,
+            }],
+            None => self.plan_create(),
+        }
+    }
+
+    /// Passes a transfer's outcome on to the registrars it concerns: a
+    /// request reaches the sponsor's inbox, an approval hands the name to
+    /// the gaining registrar's view.
+    fn after_transfer(
+        &self,
+        key: &str,
+        action: TransferAction,
+        outcome: &Outcome,
+        asked: Option<usize>,
+    ) {
+        let c = &self.shared.config;
+        let lock = |m: &Mutex<RegistrarView>| {
+            let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+            g.forget(key);
+            g.names.entry(key.to_string()).or_default();
+        };
+        let definite = outcome.is_definite();
+        match (action, outcome) {
+            (TransferAction::Request, Outcome::Ok(Reply::Transfer { losing, .. })) => {
+                if let Some(i) = c.registrar_index(losing) {
+                    self.push(&self.shared.inboxes[i], key);
+                }
+                self.push(&self.shared.outgoing[self.registrar], key);
+            }
+            (TransferAction::Request, _) if !definite => {
+                if let Some(i) = asked {
+                    self.push(&self.shared.inboxes[i], key);
+                }
+                self.push(&self.shared.outgoing[self.registrar], key);
+            }
+            (TransferAction::Approve, Outcome::Ok(Reply::Transfer { gaining, .. })) => {
+                self.view().names.remove(key);
+                if let Some(i) = c.registrar_index(gaining) {
+                    lock(&self.shared.registrars[i]);
+                }
+            }
+            (TransferAction::Approve, _) if !definite => {
+                // Whoever holds it finds out on its next read.
+                self.view().forget(key);
+                for (i, r) in self.shared.registrars.iter().enumerate() {
+                    if i != self.registrar {
+                        lock(r);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn push(&self, list: &Mutex<Vec<String>>, key: &str) {
+        list.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(key.to_string());
     }
 
     fn plan_create(&mut self) -> Vec<Plan> {
@@ -844,7 +1130,7 @@ impl Worker {
         let with_ns = self.rng.gen_bool(0.5);
         let n = {
             let mut view = self.view();
-            if view.next_own >= c.own_names_per_registrar {
+            if view.names.len() >= c.own_names_per_registrar {
                 None
             } else {
                 view.next_own += 1;
@@ -869,15 +1155,11 @@ impl Worker {
     }
 
     fn plan_renew(&mut self) -> Vec<Plan> {
-        let max = self.shared.config.max_renews_per_name;
         let Some((key, view)) = self.own_name() else {
             return self.plan_create();
         };
         match view.expiry_ms {
-            Some(expiry) if view.renews_sent < max => {
-                if let Some(v) = self.view().names.get_mut(&key) {
-                    v.renews_sent += 1;
-                }
+            Some(expiry) if self.take_extension(&key) => {
                 vec![Plan {
                     key,
                     call: Call::Renew {
@@ -986,5 +1268,8 @@ impl Worker {
         )
         .await;
         self.view().learn(&plan.key, &plan.call, &outcome);
+        if let Call::Transfer(action) = plan.call {
+            self.after_transfer(&plan.key, action, &outcome, self.asked);
+        }
     }
 }

@@ -8,7 +8,13 @@
 //! expiry of a create nobody saw answered) are unbound (`None`) and match
 //! whatever a later read shows, which then binds them.
 //!
-//! Adding an operation (e.g. transfer): a [`Call`] variant, its arm in
+//! Transfers (request, approve, reject, cancel) and deletes are modelled
+//! with the registry's rules for a run that lasts less than the grace and
+//! auto-approve periods: a delete purges a registration still in its add
+//! grace period (never transferred) and otherwise puts it into redemption,
+//! and a transfer is only ever approved by its losing registrar.
+//!
+//! Adding an operation: a [`Call`] variant, its arm in
 //! [`DomainModel::step`], and, if it moves money or sponsorship, its rule in
 //! [`super::registry`].
 
@@ -18,12 +24,16 @@ use chrono::{DateTime, Months, Utc};
 use kauri_client::proto::Reason;
 
 use super::linearizability::Model;
-use crate::history::{Call, DomainView, Op, Outcome, Reply};
+use crate::history::{Call, DomainView, Op, Outcome, Reply, TransferAction};
 
 /// The status that blocks renewals.
 pub const RENEW_PROHIBITED: &str = "clientRenewProhibited";
 /// The status that blocks updates unless they remove it.
 pub const UPDATE_PROHIBITED: &str = "clientUpdateProhibited";
+/// The status that blocks deletes.
+pub const DELETE_PROHIBITED: &str = "clientDeleteProhibited";
+/// The status that blocks transfer requests.
+pub const TRANSFER_PROHIBITED: &str = "clientTransferProhibited";
 /// Most name servers a domain may have (the registry's limit).
 pub const MAX_NAMESERVERS: usize = 13;
 
@@ -58,6 +68,13 @@ pub struct DomainState {
     pub statuses: BTreeSet<String>,
     /// Name servers.
     pub nameservers: BTreeSet<String>,
+    /// The gaining registrar of a pending transfer.
+    pub pending_transfer: Option<String>,
+    /// Whether the registration is still in its add grace period (created
+    /// in this run and never transferred), so a delete purges it.
+    pub add_grace: bool,
+    /// Whether it was deleted and is in redemption (`pendingDelete`).
+    pub redemption: bool,
 }
 
 impl DomainState {
@@ -67,6 +84,8 @@ impl DomainState {
             && self.sponsor == d.sponsor
             && self.statuses == d.statuses
             && self.nameservers == d.nameservers
+            && self.pending_transfer.is_some() == d.pending_transfer
+            && self.redemption == d.pending_delete
             && self.roid.as_ref().is_none_or(|r| *r == d.roid)
             && self.expiry_ms.is_none_or(|e| e == d.expiry_ms);
         agrees.then(|| DomainState {
@@ -98,7 +117,7 @@ impl DomainModel {
         if s.sponsor != actor {
             return RenewRule::Rejected(Reason::NotSponsor);
         }
-        if s.statuses.contains(RENEW_PROHIBITED) {
+        if s.redemption || s.pending_transfer.is_some() || s.statuses.contains(RENEW_PROHIBITED) {
             return RenewRule::Rejected(Reason::StatusProhibits);
         }
         match s.expiry_ms {
@@ -123,6 +142,9 @@ impl DomainModel {
         }
         if s.sponsor != actor {
             return Err(Reason::NotSponsor);
+        }
+        if s.redemption || s.pending_transfer.is_some() {
+            return Err(Reason::StatusProhibits);
         }
         if s.statuses.contains(UPDATE_PROHIBITED) && !remove.iter().any(|r| r == UPDATE_PROHIBITED)
         {
@@ -151,6 +173,78 @@ impl DomainModel {
         }
         if next.nameservers.len() > MAX_NAMESERVERS {
             return Err(Reason::PolicyViolation);
+        }
+        Ok(next)
+    }
+
+    /// The state after a delete and whether it went into redemption, or
+    /// the reason the registry refuses it.
+    fn delete(s: &DomainState, actor: &str) -> Result<(Option<DomainState>, bool), Reason> {
+        if !s.exists {
+            return Err(Reason::ObjectNotFound);
+        }
+        if s.sponsor != actor {
+            return Err(Reason::NotSponsor);
+        }
+        if s.redemption || s.pending_transfer.is_some() || s.statuses.contains(DELETE_PROHIBITED) {
+            return Err(Reason::StatusProhibits);
+        }
+        if s.add_grace {
+            // Purged: the name is free again.
+            Ok((Some(DomainState::default()), false))
+        } else {
+            let next = DomainState {
+                redemption: true,
+                ..s.clone()
+            };
+            Ok((Some(next), true))
+        }
+    }
+
+    /// The state after a transfer command, or the reason the registry
+    /// refuses it (checks in the registry's order; the TLD has no transfer
+    /// lock and requests carry the right auth info).
+    fn transfer(
+        s: &DomainState,
+        actor: &str,
+        action: TransferAction,
+    ) -> Result<DomainState, Reason> {
+        if !s.exists {
+            return Err(Reason::ObjectNotFound);
+        }
+        let mut next = s.clone();
+        match action {
+            TransferAction::Request => {
+                if s.sponsor == actor {
+                    return Err(Reason::NotEligibleForTransfer);
+                }
+                if s.pending_transfer.is_some() {
+                    return Err(Reason::PendingTransfer);
+                }
+                if s.redemption || s.statuses.contains(TRANSFER_PROHIBITED) {
+                    return Err(Reason::StatusProhibits);
+                }
+                next.pending_transfer = Some(actor.to_string());
+            }
+            TransferAction::Approve | TransferAction::Reject | TransferAction::Cancel => {
+                let Some(gaining) = &s.pending_transfer else {
+                    return Err(Reason::NotPendingTransfer);
+                };
+                let allowed = if action == TransferAction::Cancel {
+                    gaining
+                } else {
+                    &s.sponsor
+                };
+                if allowed != actor {
+                    return Err(Reason::NotAuthorized);
+                }
+                next.pending_transfer = None;
+                if action == TransferAction::Approve {
+                    next.sponsor = gaining.clone();
+                    next.expiry_ms = s.expiry_ms.and_then(|e| add_years(e, 1));
+                    next.add_grace = false;
+                }
+            }
         }
         Ok(next)
     }
@@ -205,6 +299,9 @@ impl Model for DomainModel {
                                 expiry_ms: Some(d.expiry_ms),
                                 statuses: BTreeSet::new(),
                                 nameservers: requested,
+                                pending_transfer: None,
+                                add_grace: true,
+                                redemption: false,
                             }]
                         } else {
                             none()
@@ -218,6 +315,9 @@ impl Model for DomainModel {
                         expiry_ms: None,
                         statuses: BTreeSet::new(),
                         nameservers: requested,
+                        pending_transfer: None,
+                        add_grace: true,
+                        redemption: false,
                     }],
                     _ => none(),
                 }
@@ -262,6 +362,50 @@ impl Model for DomainModel {
                 );
                 match (result, domain, rejected) {
                     (Ok(next), Some(d), _) => next.observe(d).into_iter().collect(),
+                    (Err(r), None, Some(got)) if r == got => same(),
+                    (Ok(next), None, None) if unknown => vec![next],
+                    _ => none(),
+                }
+            }
+            Call::Delete => match (Self::delete(s, &op.actor), reply, rejected) {
+                (Ok((next, redemption)), Some(Reply::Deleted { pending_delete, .. }), _)
+                    if *pending_delete == redemption =>
+                {
+                    next.into_iter().collect()
+                }
+                (Err(r), None, Some(got)) if r == got => same(),
+                (Ok((next, _)), None, None) if unknown => next.into_iter().collect(),
+                _ => none(),
+            },
+            Call::Transfer(action) => {
+                match (Self::transfer(s, &op.actor, *action), reply, rejected) {
+                    (
+                        Ok(next),
+                        Some(Reply::Transfer {
+                            gaining,
+                            losing,
+                            expiry_ms,
+                            ..
+                        }),
+                        _,
+                    ) => {
+                        // The answer names the parties and shows the
+                        // expiry after the command, which binds it.
+                        let parties = match action {
+                            TransferAction::Request => (&op.actor, &s.sponsor),
+                            _ => (s.pending_transfer.as_ref().unwrap_or(gaining), &s.sponsor),
+                        };
+                        let agrees = parties == (gaining, losing)
+                            && next.expiry_ms.is_none_or(|e| e == *expiry_ms);
+                        if agrees {
+                            vec![DomainState {
+                                expiry_ms: Some(*expiry_ms),
+                                ..next
+                            }]
+                        } else {
+                            none()
+                        }
+                    }
                     (Err(r), None, Some(got)) if r == got => same(),
                     (Ok(next), None, None) if unknown => vec![next],
                     _ => none(),
@@ -329,6 +473,8 @@ mod tests {
             created_ms: add_years(expiry_ms, 0).unwrap() - 365 * 86_400_000,
             statuses: statuses.iter().map(|s| s.to_string()).collect(),
             nameservers: BTreeSet::new(),
+            pending_transfer: false,
+            pending_delete: false,
         }
     }
 
@@ -576,5 +722,208 @@ mod tests {
         let mut funds = H::new();
         funds.push("a", create(), (0, 1), rejected(Reason::InsufficientFunds));
         assert_eq!(funds.verdict(), Verdict::NotLinearizable);
+    }
+
+    fn transfer_reply(status: &str, gaining: &str, losing: &str, expiry_ms: i64) -> Outcome {
+        Outcome::Ok(Reply::Transfer {
+            status: status.into(),
+            gaining: gaining.into(),
+            losing: losing.into(),
+            expiry_ms,
+            sv_trid: format!("sv-{status}"),
+            replayed: false,
+            charged_minor_units: None,
+            refunded_minor_units: None,
+        })
+    }
+
+    fn deleted(redemption: bool) -> Outcome {
+        Outcome::Ok(Reply::Deleted {
+            pending_delete: redemption,
+            sv_trid: "sv-del".into(),
+            replayed: false,
+            refunded_minor_units: Some(1000),
+        })
+    }
+
+    fn pending(mut d: DomainView) -> DomainView {
+        d.pending_transfer = true;
+        d
+    }
+
+    #[test]
+    fn an_approved_transfer_moves_the_name_and_adds_a_year() {
+        let e1 = add_years(T0, 1).unwrap();
+        let e2 = add_years(e1, 1).unwrap();
+        let request = Call::Transfer(TransferAction::Request);
+        let approve = Call::Transfer(TransferAction::Approve);
+        let mut h = H::new();
+        h.push("a", create(), (0, 1), created("a", "D1"))
+            .push(
+                "b",
+                request.clone(),
+                (2, 3),
+                transfer_reply("pending", "b", "a", e1),
+            )
+            .push(
+                "c",
+                Call::Info,
+                (4, 5),
+                read(pending(view("a", "D1", e1, &[]))),
+            )
+            // While it is pending the sponsor can neither renew nor update.
+            .push(
+                "a",
+                renew(&expiry_date(e1)),
+                (6, 7),
+                rejected(Reason::StatusProhibits),
+            )
+            .push("a", hold(true), (8, 9), rejected(Reason::StatusProhibits))
+            // A second request and an approval by the asker are refused.
+            .push("c", request, (10, 11), rejected(Reason::PendingTransfer))
+            .push(
+                "b",
+                approve.clone(),
+                (12, 13),
+                rejected(Reason::NotAuthorized),
+            )
+            .push(
+                "a",
+                approve.clone(),
+                (14, 15),
+                transfer_reply("clientApproved", "b", "a", e2),
+            )
+            .push("c", Call::Info, (16, 17), read(view("b", "D1", e2, &[])))
+            .push("a", approve, (18, 19), rejected(Reason::NotPendingTransfer));
+        assert_eq!(h.verdict(), Verdict::Linearizable);
+
+        // A read after the approval returned that still shows the loser fails.
+        let mut stale = H {
+            ops: h.ops[..8].to_vec(),
+        };
+        stale.push("c", Call::Info, (16, 17), read(view("a", "D1", e1, &[])));
+        assert_eq!(stale.verdict(), Verdict::NotLinearizable);
+        // So does an approval that did not add the year.
+        let mut no_year = H {
+            ops: h.ops[..7].to_vec(),
+        };
+        no_year.push(
+            "a",
+            Call::Transfer(TransferAction::Approve),
+            (14, 15),
+            transfer_reply("clientApproved", "b", "a", e1),
+        );
+        assert_eq!(no_year.verdict(), Verdict::NotLinearizable);
+        // And a renew that got through while the transfer was pending.
+        let mut renewed = H {
+            ops: h.ops[..3].to_vec(),
+        };
+        renewed.push(
+            "a",
+            renew(&expiry_date(e1)),
+            (6, 7),
+            read(pending(view("a", "D1", e2, &[]))),
+        );
+        assert_eq!(renewed.verdict(), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_rejected_or_cancelled_transfer_changes_nothing() {
+        let e1 = add_years(T0, 1).unwrap();
+        let request = Call::Transfer(TransferAction::Request);
+        let mut h = H::new();
+        h.push("a", create(), (0, 1), created("a", "D1"))
+            .push(
+                "b",
+                request.clone(),
+                (2, 3),
+                transfer_reply("pending", "b", "a", e1),
+            )
+            .push(
+                "b",
+                Call::Transfer(TransferAction::Reject),
+                (4, 5),
+                rejected(Reason::NotAuthorized),
+            )
+            .push(
+                "a",
+                Call::Transfer(TransferAction::Reject),
+                (6, 7),
+                transfer_reply("clientRejected", "b", "a", e1),
+            )
+            .push("c", request, (8, 9), unknown())
+            .push(
+                "c",
+                Call::Transfer(TransferAction::Cancel),
+                (10, 11),
+                transfer_reply("clientCancelled", "c", "a", e1),
+            )
+            .push("b", Call::Info, (12, 13), read(view("a", "D1", e1, &[])));
+        assert_eq!(h.verdict(), Verdict::Linearizable);
+        // The cancel answered, so the unknown request must have happened.
+        let mut h2 = H {
+            ops: h.ops[..5].to_vec(),
+        };
+        h2.push("c", Call::Info, (10, 11), read(view("a", "D1", e1, &[])));
+        assert_eq!(
+            h2.verdict(),
+            Verdict::Linearizable,
+            "the unknown request may not have happened"
+        );
+        // A cancel by the losing registrar is refused.
+        let mut wrong = H {
+            ops: h.ops[..2].to_vec(),
+        };
+        wrong.push(
+            "a",
+            Call::Transfer(TransferAction::Cancel),
+            (4, 5),
+            transfer_reply("clientCancelled", "b", "a", e1),
+        );
+        assert_eq!(wrong.verdict(), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn deletes_purge_in_add_grace_and_redeem_after_a_transfer() {
+        let e1 = add_years(T0, 1).unwrap();
+        let e2 = add_years(e1, 1).unwrap();
+        let mut h = H::new();
+        h.push("a", create(), (0, 1), created("a", "D1"))
+            .push("b", Call::Delete, (2, 3), rejected(Reason::NotSponsor))
+            .push("a", Call::Delete, (4, 5), deleted(false))
+            .push("b", Call::Info, (6, 7), rejected(Reason::ObjectNotFound))
+            .push("b", create(), (8, 9), created("b", "D2"))
+            .push(
+                "c",
+                Call::Transfer(TransferAction::Request),
+                (10, 11),
+                transfer_reply("pending", "c", "b", e1),
+            )
+            .push(
+                "b",
+                Call::Transfer(TransferAction::Approve),
+                (12, 13),
+                transfer_reply("clientApproved", "c", "b", e2),
+            )
+            .push("c", Call::Delete, (14, 15), deleted(true));
+        let mut redeemed = view("c", "D2", e2, &[]);
+        redeemed.pending_delete = true;
+        h.push("a", Call::Info, (16, 17), read(redeemed))
+            .push("a", create(), (18, 19), rejected(Reason::ObjectExists))
+            .push("c", hold(true), (20, 21), rejected(Reason::StatusProhibits));
+        assert_eq!(h.verdict(), Verdict::Linearizable);
+
+        // A delete inside add grace that claims redemption fails...
+        let mut wrong = H {
+            ops: h.ops[..2].to_vec(),
+        };
+        wrong.push("a", Call::Delete, (4, 5), deleted(true));
+        assert_eq!(wrong.verdict(), Verdict::NotLinearizable);
+        // ... and so does a purged name that still reads.
+        let mut ghost = H {
+            ops: h.ops[..3].to_vec(),
+        };
+        ghost.push("b", Call::Info, (6, 7), read(view("a", "D1", e1, &[])));
+        assert_eq!(ghost.verdict(), Verdict::NotLinearizable);
     }
 }

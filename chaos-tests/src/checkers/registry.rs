@@ -13,14 +13,15 @@ use kauri_client::proto::Reason;
 
 use super::domain::add_years;
 use super::Violation;
-use crate::history::{Call, DomainView, History, Op, OpKind, Outcome, Reply};
+use crate::history::{Call, DomainView, History, Op, OpKind, Outcome, Reply, TransferAction};
 
 /// TLD prices, per year, in minor units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Prices {
     /// Price of one year of a create.
     pub create_per_year: i64,
-    /// Price of one year of a renew.
+    /// Price of one year of a renew (and of a transfer, which adds one
+    /// year: the TLD's transfer price defaults to the renew price).
     pub renew_per_year: i64,
 }
 
@@ -29,9 +30,8 @@ pub struct Prices {
 pub struct LedgerLine {
     /// Sequence number in the account (from 1).
     pub seq: u64,
-    /// "deposit", "refund", or a charge: "create", "renew" (and, for
-    /// operations the workload does not do yet, "auto_renew", "transfer",
-    /// "restore").
+    /// "deposit", "refund", or a charge: "create", "renew", "transfer" (and,
+    /// for operations the workload does not do, "auto_renew", "restore").
     pub kind: String,
     /// Signed amount: deposits and refunds positive, charges negative.
     pub amount: i64,
@@ -39,6 +39,8 @@ pub struct LedgerLine {
     pub object: String,
     /// Server transaction id of the command.
     pub sv_trid: String,
+    /// Refunds: the server transaction id of the charge refunded.
+    pub linked_sv_trid: String,
 }
 
 /// A registrar's account as read at the end.
@@ -82,101 +84,165 @@ fn violation(checker: &'static str, summary: String, ops: &[&Op]) -> Violation {
     }
 }
 
-fn ok_mutation(op: &Op) -> Option<(&DomainView, &str, Option<i64>)> {
+/// An acknowledged mutation: its answer and server transaction id.
+fn ok_mutation(op: &Op) -> Option<(&Reply, &str)> {
     match &op.outcome {
-        Outcome::Ok(Reply::Domain {
-            domain,
-            sv_trid,
-            charged_minor_units,
-            ..
-        }) if !op.call.is_read() => Some((domain, sv_trid.as_str(), *charged_minor_units)),
+        Outcome::Ok(reply) if !op.call.is_read() => Some((reply, reply.sv_trid().unwrap_or(""))),
         _ => None,
     }
 }
 
-fn period_of(op: &Op) -> u32 {
-    match &op.call {
+/// Years a charging call pays for.
+fn period_of(call: &Call) -> u32 {
+    match call {
         Call::Create { period_years, .. } | Call::Renew { period_years, .. } => *period_years,
+        Call::Transfer(TransferAction::Request) => 1,
         _ => 0,
     }
 }
 
-fn ledger_kind(kind: OpKind) -> Option<&'static str> {
-    match kind {
-        OpKind::Create => Some("create"),
-        OpKind::Renew => Some("renew"),
+/// The ledger kind of the charge a call makes, if it charges.
+fn ledger_kind(call: &Call) -> Option<&'static str> {
+    match call {
+        Call::Create { .. } => Some("create"),
+        Call::Renew { .. } => Some("renew"),
+        Call::Transfer(TransferAction::Request) => Some("transfer"),
         _ => None,
     }
+}
+
+/// Whether a call may refund (a delete in grace, a transfer that ends
+/// without approval).
+fn refunds(call: &Call) -> bool {
+    matches!(
+        call,
+        Call::Delete | Call::Transfer(TransferAction::Reject | TransferAction::Cancel)
+    )
 }
 
 fn is_charge(line: &LedgerLine) -> bool {
     line.kind != "deposit" && line.kind != "refund"
 }
 
-/// Every acknowledged create and renew is in the final state, exactly once:
-/// the registration it answered is still there (same ROID), the expiry is
-/// not earlier than the renew answered, and the sponsor's ledger has
-/// exactly one entry with its server transaction id, for the amount it
+/// Names on which a delete or a transfer approval may have taken effect:
+/// their registration may be gone or have changed hands since a create.
+fn changed_hands(history: &History) -> BTreeSet<&str> {
+    history
+        .ops
+        .iter()
+        .filter(|op| {
+            matches!(
+                op.call,
+                Call::Delete | Call::Transfer(TransferAction::Approve)
+            ) && !matches!(op.outcome, Outcome::Rejected { .. })
+        })
+        .map(|op| op.key.as_str())
+        .collect()
+}
+
+/// Every acknowledged create, renew and transfer request is in the final
+/// state, exactly once: the registration it answered is still there (same
+/// ROID, unless a delete or transfer may have intervened), the expiry is not
+/// earlier than the renew answered, and the actor's ledger has exactly one
+/// entry with its server transaction id, for the amount it answered. Every
+/// acknowledged refund (delete, transfer reject or cancel) is in the
+/// refunded registrar's ledger under its transaction id, for the amount
 /// answered. Distinct acknowledged mutations have distinct transaction ids.
 pub fn check_acknowledged_writes(history: &History, fin: &FinalState) -> Vec<Violation> {
     const NAME: &str = "acknowledged-writes";
     let mut out = Vec::new();
     let mut by_sv_trid: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+    let changed = changed_hands(history);
+    let complete_account = |id: &str, op: &Op, out: &mut Vec<Violation>| match fin.accounts.get(id)
+    {
+        None => {
+            out.push(violation(NAME, format!("no account read for {id}"), &[op]));
+            None
+        }
+        Some(a) if a.ledger_complete => Some(a),
+        Some(_) => None,
+    };
     for op in &history.ops {
-        let Some((answered, sv_trid, charged)) = ok_mutation(op) else {
+        let Some((reply, sv_trid)) = ok_mutation(op) else {
             continue;
         };
         by_sv_trid.entry(sv_trid).or_default().push(op);
-        let Some(kind) = ledger_kind(op.call.kind()) else {
+        if let Some(refunded) = reply.refunded() {
+            // The refund goes to the sponsor of a delete, to the gaining
+            // registrar of a transfer.
+            let to = match reply {
+                Reply::Transfer { gaining, .. } => gaining.as_str(),
+                _ => op.actor.as_str(),
+            };
+            if let Some(account) = complete_account(to, op, &mut out) {
+                let ledger: i64 = account
+                    .ledger
+                    .iter()
+                    .filter(|l| l.sv_trid == sv_trid && l.kind == "refund")
+                    .map(|l| l.amount)
+                    .sum();
+                if ledger != refunded {
+                    out.push(violation(
+                        NAME,
+                        format!(
+                            "acknowledged {} of {} ({sv_trid}) refunded {refunded}, but {to}'s \
+                             ledger has {ledger} of refunds under it",
+                            op.call, op.key
+                        ),
+                        &[op],
+                    ));
+                }
+            }
+        }
+        let Some(kind) = ledger_kind(&op.call) else {
             continue;
         };
-        match fin.domains.get(&op.key) {
-            None => out.push(violation(
-                NAME,
-                format!("{} has no final read", op.key),
-                &[op],
-            )),
-            Some(None) => out.push(violation(
-                NAME,
-                format!(
-                    "acknowledged {kind} of {} is lost: the name does not exist",
-                    op.key
-                ),
-                &[op],
-            )),
-            Some(Some(now)) if now.roid != answered.roid => out.push(violation(
-                NAME,
-                format!(
-                    "acknowledged {kind} of {} answered registration {}, but {} exists now",
-                    op.key, answered.roid, now.roid
-                ),
-                &[op],
-            )),
-            Some(Some(now)) if now.expiry_ms < answered.expiry_ms => out.push(violation(
-                NAME,
-                format!(
-                    "acknowledged {kind} of {} answered expiry {}, but it expires earlier now ({})",
-                    op.key, answered.expiry_ms, now.expiry_ms
-                ),
-                &[op],
-            )),
-            Some(Some(_)) => {}
+        if let Some(answered) = reply
+            .domain()
+            .filter(|_| !changed.contains(op.key.as_str()))
+        {
+            match fin.domains.get(&op.key) {
+                None => out.push(violation(
+                    NAME,
+                    format!("{} has no final read", op.key),
+                    &[op],
+                )),
+                Some(None) => out.push(violation(
+                    NAME,
+                    format!(
+                        "acknowledged {kind} of {} is lost: the name does not exist",
+                        op.key
+                    ),
+                    &[op],
+                )),
+                Some(Some(now)) if now.roid != answered.roid => out.push(violation(
+                    NAME,
+                    format!(
+                        "acknowledged {kind} of {} answered registration {}, but {} exists now",
+                        op.key, answered.roid, now.roid
+                    ),
+                    &[op],
+                )),
+                Some(Some(now)) if now.expiry_ms < answered.expiry_ms => out.push(violation(
+                    NAME,
+                    format!(
+                        "acknowledged {kind} of {} answered expiry {}, but it expires earlier \
+                         now ({})",
+                        op.key, answered.expiry_ms, now.expiry_ms
+                    ),
+                    &[op],
+                )),
+                Some(Some(_)) => {}
+            }
         }
-        let Some(account) = fin.accounts.get(&op.actor) else {
-            out.push(violation(
-                NAME,
-                format!("no account read for {}", op.actor),
-                &[op],
-            ));
+        let Some(account) = complete_account(&op.actor, op, &mut out) else {
             continue;
         };
-        if !account.ledger_complete {
-            continue;
-        }
+        let charged = reply.charged();
         let entries: Vec<&LedgerLine> = account
             .ledger
             .iter()
-            .filter(|l| l.sv_trid == sv_trid)
+            .filter(|l| l.sv_trid == sv_trid && is_charge(l))
             .collect();
         match entries.as_slice() {
             [line]
@@ -223,7 +289,23 @@ pub fn check_acknowledged_writes(history: &History, fin: &FinalState) -> Vec<Vio
 pub fn check_races(history: &History, fin: &FinalState) -> Vec<Violation> {
     const NAME: &str = "drop-catch";
     let mut out = Vec::new();
+    let changed = changed_hands(history);
     for (key, ops) in history.by_key() {
+        if changed.contains(key) {
+            // Deleted or transferred since: who holds it says nothing about
+            // who won the create. (The workload never deletes or transfers
+            // raced names.)
+            if fin.raced.contains(key) {
+                out.push(violation(
+                    NAME,
+                    format!(
+                        "raced name {key} was deleted or transferred; the race is not checkable"
+                    ),
+                    &ops,
+                ));
+            }
+            continue;
+        }
         let creates: Vec<&Op> = ops
             .iter()
             .copied()
@@ -355,7 +437,10 @@ pub fn check_races(history: &History, fin: &FinalState) -> Vec<Violation> {
 /// adds up to the totals, every charge belongs to an operation that committed (an ok with
 /// that transaction id, or one unknown outcome each, never a rejection),
 /// charges the TLD's price for its period, no transaction is charged twice,
-/// and each domain's expiry is its creation plus the years charged for it.
+/// every refund pays back one earlier charge of the same account in full,
+/// once, for a delete or transfer that may have committed, and each
+/// domain's expiry is its creation plus the years of its charges not
+/// refunded (a transfer's year counts once approved).
 pub fn check_money(history: &History, fin: &FinalState) -> Vec<Violation> {
     const NAME: &str = "money";
     let mut out = Vec::new();
@@ -385,24 +470,17 @@ pub fn check_money(history: &History, fin: &FinalState) -> Vec<Violation> {
         if !account.ledger_complete {
             continue;
         }
-        let ledger_deposits: i64 = account
-            .ledger
-            .iter()
-            .filter(|l| l.kind == "deposit")
-            .map(|l| l.amount)
-            .sum();
-        let ledger_refunds: i64 = account
-            .ledger
-            .iter()
-            .filter(|l| l.kind == "refund")
-            .map(|l| l.amount)
-            .sum();
-        let ledger_charges: i64 = account
-            .ledger
-            .iter()
-            .filter(|l| is_charge(l))
-            .map(|l| -l.amount)
-            .sum();
+        let sum = |keep: &dyn Fn(&LedgerLine) -> bool| -> i64 {
+            account
+                .ledger
+                .iter()
+                .filter(|l| keep(l))
+                .map(|l| l.amount)
+                .sum()
+        };
+        let ledger_deposits = sum(&|l| l.kind == "deposit");
+        let ledger_refunds = sum(&|l| l.kind == "refund");
+        let ledger_charges = -sum(&is_charge);
         if (ledger_deposits, ledger_charges, ledger_refunds)
             != (
                 account.total_deposits,
@@ -416,9 +494,11 @@ pub fn check_money(history: &History, fin: &FinalState) -> Vec<Violation> {
                 account.total_deposits, account.total_charges, account.total_refunds
             )));
         }
-        let mut seen_sv = BTreeSet::new();
+        // One transaction moves this account's money once, except that a
+        // delete refunds each of several charges in grace.
+        let mut seen = BTreeSet::new();
         for line in &account.ledger {
-            if !seen_sv.insert(line.sv_trid.as_str()) {
+            if !seen.insert((line.sv_trid.as_str(), line.linked_sv_trid.as_str())) {
                 out.push(plain(format!(
                     "{id}: transaction {} is in the ledger twice",
                     line.sv_trid
@@ -429,13 +509,10 @@ pub fn check_money(history: &History, fin: &FinalState) -> Vec<Violation> {
         // Tie each charge to an operation of this registrar.
         let mine: Vec<&Op> = history.ops.iter().filter(|op| op.actor == *id).collect();
         let mut unknown_used = BTreeSet::new();
-        // Refunds only follow deletes and transfers, which the workload
-        // does not do (yet): any refund is unexplained, like a charge of a
-        // kind no operation makes.
-        for line in account.ledger.iter().filter(|l| l.kind != "deposit") {
+        for line in account.ledger.iter().filter(|l| is_charge(l)) {
             let price = match line.kind.as_str() {
                 "create" => fin.prices.create_per_year,
-                "renew" => fin.prices.renew_per_year,
+                "renew" | "transfer" => fin.prices.renew_per_year,
                 other => {
                     out.push(plain(format!(
                         "{id}: ledger entry {line:?} of kind {other:?}, which no operation of \
@@ -446,12 +523,12 @@ pub fn check_money(history: &History, fin: &FinalState) -> Vec<Violation> {
             };
             let fits = |op: &&Op| {
                 op.key == line.object
-                    && ledger_kind(op.call.kind()) == Some(line.kind.as_str())
-                    && -line.amount == price * i64::from(period_of(op))
+                    && ledger_kind(&op.call) == Some(line.kind.as_str())
+                    && -line.amount == price * i64::from(period_of(&op.call))
             };
             if let Some(op) = mine
                 .iter()
-                .find(|op| ok_mutation(op).map(|(_, sv, _)| sv) == Some(line.sv_trid.as_str()))
+                .find(|op| ok_mutation(op).map(|(_, sv)| sv) == Some(line.sv_trid.as_str()))
             {
                 if !fits(op) {
                     out.push(violation(
@@ -485,36 +562,97 @@ pub fn check_money(history: &History, fin: &FinalState) -> Vec<Violation> {
             }
         }
 
-        // Each domain's expiry follows from the years charged for it.
-        for (name, domain) in &fin.domains {
-            let Some(d) = domain else { continue };
-            if d.sponsor != *id {
-                continue;
+        // Tie each refund to a charge it pays back and to the delete or
+        // transfer (of any registrar: a reject refunds the gaining one)
+        // that made it.
+        let mut refunded_charges = BTreeSet::new();
+        for line in account.ledger.iter().filter(|l| l.kind == "refund") {
+            let charge = account
+                .ledger
+                .iter()
+                .find(|c| is_charge(c) && c.sv_trid == line.linked_sv_trid);
+            match charge {
+                Some(c) if c.object == line.object && c.amount == -line.amount => {
+                    if !refunded_charges.insert(c.sv_trid.as_str()) {
+                        out.push(plain(format!(
+                            "{id}: charge {} is refunded more than once",
+                            c.sv_trid
+                        )));
+                    }
+                }
+                _ => out.push(plain(format!(
+                    "{id}: refund {line:?} pays back no charge of this account in full"
+                ))),
             }
-            let mut lines = account.ledger.iter().filter(|l| l.object == *name);
-            let Some(create) = lines.next().filter(|l| l.kind == "create") else {
+            let on_key = |op: &&Op| op.key == line.object && refunds(&op.call);
+            let answered = history
+                .ops
+                .iter()
+                .find(|op| ok_mutation(op).map(|(_, sv)| sv) == Some(line.sv_trid.as_str()));
+            let explained = match answered {
+                Some(op) => on_key(&op),
+                None => history
+                    .ops
+                    .iter()
+                    .any(|op| on_key(&op) && !op.outcome.is_definite()),
+            };
+            if !explained {
                 out.push(plain(format!(
-                    "{id}: holds {name} but its first ledger entry for it is not a create"
+                    "{id}: refund {line:?} matches no delete or transfer that may have committed"
+                )));
+            }
+        }
+    }
+
+    // Each domain's expiry follows from the years charged for it and not
+    // refunded (charges of a purged registration were all refunded).
+    if fin.accounts.values().all(|a| a.ledger_complete) {
+        let lines: Vec<&LedgerLine> = fin.accounts.values().flat_map(|a| &a.ledger).collect();
+        let refunded: BTreeSet<&str> = lines
+            .iter()
+            .filter(|l| l.kind == "refund")
+            .map(|l| l.linked_sv_trid.as_str())
+            .collect();
+        for (name, domain) in &fin.domains {
+            let Some(d) = domain.as_ref().filter(|d| !d.pending_delete) else {
+                continue;
+            };
+            let kept: Vec<&&LedgerLine> = lines
+                .iter()
+                .filter(|l| {
+                    is_charge(l) && l.object == *name && !refunded.contains(l.sv_trid.as_str())
+                })
+                .collect();
+            let years = |kind: &str, per_year: i64| -> Option<u32> {
+                kept.iter()
+                    .filter(|l| l.kind == kind)
+                    .map(|l| {
+                        (per_year > 0 && -l.amount % per_year == 0)
+                            .then(|| (-l.amount / per_year) as u32)
+                    })
+                    .sum()
+            };
+            let creates = kept.iter().filter(|l| l.kind == "create").count();
+            if creates != 1 {
+                out.push(plain(format!(
+                    "{name} exists (sponsor {}) with {creates} create charges not refunded",
+                    d.sponsor
                 )));
                 continue;
-            };
-            let years = |l: &LedgerLine, per_year: i64| {
-                (per_year > 0 && -l.amount % per_year == 0).then(|| (-l.amount / per_year) as u32)
-            };
-            let mut expiry =
-                years(create, fin.prices.create_per_year).and_then(|y| add_years(d.created_ms, y));
-            for renew in lines {
-                expiry = match (renew.kind.as_str(), expiry) {
-                    ("renew", Some(e)) => {
-                        years(renew, fin.prices.renew_per_year).and_then(|y| add_years(e, y))
-                    }
-                    _ => None,
-                };
             }
+            // A pending transfer is paid for but has not moved the expiry.
+            let pending = u32::from(d.pending_transfer);
+            let total = (|| {
+                years("create", fin.prices.create_per_year)?
+                    .checked_add(years("renew", fin.prices.renew_per_year)?)?
+                    .checked_add(years("transfer", fin.prices.renew_per_year)?)?
+                    .checked_sub(pending)
+            })();
+            let expiry = total.and_then(|y| add_years(d.created_ms, y));
             if expiry != Some(d.expiry_ms) {
                 out.push(plain(format!(
-                    "{id}: {name} expires at {} but its charges add up to {expiry:?}",
-                    d.expiry_ms
+                    "{name} (sponsor {}) expires at {} but its charges add up to {expiry:?}",
+                    d.sponsor, d.expiry_ms
                 )));
             }
         }
@@ -542,6 +680,8 @@ mod tests {
             created_ms: T0,
             statuses: BTreeSet::new(),
             nameservers: BTreeSet::new(),
+            pending_transfer: false,
+            pending_delete: false,
         }
     }
 
@@ -585,28 +725,39 @@ mod tests {
     }
 
     fn account(lines: &[(&str, i64, &str)]) -> Account {
+        let linked: Vec<(&str, i64, &str, &str)> =
+            lines.iter().map(|(k, a, sv)| (*k, *a, *sv, "")).collect();
+        account_linked(&linked)
+    }
+
+    /// An account with a deposit of 10,000 and then `lines` (kind, amount,
+    /// transaction, refunded transaction).
+    fn account_linked(lines: &[(&str, i64, &str, &str)]) -> Account {
         let mut ledger = vec![LedgerLine {
             seq: 1,
             kind: "deposit".into(),
             amount: 10_000,
             object: String::new(),
             sv_trid: "kauri-1".into(),
+            linked_sv_trid: String::new(),
         }];
-        for (kind, amount, sv) in lines {
+        for (kind, amount, sv, linked) in lines {
             ledger.push(LedgerLine {
                 seq: ledger.len() as u64 + 1,
                 kind: kind.to_string(),
                 amount: *amount,
                 object: "hot.test".into(),
                 sv_trid: sv.to_string(),
+                linked_sv_trid: linked.to_string(),
             });
         }
-        let charges: i64 = lines.iter().map(|(_, a, _)| -a).sum();
+        let charges: i64 = lines.iter().filter(|l| l.0 != "refund").map(|l| -l.1).sum();
+        let refunds: i64 = lines.iter().filter(|l| l.0 == "refund").map(|l| l.1).sum();
         Account {
-            balance: 10_000 - charges,
+            balance: 10_000 - charges + refunds,
             total_deposits: 10_000,
             total_charges: charges,
-            total_refunds: 0,
+            total_refunds: refunds,
             ledger,
             ledger_complete: true,
         }
@@ -835,5 +986,165 @@ mod tests {
         );
         let v = check_money(&history, &free_year);
         assert!(v.iter().any(|v| v.summary.contains("expires")), "{v:#?}");
+    }
+
+    fn ok_transfer(
+        status: &str,
+        gaining: &str,
+        sv: &str,
+        charged: Option<i64>,
+        refunded: Option<i64>,
+    ) -> Outcome {
+        Outcome::Ok(Reply::Transfer {
+            status: status.into(),
+            gaining: gaining.into(),
+            losing: "a".into(),
+            expiry_ms: 0,
+            sv_trid: sv.into(),
+            replayed: false,
+            charged_minor_units: charged,
+            refunded_minor_units: refunded,
+        })
+    }
+
+    /// A name created by a, deleted in add grace: the create is refunded.
+    fn deleted_history() -> History {
+        History {
+            ops: vec![
+                op(0, "a", create(), created("a", "kauri-5")),
+                op(
+                    1,
+                    "a",
+                    Call::Delete,
+                    Outcome::Ok(Reply::Deleted {
+                        pending_delete: false,
+                        sv_trid: "kauri-8".into(),
+                        replayed: false,
+                        refunded_minor_units: Some(1000),
+                    }),
+                ),
+            ],
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn a_delete_in_grace_refunds_its_create_once() {
+        let history = deleted_history();
+        let mut ok = fin(
+            None,
+            vec![(
+                "a",
+                account_linked(&[
+                    ("create", -1000, "kauri-5", ""),
+                    ("refund", 1000, "kauri-8", "kauri-5"),
+                ]),
+            )],
+        );
+        ok.raced.clear();
+        let v = all(&history, &ok);
+        assert!(v.is_empty(), "{v:#?}");
+
+        // The refund missing from the ledger...
+        let mut missing = ok.clone();
+        missing
+            .accounts
+            .insert("a".into(), account(&[("create", -1000, "kauri-5")]));
+        let v = check_acknowledged_writes(&history, &missing);
+        assert!(
+            v.iter().any(|v| v.summary.contains("refunded 1000")),
+            "{v:#?}"
+        );
+        // ... paid twice ...
+        let mut twice = ok.clone();
+        twice.accounts.insert(
+            "a".into(),
+            account_linked(&[
+                ("create", -1000, "kauri-5", ""),
+                ("refund", 1000, "kauri-8", "kauri-5"),
+                ("refund", 1000, "kauri-9", "kauri-5"),
+            ]),
+        );
+        let v = check_money(&history, &twice);
+        assert!(
+            v.iter().any(|v| v.summary.contains("more than once")),
+            "{v:#?}"
+        );
+        assert!(
+            v.iter().any(|v| v.summary.contains("matches no delete")),
+            "{v:#?}"
+        );
+        // ... or of a charge that was never made all fail.
+        let mut thin_air = ok.clone();
+        thin_air.accounts.insert(
+            "a".into(),
+            account_linked(&[
+                ("create", -1000, "kauri-5", ""),
+                ("refund", 1000, "kauri-8", "kauri-4"),
+            ]),
+        );
+        let v = check_money(&history, &thin_air);
+        assert!(
+            v.iter().any(|v| v.summary.contains("pays back no charge")),
+            "{v:#?}"
+        );
+    }
+
+    #[test]
+    fn an_approved_transfer_is_paid_once_and_adds_its_year() {
+        let history = History {
+            ops: vec![
+                op(0, "a", create(), created("a", "kauri-5")),
+                op(
+                    1,
+                    "b",
+                    Call::Transfer(TransferAction::Request),
+                    ok_transfer("pending", "b", "kauri-6", Some(700), None),
+                ),
+                op(
+                    2,
+                    "a",
+                    Call::Transfer(TransferAction::Approve),
+                    ok_transfer("clientApproved", "b", "kauri-7", None, None),
+                ),
+            ],
+            events: vec![],
+        };
+        let mut ok = fin(
+            Some(view("b", "D1", add_years(T0, 2).unwrap())),
+            vec![
+                ("a", account(&[("create", -1000, "kauri-5")])),
+                ("b", account(&[("transfer", -700, "kauri-6")])),
+            ],
+        );
+        ok.raced.clear();
+        let v = all(&history, &ok);
+        assert!(v.is_empty(), "{v:#?}");
+
+        // Without the year...
+        let mut short = ok.clone();
+        short.domains.insert(
+            "hot.test".into(),
+            Some(view("b", "D1", add_years(T0, 1).unwrap())),
+        );
+        let v = check_money(&history, &short);
+        assert!(v.iter().any(|v| v.summary.contains("add up to")), "{v:#?}");
+        // ... or charged to the wrong registrar, it fails.
+        let mut wrong = ok.clone();
+        wrong.accounts.insert(
+            "a".into(),
+            account(&[("create", -1000, "kauri-5"), ("transfer", -700, "kauri-6")]),
+        );
+        wrong.accounts.insert("b".into(), account(&[]));
+        let v = all(&history, &wrong);
+        assert!(!v.is_empty());
+        // A raced name that changed hands cannot be judged.
+        let mut raced = ok.clone();
+        raced.raced.insert("hot.test".into());
+        let v = check_races(&history, &raced);
+        assert!(
+            v.iter().any(|v| v.summary.contains("not checkable")),
+            "{v:#?}"
+        );
     }
 }
