@@ -2,7 +2,8 @@
 //! Raft vote, and the registry state machine, each in its own column families.
 //!
 //! - [`LogStore`] implements openraft's log storage; appends are acknowledged
-//!   only after a synced write.
+//!   only after the write-ahead log holding them is synced (group commit),
+//!   and log entries are purged only once a durable snapshot covers them.
 //! - [`StateMachineStore`] applies committed entries to the registry; one
 //!   applied batch is one `WriteBatch` that also records the last applied log
 //!   id, so a crash at any point leaves a consistent applied index.
@@ -61,6 +62,9 @@ pub enum StorageError {
 pub struct Store {
     db: Arc<DB>,
     dir: PathBuf,
+    /// Last log index covered by the snapshot whose metadata is durable
+    /// (what a restart finds); 0 for none.
+    snapshot_index: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -82,10 +86,42 @@ impl Store {
             ColumnFamilyDescriptor::new(name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
-        Ok(Store {
+        let mut store = Store {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
-        })
+            snapshot_index: Arc::new(tokio::sync::watch::Sender::new(0)),
+        };
+        let meta: Option<typ::SnapshotMeta> =
+            read_json(&store, CF_SM_META, state_machine::KEY_SNAPSHOT_META)?;
+        let index = meta.and_then(|m| m.last_log_id).map_or(0, |l| l.index);
+        store.snapshot_index = Arc::new(tokio::sync::watch::Sender::new(index));
+        Ok(store)
+    }
+
+    /// Records that the snapshot up to `index` is durable (its metadata
+    /// written with a synced write).
+    pub(crate) fn snapshot_durable(&self, index: u64) {
+        self.snapshot_index.send_if_modified(|current| {
+            let newer = index > *current;
+            if newer {
+                *current = index;
+            }
+            newer
+        });
+    }
+
+    /// Waits until a durable snapshot covers `index`, at most `patience`;
+    /// false if none does by then.
+    pub(crate) async fn wait_for_snapshot(
+        &self,
+        index: u64,
+        patience: std::time::Duration,
+    ) -> bool {
+        let mut updates = self.snapshot_index.subscribe();
+        let covered = async { updates.wait_for(|&durable| durable >= index).await.is_ok() };
+        tokio::time::timeout(patience, covered)
+            .await
+            .unwrap_or(false)
     }
 
     /// The underlying database.

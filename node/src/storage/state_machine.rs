@@ -19,7 +19,7 @@ use kauri_proto::v1;
 
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
-const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
+pub(crate) const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
 
 /// openraft state machine over the node's [`Store`].
 #[derive(Clone)]
@@ -68,6 +68,7 @@ impl StateMachineStore {
     }
 
     fn build(&self) -> Result<typ::Snapshot, typ::StorageError> {
+        let started = std::time::Instant::now();
         let err =
             |e: &dyn std::fmt::Display| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
         let db = self.store.db();
@@ -103,8 +104,10 @@ impl StateMachineStore {
                 w.record(cf, &k, &v).map_err(|e| err(&e))?;
             }
         }
+        let records = w.records;
         let file = w.finish().map_err(|e| err(&e))?;
         file.sync_all().map_err(|e| err(&e))?;
+        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
         std::fs::rename(&tmp, &path).map_err(|e| err(&e))?;
 
         let meta = typ::SnapshotMeta {
@@ -114,6 +117,13 @@ impl StateMachineStore {
         };
         self.save_snapshot_meta(&meta)?;
         self.remove_other_snapshots(&path);
+        tracing::info!(
+            index = last_applied.map(|l| l.index).unwrap_or(0),
+            records,
+            bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "built snapshot"
+        );
         let file = std::fs::File::open(&path).map_err(|e| err(&e))?;
         Ok(typ::Snapshot {
             meta,
@@ -129,7 +139,10 @@ impl StateMachineStore {
         self.store
             .db()
             .put_cf_opt(self.store.cf(CF_SM_META), KEY_SNAPSHOT_META, bytes, &wo)
-            .map_err(|e| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))
+            .map_err(|e| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        self.store
+            .snapshot_durable(meta.last_log_id.map_or(0, |l| l.index));
+        Ok(())
     }
 
     fn install(
@@ -137,6 +150,7 @@ impl StateMachineStore {
         meta: &typ::SnapshotMeta,
         file: std::fs::File,
     ) -> Result<(), typ::StorageError> {
+        let started = std::time::Instant::now();
         let err = |e: &dyn std::fmt::Display| {
             sto_err(
                 ErrorSubject::Snapshot(Some(meta.signature())),
@@ -166,10 +180,11 @@ impl StateMachineStore {
         file.rewind().map_err(|e| err(&e))?;
         // Records go into the batch; nothing is written unless the whole file
         // verifies, so a damaged snapshot leaves the old state untouched.
-        read_snapshot(&file, |cf, k, v| {
+        let records = read_snapshot(&file, |cf, k, v| {
             batch.put_cf(self.store.cf(cf.name()), k, v)
         })
         .map_err(|e| err(&e))?;
+        let batch_bytes = batch.size_in_bytes();
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| err(&e));
         batch.put_cf(
             self.store.cf(CF_SM_META),
@@ -185,6 +200,8 @@ impl StateMachineStore {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         db.write_opt(batch, &wo).map_err(|e| err(&e))?;
+        self.store
+            .snapshot_durable(meta.last_log_id.map_or(0, |l| l.index));
 
         // Keep the received file as the current snapshot, to serve to others.
         let path = self.snapshot_path(&meta.snapshot_id);
@@ -197,6 +214,13 @@ impl StateMachineStore {
             std::fs::rename(&incoming, &path).map_err(|e| err(&e))?;
             self.remove_other_snapshots(&path);
         }
+        tracing::info!(
+            index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            records,
+            batch_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "installed snapshot"
+        );
         Ok(())
     }
 }
