@@ -8,6 +8,12 @@
 //!   SIGKILLs the leader `--kills` times and reports the write
 //!   unavailability window of each failover, lost acknowledged writes and
 //!   duplicate charges (both must be 0).
+//! - `load` is the scale run: it starts its own 3-node cluster, fills it
+//!   with `--domains` domains (and contacts and hosts in a registry's usual
+//!   proportions), and reports create throughput empty vs full, disk per
+//!   domain, resident memory per node, snapshot build/install and recovery
+//!   time of a wiped follower, and cold restart time, against the targets
+//!   for 1 M domains.
 //! - `etcd put` and `etcd failover` do the same to etcd, through the same
 //!   driver and procedure (built with `--features etcd`).
 //! - `report` renders the Kauri vs etcd table from the JSON results.
@@ -17,6 +23,7 @@ mod driver;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod failover;
+mod load;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +50,9 @@ enum Cmd {
     Create(create::CreateArgs),
     /// Leader SIGKILLs under a steady write load (starts its own cluster).
     Failover(failover::FailoverArgs),
+    /// The scale run: fill a fresh cluster with N domains and measure disk,
+    /// memory, snapshot, restart and throughput at that size.
+    Load(load::ScaleArgs),
     /// The same load and failover procedure against etcd.
     #[cfg(feature = "etcd")]
     Etcd(etcd::EtcdArgs),
@@ -56,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     match args.command {
         Cmd::Create(c) => create::run(&args.endpoints, c).await,
         Cmd::Failover(f) => failover::run(f).await,
+        Cmd::Load(l) => load::run(l).await,
         #[cfg(feature = "etcd")]
         Cmd::Etcd(e) => etcd::run(e).await,
         Cmd::Report(r) => report::run(r),
