@@ -37,6 +37,12 @@ pub const CF_RAFT_STATE: &str = "raft_state";
 /// current snapshot metadata.
 pub const CF_SM_META: &str = "sm_meta";
 
+/// Write-ahead log size at which RocksDB flushes the memtables holding the
+/// oldest log file, so a restart replays at most this much.
+const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
+/// Memtable memory of all column families together.
+const DB_WRITE_BUFFER_BYTES: usize = 128 << 20;
+
 /// Errors opening or reading the node's storage.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -77,6 +83,14 @@ impl Store {
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_keep_log_file_num(4);
+        // Every applied batch writes a few small column families (applied
+        // index, registrars, ledger) that never fill a memtable of their own;
+        // unbounded, they pin every write-ahead log file, which then grows
+        // with the registry (650 MiB at 200k domains) and is replayed on
+        // every start. A cap forces those memtables out, and one memtable
+        // budget for all column families bounds the node's memory.
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        opts.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
         let names = [CF_RAFT_LOG, CF_RAFT_STATE, CF_SM_META]
             .into_iter()
             .chain(Cf::ALL.iter().map(|cf| cf.name()));
