@@ -524,7 +524,18 @@ impl TestCluster {
     /// the caller (see [`checkers::check_convergence`]) decides whether they
     /// agree. Two digests at the same index are never retried away.
     pub async fn converged_digests(&self, timeout: Duration) -> Vec<StateDigestResponse> {
-        let client = probe_client(&self.endpoints());
+        // A digest is a full scan of the node's state, which takes seconds
+        // on a large state in a debug build: allow each ask the whole
+        // timeout, not a probe's two seconds.
+        let client = KauriClient::new(
+            &self.endpoints(),
+            ClientConfig {
+                deadline: timeout,
+                attempt_timeout: timeout,
+                retry_backoff: Duration::from_millis(50),
+            },
+        )
+        .expect("valid endpoints");
         let deadline = Instant::now() + timeout;
         let mut last = Vec::new();
         loop {
