@@ -20,6 +20,10 @@ use prost::Message;
 
 const BATCHES: [usize; 5] = [1, 16, 64, 256, 1024];
 
+// The allocator kauri-node runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn meta(actor: &str, cl_trid: String) -> Option<v1::RequestMeta> {
     Some(v1::RequestMeta {
         actor: actor.into(),
