@@ -129,13 +129,46 @@ pub trait StateRead {
 /// Pending writes of one batch: `None` deletes the key.
 pub type WriteSet = BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>;
 
+/// Writes to one column family, by key: `None` deletes the key.
+type CfWrites = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Writes by column family (indexed by [`Cf::tag`]), so a read looks up a
+/// borrowed key without allocating.
+#[derive(Default)]
+struct Layer {
+    cfs: Vec<CfWrites>,
+}
+
+impl Layer {
+    fn cf(&self, cf: Cf) -> Option<&CfWrites> {
+        self.cfs.get(cf.tag() as usize)
+    }
+
+    fn cf_mut(&mut self, cf: Cf) -> &mut CfWrites {
+        let i = cf.tag() as usize;
+        if self.cfs.len() <= i {
+            self.cfs
+                .resize_with(Cf::ALL.len().max(i + 1), CfWrites::new);
+        }
+        &mut self.cfs[i]
+    }
+
+    fn get(&self, cf: Cf, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.cf(cf).and_then(|m| m.get(key))
+    }
+
+    fn clear(&mut self) {
+        self.cfs.iter_mut().for_each(CfWrites::clear);
+    }
+}
+
 /// A read-your-writes overlay over a [`StateRead`]: the writes of a whole
 /// applied batch, plus the writes of the command being applied, which are
 /// merged into the batch only if the command succeeds.
 pub struct Txn<'a, S: StateRead + ?Sized> {
     base: &'a S,
-    batch: WriteSet,
-    command: WriteSet,
+    batch: Layer,
+    command: Layer,
 }
 
 impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
@@ -143,18 +176,17 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
     pub fn new(base: &'a S) -> Self {
         Txn {
             base,
-            batch: WriteSet::new(),
-            command: WriteSet::new(),
+            batch: Layer::default(),
+            command: Layer::default(),
         }
     }
 
     /// Reads `key`, seeing this transaction's own writes first.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        let k = (cf, key.to_vec());
-        if let Some(v) = self.command.get(&k) {
+        if let Some(v) = self.command.get(cf, key) {
             return Ok(v.clone());
         }
-        if let Some(v) = self.batch.get(&k) {
+        if let Some(v) = self.batch.get(cf, key) {
             return Ok(v.clone());
         }
         self.base.get(cf, key)
@@ -173,12 +205,15 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
         // The overlay: batch writes, then command writes on top.
         let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
         for layer in [&self.batch, &self.command] {
-            let start = match after {
-                Some(a) => Bound::Excluded((cf, a.to_vec())),
-                None => Bound::Included((cf, prefix.to_vec())),
+            let Some(writes) = layer.cf(cf) else {
+                continue;
             };
-            for ((c, k), v) in layer.range((start, Bound::Unbounded)) {
-                if *c != cf || !k.starts_with(prefix) {
+            let start = match after {
+                Some(a) => Bound::Excluded(a),
+                None => Bound::Included(prefix),
+            };
+            for (k, v) in writes.range::<[u8], _>((start, Bound::Unbounded)) {
+                if !k.starts_with(prefix) {
                     break;
                 }
                 overlay.insert(k.clone(), v.clone());
@@ -222,18 +257,25 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
 
     /// Writes `value` under `key` in the current command.
     pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
-        self.command.insert((cf, key.to_vec()), Some(value));
+        self.command.cf_mut(cf).insert(key.to_vec(), Some(value));
     }
 
     /// Deletes `key` in the current command.
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
-        self.command.insert((cf, key.to_vec()), None);
+        self.command.cf_mut(cf).insert(key.to_vec(), None);
     }
 
     /// Keeps the current command's writes as part of the batch.
     pub fn commit_command(&mut self) {
-        let command = std::mem::take(&mut self.command);
-        self.batch.extend(command);
+        for (i, writes) in self.command.cfs.iter_mut().enumerate() {
+            if writes.is_empty() {
+                continue;
+            }
+            let Some(cf) = Cf::from_tag(i as u8) else {
+                continue;
+            };
+            self.batch.cf_mut(cf).append(writes);
+        }
     }
 
     /// Drops the current command's writes (the command was rejected).
@@ -244,7 +286,15 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
     /// The batch's writes, to be written atomically. Uncommitted command
     /// writes are dropped.
     pub fn into_writes(self) -> WriteSet {
+        // Already in (column family, key) order: collecting builds the map
+        // in bulk.
         self.batch
+            .cfs
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, writes)| Cf::from_tag(i as u8).map(|cf| (cf, writes)))
+            .flat_map(|(cf, writes)| writes.into_iter().map(move |(k, v)| ((cf, k), v)))
+            .collect()
     }
 }
 
