@@ -129,13 +129,20 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    let state_machine = StateMachineStore::new(store.clone());
+    if let Some(index) = state_machine
+        .finish_interrupted_install()
+        .context("finishing an interrupted snapshot install")?
+    {
+        tracing::info!(index, "finished the snapshot install the last run was in");
+    }
     let fence = lost_storage_check(&store, &config).await?;
     let raft = typ::Raft::new(
         config.id,
         Arc::new(config.raft_config()?),
         Network,
         LogStore::new(store.clone()),
-        StateMachineStore::new(store.clone()),
+        state_machine,
     )
     .await
     .context("starting raft")?;

@@ -261,6 +261,16 @@ impl Node {
 
     /// Where this node's applied state stands.
     pub fn read_info(&self, consistency: Consistency) -> Result<ReadInfo, Status> {
+        if self.store.installing() {
+            return Err(status::reject(
+                Reason::Unavailable,
+                "",
+                format!(
+                    "node {} is installing a snapshot; read from another node",
+                    self.id
+                ),
+            ));
+        }
         let applied = self
             .store
             .applied()

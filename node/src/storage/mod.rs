@@ -60,6 +60,9 @@ pub enum StorageError {
     /// File system error (snapshot files).
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// The state is being replaced by a snapshot install; try again later.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// The node's open database, shared by the log store, the state machine and
@@ -71,6 +74,9 @@ pub struct Store {
     /// Last log index covered by the snapshot whose metadata is durable
     /// (what a restart finds); 0 for none.
     snapshot_index: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Whether a snapshot install is rewriting the registry state (reads
+    /// would see a mix of old and new).
+    installing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -104,12 +110,24 @@ impl Store {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
             snapshot_index: Arc::new(tokio::sync::watch::Sender::new(0)),
+            installing: Arc::default(),
         };
         let meta: Option<typ::SnapshotMeta> =
             read_json(&store, CF_SM_META, state_machine::KEY_SNAPSHOT_META)?;
         let index = meta.and_then(|m| m.last_log_id).map_or(0, |l| l.index);
         store.snapshot_index = Arc::new(tokio::sync::watch::Sender::new(index));
         Ok(store)
+    }
+
+    /// Whether a snapshot install is rewriting the registry state; reads
+    /// must go elsewhere meanwhile.
+    pub fn installing(&self) -> bool {
+        self.installing.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(crate) fn set_installing(&self, on: bool) {
+        self.installing
+            .store(on, std::sync::atomic::Ordering::Release);
     }
 
     /// Records that the snapshot up to `index` is durable (its metadata
@@ -184,6 +202,11 @@ impl Store {
     /// Hashes the whole registry state from one consistent point-in-time
     /// view. Scans everything: for verification, not for hot paths.
     pub fn state_digest(&self) -> Result<StateDigest, StorageError> {
+        if self.installing() {
+            return Err(StorageError::Busy(
+                "a snapshot install is rewriting the state; ask again when it is done".into(),
+            ));
+        }
         let view = self.db.snapshot();
         let applied: Option<Option<typ::LogId>> = match view
             .get_cf(self.cf(CF_SM_META), state_machine::KEY_LAST_APPLIED)?

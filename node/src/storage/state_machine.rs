@@ -20,6 +20,11 @@ use kauri_proto::v1;
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 pub(crate) const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
+/// Present while a snapshot install is under way (see `install`).
+const KEY_INSTALLING: &[u8] = b"installing";
+/// Bytes of records written per batch while installing a snapshot (small
+/// in unit tests, so they cover several batches quickly).
+const INSTALL_CHUNK_BYTES: usize = if cfg!(test) { 64 << 10 } else { 32 << 20 };
 
 /// openraft state machine over the node's [`Store`].
 #[derive(Clone)]
@@ -145,6 +150,16 @@ impl StateMachineStore {
         Ok(())
     }
 
+    /// Installs a received snapshot, replacing the whole registry state.
+    ///
+    /// The file is verified (checksum) before anything is touched. The new
+    /// state is then written in batches of about [`INSTALL_CHUNK_BYTES`], so
+    /// memory stays bounded whatever the registry's size, behind a synced
+    /// "installing" marker naming the file: reads are refused meanwhile, and
+    /// if the process dies half way, [`Self::finish_interrupted_install`]
+    /// redoes the install from the file at the next start. The last batch
+    /// records the snapshot's log id and metadata and clears the marker, in
+    /// one synced write.
     fn install(
         &self,
         meta: &typ::SnapshotMeta,
@@ -158,7 +173,29 @@ impl StateMachineStore {
                 e,
             )
         };
+        use std::io::Seek;
+        let mut file = file;
+        file.rewind().map_err(|e| err(&e))?;
+        // A damaged snapshot is refused here, leaving the old state untouched.
+        read_snapshot(&file, |_, _, _| {}).map_err(|e| err(&e))?;
+
         let db = self.store.db();
+        let mut synced = WriteOptions::default();
+        synced.set_sync(true);
+        let incoming = self
+            .incoming
+            .lock()
+            .map_err(|e| err(&e.to_string()))?
+            .clone();
+        let marker = Installing {
+            meta: meta.clone(),
+            file: incoming.clone(),
+        };
+        let marker = serde_json::to_vec(&marker).map_err(|e| err(&e))?;
+        self.store.set_installing(true);
+        db.put_cf_opt(self.store.cf(CF_SM_META), KEY_INSTALLING, marker, &synced)
+            .map_err(|e| err(&e))?;
+
         let mut batch = WriteBatch::default();
         for cf in Cf::ALL {
             // Everything from the empty key up to the last key, and the last
@@ -175,16 +212,23 @@ impl StateMachineStore {
                 batch.delete_cf(handle, &last[..]);
             }
         }
-        use std::io::Seek;
-        let mut file = file;
         file.rewind().map_err(|e| err(&e))?;
-        // Records go into the batch; nothing is written unless the whole file
-        // verifies, so a damaged snapshot leaves the old state untouched.
+        let mut written = 0usize;
+        let mut failed = None;
         let records = read_snapshot(&file, |cf, k, v| {
-            batch.put_cf(self.store.cf(cf.name()), k, v)
+            batch.put_cf(self.store.cf(cf.name()), k, v);
+            if batch.size_in_bytes() >= INSTALL_CHUNK_BYTES && failed.is_none() {
+                written += batch.size_in_bytes();
+                if let Err(e) = db.write(std::mem::take(&mut batch)) {
+                    failed = Some(e);
+                }
+            }
         })
         .map_err(|e| err(&e))?;
-        let batch_bytes = batch.size_in_bytes();
+        if let Some(e) = failed {
+            return Err(err(&e));
+        }
+        written += batch.size_in_bytes();
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| err(&e));
         batch.put_cf(
             self.store.cf(CF_SM_META),
@@ -197,32 +241,69 @@ impl StateMachineStore {
             json(&meta.last_membership)?,
         );
         batch.put_cf(self.store.cf(CF_SM_META), KEY_SNAPSHOT_META, json(meta)?);
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        db.write_opt(batch, &wo).map_err(|e| err(&e))?;
+        batch.delete_cf(self.store.cf(CF_SM_META), KEY_INSTALLING);
+        db.write_opt(batch, &synced).map_err(|e| err(&e))?;
+        self.store.set_installing(false);
         self.store
             .snapshot_durable(meta.last_log_id.map_or(0, |l| l.index));
 
         // Keep the received file as the current snapshot, to serve to others.
         let path = self.snapshot_path(&meta.snapshot_id);
-        let incoming = self
-            .incoming
-            .lock()
-            .map_err(|e| err(&e.to_string()))?
-            .take();
         if let Some(incoming) = incoming {
-            std::fs::rename(&incoming, &path).map_err(|e| err(&e))?;
+            if incoming != path {
+                std::fs::rename(&incoming, &path).map_err(|e| err(&e))?;
+            }
             self.remove_other_snapshots(&path);
+        }
+        if let Ok(mut slot) = self.incoming.lock() {
+            slot.take();
         }
         tracing::info!(
             index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
             records,
-            batch_bytes,
+            written_bytes = written,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "installed snapshot"
         );
         Ok(())
     }
+
+    /// Completes a snapshot install the process died in the middle of (see
+    /// [`Self::install`]) from the snapshot file it was installing. Call
+    /// before starting Raft; returns the index installed, if any.
+    pub fn finish_interrupted_install(&self) -> Result<Option<u64>, typ::StorageError> {
+        let Some(marker) = self.meta::<Installing>(KEY_INSTALLING)? else {
+            return Ok(None);
+        };
+        let err = |e: String| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e);
+        let Some(path) = marker.file.clone() else {
+            return Err(err(
+                "a snapshot install was interrupted and its file is unknown: wipe the data \
+                 directory and restart with --recover"
+                    .into(),
+            ));
+        };
+        let file = std::fs::File::open(&path).map_err(|e| {
+            err(format!(
+                "a snapshot install was interrupted and its file {} cannot be read ({e}): wipe \
+                 the data directory and restart with --recover",
+                path.display()
+            ))
+        })?;
+        tracing::warn!(file = %path.display(), "finishing an interrupted snapshot install");
+        if let Ok(mut slot) = self.incoming.lock() {
+            *slot = Some(path);
+        }
+        self.install(&marker.meta, file)?;
+        Ok(marker.meta.last_log_id.map(|l| l.index))
+    }
+}
+
+/// What the "installing" marker records: the snapshot and its file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Installing {
+    meta: typ::SnapshotMeta,
+    file: Option<PathBuf>,
 }
 
 /// Small helper so heterogenous values can be JSON-encoded through one closure.
@@ -405,5 +486,114 @@ fn undecodable(ctx: &registry::ApplyContext, e: &prost::DecodeError) -> v1::Comm
                 replayed: false,
             }),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, LogId};
+
+    use super::*;
+
+    /// A store holding `domains` raw domain records at applied index 7.
+    fn source(dir: &std::path::Path, domains: usize) -> Store {
+        let store = Store::open(dir).expect("store opens");
+        for i in 0..domains {
+            store
+                .db()
+                .put_cf(
+                    store.cf(Cf::Domains.name()),
+                    format!("name-{i:06}.nz"),
+                    vec![b'x'; 200],
+                )
+                .expect("record written");
+        }
+        let applied: Option<typ::LogId> = Some(LogId::new(CommittedLeaderId::new(2, 1), 7));
+        store
+            .db()
+            .put_cf(
+                store.cf(CF_SM_META),
+                KEY_LAST_APPLIED,
+                serde_json::to_vec(&applied).expect("log id encodes"),
+            )
+            .expect("applied written");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_installs_in_chunks_and_an_interrupted_install_finishes_at_start() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Enough data for several install batches.
+        let domains = 2 * INSTALL_CHUNK_BYTES / 200 + 100;
+        let origin = source(a.path(), domains);
+        let mut builder = StateMachineStore::new(origin.clone());
+        let snapshot = builder.build_snapshot().await.expect("snapshot builds");
+        let expected = origin.state_digest().expect("digest");
+
+        // A follower with other state installs it.
+        let follower = source(b.path(), 3);
+        follower
+            .db()
+            .put_cf(follower.cf(Cf::Hosts.name()), b"stale.host", b"old")
+            .unwrap();
+        let mut sm = StateMachineStore::new(follower.clone());
+        let mut incoming = sm.begin_receiving_snapshot().await.expect("incoming file");
+        let mut from = tokio::fs::File::from_std(
+            std::fs::File::open(
+                origin
+                    .snapshot_dir()
+                    .join(format!("{}.snap", snapshot.meta.snapshot_id)),
+            )
+            .unwrap(),
+        );
+        tokio::io::copy(&mut from, &mut *incoming).await.unwrap();
+        sm.install_snapshot(&snapshot.meta, incoming)
+            .await
+            .expect("installs");
+        assert_eq!(follower.state_digest().expect("digest"), expected);
+        assert!(!follower.installing());
+        assert!(sm.meta::<Installing>(KEY_INSTALLING).unwrap().is_none());
+
+        // A crash half way: the marker names the file, the state is a mix.
+        let file = follower
+            .snapshot_dir()
+            .join(format!("{}.snap", snapshot.meta.snapshot_id));
+        let marker = Installing {
+            meta: snapshot.meta.clone(),
+            file: Some(file.clone()),
+        };
+        follower
+            .db()
+            .put_cf(
+                follower.cf(CF_SM_META),
+                KEY_INSTALLING,
+                serde_json::to_vec(&marker).unwrap(),
+            )
+            .unwrap();
+        follower
+            .db()
+            .delete_cf(follower.cf(Cf::Domains.name()), b"name-000001.nz")
+            .unwrap();
+        assert_ne!(follower.state_digest().expect("digest"), expected);
+        let restarted = StateMachineStore::new(follower.clone());
+        assert_eq!(restarted.finish_interrupted_install().unwrap(), Some(7));
+        assert_eq!(follower.state_digest().expect("digest"), expected);
+        assert_eq!(restarted.finish_interrupted_install().unwrap(), None);
+
+        // Without its file the node refuses to start, saying what to do.
+        let gone = Installing {
+            meta: snapshot.meta.clone(),
+            file: Some(b.path().join("missing.part")),
+        };
+        follower
+            .db()
+            .put_cf(
+                follower.cf(CF_SM_META),
+                KEY_INSTALLING,
+                serde_json::to_vec(&gone).unwrap(),
+            )
+            .unwrap();
+        let e = restarted.finish_interrupted_install().unwrap_err();
+        assert!(e.to_string().contains("--recover"), "{e}");
     }
 }
