@@ -274,7 +274,12 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
             let Some(cf) = Cf::from_tag(i as u8) else {
                 continue;
             };
-            self.batch.cf_mut(cf).append(writes);
+            // Insert one by one: `BTreeMap::append` rebuilds the whole batch
+            // map (O(batch)) for a command's handful of keys.
+            let batch = self.batch.cf_mut(cf);
+            for (k, v) in std::mem::take(writes) {
+                batch.insert(k, v);
+            }
         }
     }
 
