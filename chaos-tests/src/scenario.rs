@@ -16,22 +16,42 @@ use crate::history::{History, OpKind, Recorder};
 use crate::workload::{Workload, WorkloadConfig};
 use crate::TestCluster;
 
-/// Node flags for chaos runs: snapshots and log compaction happen often, so
-/// a wiped node must catch up by snapshot.
+/// Node flags for the short chaos runs: snapshots and log compaction happen
+/// often, so a follower that was down or wiped catches up by snapshot.
 pub const NODE_ARGS: [&str; 4] = ["--snapshot-every", "60", "--keep-logs", "20"];
 
-/// Starts `nodes` nodes, in network namespaces when `want_network` and the
-/// machine allows it. The second value says why network faults are not
-/// available, if they are not.
+/// Node flags for the long run. The log kept behind a snapshot must outlast
+/// a snapshot install: once a follower has installed the leader's snapshot
+/// it continues from the log after it, and if the leader has meanwhile taken
+/// another snapshot and purged past that point, the follower needs yet
+/// another snapshot, and so on for as long as writes keep coming. The long
+/// run's state grows for as long as it runs (a debug build installs some
+/// 13,000 records a second under this load; 110,000 records by the 20th
+/// minute), so it keeps 3,000 entries, about a minute of this workload. The
+/// short runs' state stays small enough for [`NODE_ARGS`].
+pub const LONG_RUN_NODE_ARGS: [&str; 4] = ["--snapshot-every", "1000", "--keep-logs", "3000"];
+
+/// Starts `nodes` nodes with [`NODE_ARGS`], in network namespaces when
+/// `want_network` and the machine allows it. The second value says why
+/// network faults are not available, if they are not.
 pub fn start_cluster(nodes: usize, want_network: bool) -> (TestCluster, Option<String>) {
+    start_cluster_with(nodes, want_network, &NODE_ARGS)
+}
+
+/// [`start_cluster`] with other node flags.
+pub fn start_cluster_with(
+    nodes: usize,
+    want_network: bool,
+    node_args: &[&str],
+) -> (TestCluster, Option<String>) {
     let bin = crate::node_binary();
     if want_network {
         match NetLab::create(nodes) {
-            Ok(lab) => return (TestCluster::start_in_namespaces(bin, lab, &NODE_ARGS), None),
-            Err(why) => return (TestCluster::start(bin, nodes, &NODE_ARGS), Some(why)),
+            Ok(lab) => return (TestCluster::start_in_namespaces(bin, lab, node_args), None),
+            Err(why) => return (TestCluster::start(bin, nodes, node_args), Some(why)),
         }
     }
-    (TestCluster::start(bin, nodes, &NODE_ARGS), None)
+    (TestCluster::start(bin, nodes, node_args), None)
 }
 
 /// What one round did and found.

@@ -14,7 +14,9 @@
 use std::time::{Duration, Instant};
 
 use kauri_chaos_tests::faults::{Fault, FaultTiming};
-use kauri_chaos_tests::scenario::{assert_clean, run_round, start_cluster, RoundSummary};
+use kauri_chaos_tests::scenario::{
+    assert_clean, run_round, start_cluster_with, RoundSummary, LONG_RUN_NODE_ARGS,
+};
 use kauri_chaos_tests::workload::{seed_from_env, WorkloadConfig};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -47,7 +49,7 @@ async fn five_nodes_under_random_faults_for_a_long_time() {
     let seed = seed_from_env();
     let mut menu = fault_menu();
     let wants_network = menu.iter().any(|f| f.needs_network());
-    let (mut cluster, no_network) = start_cluster(5, wants_network);
+    let (mut cluster, no_network) = start_cluster_with(5, wants_network, &LONG_RUN_NODE_ARGS);
     if let Some(why) = &no_network {
         eprintln!("chaos long run: SKIPPED network faults ({why})");
         menu.retain(|f| !f.needs_network());
