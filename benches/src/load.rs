@@ -1194,7 +1194,7 @@ pub fn snapshot_lines(log: &str, message: &str) -> Vec<SnapshotLog> {
                 match key {
                     "index" => s.index = value,
                     "records" => s.records = value,
-                    "bytes" | "batch_bytes" => s.bytes = value,
+                    "bytes" | "batch_bytes" | "written_bytes" => s.bytes = value,
                     "elapsed_ms" => s.elapsed_ms = value,
                     _ => {}
                 }
