@@ -80,31 +80,21 @@ impl LogStore {
         }
     }
 
-    fn put_state_unsynced<T: serde::Serialize>(
-        &self,
-        key: &[u8],
-        value: &T,
-    ) -> Result<(), typ::StorageError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
-        self.store
-            .db()
-            .put_cf(self.store.cf(CF_RAFT_STATE), key, bytes)
-            .map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Write, e))
-    }
-
+    /// Writes `value` under `key` in `raft_state`; `sync` waits for the
+    /// disk.
     fn put_state<T: serde::Serialize>(
         &self,
         key: &[u8],
         value: &T,
+        sync: bool,
     ) -> Result<(), typ::StorageError> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Write, e))?;
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.store.cf(CF_RAFT_STATE), key, bytes);
+        let mut options = WriteOptions::default();
+        options.set_sync(sync);
         self.store
             .db()
-            .write_opt(batch, &synced())
+            .put_cf_opt(self.store.cf(CF_RAFT_STATE), key, bytes, &options)
             .map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
@@ -192,7 +182,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &typ::Vote) -> Result<(), typ::StorageError> {
-        self.put_state(KEY_VOTE, vote)
+        self.put_state(KEY_VOTE, vote, true)
     }
 
     async fn read_vote(&mut self) -> Result<Option<typ::Vote>, typ::StorageError> {
@@ -206,7 +196,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A hint for restart (apply up to here at once), not needed for
         // safety: losing the newest value in a power cut only means the
         // node learns it from the leader again. Not worth a disk sync.
-        self.put_state_unsynced(KEY_COMMITTED, &committed)
+        self.put_state(KEY_COMMITTED, &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<typ::LogId>, typ::StorageError> {
