@@ -117,12 +117,20 @@ impl NodeConfig {
             election_timeout_max: self.election_timeout_ms * 3 / 2,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs,
-            install_snapshot_timeout: 10_000,
+            // The reply to a snapshot's last chunk waits for the follower to
+            // install the whole state (about a minute at a million domains).
+            // Shorter, and the leader gives up on every install and sends the
+            // snapshot again, so a follower that needs one never catches up.
+            install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
             ..Default::default()
         };
         Ok(config.validate()?)
     }
 }
+
+/// How long the leader waits for a follower to receive and install a
+/// snapshot chunk (the last one includes the whole install).
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10 * 60 * 1000;
 
 /// Runs a node until SIGINT or SIGTERM.
 pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
