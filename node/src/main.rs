@@ -48,7 +48,7 @@ struct Args {
     /// this, and a follower keeps honouring a silent leader (its lease) for
     /// that maximum. Raise both this and --heartbeat-ms for nodes on
     /// high-latency links (e.g. across continents).
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 250)]
     election_timeout_ms: u64,
     /// How often the leader proposes a clock tick, which advances registry
     /// time and runs due lifecycle events, in milliseconds (0 disables).
