@@ -74,7 +74,14 @@ async fn five_nodes_under_random_faults_for_a_long_time() {
             round,
             ..WorkloadConfig::short(round_seed)
         };
-        let summary = run_round(&mut cluster, config, &faults, FaultTiming::default()).await;
+        // The state grows for the whole run: by the 30th minute a debug
+        // build takes some 25 s to build a snapshot and 20 s to install it,
+        // so a wiped follower needs more than the short profile's 30 s.
+        let timing = FaultTiming {
+            recover_timeout: Duration::from_secs(120),
+            ..FaultTiming::default()
+        };
+        let summary = run_round(&mut cluster, config, &faults, timing).await;
         eprintln!("chaos long run, round {round}:\n{summary}");
         assert_clean(&format!("long run round {round}"), round_seed, &summary);
         total.absorb(summary);
