@@ -46,6 +46,12 @@ pub fn auth_info_for(name: &str) -> String {
     format!("pw-{name}")
 }
 
+/// Locks `m`, carrying on past a poisoned lock: a panicking task fails the
+/// test through its join handle; the others keep the shared view usable.
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The seed of this run: `KAURI_CHAOS_SEED` if set, else from the clock.
 pub fn seed_from_env() -> u64 {
     match std::env::var("KAURI_CHAOS_SEED") {
@@ -531,19 +537,9 @@ impl Workload {
     /// with its ledger.
     pub async fn final_state(&self) -> Result<FinalState, String> {
         let s = &self.shared;
-        let reader = s.registrars[0]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .id
-            .clone();
+        let reader = locked(&s.registrars[0]).id.clone();
         let process = s.config.registrars * s.config.workers_per_registrar;
-        let names: Vec<String> = s
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let names: Vec<String> = locked(&s.names).iter().cloned().collect();
         let patient = KauriClient::new(&s.client.endpoints(), ClientConfig::default())
             .map_err(|e| e.to_string())?;
         let mut domains = BTreeMap::new();
@@ -572,7 +568,7 @@ impl Workload {
         }
         let mut accounts = BTreeMap::new();
         for r in &s.registrars {
-            let id = r.lock().unwrap_or_else(|p| p.into_inner()).id.clone();
+            let id = locked(r).id.clone();
             let info = patient
                 .info_registrar(InfoRegistrarRequest {
                     id: id.clone(),
@@ -833,9 +829,7 @@ struct Plan {
 
 impl Worker {
     fn view(&self) -> std::sync::MutexGuard<'_, RegistrarView> {
-        self.shared.registrars[self.registrar]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        locked(&self.shared.registrars[self.registrar])
     }
 
     fn should_stop(&self) -> bool {
@@ -892,14 +886,7 @@ impl Worker {
 
     fn any_name(&mut self) -> String {
         let hot = self.hot_name();
-        let names: Vec<String> = self
-            .shared
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let names: Vec<String> = locked(&self.shared.names).iter().cloned().collect();
         if names.is_empty() || self.rng.gen_bool(0.3) {
             hot
         } else {
@@ -970,11 +957,7 @@ impl Worker {
     /// when they are used up.
     fn take_extension(&self, key: &str) -> bool {
         let max = self.shared.config.max_renews_per_name;
-        let mut all = self
-            .shared
-            .extensions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut all = locked(&self.shared.extensions);
         let used = all.entry(key.to_string()).or_default();
         if *used >= max {
             return false;
@@ -993,9 +976,7 @@ impl Worker {
         if other >= self.registrar {
             other += 1;
         }
-        let names: Vec<String> = self.shared.registrars[other]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let names: Vec<String> = locked(&self.shared.registrars[other])
             .names
             .keys()
             .filter(|n| !c.is_hot(n))
@@ -1022,7 +1003,7 @@ impl Worker {
     /// approving), or now and then cancels one's own request.
     fn plan_transfer_answer(&mut self) -> Vec<Plan> {
         let take = |list: &Mutex<Vec<String>>, rng: &mut StdRng| {
-            let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+            let mut list = locked(list);
             (!list.is_empty()).then(|| {
                 let i = rng.gen_range(0..list.len());
                 list.swap_remove(i)
@@ -1080,10 +1061,11 @@ impl Worker {
         asked: Option<usize>,
     ) {
         let c = &self.shared.config;
-        let lock = |m: &Mutex<RegistrarView>| {
-            let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
-            g.forget(key);
-            g.names.entry(key.to_string()).or_default();
+        // The name may now be this registrar's; it reads it before acting.
+        let hand_over = |m: &Mutex<RegistrarView>| {
+            let mut view = locked(m);
+            view.forget(key);
+            view.names.entry(key.to_string()).or_default();
         };
         let definite = outcome.is_definite();
         match (action, outcome) {
@@ -1102,7 +1084,7 @@ impl Worker {
             (TransferAction::Approve, Outcome::Ok(Reply::Transfer { gaining, .. })) => {
                 self.view().names.remove(key);
                 if let Some(i) = c.registrar_index(gaining) {
-                    lock(&self.shared.registrars[i]);
+                    hand_over(&self.shared.registrars[i]);
                 }
             }
             (TransferAction::Approve, _) if !definite => {
@@ -1110,7 +1092,7 @@ impl Worker {
                 self.view().forget(key);
                 for (i, r) in self.shared.registrars.iter().enumerate() {
                     if i != self.registrar {
-                        lock(r);
+                        hand_over(r);
                     }
                 }
             }
@@ -1119,9 +1101,7 @@ impl Worker {
     }
 
     fn push(&self, list: &Mutex<Vec<String>>, key: &str) {
-        list.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(key.to_string());
+        locked(list).push(key.to_string());
     }
 
     fn plan_create(&mut self) -> Vec<Plan> {
@@ -1234,11 +1214,7 @@ impl Worker {
             return;
         }
         self.shared.ops.fetch_add(1, Ordering::Relaxed);
-        self.shared
-            .names
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(plan.key.clone());
+        locked(&self.shared.names).insert(plan.key.clone());
         let (actor, registrant) = {
             let v = self.view();
             (v.id.clone(), v.contact.clone())
