@@ -106,7 +106,7 @@ impl Store {
             ColumnFamilyDescriptor::new(name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
-        let mut store = Store {
+        let store = Store {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
             snapshot_index: Arc::new(tokio::sync::watch::Sender::new(0)),
@@ -114,8 +114,7 @@ impl Store {
         };
         let meta: Option<typ::SnapshotMeta> =
             read_json(&store, CF_SM_META, state_machine::KEY_SNAPSHOT_META)?;
-        let index = meta.and_then(|m| m.last_log_id).map_or(0, |l| l.index);
-        store.snapshot_index = Arc::new(tokio::sync::watch::Sender::new(index));
+        store.snapshot_durable(meta.and_then(|m| m.last_log_id).map_or(0, |l| l.index));
         Ok(store)
     }
 
