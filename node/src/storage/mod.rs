@@ -7,12 +7,14 @@
 //! - [`StateMachineStore`] applies committed entries to the registry; one
 //!   applied batch is one `WriteBatch` that also records the last applied log
 //!   id, so a crash at any point leaves a consistent applied index.
-//! - [`snapshot`] builds snapshots from a consistent RocksDB view and installs
-//!   received ones atomically.
+//! - Snapshots are RocksDB checkpoints, shipped in the format of
+//!   [`archive`]; [`snapshot`] is the older stream-of-records format, still
+//!   installed when a peer sends it.
 
 // openraft's StorageError is large, and its traits require returning it.
 #![allow(clippy::result_large_err)]
 
+pub mod archive;
 mod log_store;
 pub mod snapshot;
 mod state_machine;
@@ -26,6 +28,7 @@ use crate::raft::typ;
 use crate::registry::engine::KeyValue;
 use crate::registry::{Cf, StateRead, StorageFault};
 
+pub use archive::SnapshotData;
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 

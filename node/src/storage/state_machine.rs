@@ -1,8 +1,9 @@
 //! The registry state machine in RocksDB: applies committed entries through
 //! the pure registry code and persists each batch atomically with the last
-//! applied log id; builds and installs snapshots.
+//! applied log id; builds snapshots as RocksDB checkpoints and installs
+//! received ones.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshot
 use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions};
 
-use super::snapshot::{read_snapshot, SnapshotWriter};
+use super::archive::{self, ArchiveReader, SnapshotData};
+use super::snapshot::read_snapshot;
 use super::{read_json, sto_err, Store, CF_SM_META};
 use crate::raft::{typ, ApplyResponse, TypeConfig};
 use crate::registry::{self, Cf, Txn};
@@ -34,6 +36,9 @@ pub struct StateMachineStore {
     snapshot_seq: Arc<AtomicU64>,
     /// The file openraft is writing a received snapshot into.
     incoming: Arc<std::sync::Mutex<Option<PathBuf>>>,
+    /// Held while a snapshot is built, installed or opened for sending, so
+    /// none sees another's half-done files or state.
+    exclusive: Arc<std::sync::Mutex<()>>,
 }
 
 impl StateMachineStore {
@@ -43,6 +48,7 @@ impl StateMachineStore {
             store,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             incoming: Arc::new(std::sync::Mutex::new(None)),
+            exclusive: Arc::default(),
         }
     }
 
@@ -54,44 +60,68 @@ impl StateMachineStore {
             .map_err(|e| sto_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))
     }
 
-    fn snapshot_path(&self, snapshot_id: &str) -> PathBuf {
+    /// Directory of the checkpoint of snapshot `snapshot_id`.
+    fn checkpoint_path(&self, snapshot_id: &str) -> PathBuf {
+        self.store
+            .snapshot_dir()
+            .join(format!("{snapshot_id}.ckpt"))
+    }
+
+    /// File of snapshot `snapshot_id` in the stream format (received from
+    /// a node that sends formats 1 or 2).
+    fn stream_path(&self, snapshot_id: &str) -> PathBuf {
         self.store
             .snapshot_dir()
             .join(format!("{snapshot_id}.snap"))
     }
 
-    /// Removes snapshot files other than `keep`.
-    fn remove_other_snapshots(&self, keep: &std::path::Path) {
-        if let Ok(dir) = std::fs::read_dir(self.store.snapshot_dir()) {
-            for entry in dir.flatten() {
-                let path = entry.path();
-                if path != keep && path.extension().is_some_and(|e| e == "snap") {
-                    let _ = std::fs::remove_file(path);
-                }
+    /// Removes snapshots (checkpoints, stream files, leftovers of builds)
+    /// other than `keep`; files still being received are left alone.
+    fn remove_other_snapshots(&self, keep: &Path) {
+        let Ok(dir) = std::fs::read_dir(self.store.snapshot_dir()) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let stale = path != keep
+                && path
+                    .extension()
+                    .is_some_and(|e| e == "snap" || e == "ckpt" || e == "tmp");
+            if !stale {
+                continue;
+            }
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            if let Err(e) = removed {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an old snapshot");
             }
         }
     }
 
+    /// Builds a snapshot: a RocksDB checkpoint of the database (hard links
+    /// to its table files after a memtable flush), whose own metadata says
+    /// which log id and membership it holds. Nothing is scanned or copied.
     fn build(&self) -> Result<typ::Snapshot, typ::StorageError> {
         let started = std::time::Instant::now();
         let err =
             |e: &dyn std::fmt::Display| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
-        let db = self.store.db();
-        // Everything below reads one consistent point-in-time view.
-        let view = db.snapshot();
-        let json = |key: &[u8]| -> Result<Option<Vec<u8>>, typ::StorageError> {
-            view.get_cf(self.store.cf(CF_SM_META), key)
-                .map_err(|e| err(&e))
-        };
-        let last_applied: Option<typ::LogId> = match json(KEY_LAST_APPLIED)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| err(&e))?,
-            None => None,
-        };
-        let membership: typ::StoredMembership = match json(KEY_MEMBERSHIP)? {
-            Some(b) => serde_json::from_slice(&b).map_err(|e| err(&e))?,
-            None => Default::default(),
-        };
+        // No install may rewrite the state while the checkpoint is taken.
+        let _exclusive = self.exclusive.lock().map_err(|e| err(&e.to_string()))?;
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let building = self
+            .store
+            .snapshot_dir()
+            .join(format!("building-{seq}.tmp"));
+        if building.exists() {
+            std::fs::remove_dir_all(&building).map_err(|e| err(&e))?;
+        }
+        rocksdb::checkpoint::Checkpoint::new(self.store.db())
+            .and_then(|c| c.create_checkpoint(&building))
+            .map_err(|e| err(&e))?;
+        let (last_applied, membership) = checkpoint_meta(&building).map_err(|e| err(&e))?;
         let snapshot_id = match last_applied {
             Some(id) => format!(
                 "{}-{}-{}-{seq}",
@@ -99,21 +129,9 @@ impl StateMachineStore {
             ),
             None => format!("0-0-0-{seq}"),
         };
-        let path = self.snapshot_path(&snapshot_id);
-        let tmp = path.with_extension("tmp");
-        let file = std::fs::File::create(&tmp).map_err(|e| err(&e))?;
-        let mut w = SnapshotWriter::new(file).map_err(|e| err(&e))?;
-        for cf in Cf::ALL {
-            for item in view.iterator_cf(self.store.cf(cf.name()), rocksdb::IteratorMode::Start) {
-                let (k, v) = item.map_err(|e| err(&e))?;
-                w.record(cf, &k, &v).map_err(|e| err(&e))?;
-            }
-        }
-        let records = w.records;
-        let file = w.finish().map_err(|e| err(&e))?;
-        file.sync_all().map_err(|e| err(&e))?;
-        let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        std::fs::rename(&tmp, &path).map_err(|e| err(&e))?;
+        let path = self.checkpoint_path(&snapshot_id);
+        std::fs::rename(&building, &path).map_err(|e| err(&e))?;
+        sync_dir(&self.store.snapshot_dir()).map_err(|e| err(&e))?;
 
         let meta = typ::SnapshotMeta {
             last_log_id: last_applied,
@@ -122,17 +140,17 @@ impl StateMachineStore {
         };
         self.save_snapshot_meta(&meta)?;
         self.remove_other_snapshots(&path);
+        let reader = ArchiveReader::open(&path).map_err(|e| err(&e))?;
         tracing::info!(
             index = last_applied.map(|l| l.index).unwrap_or(0),
-            records,
-            bytes,
+            files = reader_files(&path),
+            bytes = reader.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "built snapshot"
         );
-        let file = std::fs::File::open(&path).map_err(|e| err(&e))?;
         Ok(typ::Snapshot {
             meta,
-            snapshot: Box::new(tokio::fs::File::from_std(file)),
+            snapshot: Box::new(SnapshotData::Checkpoint(reader)),
         })
     }
 
@@ -150,20 +168,77 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// Installs a received snapshot, replacing the whole registry state.
+    /// Installs a received snapshot file: a checkpoint stream (format 3) is
+    /// unpacked, checksum verified, into this node's snapshot directory
+    /// and installed from there; a stream of records (formats 1 and 2) is
+    /// installed from the file.
+    fn install_received(
+        &self,
+        meta: &typ::SnapshotMeta,
+        mut file: std::fs::File,
+    ) -> Result<(), typ::StorageError> {
+        use std::io::{Read, Seek};
+        let err = |e: &dyn std::fmt::Display| {
+            sto_err(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        };
+        let mut magic = Vec::with_capacity(archive::MAGIC.len());
+        file.rewind().map_err(|e| err(&e))?;
+        (&mut file)
+            .take(archive::MAGIC.len() as u64)
+            .read_to_end(&mut magic)
+            .map_err(|e| err(&e))?;
+        file.rewind().map_err(|e| err(&e))?;
+        // No build may run meanwhile: it would checkpoint a half-installed
+        // state, or clear away the half-unpacked directory.
+        let exclusive = self.exclusive.lock().map_err(|e| err(&e.to_string()))?;
+        if magic != archive::MAGIC {
+            return self.install(meta, Source::Stream(file), &exclusive);
+        }
+        let incoming = self
+            .incoming
+            .lock()
+            .map_err(|e| err(&e.to_string()))?
+            .take();
+        let dir = self.checkpoint_path(&meta.snapshot_id);
+        let unpacking = dir.with_extension("ckpt.tmp");
+        if unpacking.exists() {
+            std::fs::remove_dir_all(&unpacking).map_err(|e| err(&e))?;
+        }
+        // A damaged snapshot is refused here, leaving the old state untouched.
+        archive::extract_archive(&file, &unpacking).map_err(|e| err(&e))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| err(&e))?;
+        }
+        std::fs::rename(&unpacking, &dir).map_err(|e| err(&e))?;
+        sync_dir(&self.store.snapshot_dir()).map_err(|e| err(&e))?;
+        drop(file);
+        if let Some(part) = incoming {
+            let _ = std::fs::remove_file(part);
+        }
+        self.install(meta, Source::Checkpoint(dir), &exclusive)
+    }
+
+    /// Replaces the whole registry state with snapshot `meta` from `source`.
     ///
-    /// The file is verified (checksum) before anything is touched. The new
-    /// state is then written in batches of about [`INSTALL_CHUNK_BYTES`], so
-    /// memory stays bounded whatever the registry's size, behind a synced
-    /// "installing" marker naming the file: reads are refused meanwhile, and
-    /// if the process dies half way, [`Self::finish_interrupted_install`]
-    /// redoes the install from the file at the next start. The last batch
+    /// The source is verified first (a stream's checksum; a checkpoint was
+    /// verified when unpacked and opens read-only). The new state is then
+    /// written in batches of about [`INSTALL_CHUNK_BYTES`], so memory stays
+    /// bounded whatever the registry's size, behind a synced "installing"
+    /// marker naming the source: reads are refused meanwhile, and if the
+    /// process dies half way, [`Self::finish_interrupted_install`] redoes
+    /// the install from the source at the next start. The last batch
     /// records the snapshot's log id and metadata and clears the marker, in
     /// one synced write.
+    /// The caller holds `exclusive`, so no build runs meanwhile.
     fn install(
         &self,
         meta: &typ::SnapshotMeta,
-        file: std::fs::File,
+        source: Source,
+        _exclusive: &std::sync::MutexGuard<'_, ()>,
     ) -> Result<(), typ::StorageError> {
         let started = std::time::Instant::now();
         let err = |e: &dyn std::fmt::Display| {
@@ -173,23 +248,31 @@ impl StateMachineStore {
                 e,
             )
         };
-        use std::io::Seek;
-        let mut file = file;
-        file.rewind().map_err(|e| err(&e))?;
-        // A damaged snapshot is refused here, leaving the old state untouched.
-        read_snapshot(&file, |_, _, _| {}).map_err(|e| err(&e))?;
+        let (source_path, checkpoint) = match &source {
+            Source::Stream(file) => {
+                use std::io::Seek;
+                let mut file = file;
+                file.rewind().map_err(|e| err(&e))?;
+                read_snapshot(file, |_, _, _| {}).map_err(|e| err(&e))?;
+                let received = self
+                    .incoming
+                    .lock()
+                    .map_err(|e| err(&e.to_string()))?
+                    .clone();
+                (received, None)
+            }
+            Source::Checkpoint(dir) => {
+                let db = open_checkpoint(dir).map_err(|e| err(&e))?;
+                (Some(dir.clone()), Some(db))
+            }
+        };
 
         let db = self.store.db();
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
-        let incoming = self
-            .incoming
-            .lock()
-            .map_err(|e| err(&e.to_string()))?
-            .clone();
         let marker = Installing {
             meta: meta.clone(),
-            file: incoming.clone(),
+            file: source_path.clone(),
         };
         let marker = serde_json::to_vec(&marker).map_err(|e| err(&e))?;
         self.store.set_installing(true);
@@ -212,22 +295,53 @@ impl StateMachineStore {
                 batch.delete_cf(handle, &last[..]);
             }
         }
-        file.rewind().map_err(|e| err(&e))?;
         let mut written = 0usize;
-        let mut failed = None;
-        let records = read_snapshot(&file, |cf, k, v| {
+        let mut records = 0u64;
+        let mut put = |cf: Cf, k: &[u8], v: &[u8]| -> Result<(), rocksdb::Error> {
             batch.put_cf(self.store.cf(cf.name()), k, v);
-            if batch.size_in_bytes() >= INSTALL_CHUNK_BYTES && failed.is_none() {
+            records += 1;
+            if batch.size_in_bytes() >= INSTALL_CHUNK_BYTES {
                 written += batch.size_in_bytes();
-                if let Err(e) = db.write(std::mem::take(&mut batch)) {
-                    failed = Some(e);
+                db.write(std::mem::take(&mut batch))?;
+            }
+            Ok(())
+        };
+        match (&source, &checkpoint) {
+            (Source::Checkpoint(_), Some(from)) => {
+                for cf in Cf::ALL {
+                    let handle = from.cf_handle(cf.name()).ok_or_else(|| {
+                        err(&format!(
+                            "the checkpoint has no column family {}",
+                            cf.name()
+                        ))
+                    })?;
+                    let mut opts = rocksdb::ReadOptions::default();
+                    opts.fill_cache(false);
+                    let iter = from.iterator_cf_opt(handle, opts, rocksdb::IteratorMode::Start);
+                    for item in iter {
+                        let (k, v) = item.map_err(|e| err(&e))?;
+                        put(cf, &k, &v).map_err(|e| err(&e))?;
+                    }
                 }
             }
-        })
-        .map_err(|e| err(&e))?;
-        if let Some(e) = failed {
-            return Err(err(&e));
+            (Source::Stream(file), _) => {
+                use std::io::Seek;
+                let mut file = file;
+                file.rewind().map_err(|e| err(&e))?;
+                let mut failed = None;
+                read_snapshot(file, |cf, k, v| {
+                    if failed.is_none() {
+                        failed = put(cf, &k, &v).err();
+                    }
+                })
+                .map_err(|e| err(&e))?;
+                if let Some(e) = failed {
+                    return Err(err(&e));
+                }
+            }
+            (Source::Checkpoint(_), None) => unreachable!("a checkpoint source is opened above"),
         }
+        drop(checkpoint);
         written += batch.size_in_bytes();
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| err(&e));
         batch.put_cf(
@@ -247,13 +361,23 @@ impl StateMachineStore {
         self.store
             .snapshot_durable(meta.last_log_id.map_or(0, |l| l.index));
 
-        // Keep the received file as the current snapshot, to serve to others.
-        let path = self.snapshot_path(&meta.snapshot_id);
-        if let Some(incoming) = incoming {
-            if incoming != path {
-                std::fs::rename(&incoming, &path).map_err(|e| err(&e))?;
-            }
-            self.remove_other_snapshots(&path);
+        // Keep what was installed as the current snapshot, to serve to
+        // others.
+        let keep = match &source {
+            Source::Checkpoint(dir) => Some(dir.clone()),
+            Source::Stream(_) => match source_path {
+                Some(received) => {
+                    let path = self.stream_path(&meta.snapshot_id);
+                    if received != path {
+                        std::fs::rename(&received, &path).map_err(|e| err(&e))?;
+                    }
+                    Some(path)
+                }
+                None => None,
+            },
+        };
+        if let Some(keep) = keep {
+            self.remove_other_snapshots(&keep);
         }
         if let Ok(mut slot) = self.incoming.lock() {
             slot.take();
@@ -269,8 +393,8 @@ impl StateMachineStore {
     }
 
     /// Completes a snapshot install the process died in the middle of (see
-    /// [`Self::install`]) from the snapshot file it was installing. Call
-    /// before starting Raft; returns the index installed, if any.
+    /// [`Self::install`]) from the checkpoint or file it was installing.
+    /// Call before starting Raft; returns the index installed, if any.
     pub fn finish_interrupted_install(&self) -> Result<Option<u64>, typ::StorageError> {
         let Some(marker) = self.meta::<Installing>(KEY_INSTALLING)? else {
             return Ok(None);
@@ -283,20 +407,109 @@ impl StateMachineStore {
                     .into(),
             ));
         };
-        let file = std::fs::File::open(&path).map_err(|e| {
-            err(format!(
-                "a snapshot install was interrupted and its file {} cannot be read ({e}): wipe \
-                 the data directory and restart with --recover",
-                path.display()
-            ))
-        })?;
-        tracing::warn!(file = %path.display(), "finishing an interrupted snapshot install");
-        if let Ok(mut slot) = self.incoming.lock() {
-            *slot = Some(path);
+        tracing::warn!(source = %path.display(), "finishing an interrupted snapshot install");
+        let exclusive = self.exclusive.lock().map_err(|e| err(e.to_string()))?;
+        if path.is_dir() {
+            self.install(&marker.meta, Source::Checkpoint(path), &exclusive)?;
+        } else {
+            let file = std::fs::File::open(&path).map_err(|e| {
+                err(format!(
+                    "a snapshot install was interrupted and its file {} cannot be read ({e}): \
+                     wipe the data directory and restart with --recover",
+                    path.display()
+                ))
+            })?;
+            if let Ok(mut slot) = self.incoming.lock() {
+                *slot = Some(path);
+            }
+            self.install(&marker.meta, Source::Stream(file), &exclusive)?;
         }
-        self.install(&marker.meta, file)?;
         Ok(marker.meta.last_log_id.map(|l| l.index))
     }
+
+    /// The current snapshot, opened for sending: the checkpoint this node
+    /// built or unpacked, or a stream-format file it received.
+    fn current(&self) -> Result<Option<typ::Snapshot>, typ::StorageError> {
+        let err =
+            |e: &dyn std::fmt::Display| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e);
+        // Not while a build replaces the files.
+        let _exclusive = self.exclusive.lock().map_err(|e| err(&e.to_string()))?;
+        let Some(meta) = self.meta::<typ::SnapshotMeta>(KEY_SNAPSHOT_META)? else {
+            return Ok(None);
+        };
+        let dir = self.checkpoint_path(&meta.snapshot_id);
+        let data = if dir.is_dir() {
+            SnapshotData::Checkpoint(ArchiveReader::open(&dir).map_err(|e| err(&e))?)
+        } else {
+            match std::fs::File::open(self.stream_path(&meta.snapshot_id)) {
+                Ok(file) => SnapshotData::File(tokio::fs::File::from_std(file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(err(&e)),
+            }
+        };
+        Ok(Some(typ::Snapshot {
+            meta,
+            snapshot: Box::new(data),
+        }))
+    }
+}
+
+/// Where an install takes the new state from.
+enum Source {
+    /// A snapshot file in the stream format (1 or 2).
+    Stream(std::fs::File),
+    /// An unpacked checkpoint directory (format 3).
+    Checkpoint(PathBuf),
+}
+
+/// Opens a checkpoint directory read-only with all its column families.
+fn open_checkpoint(dir: &Path) -> Result<rocksdb::DB, rocksdb::Error> {
+    let opts = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&opts, dir)?;
+    rocksdb::DB::open_cf_for_read_only(&opts, dir, names, false)
+}
+
+/// The last applied log id and membership a checkpoint holds.
+fn checkpoint_meta(
+    dir: &Path,
+) -> Result<(Option<typ::LogId>, typ::StoredMembership), super::StorageError> {
+    let db = open_checkpoint(dir)?;
+    let meta = db
+        .cf_handle(CF_SM_META)
+        .ok_or_else(|| super::StorageError::Corrupt {
+            what: "checkpoint",
+            detail: format!("no {CF_SM_META} column family"),
+        })?;
+    let json =
+        |key: &[u8]| -> Result<Option<Vec<u8>>, super::StorageError> { Ok(db.get_cf(meta, key)?) };
+    let corrupt = |e: serde_json::Error| super::StorageError::Corrupt {
+        what: "checkpoint metadata",
+        detail: e.to_string(),
+    };
+    if json(KEY_INSTALLING)?.is_some() {
+        return Err(super::StorageError::Busy(
+            "the checkpoint caught a snapshot install half way".into(),
+        ));
+    }
+    let last_applied: Option<typ::LogId> = match json(KEY_LAST_APPLIED)? {
+        Some(b) => serde_json::from_slice(&b).map_err(corrupt)?,
+        None => None,
+    };
+    let membership = match json(KEY_MEMBERSHIP)? {
+        Some(b) => serde_json::from_slice(&b).map_err(corrupt)?,
+        None => Default::default(),
+    };
+    Ok((last_applied, membership))
+}
+
+/// Makes renames in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Files a snapshot of checkpoint `dir` ships (for the build log line).
+fn reader_files(dir: &Path) -> usize {
+    archive::checkpoint_bytes(dir).map_or(0, |(files, _)| files)
 }
 
 /// What the "installing" marker records: the snapshot and its file.
@@ -413,9 +626,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(
-        &mut self,
-    ) -> Result<Box<tokio::fs::File>, typ::StorageError> {
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, typ::StorageError> {
         let err = |e: std::io::Error| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e);
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let path = self
@@ -434,39 +645,40 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 let _ = std::fs::remove_file(old);
             }
         }
-        Ok(Box::new(tokio::fs::File::from_std(file)))
+        Ok(Box::new(SnapshotData::File(tokio::fs::File::from_std(
+            file,
+        ))))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &typ::SnapshotMeta,
-        snapshot: Box<tokio::fs::File>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), typ::StorageError> {
-        let file = snapshot.into_std().await;
+        let err = |e: &dyn std::fmt::Display| {
+            sto_err(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        };
+        let Some(file) = snapshot.into_file() else {
+            return Err(err(&"a snapshot to install must be a received file"));
+        };
+        let file = file.into_std().await;
         let this = self.clone();
         let meta = meta.clone();
         tokio::task::spawn_blocking(move || {
             file.sync_all()
                 .map_err(|e| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
-            this.install(&meta, file)
+            this.install_received(&meta, file)
         })
         .await
         .map_err(|e| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<typ::Snapshot>, typ::StorageError> {
-        let Some(meta) = self.meta::<typ::SnapshotMeta>(KEY_SNAPSHOT_META)? else {
-            return Ok(None);
-        };
-        let path = self.snapshot_path(&meta.snapshot_id);
-        match std::fs::File::open(&path) {
-            Ok(file) => Ok(Some(typ::Snapshot {
-                meta,
-                snapshot: Box::new(tokio::fs::File::from_std(file)),
-            })),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Read, e)),
-        }
+        self.current()
     }
 }
 
@@ -520,47 +732,93 @@ mod tests {
         store
     }
 
-    #[tokio::test]
-    async fn a_snapshot_installs_in_chunks_and_an_interrupted_install_finishes_at_start() {
-        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        // Enough data for several install batches.
-        let domains = 2 * INSTALL_CHUNK_BYTES / 200 + 100;
-        let origin = source(a.path(), domains);
-        let mut builder = StateMachineStore::new(origin.clone());
-        let snapshot = builder.build_snapshot().await.expect("snapshot builds");
-        let expected = origin.state_digest().expect("digest");
+    /// Receives `data` as openraft would: into a fresh incoming file.
+    async fn receive(sm: &mut StateMachineStore, data: &[u8]) -> Box<SnapshotData> {
+        use tokio::io::AsyncWriteExt;
+        let mut incoming = sm.begin_receiving_snapshot().await.expect("incoming file");
+        incoming.write_all(data).await.unwrap();
+        incoming.flush().await.unwrap();
+        incoming
+    }
 
-        // A follower with other state installs it.
-        let follower = source(b.path(), 3);
+    /// The bytes a node would send of its current snapshot.
+    async fn sent(sm: &mut StateMachineStore) -> (typ::SnapshotMeta, Vec<u8>) {
+        use tokio::io::AsyncReadExt;
+        let mut snapshot = sm
+            .get_current_snapshot()
+            .await
+            .expect("reads")
+            .expect("a snapshot");
+        let mut bytes = Vec::new();
+        snapshot.snapshot.read_to_end(&mut bytes).await.unwrap();
+        (snapshot.meta, bytes)
+    }
+
+    /// A follower holding other state than `source`'s.
+    fn stale_follower(dir: &std::path::Path) -> Store {
+        let follower = source(dir, 3);
         follower
             .db()
             .put_cf(follower.cf(Cf::Hosts.name()), b"stale.host", b"old")
             .unwrap();
+        follower
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_snapshot_installs_in_chunks_and_an_interrupted_install_finishes_at_start()
+    {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        // Enough data for several install batches.
+        let domains = 2 * INSTALL_CHUNK_BYTES / 200 + 100;
+        let origin = source(a.path(), domains);
+        let mut leader = StateMachineStore::new(origin.clone());
+        let built = leader.build_snapshot().await.expect("snapshot builds");
+        assert_eq!(built.meta.last_log_id.map(|l| l.index), Some(7));
+        assert!(matches!(*built.snapshot, SnapshotData::Checkpoint(_)));
+        let expected = origin.state_digest().expect("digest");
+
+        // Writes after the build are not in the snapshot.
+        origin
+            .db()
+            .put_cf(origin.cf(Cf::Domains.name()), b"later.nz", b"x")
+            .unwrap();
+        let (meta, bytes) = sent(&mut leader).await;
+        assert_eq!(meta, built.meta);
+        assert!(bytes.starts_with(archive::MAGIC));
+
+        // A follower with other state installs it.
+        let follower = stale_follower(b.path());
         let mut sm = StateMachineStore::new(follower.clone());
-        let mut incoming = sm.begin_receiving_snapshot().await.expect("incoming file");
-        let mut from = tokio::fs::File::from_std(
-            std::fs::File::open(
-                origin
-                    .snapshot_dir()
-                    .join(format!("{}.snap", snapshot.meta.snapshot_id)),
-            )
-            .unwrap(),
-        );
-        tokio::io::copy(&mut from, &mut *incoming).await.unwrap();
-        sm.install_snapshot(&snapshot.meta, incoming)
+        let incoming = receive(&mut sm, &bytes).await;
+        sm.install_snapshot(&meta, incoming)
             .await
             .expect("installs");
         assert_eq!(follower.state_digest().expect("digest"), expected);
         assert!(!follower.installing());
         assert!(sm.meta::<Installing>(KEY_INSTALLING).unwrap().is_none());
+        // The follower serves the same snapshot on, and keeps no received file.
+        let (meta_on, bytes_on) = sent(&mut sm).await;
+        assert_eq!(meta_on, meta);
+        let mut unpacked = Vec::new();
+        for bytes in [&bytes, &bytes_on] {
+            let dir = tempfile::tempdir().unwrap();
+            archive::extract_archive(&bytes[..], &dir.path().join("c")).unwrap();
+            let db = open_checkpoint(&dir.path().join("c")).unwrap();
+            let handle = db.cf_handle(Cf::Domains.name()).unwrap();
+            unpacked.push(db.iterator_cf(handle, rocksdb::IteratorMode::Start).count());
+        }
+        assert_eq!(unpacked, vec![domains, domains]);
+        let leftovers: Vec<_> = std::fs::read_dir(follower.snapshot_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(leftovers, vec![format!("{}.ckpt", meta.snapshot_id)]);
 
-        // A crash half way: the marker names the file, the state is a mix.
-        let file = follower
-            .snapshot_dir()
-            .join(format!("{}.snap", snapshot.meta.snapshot_id));
+        // A crash half way: the marker names the checkpoint, the state is a mix.
         let marker = Installing {
-            meta: snapshot.meta.clone(),
-            file: Some(file.clone()),
+            meta: meta.clone(),
+            file: Some(sm.checkpoint_path(&meta.snapshot_id)),
         };
         follower
             .db()
@@ -580,9 +838,9 @@ mod tests {
         assert_eq!(follower.state_digest().expect("digest"), expected);
         assert_eq!(restarted.finish_interrupted_install().unwrap(), None);
 
-        // Without its file the node refuses to start, saying what to do.
+        // Without its source the node refuses to start, saying what to do.
         let gone = Installing {
-            meta: snapshot.meta.clone(),
+            meta: meta.clone(),
             file: Some(b.path().join("missing.part")),
         };
         follower
@@ -595,5 +853,67 @@ mod tests {
             .unwrap();
         let e = restarted.finish_interrupted_install().unwrap_err();
         assert!(e.to_string().contains("--recover"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut leader = StateMachineStore::new(source(a.path(), 500));
+        leader.build_snapshot().await.expect("snapshot builds");
+        let (meta, bytes) = sent(&mut leader).await;
+
+        let follower = stale_follower(b.path());
+        let before = follower.state_digest().expect("digest");
+        let mut sm = StateMachineStore::new(follower.clone());
+        let mut damaged = bytes.clone();
+        let i = damaged.len() - 100;
+        damaged[i] ^= 0x40;
+        let cases = [
+            ("checksum mismatch", damaged),
+            ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ];
+        for (what, data) in cases {
+            let incoming = receive(&mut sm, &data).await;
+            let e = sm.install_snapshot(&meta, incoming).await.unwrap_err();
+            assert!(e.to_string().contains(what), "{what}: {e}");
+            assert_eq!(follower.state_digest().expect("digest"), before, "{what}");
+            assert!(!follower.installing());
+            assert!(sm.meta::<Installing>(KEY_INSTALLING).unwrap().is_none());
+            assert!(!sm.checkpoint_path(&meta.snapshot_id).exists(), "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_format_snapshot_from_an_older_peer_still_installs() {
+        use crate::storage::snapshot::SnapshotWriter;
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let origin = source(a.path(), 300);
+        let expected = origin.state_digest().expect("digest");
+        let mut w = SnapshotWriter::new(Vec::new()).unwrap();
+        for cf in Cf::ALL {
+            for item in origin
+                .db()
+                .iterator_cf(origin.cf(cf.name()), rocksdb::IteratorMode::Start)
+            {
+                let (k, v) = item.unwrap();
+                w.record(cf, &k, &v).unwrap();
+            }
+        }
+        let bytes = w.finish().unwrap();
+        let meta = typ::SnapshotMeta {
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(2, 1), 7)),
+            last_membership: Default::default(),
+            snapshot_id: "2-1-7-0".into(),
+        };
+
+        let follower = stale_follower(b.path());
+        let mut sm = StateMachineStore::new(follower.clone());
+        let incoming = receive(&mut sm, &bytes).await;
+        sm.install_snapshot(&meta, incoming)
+            .await
+            .expect("installs");
+        assert_eq!(follower.state_digest().expect("digest"), expected);
+        let (meta_on, bytes_on) = sent(&mut sm).await;
+        assert_eq!((meta_on, bytes_on), (meta, bytes), "served on as received");
     }
 }
