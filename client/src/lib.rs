@@ -269,6 +269,15 @@ impl KauriClient {
         .await
     }
 
+    /// Asks the node at `addr` to build a snapshot now; answers once it is
+    /// durable.
+    pub async fn snapshot(&self, addr: &str) -> Result<SnapshotResponse, ClientError> {
+        self.on_endpoint(addr, |c| async move {
+            ClusterClient::new(c).snapshot(SnapshotRequest {}).await
+        })
+        .await
+    }
+
     /// Cluster status from the first node that answers.
     pub async fn cluster_status_any(&self) -> Result<StatusResponse, ClientError> {
         let mut last = None;

@@ -635,3 +635,103 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
     })
     .await;
 }
+
+/// The snapshot directories and files under node `id`'s data dir.
+fn snapshot_entries(cluster: &TestCluster, id: u64) -> Vec<String> {
+    let dir = cluster.node(id).data_dir.join("snapshots");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_snapshot_is_a_checkpoint_that_purges_the_log_and_rebuilds_a_wiped_node() {
+    // No automatic snapshots in this test, and no log kept behind one.
+    let mut cluster = TestCluster::start(
+        NODE_BIN,
+        3,
+        &["--snapshot-every", "1000000", "--keep-logs", "0"],
+    );
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let client = cluster.client();
+    registry_fixture(&client).await;
+    let names: Vec<String> = (0..40).map(|i| format!("ckpt-{i:03}.test")).collect();
+    create_all(&client, &names).await;
+    let applied = cluster.status(leader).await.expect("status").applied_index;
+
+    // Every node builds one on request, as a checkpoint directory.
+    for id in 1..=3 {
+        let addr = cluster.node(id).addr.clone();
+        let built = client.snapshot(&addr).await.expect("snapshot");
+        assert_eq!(built.node_id, id);
+        assert!(
+            built.snapshot_index >= applied,
+            "node {id}: snapshot at {} < applied {applied}",
+            built.snapshot_index
+        );
+        let entries = snapshot_entries(&cluster, id);
+        assert!(
+            entries.len() == 1 && entries[0].ends_with(".ckpt"),
+            "node {id}: {entries:?}"
+        );
+    }
+    // The leader may now purge its log up to the snapshot.
+    let leader_addr = cluster.node(leader).addr.clone();
+    wait_until(
+        Duration::from_secs(30),
+        "the leader to purge its log",
+        || {
+            let client = client.clone();
+            let addr = leader_addr.clone();
+            async move {
+                let s = client.cluster_status(&addr).await.ok()?;
+                (s.purged_index >= applied).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // A follower that loses its disk can only come back from the snapshot.
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    cluster.kill(follower);
+    cluster.wipe(follower);
+    cluster.spawn_with(follower, &["--recover"]);
+    let status = cluster
+        .wait_for_applied(follower, applied, Duration::from_secs(60))
+        .await;
+    assert!(
+        status.snapshot_index >= applied,
+        "rebuilt from the snapshot"
+    );
+    let addr = cluster.node(follower).addr.clone();
+    for name in &names {
+        client
+            .info_domain_at(
+                &addr,
+                InfoRequest {
+                    registrar: "reg1".into(),
+                    name: name.clone(),
+                    read: bounded_stale(applied, 0),
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{name} missing: {e}\n{}", cluster.log_tail(follower)));
+    }
+    let leader_digest = client.state_digest(&leader_addr).await.expect("digest");
+    let digest = client.state_digest(&addr).await.expect("digest");
+    if digest.applied_index == leader_digest.applied_index {
+        assert_eq!(digest.digest, leader_digest.digest);
+    }
+    // It keeps the received snapshot, unpacked, to serve on.
+    let entries = snapshot_entries(&cluster, follower);
+    assert!(
+        entries.len() == 1 && entries[0].ends_with(".ckpt"),
+        "{entries:?}"
+    );
+}

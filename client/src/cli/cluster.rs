@@ -1,4 +1,4 @@
-//! `kauri cluster status`.
+//! `kauri cluster status`, `digest`, `snapshot`, `advance-clock`.
 
 use clap::Subcommand;
 use kauri_client::ClientError;
@@ -12,6 +12,9 @@ pub enum ClusterCmd {
     /// Each endpoint's registry state digest at its applied index; replicas
     /// at the same index must print the same digest. Scans the whole state.
     Digest,
+    /// Build a snapshot on every endpoint now (a RocksDB checkpoint, cheap
+    /// at any size) so each may purge its log; prints the index each covers.
+    Snapshot,
     /// Move every endpoint's proposer clock forward (nodes started with
     /// --test-clock only): registry time jumps, lifecycle events fall due.
     AdvanceClock {
@@ -30,6 +33,23 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
                     println!("{addr}: offset {} ms, clock {}", r.offset_ms, r.now_ms);
                 }
                 all.push(r);
+            }
+            if ctx.args_output == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+            }
+            Ok(())
+        }
+        ClusterCmd::Snapshot => {
+            let mut all = Vec::new();
+            for addr in ctx.client.endpoints() {
+                let s = ctx.client.snapshot(&addr).await?;
+                if ctx.args_output == Format::Human {
+                    println!(
+                        "node {} ({addr}) snapshot at index {}",
+                        s.node_id, s.snapshot_index
+                    );
+                }
+                all.push(s);
             }
             if ctx.args_output == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());

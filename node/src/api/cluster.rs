@@ -2,7 +2,8 @@
 
 use kauri_proto::v1::cluster_server::Cluster;
 use kauri_proto::v1::{
-    Consistency, Member, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
+    Consistency, Member, SnapshotRequest, SnapshotResponse, StateDigestRequest,
+    StateDigestResponse, StatusRequest, StatusResponse,
 };
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
@@ -88,4 +89,37 @@ impl Cluster for ClusterService {
             records: digest.records,
         }))
     }
+
+    async fn snapshot(
+        &self,
+        _request: Request<SnapshotRequest>,
+    ) -> Result<Response<SnapshotResponse>, Status> {
+        let raft = &self.node.raft;
+        let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        raft.trigger()
+            .snapshot()
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot start a snapshot: {e}")))?;
+        let built = raft
+            .wait(Some(SNAPSHOT_PATIENCE))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "a snapshot covering what was applied",
+            )
+            .await
+            .map_err(|e| {
+                Status::deadline_exceeded(format!(
+                    "no snapshot up to index {applied} within {} s: {e}",
+                    SNAPSHOT_PATIENCE.as_secs()
+                ))
+            })?;
+        Ok(Response::new(SnapshotResponse {
+            node_id: self.node.id,
+            snapshot_index: built.snapshot.map_or(0, |s| s.index),
+        }))
+    }
 }
+
+/// How long `Cluster.Snapshot` waits for the build (a memtable flush and a
+/// checkpoint; longer only behind a snapshot install).
+const SNAPSHOT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
