@@ -356,7 +356,8 @@ pub struct DiskUsage {
     pub sst_bytes: u64,
     /// RocksDB write-ahead log (`db/*.log`).
     pub wal_bytes: u64,
-    /// The current snapshot file(s) under `snapshots/`.
+    /// What the current snapshot under `snapshots/` holds beyond the
+    /// table files it shares with the database.
     pub snapshot_bytes: u64,
     /// Everything else: MANIFEST, OPTIONS, RocksDB's info LOG files.
     pub other_bytes: u64,
@@ -418,9 +419,13 @@ pub struct Compaction {
     pub node: u64,
     /// Its data dir once stopped, before compacting.
     pub before: DiskUsage,
-    /// After compacting every column family.
+    /// After compacting every column family; the snapshot (a checkpoint)
+    /// still holds the table files from before.
     pub after: DiskUsage,
-    /// `after.total_bytes` / domains stored.
+    /// Restarted and asked for a snapshot, which replaces the old one and
+    /// lets go of the pre-compaction files: the steady state.
+    pub after_snapshot: DiskUsage,
+    /// `after_snapshot.total_bytes` / domains stored.
     pub bytes_per_domain: f64,
     /// How long the compaction took.
     pub secs: f64,
@@ -1049,11 +1054,27 @@ async fn compact_follower(
     );
     cluster.spawn(node);
     cluster.wait_caught_up(CLUSTER_DEADLINE).await;
+    let addr = cluster.node(node).addr.clone();
+    let built = cluster
+        .client()
+        .snapshot(&addr)
+        .await
+        .with_context(|| format!("a snapshot on node {node}"))?;
+    let after_snapshot = disk_usage(&dir);
+    print_disk(
+        &format!(
+            "disk: node {node}, compacted, new snapshot at {}",
+            built.snapshot_index
+        ),
+        &after_snapshot,
+        domains_stored,
+    );
     Ok(Compaction {
         node,
-        bytes_per_domain: after.total_bytes as f64 / domains_stored.max(1) as f64,
+        bytes_per_domain: after_snapshot.total_bytes as f64 / domains_stored.max(1) as f64,
         before,
         after,
+        after_snapshot,
         secs,
     })
 }
@@ -1293,9 +1314,12 @@ fn node_memory(cluster: &TestCluster, id: u64) -> Option<NodeMemory> {
     })
 }
 
-/// What `dir` takes on disk, by kind of file.
+/// What `dir` takes on disk, by kind of file. A file hard-linked more
+/// than once (a snapshot checkpoint shares the database's table files)
+/// counts once, under the database: `snapshot_bytes` is what snapshots
+/// hold on their own.
 pub fn disk_usage(dir: &Path) -> DiskUsage {
-    let mut usage = DiskUsage::default();
+    let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
         let Ok(entries) = std::fs::read_dir(&d) else {
@@ -1308,25 +1332,38 @@ pub fn disk_usage(dir: &Path) -> DiskUsage {
             };
             if meta.is_dir() {
                 pending.push(path);
-                continue;
-            }
-            let bytes = meta.blocks() * 512;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let in_snapshots = path
-                .strip_prefix(dir)
-                .is_ok_and(|rel| rel.starts_with("snapshots"));
-            let slot = if in_snapshots {
-                &mut usage.snapshot_bytes
-            } else if name.ends_with(".sst") {
-                &mut usage.sst_bytes
-            } else if name.ends_with(".log") {
-                &mut usage.wal_bytes
             } else {
-                &mut usage.other_bytes
-            };
-            *slot += bytes;
-            usage.total_bytes += bytes;
+                let in_snapshots = path
+                    .strip_prefix(dir)
+                    .is_ok_and(|rel| rel.starts_with("snapshots"));
+                files.push((in_snapshots, path, meta));
+            }
         }
+    }
+    // The database's files first, so files it shares count as its own.
+    files.sort_by_key(|(in_snapshots, _, _)| *in_snapshots);
+    let mut usage = DiskUsage::default();
+    let mut seen = std::collections::HashSet::new();
+    for (in_snapshots, path, meta) in files {
+        if !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        let bytes = meta.blocks() * 512;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let slot = if in_snapshots {
+            &mut usage.snapshot_bytes
+        } else if name.ends_with(".sst") {
+            &mut usage.sst_bytes
+        } else if name.ends_with(".log") {
+            &mut usage.wal_bytes
+        } else {
+            &mut usage.other_bytes
+        };
+        *slot += bytes;
+        usage.total_bytes += bytes;
     }
     usage
 }
@@ -1479,6 +1516,31 @@ fn print_summary(r: &ScaleResult) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_a_snapshot_shares_with_the_database_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, ckpt) = (dir.path().join("db"), dir.path().join("snapshots/1.ckpt"));
+        std::fs::create_dir_all(&db).unwrap();
+        std::fs::create_dir_all(&ckpt).unwrap();
+        std::fs::write(db.join("000007.sst"), vec![1u8; 64 << 10]).unwrap();
+        std::fs::write(db.join("000009.log"), vec![2u8; 8 << 10]).unwrap();
+        std::fs::hard_link(db.join("000007.sst"), ckpt.join("000007.sst")).unwrap();
+        std::fs::write(ckpt.join("MANIFEST-000003"), vec![3u8; 4 << 10]).unwrap();
+        let u = disk_usage(dir.path());
+        assert!(
+            u.sst_bytes >= 64 << 10 && u.sst_bytes < 2 * (64 << 10),
+            "{u:?}"
+        );
+        assert!(
+            u.snapshot_bytes >= 4 << 10 && u.snapshot_bytes < 64 << 10,
+            "{u:?}"
+        );
+        assert_eq!(
+            u.total_bytes,
+            u.sst_bytes + u.wal_bytes + u.snapshot_bytes + u.other_bytes
+        );
+    }
 
     #[test]
     fn the_plan_keeps_its_proportions_and_pairs_hosts() {
