@@ -390,8 +390,10 @@ pub struct NodeMemory {
 pub struct SnapshotLog {
     /// Last log index the snapshot covers.
     pub index: u64,
-    /// Key/value records in it.
+    /// Key/value records in it (installs).
     pub records: u64,
+    /// Files of the checkpoint (builds).
+    pub files: u64,
     /// File size (builds) or write-batch size (installs), bytes.
     pub bytes: u64,
     /// Time the build or install took.
@@ -1151,9 +1153,9 @@ async fn recover_wiped_follower(cluster: &mut TestCluster) -> anyhow::Result<Sna
     }
     if let Some(b) = &last_build {
         println!(
-            "snapshot: leader's last build at index {} ({} records, {:.1} MiB) took {} ms",
+            "snapshot: leader's last build at index {} ({} files, {:.1} MiB) took {} ms",
             b.index,
-            b.records,
+            b.files,
             mib(b.bytes),
             b.elapsed_ms
         );
@@ -1215,6 +1217,7 @@ pub fn snapshot_lines(log: &str, message: &str) -> Vec<SnapshotLog> {
                 match key {
                     "index" => s.index = value,
                     "records" => s.records = value,
+                    "files" => s.files = value,
                     "bytes" | "batch_bytes" | "written_bytes" => s.bytes = value,
                     "elapsed_ms" => s.elapsed_ms = value,
                     _ => {}
@@ -1603,7 +1606,7 @@ mod tests {
     #[test]
     fn snapshot_lines_are_read_from_a_node_log() {
         let log = "2025-01-01T00:00:00Z  INFO kauri_node::storage::state_machine: built snapshot \
-                   index=10001 records=123 bytes=4567 elapsed_ms=89\n\
+                   index=10001 files=31 bytes=4567 elapsed_ms=89\n\
                    2025-01-01T00:00:01Z  INFO kauri_node::server: something else\n\
                    2025-01-01T00:00:02Z  INFO kauri_node::storage::state_machine: installed \
                    snapshot index=20002 records=5 batch_bytes=6 elapsed_ms=7\n";
@@ -1611,7 +1614,8 @@ mod tests {
             snapshot_lines(log, "built snapshot"),
             vec![SnapshotLog {
                 index: 10001,
-                records: 123,
+                records: 0,
+                files: 31,
                 bytes: 4567,
                 elapsed_ms: 89
             }]
