@@ -156,19 +156,25 @@ impl Layer {
     fn get(&self, cf: Cf, key: &[u8]) -> Option<&Option<Vec<u8>>> {
         self.cf(cf).and_then(|m| m.get(key))
     }
-
-    fn clear(&mut self) {
-        self.cfs.iter_mut().for_each(CfWrites::clear);
-    }
 }
 
+/// What one write of the current command replaced in the batch: the column
+/// family, the key, and the batch's previous entry for it (`None`: the
+/// batch did not hold the key).
+type Undo = (Cf, Vec<u8>, Option<Option<Vec<u8>>>);
+
 /// A read-your-writes overlay over a [`StateRead`]: the writes of a whole
-/// applied batch, plus the writes of the command being applied, which are
-/// merged into the batch only if the command succeeds.
+/// applied batch, including those of the command being applied, which are
+/// undone if the command fails.
+///
+/// Writes go straight into the batch, each with an undo entry, so a read
+/// looks in one map and committing a command is free; rolling one back
+/// (a rejected command, rarer) restores the entries it replaced.
 pub struct Txn<'a, S: StateRead + ?Sized> {
     base: &'a S,
     batch: Layer,
-    command: Layer,
+    /// The current command's writes, oldest first.
+    undo: Vec<Undo>,
 }
 
 impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
@@ -177,19 +183,30 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
         Txn {
             base,
             batch: Layer::default(),
-            command: Layer::default(),
+            undo: Vec::new(),
         }
     }
 
     /// Reads `key`, seeing this transaction's own writes first.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        if let Some(v) = self.command.get(cf, key) {
-            return Ok(v.clone());
-        }
         if let Some(v) = self.batch.get(cf, key) {
             return Ok(v.clone());
         }
         self.base.get(cf, key)
+    }
+
+    /// Calls `f` with the value under `key`, this transaction's own writes
+    /// first; a value this transaction wrote is lent, not copied.
+    pub fn read_with<R>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StorageFault> {
+        if let Some(v) = self.batch.get(cf, key) {
+            return Ok(f(v.as_deref()));
+        }
+        Ok(f(self.base.get(cf, key)?.as_deref()))
     }
 
     /// Up to `limit` entries with keys starting with `prefix`, in key order,
@@ -202,24 +219,17 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageFault> {
-        // The overlay: batch writes, then command writes on top.
-        let mut overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for layer in [&self.batch, &self.command] {
-            let Some(writes) = layer.cf(cf) else {
-                continue;
-            };
-            let start = match after {
-                Some(a) => Bound::Excluded(a),
-                None => Bound::Included(prefix),
-            };
-            for (k, v) in writes.range::<[u8], _>((start, Bound::Unbounded)) {
-                if !k.starts_with(prefix) {
-                    break;
-                }
-                overlay.insert(k.clone(), v.clone());
-            }
-        }
-        let mut overlay = overlay.into_iter().peekable();
+        let start = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Included(prefix),
+        };
+        let mut overlay = self
+            .batch
+            .cf(cf)
+            .into_iter()
+            .flat_map(|writes| writes.range::<[u8], _>((start, Bound::Unbounded)))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .peekable();
         let page = limit.clamp(1, 256);
         let mut base: std::collections::VecDeque<KeyValue> = Default::default();
         let mut cursor: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
@@ -236,7 +246,7 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
                 (None, None) => break,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((bk, _)), Some((ok, _))) => bk.cmp(ok),
+                (Some((bk, _)), Some((ok, _))) => bk.as_slice().cmp(ok.as_slice()),
             };
             if order == std::cmp::Ordering::Less {
                 if let Some(kv) = base.pop_front() {
@@ -249,48 +259,52 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
                 base.pop_front();
             }
             if let Some((k, Some(v))) = overlay.next() {
-                out.push((k, v));
+                out.push((k.clone(), v.clone()));
             }
         }
         Ok(out)
     }
 
+    fn write(&mut self, cf: Cf, key: &[u8], value: Option<Vec<u8>>) {
+        let previous = self.batch.cf_mut(cf).insert(key.to_vec(), value);
+        self.undo.push((cf, key.to_vec(), previous));
+    }
+
     /// Writes `value` under `key` in the current command.
     pub fn put(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
-        self.command.cf_mut(cf).insert(key.to_vec(), Some(value));
+        self.write(cf, key, Some(value));
     }
 
     /// Deletes `key` in the current command.
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
-        self.command.cf_mut(cf).insert(key.to_vec(), None);
+        self.write(cf, key, None);
     }
 
     /// Keeps the current command's writes as part of the batch.
     pub fn commit_command(&mut self) {
-        for (i, writes) in self.command.cfs.iter_mut().enumerate() {
-            if writes.is_empty() {
-                continue;
-            }
-            let Some(cf) = Cf::from_tag(i as u8) else {
-                continue;
-            };
-            // Insert one by one: `BTreeMap::append` rebuilds the whole batch
-            // map (O(batch)) for a command's handful of keys.
-            let batch = self.batch.cf_mut(cf);
-            for (k, v) in std::mem::take(writes) {
-                batch.insert(k, v);
+        self.undo.clear();
+    }
+
+    /// Drops the current command's writes (the command was rejected):
+    /// restores, newest first, what each replaced.
+    pub fn rollback_command(&mut self) {
+        while let Some((cf, key, previous)) = self.undo.pop() {
+            let writes = self.batch.cf_mut(cf);
+            match previous {
+                Some(value) => {
+                    writes.insert(key, value);
+                }
+                None => {
+                    writes.remove(&key);
+                }
             }
         }
     }
 
-    /// Drops the current command's writes (the command was rejected).
-    pub fn rollback_command(&mut self) {
-        self.command.clear();
-    }
-
     /// The batch's writes, to be written atomically. Uncommitted command
     /// writes are dropped.
-    pub fn into_writes(self) -> WriteSet {
+    pub fn into_writes(mut self) -> WriteSet {
+        self.rollback_command();
         // Already in (column family, key) order: collecting builds the map
         // in bulk.
         self.batch
@@ -391,5 +405,62 @@ impl MemState {
             self.iter(cf)
                 .map(move |(k, v)| (cf, k.as_slice(), v.as_slice()))
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> MemState {
+        let mut state = MemState::new();
+        let mut writes = WriteSet::new();
+        writes.insert((Cf::Domains, b"a.nz".to_vec()), Some(b"a0".to_vec()));
+        writes.insert((Cf::Domains, b"b.nz".to_vec()), Some(b"b0".to_vec()));
+        state.write(writes);
+        state
+    }
+
+    fn view(txn: &Txn<'_, MemState>) -> Vec<KeyValue> {
+        txn.scan_prefix(Cf::Domains, b"", None, 100).unwrap()
+    }
+
+    #[test]
+    fn a_rolled_back_command_leaves_the_batch_as_the_last_commit_left_it() {
+        let state = base();
+        let mut txn = Txn::new(&state);
+        txn.put(Cf::Domains, b"a.nz", b"a1".to_vec());
+        txn.put(Cf::Domains, b"c.nz", b"c1".to_vec());
+        txn.commit_command();
+        let committed = view(&txn);
+
+        // A command that overwrites, deletes, creates and rewrites keys.
+        txn.put(Cf::Domains, b"a.nz", b"a2".to_vec());
+        txn.delete(Cf::Domains, b"b.nz");
+        txn.delete(Cf::Domains, b"c.nz");
+        txn.put(Cf::Domains, b"d.nz", b"d2".to_vec());
+        txn.put(Cf::Domains, b"a.nz", b"a3".to_vec());
+        txn.put(Cf::Hosts, b"ns1.a.nz", b"h".to_vec());
+        assert_eq!(txn.get(Cf::Domains, b"a.nz").unwrap(), Some(b"a3".to_vec()));
+        assert_eq!(txn.get(Cf::Domains, b"b.nz").unwrap(), None);
+        assert_eq!(
+            view(&txn)
+                .iter()
+                .map(|(k, _)| k.as_slice())
+                .collect::<Vec<_>>(),
+            vec![&b"a.nz"[..], b"d.nz"]
+        );
+        txn.rollback_command();
+        assert_eq!(view(&txn), committed);
+        assert_eq!(txn.get(Cf::Hosts, b"ns1.a.nz").unwrap(), None);
+        assert_eq!(txn.get(Cf::Domains, b"b.nz").unwrap(), Some(b"b0".to_vec()));
+
+        // Uncommitted writes never reach the write set.
+        txn.put(Cf::Domains, b"e.nz", b"e".to_vec());
+        let writes = txn.into_writes();
+        let mut expected = WriteSet::new();
+        expected.insert((Cf::Domains, b"a.nz".to_vec()), Some(b"a1".to_vec()));
+        expected.insert((Cf::Domains, b"c.nz".to_vec()), Some(b"c1".to_vec()));
+        assert_eq!(writes, expected);
     }
 }
