@@ -190,6 +190,15 @@ impl<S: StateRead + ?Sized> Get for Exec<'_, '_, S> {
     fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
         self.txn.get(cf, key)
     }
+
+    fn read_with<R>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StorageFault> {
+        self.txn.read_with(cf, key, f)
+    }
 }
 
 impl<S: StateRead + ?Sized> Exec<'_, '_, S> {

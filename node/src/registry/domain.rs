@@ -50,7 +50,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     req: &v1::CreateDomainRequest,
 ) -> Result<Outcome, RegistryError> {
     let (name, tld) = registrable_name(&*cx, "name", &req.name)?;
-    if cx.load::<DomainRecord>(name.ascii().as_bytes())?.is_some() {
+    if cx.exists::<DomainRecord>(name.ascii().as_bytes())? {
         return Err(RegistryError::ObjectExists {
             field: "name".into(),
             kind: ObjectKind::Domain,
@@ -493,7 +493,7 @@ fn existing_registrant(r: &(impl Get + ?Sized), id: &str) -> Result<String, Regi
         return Err(RegistryError::invalid("registrant", "is required"));
     }
     fields::contact_id("registrant", id)?;
-    if r.load::<ContactRecord>(id.as_bytes())?.is_none() {
+    if !r.exists::<ContactRecord>(id.as_bytes())? {
         return Err(RegistryError::ObjectNotFound {
             field: "registrant".into(),
             kind: ObjectKind::Contact,
@@ -549,7 +549,7 @@ fn contact_list(
 ) -> Result<Vec<(ContactRole, String)>, RegistryError> {
     let pairs = contact_pairs(field, given)?;
     for (_, id) in &pairs {
-        if r.load::<ContactRecord>(id.as_bytes())?.is_none() {
+        if !r.exists::<ContactRecord>(id.as_bytes())? {
             return Err(RegistryError::ObjectNotFound {
                 field: field.into(),
                 kind: ObjectKind::Contact,
@@ -593,7 +593,7 @@ fn nameserver_list(
 ) -> Result<Vec<String>, RegistryError> {
     let names = nameserver_names(field, given)?;
     for name in &names {
-        if r.load::<HostRecord>(name.as_bytes())?.is_none() {
+        if !r.exists::<HostRecord>(name.as_bytes())? {
             return Err(RegistryError::ObjectNotFound {
                 field: field.into(),
                 kind: ObjectKind::Host,

@@ -64,17 +64,43 @@ pub(crate) trait Get {
     /// The raw value under `key`.
     fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault>;
 
+    /// Calls `f` with the value under `key`, borrowed where the source
+    /// allows it.
+    fn read_with<R>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StorageFault> {
+        Ok(f(self.get_raw(cf, key)?.as_deref()))
+    }
+
     /// The record of type `T` under `key`, if any.
     fn load<T: Record>(&self, key: &[u8]) -> Result<Option<T>, StorageFault> {
-        self.get_raw(T::CF, key)?
-            .map(|bytes| decode(T::CF, key, &bytes))
-            .transpose()
+        self.read_with(T::CF, key, |bytes| {
+            bytes.map(|b| decode(T::CF, key, b)).transpose()
+        })?
+    }
+
+    /// Whether a record of type `T` is stored under `key`, without decoding
+    /// it (a damaged record shows when it is loaded).
+    fn exists<T: Record>(&self, key: &[u8]) -> Result<bool, StorageFault> {
+        self.read_with(T::CF, key, |bytes| bytes.is_some())
     }
 }
 
 impl<S: StateRead + ?Sized> Get for Txn<'_, S> {
     fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
         self.get(cf, key)
+    }
+
+    fn read_with<R>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StorageFault> {
+        Txn::read_with(self, cf, key, f)
     }
 }
 
