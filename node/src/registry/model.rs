@@ -28,9 +28,16 @@ pub(crate) trait Record: Serialize + DeserializeOwned {
     fn key(&self) -> Vec<u8>;
 }
 
+/// Initial buffer of an encoded record, bytes (most records fit).
+const ENCODE_CAPACITY: usize = 256;
+
 /// Encodes a record: format version, then postcard.
 pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    postcard::to_extend(record, vec![RECORD_FORMAT_V1])
+    // Room for a typical record up front: growing from one byte would
+    // reallocate half a dozen times per record.
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    out.push(RECORD_FORMAT_V1);
+    postcard::to_extend(record, out)
         .expect("postcard encodes plain structs of strings, integers and ordered collections")
 }
 
