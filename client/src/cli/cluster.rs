@@ -26,52 +26,38 @@ pub enum ClusterCmd {
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
     match cmd {
         ClusterCmd::AdvanceClock { ms } => {
-            let mut all = Vec::new();
-            for addr in ctx.client.endpoints() {
-                let r = ctx.client.advance_test_clock_at(&addr, ms).await?;
-                if ctx.args_output == Format::Human {
-                    println!("{addr}: offset {} ms, clock {}", r.offset_ms, r.now_ms);
-                }
-                all.push(r);
-            }
-            if ctx.args_output == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            }
-            Ok(())
+            on_each(
+                ctx,
+                |addr| async move { ctx.client.advance_test_clock_at(&addr, ms).await },
+                |addr, r| format!("{addr}: offset {} ms, clock {}", r.offset_ms, r.now_ms),
+            )
+            .await
         }
         ClusterCmd::Snapshot => {
-            let mut all = Vec::new();
-            for addr in ctx.client.endpoints() {
-                let s = ctx.client.snapshot(&addr).await?;
-                if ctx.args_output == Format::Human {
-                    println!(
+            on_each(
+                ctx,
+                |addr| async move { ctx.client.snapshot(&addr).await },
+                |addr, s| {
+                    format!(
                         "node {} ({addr}) snapshot at index {}",
                         s.node_id, s.snapshot_index
-                    );
-                }
-                all.push(s);
-            }
-            if ctx.args_output == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            }
-            Ok(())
+                    )
+                },
+            )
+            .await
         }
         ClusterCmd::Digest => {
-            let mut all = Vec::new();
-            for addr in ctx.client.endpoints() {
-                let d = ctx.client.state_digest(&addr).await?;
-                if ctx.args_output == Format::Human {
-                    println!(
+            on_each(
+                ctx,
+                |addr| async move { ctx.client.state_digest(&addr).await },
+                |addr, d| {
+                    format!(
                         "node {} ({addr}) index {:>10} records {:>10} {}",
                         d.node_id, d.applied_index, d.records, d.digest
-                    );
-                }
-                all.push(d);
-            }
-            if ctx.args_output == Format::Json {
-                println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
-            }
-            Ok(())
+                    )
+                },
+            )
+            .await
         }
         ClusterCmd::Status => {
             let mut statuses = Vec::new();
@@ -110,4 +96,30 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
             Ok(())
         }
     }
+}
+
+/// Asks every endpoint in turn with `call`; prints each answer as `human`
+/// says, or all of them as one JSON array. Stops at the first error.
+async fn on_each<T, F, Fut>(
+    ctx: &Ctx,
+    call: F,
+    human: impl Fn(&str, &T) -> String,
+) -> Result<(), ClientError>
+where
+    T: serde::Serialize,
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClientError>>,
+{
+    let mut all = Vec::new();
+    for addr in ctx.client.endpoints() {
+        let answer = call(addr.clone()).await?;
+        if ctx.args_output == Format::Human {
+            println!("{}", human(&addr, &answer));
+        }
+        all.push(answer);
+    }
+    if ctx.args_output == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    }
+    Ok(())
 }
