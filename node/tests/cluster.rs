@@ -271,19 +271,7 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
 
     // The leader's log no longer holds what the lagging node needs.
     let addr = cluster.node(leader).addr.clone();
-    wait_until(
-        Duration::from_secs(30),
-        "the leader to purge its log",
-        || {
-            let client = client.clone();
-            let addr = addr.clone();
-            async move {
-                let s = client.cluster_status(&addr).await.ok()?;
-                (s.purged_index > lagging_last + 1).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_for_purge(&client, &addr, lagging_last + 2).await;
     let target_index = cluster
         .status(leader)
         .await
@@ -636,6 +624,19 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
     .await;
 }
 
+/// Waits until the node at `addr` has purged its log through `index`.
+async fn wait_for_purge(client: &KauriClient, addr: &str, index: u64) {
+    wait_until(Duration::from_secs(30), "the node to purge its log", || {
+        let client = client.clone();
+        let addr = addr.to_string();
+        async move {
+            let s = client.cluster_status(&addr).await.ok()?;
+            (s.purged_index >= index).then_some(())
+        }
+    })
+    .await;
+}
+
 /// The snapshot directories and files under node `id`'s data dir.
 fn snapshot_entries(cluster: &TestCluster, id: u64) -> Vec<String> {
     let dir = cluster.node(id).data_dir.join("snapshots");
@@ -683,19 +684,7 @@ async fn an_operator_snapshot_is_a_checkpoint_that_purges_the_log_and_rebuilds_a
     }
     // The leader may now purge its log up to the snapshot.
     let leader_addr = cluster.node(leader).addr.clone();
-    wait_until(
-        Duration::from_secs(30),
-        "the leader to purge its log",
-        || {
-            let client = client.clone();
-            let addr = leader_addr.clone();
-            async move {
-                let s = client.cluster_status(&addr).await.ok()?;
-                (s.purged_index >= applied).then_some(())
-            }
-        },
-    )
-    .await;
+    wait_for_purge(&client, &leader_addr, applied).await;
 
     // A follower that loses its disk can only come back from the snapshot.
     let follower = (1..=3).find(|&id| id != leader).expect("a follower");

@@ -764,6 +764,19 @@ mod tests {
         follower
     }
 
+    /// A stale follower under `dir` that received and installed `bytes`.
+    async fn installed_on_a_stale_follower(
+        dir: &std::path::Path,
+        meta: &typ::SnapshotMeta,
+        bytes: &[u8],
+    ) -> (Store, StateMachineStore) {
+        let follower = stale_follower(dir);
+        let mut sm = StateMachineStore::new(follower.clone());
+        let incoming = receive(&mut sm, bytes).await;
+        sm.install_snapshot(meta, incoming).await.expect("installs");
+        (follower, sm)
+    }
+
     #[tokio::test]
     async fn a_checkpoint_snapshot_installs_in_chunks_and_an_interrupted_install_finishes_at_start()
     {
@@ -787,12 +800,7 @@ mod tests {
         assert!(bytes.starts_with(archive::MAGIC));
 
         // A follower with other state installs it.
-        let follower = stale_follower(b.path());
-        let mut sm = StateMachineStore::new(follower.clone());
-        let incoming = receive(&mut sm, &bytes).await;
-        sm.install_snapshot(&meta, incoming)
-            .await
-            .expect("installs");
+        let (follower, mut sm) = installed_on_a_stale_follower(b.path(), &meta, &bytes).await;
         assert_eq!(follower.state_digest().expect("digest"), expected);
         assert!(!follower.installing());
         assert!(sm.meta::<Installing>(KEY_INSTALLING).unwrap().is_none());
@@ -906,12 +914,7 @@ mod tests {
             snapshot_id: "2-1-7-0".into(),
         };
 
-        let follower = stale_follower(b.path());
-        let mut sm = StateMachineStore::new(follower.clone());
-        let incoming = receive(&mut sm, &bytes).await;
-        sm.install_snapshot(&meta, incoming)
-            .await
-            .expect("installs");
+        let (follower, mut sm) = installed_on_a_stale_follower(b.path(), &meta, &bytes).await;
         assert_eq!(follower.state_digest().expect("digest"), expected);
         let (meta_on, bytes_on) = sent(&mut sm).await;
         assert_eq!((meta_on, bytes_on), (meta, bytes), "served on as received");
