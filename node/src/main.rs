@@ -33,8 +33,9 @@ struct Args {
     #[arg(long, env = "KAURI_SITE", default_value = "default")]
     site: String,
     /// Take a snapshot after this many log entries since the last one. A
-    /// snapshot scans the whole state (about 30 s at a million domains), so
-    /// keep this large; the log it bounds costs about 300 bytes an entry.
+    /// snapshot is a RocksDB checkpoint (a memtable flush and hard links,
+    /// cheap at any size); the log it bounds costs about 300 bytes an entry.
+    /// Each build flushes every memtable, so keep this in the thousands.
     #[arg(long, env = "KAURI_SNAPSHOT_EVERY", default_value_t = 100_000)]
     snapshot_every: u64,
     /// Log entries kept behind the latest snapshot so slow followers can catch
