@@ -187,10 +187,6 @@ pub(crate) struct Exec<'t, 'a, S: StateRead + ?Sized> {
 
 /// Reads see this entry's own writes.
 impl<S: StateRead + ?Sized> Get for Exec<'_, '_, S> {
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        self.txn.get(cf, key)
-    }
-
     fn read_with<R>(
         &self,
         cf: Cf,

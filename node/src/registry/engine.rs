@@ -189,10 +189,7 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
 
     /// Reads `key`, seeing this transaction's own writes first.
     pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        if let Some(v) = self.batch.get(cf, key) {
-            return Ok(v.clone());
-        }
-        self.base.get(cf, key)
+        self.read_with(cf, key, |v| v.map(<[u8]>::to_vec))
     }
 
     /// Calls `f` with the value under `key`, this transaction's own writes

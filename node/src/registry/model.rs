@@ -68,9 +68,6 @@ pub(crate) fn decode<T: DeserializeOwned>(
 /// Point reads, from either a [`Txn`] (inside apply) or a plain
 /// [`StateRead`] (queries).
 pub(crate) trait Get {
-    /// The raw value under `key`.
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault>;
-
     /// Calls `f` with the value under `key`, borrowed where the source
     /// allows it.
     fn read_with<R>(
@@ -78,9 +75,7 @@ pub(crate) trait Get {
         cf: Cf,
         key: &[u8],
         f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R, StorageFault> {
-        Ok(f(self.get_raw(cf, key)?.as_deref()))
-    }
+    ) -> Result<R, StorageFault>;
 
     /// The record of type `T` under `key`, if any.
     fn load<T: Record>(&self, key: &[u8]) -> Result<Option<T>, StorageFault> {
@@ -97,10 +92,6 @@ pub(crate) trait Get {
 }
 
 impl<S: StateRead + ?Sized> Get for Txn<'_, S> {
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        self.get(cf, key)
-    }
-
     fn read_with<R>(
         &self,
         cf: Cf,
@@ -115,8 +106,13 @@ impl<S: StateRead + ?Sized> Get for Txn<'_, S> {
 pub(crate) struct ReadOnly<'a, S: StateRead + ?Sized>(pub &'a S);
 
 impl<S: StateRead + ?Sized> Get for ReadOnly<'_, S> {
-    fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        self.0.get(cf, key)
+    fn read_with<R>(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R, StorageFault> {
+        Ok(f(self.0.get(cf, key)?.as_deref()))
     }
 }
 
@@ -147,26 +143,24 @@ pub(crate) mod meta {
 
 /// Reads a big-endian u64 counter from [`Cf::Meta`]; absent is 0.
 pub(crate) fn read_counter(r: &(impl Get + ?Sized), key: &[u8]) -> Result<u64, StorageFault> {
-    match r.get_raw(Cf::Meta, key)? {
+    r.read_with(Cf::Meta, key, |bytes| match bytes {
         None => Ok(0),
         Some(bytes) => bytes
-            .as_slice()
             .try_into()
             .map(u64::from_be_bytes)
             .map_err(|_| StorageFault(format!("meta {key:?} is not a u64"))),
-    }
+    })?
 }
 
 /// Reads registry time from [`Cf::Meta`]; absent (empty state) is 0.
 pub(crate) fn read_now_ms(r: &(impl Get + ?Sized)) -> Result<i64, StorageFault> {
-    match r.get_raw(Cf::Meta, meta::NOW_MS)? {
+    r.read_with(Cf::Meta, meta::NOW_MS, |bytes| match bytes {
         None => Ok(0),
         Some(bytes) => bytes
-            .as_slice()
             .try_into()
             .map(i64::from_be_bytes)
             .map_err(|_| StorageFault("meta now_ms is not an i64".into())),
-    }
+    })?
 }
 
 /// The key of a ledger entry: registrar id, 0x00, big-endian sequence, so a
