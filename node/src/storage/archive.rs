@@ -75,12 +75,6 @@ fn checkpoint_files(dir: &Path) -> io::Result<Vec<(String, std::fs::File, u64)>>
     Ok(files)
 }
 
-/// Total bytes of the files an archive of checkpoint `dir` would hold.
-pub fn checkpoint_bytes(dir: &Path) -> io::Result<(usize, u64)> {
-    let files = checkpoint_files(dir)?;
-    Ok((files.len(), files.iter().map(|f| f.2).sum()))
-}
-
 /// One file of an archive: where its bytes start in the stream.
 struct Part {
     file: std::fs::File,
@@ -135,6 +129,11 @@ impl ArchiveReader {
     /// Length of the whole stream.
     pub fn len(&self) -> u64 {
         self.content_end + DIGEST_BYTES
+    }
+
+    /// Number of checkpoint files the stream holds.
+    pub fn files(&self) -> usize {
+        self.parts.len()
     }
 
     /// Whether the stream is empty (never: it always has a header).

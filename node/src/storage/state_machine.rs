@@ -143,7 +143,7 @@ impl StateMachineStore {
         let reader = ArchiveReader::open(&path).map_err(|e| err(&e))?;
         tracing::info!(
             index = last_applied.map(|l| l.index).unwrap_or(0),
-            files = reader_files(&path),
+            files = reader.files(),
             bytes = reader.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "built snapshot"
@@ -185,24 +185,25 @@ impl StateMachineStore {
                 e,
             )
         };
-        let mut magic = Vec::with_capacity(archive::MAGIC.len());
+        let mut magic = [0u8; archive::MAGIC.len()];
         file.rewind().map_err(|e| err(&e))?;
-        (&mut file)
-            .take(archive::MAGIC.len() as u64)
-            .read_to_end(&mut magic)
-            .map_err(|e| err(&e))?;
+        let is_archive = file.read_exact(&mut magic).is_ok() && magic[..] == *archive::MAGIC;
         file.rewind().map_err(|e| err(&e))?;
         // No build may run meanwhile: it would checkpoint a half-installed
         // state, or clear away the half-unpacked directory.
         let exclusive = self.exclusive.lock().map_err(|e| err(&e.to_string()))?;
-        if magic != archive::MAGIC {
-            return self.install(meta, Source::Stream(file), &exclusive);
-        }
         let incoming = self
             .incoming
             .lock()
             .map_err(|e| err(&e.to_string()))?
             .take();
+        if !is_archive {
+            let source = Source::Stream {
+                file,
+                path: incoming,
+            };
+            return self.install(meta, source, &exclusive);
+        }
         let dir = self.checkpoint_path(&meta.snapshot_id);
         let unpacking = dir.with_extension("ckpt.tmp");
         if unpacking.exists() {
@@ -248,22 +249,17 @@ impl StateMachineStore {
                 e,
             )
         };
-        let (source_path, checkpoint) = match &source {
-            Source::Stream(file) => {
+        // Verified (a stream) or opened (a checkpoint) before anything changes.
+        let opened = match &source {
+            Source::Stream { file, .. } => {
                 use std::io::Seek;
                 let mut file = file;
                 file.rewind().map_err(|e| err(&e))?;
                 read_snapshot(file, |_, _, _| {}).map_err(|e| err(&e))?;
-                let received = self
-                    .incoming
-                    .lock()
-                    .map_err(|e| err(&e.to_string()))?
-                    .clone();
-                (received, None)
+                Records::Stream(file)
             }
             Source::Checkpoint(dir) => {
-                let db = open_checkpoint(dir).map_err(|e| err(&e))?;
-                (Some(dir.clone()), Some(db))
+                Records::Checkpoint(open_checkpoint(dir).map_err(|e| err(&e))?)
             }
         };
 
@@ -272,7 +268,7 @@ impl StateMachineStore {
         synced.set_sync(true);
         let marker = Installing {
             meta: meta.clone(),
-            file: source_path.clone(),
+            file: source.path().map(Path::to_path_buf),
         };
         let marker = serde_json::to_vec(&marker).map_err(|e| err(&e))?;
         self.store.set_installing(true);
@@ -306,8 +302,8 @@ impl StateMachineStore {
             }
             Ok(())
         };
-        match (&source, &checkpoint) {
-            (Source::Checkpoint(_), Some(from)) => {
+        match &opened {
+            Records::Checkpoint(from) => {
                 for cf in Cf::ALL {
                     let handle = from.cf_handle(cf.name()).ok_or_else(|| {
                         err(&format!(
@@ -324,9 +320,9 @@ impl StateMachineStore {
                     }
                 }
             }
-            (Source::Stream(file), _) => {
+            Records::Stream(file) => {
                 use std::io::Seek;
-                let mut file = file;
+                let mut file = *file;
                 file.rewind().map_err(|e| err(&e))?;
                 let mut failed = None;
                 read_snapshot(file, |cf, k, v| {
@@ -339,9 +335,8 @@ impl StateMachineStore {
                     return Err(err(&e));
                 }
             }
-            (Source::Checkpoint(_), None) => unreachable!("a checkpoint source is opened above"),
         }
-        drop(checkpoint);
+        drop(opened);
         written += batch.size_in_bytes();
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| err(&e));
         batch.put_cf(
@@ -365,22 +360,20 @@ impl StateMachineStore {
         // others.
         let keep = match &source {
             Source::Checkpoint(dir) => Some(dir.clone()),
-            Source::Stream(_) => match source_path {
-                Some(received) => {
-                    let path = self.stream_path(&meta.snapshot_id);
-                    if received != path {
-                        std::fs::rename(&received, &path).map_err(|e| err(&e))?;
-                    }
-                    Some(path)
+            Source::Stream {
+                path: Some(received),
+                ..
+            } => {
+                let path = self.stream_path(&meta.snapshot_id);
+                if *received != path {
+                    std::fs::rename(received, &path).map_err(|e| err(&e))?;
                 }
-                None => None,
-            },
+                Some(path)
+            }
+            Source::Stream { path: None, .. } => None,
         };
         if let Some(keep) = keep {
             self.remove_other_snapshots(&keep);
-        }
-        if let Ok(mut slot) = self.incoming.lock() {
-            slot.take();
         }
         tracing::info!(
             index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
@@ -419,10 +412,11 @@ impl StateMachineStore {
                     path.display()
                 ))
             })?;
-            if let Ok(mut slot) = self.incoming.lock() {
-                *slot = Some(path);
-            }
-            self.install(&marker.meta, Source::Stream(file), &exclusive)?;
+            let source = Source::Stream {
+                file,
+                path: Some(path),
+            };
+            self.install(&marker.meta, source, &exclusive)?;
         }
         Ok(marker.meta.last_log_id.map(|l| l.index))
     }
@@ -456,10 +450,29 @@ impl StateMachineStore {
 
 /// Where an install takes the new state from.
 enum Source {
-    /// A snapshot file in the stream format (1 or 2).
-    Stream(std::fs::File),
+    /// A snapshot file in the stream format (1 or 2), and where it lies.
+    Stream {
+        file: std::fs::File,
+        path: Option<PathBuf>,
+    },
     /// An unpacked checkpoint directory (format 3).
     Checkpoint(PathBuf),
+}
+
+impl Source {
+    /// What the "installing" marker names, to redo the install from.
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Source::Stream { path, .. } => path.as_deref(),
+            Source::Checkpoint(dir) => Some(dir),
+        }
+    }
+}
+
+/// A [`Source`] verified and open for reading its records.
+enum Records<'a> {
+    Stream(&'a std::fs::File),
+    Checkpoint(rocksdb::DB),
 }
 
 /// Opens a checkpoint directory read-only with all its column families.
@@ -505,11 +518,6 @@ fn checkpoint_meta(
 /// Makes renames in `dir` durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
-}
-
-/// Files a snapshot of checkpoint `dir` ships (for the build log line).
-fn reader_files(dir: &Path) -> usize {
-    archive::checkpoint_bytes(dir).map_or(0, |(files, _)| files)
 }
 
 /// What the "installing" marker records: the snapshot and its file.
