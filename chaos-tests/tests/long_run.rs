@@ -75,8 +75,9 @@ async fn five_nodes_under_random_faults_for_a_long_time() {
             ..WorkloadConfig::short(round_seed)
         };
         // The state grows for the whole run: by the 30th minute a debug
-        // build takes some 25 s to build a snapshot and 20 s to install it,
-        // so a wiped follower needs more than the short profile's 30 s.
+        // build takes some 20 s to install a snapshot (building one is a
+        // checkpoint, quick at any size), so a wiped follower may need more
+        // than the short profile's 30 s.
         let timing = FaultTiming {
             recover_timeout: Duration::from_secs(120),
             ..FaultTiming::default()
