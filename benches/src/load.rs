@@ -970,6 +970,7 @@ fn probe_client(cluster: &TestCluster) -> anyhow::Result<KauriClient> {
         deadline: Duration::from_secs(1),
         attempt_timeout: Duration::from_millis(500),
         retry_backoff: Duration::from_millis(20),
+        ..Default::default()
     };
     Ok(KauriClient::new(&cluster.endpoints(), config)?)
 }

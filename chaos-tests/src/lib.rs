@@ -29,8 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use kauri_client::devpki::{DevCa, DevCerts};
 use kauri_client::proto::registry_client::RegistryClient;
 use kauri_client::proto::{CheckRequest, StateDigestResponse, StatusResponse};
+use kauri_client::tls::{ClientTls, TlsFiles};
 use kauri_client::{ClientConfig, KauriClient};
 
 use crate::faults::NetLab;
@@ -64,6 +66,9 @@ pub fn node_binary() -> PathBuf {
     bin
 }
 
+/// The cluster name of test clusters' certificates.
+pub const TEST_CLUSTER: &str = "test";
+
 /// One node of a test cluster.
 pub struct TestNode {
     /// Node id (1-based).
@@ -90,6 +95,8 @@ pub struct TestCluster {
     pub peers: String,
     node_bin: PathBuf,
     extra_args: Vec<String>,
+    /// The cluster's certificates when it runs mutual TLS.
+    pki: Option<(DevCerts, DevCa)>,
     // Dropped after the nodes are killed (see `Drop`), before the temp dir.
     net: Option<NetLab>,
     _dir: tempfile::TempDir,
@@ -109,8 +116,9 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// A client for probing single nodes: short timeouts, so a paused or
 /// cut-off node costs two seconds, not the default deadline.
-fn probe_client(endpoints: &[String]) -> KauriClient {
+fn probe_client(endpoints: &[String], tls: Option<ClientTls>) -> KauriClient {
     let config = ClientConfig {
+        tls,
         deadline: Duration::from_secs(3),
         attempt_timeout: Duration::from_secs(2),
         retry_backoff: Duration::from_millis(50),
@@ -126,7 +134,22 @@ impl TestCluster {
             .into_iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        Self::launch(node_bin.into(), addrs, Vec::new(), extra_args, None)
+        Self::launch(node_bin.into(), addrs, Vec::new(), extra_args, None, false)
+    }
+
+    /// Like [`TestCluster::start`], but over mutual TLS: a development CA
+    /// in the cluster's directory issues the nodes' certificates (cluster
+    /// name [`TEST_CLUSTER`]) and the staff identity that [`client`]
+    /// uses; [`pki`] issues more.
+    ///
+    /// [`client`]: TestCluster::client
+    /// [`pki`]: TestCluster::pki
+    pub fn start_tls(node_bin: impl Into<PathBuf>, n: usize, extra_args: &[&str]) -> TestCluster {
+        let addrs = free_ports(n)
+            .into_iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        Self::launch(node_bin.into(), addrs, Vec::new(), extra_args, None, true)
     }
 
     /// Starts one fresh node in each network namespace of `net` (each node
@@ -140,7 +163,14 @@ impl TestCluster {
             .map(|id| net.node_addr(id))
             .collect();
         let wrappers = (1..=net.nodes() as u64).map(|id| net.wrapper(id)).collect();
-        Self::launch(node_bin.into(), addrs, wrappers, extra_args, Some(net))
+        Self::launch(
+            node_bin.into(),
+            addrs,
+            wrappers,
+            extra_args,
+            Some(net),
+            false,
+        )
     }
 
     fn launch(
@@ -149,8 +179,22 @@ impl TestCluster {
         mut wrappers: Vec<Vec<String>>,
         extra_args: &[&str],
         net: Option<NetLab>,
+        tls: bool,
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("create a temp dir");
+        let pki = tls.then(|| {
+            let hosts: Vec<String> = addrs
+                .iter()
+                .filter_map(|a| a.rsplit_once(':').map(|(h, _)| h.to_string()))
+                .collect();
+            DevCerts::create(
+                &dir.path().join("pki"),
+                TEST_CLUSTER,
+                addrs.len() as u64,
+                &hosts,
+            )
+            .expect("issue the test cluster's certificates")
+        });
         // Run a private copy: a rebuild of the shared target directory while
         // the cluster runs must not restart nodes with another binary.
         let private_bin = dir.path().join("kauri-node");
@@ -184,6 +228,7 @@ impl TestCluster {
             peers,
             node_bin,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            pki,
             net,
             _dir: dir,
         };
@@ -198,14 +243,40 @@ impl TestCluster {
         self.nodes.iter().map(|n| n.addr.clone()).collect()
     }
 
-    /// A client of the whole cluster.
+    /// A client of the whole cluster (over TLS, as the staff member of the
+    /// cluster's certificates).
     pub fn client(&self) -> KauriClient {
-        KauriClient::new(&self.endpoints(), ClientConfig::default()).expect("valid endpoints")
+        self.client_with(ClientConfig::default())
     }
 
-    /// A client of the whole cluster with the given configuration.
-    pub fn client_with(&self, config: ClientConfig) -> KauriClient {
+    /// A client of the whole cluster with the given configuration (over
+    /// TLS, as the staff member unless `config` has an identity).
+    pub fn client_with(&self, mut config: ClientConfig) -> KauriClient {
+        if config.tls.is_none() {
+            config.tls = self.staff_tls();
+        }
         KauriClient::new(&self.endpoints(), config).expect("valid endpoints")
+    }
+
+    /// A client of the whole cluster with the identity in `files`.
+    pub fn client_as(&self, files: &TlsFiles) -> KauriClient {
+        let tls = ClientTls::load(files.clone()).expect("load the test identity");
+        self.client_with(ClientConfig {
+            tls: Some(tls),
+            ..Default::default()
+        })
+    }
+
+    /// The certificates and CA of a cluster started with
+    /// [`TestCluster::start_tls`].
+    pub fn pki(&self) -> Option<&(DevCerts, DevCa)> {
+        self.pki.as_ref()
+    }
+
+    fn staff_tls(&self) -> Option<ClientTls> {
+        self.pki.as_ref().map(|(certs, _)| {
+            ClientTls::load(certs.staff.clone()).expect("load the staff identity")
+        })
     }
 
     /// Node `id`.
@@ -263,6 +334,27 @@ impl TestCluster {
         let peers = self.peers.clone();
         let mut extra = self.extra_args.clone();
         extra.extend(more_args.iter().map(|s| s.to_string()));
+        match &self.pki {
+            None => {
+                extra.push("--insecure-plaintext".to_string());
+                // Namespace addresses are not loopback, but the network is
+                // the test's own: nothing else can reach it.
+                if self.net.is_some() {
+                    extra.push("--insecure-plaintext-on-network".to_string());
+                }
+            }
+            Some((certs, _)) => {
+                let files = &certs.nodes[(id - 1) as usize];
+                extra.extend(["--cluster-name".to_string(), TEST_CLUSTER.to_string()]);
+                for (flag, path) in [
+                    ("--tls-ca", &files.ca),
+                    ("--tls-cert", &files.cert),
+                    ("--tls-key", &files.key),
+                ] {
+                    extra.extend([flag.to_string(), path.display().to_string()]);
+                }
+            }
+        }
         let bin = self.node_bin.clone();
         let node = &mut self.nodes[(id - 1) as usize];
         assert!(node.child.is_none(), "node {id} is already running");
@@ -403,7 +495,7 @@ impl TestCluster {
     /// Waits until nodes `ids` agree on a leader among them that says it
     /// leads, and returns its id.
     pub async fn wait_for_leader_among(&self, ids: &[u64], timeout: Duration) -> u64 {
-        let client = probe_client(&self.endpoints());
+        let client = probe_client(&self.endpoints(), self.staff_tls());
         let members: Vec<(u64, String)> = ids
             .iter()
             .map(|&id| (id, self.node(id).addr.clone()))
@@ -433,7 +525,7 @@ impl TestCluster {
     /// the nodes that answer now; `None` if there is no such node (one quick
     /// round of status calls, no waiting).
     pub async fn current_leader(&self) -> Option<u64> {
-        let client = probe_client(&self.endpoints());
+        let client = probe_client(&self.endpoints(), self.staff_tls());
         let mut votes = std::collections::BTreeMap::<u64, usize>::new();
         let mut claims = Vec::new();
         for id in self.running_ids() {
@@ -460,7 +552,7 @@ impl TestCluster {
 
     /// Waits until node `id` has applied at least `index`; returns its status.
     pub async fn wait_for_applied(&self, id: u64, index: u64, timeout: Duration) -> StatusResponse {
-        let client = probe_client(&self.endpoints());
+        let client = probe_client(&self.endpoints(), self.staff_tls());
         let addr = self.node(id).addr.clone();
         wait_until(
             timeout,
@@ -482,7 +574,7 @@ impl TestCluster {
     /// follower that knows the leader). `Cluster.Status` alone cannot tell:
     /// it reports the last metrics even of a node whose Raft core died.
     pub async fn serves_linearizable_read(&self, id: u64) -> bool {
-        let client = probe_client(&self.endpoints());
+        let client = probe_client(&self.endpoints(), self.staff_tls());
         let request = CheckRequest {
             registrar: String::new(),
             names: vec!["probe.invalid".into()],
@@ -498,7 +590,7 @@ impl TestCluster {
 
     /// Status of node `id`.
     pub async fn status(&self, id: u64) -> Option<StatusResponse> {
-        probe_client(&self.endpoints())
+        probe_client(&self.endpoints(), self.staff_tls())
             .cluster_status(&self.node(id).addr)
             .await
             .ok()
@@ -533,6 +625,7 @@ impl TestCluster {
                 deadline: timeout,
                 attempt_timeout: timeout,
                 retry_backoff: Duration::from_millis(50),
+                tls: self.staff_tls(),
             },
         )
         .expect("valid endpoints");

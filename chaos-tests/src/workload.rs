@@ -179,12 +179,14 @@ impl WorkloadConfig {
                 deadline: Duration::from_secs(4),
                 attempt_timeout: Duration::from_millis(1500),
                 retry_backoff: Duration::from_millis(50),
+                ..Default::default()
             },
             impatient_workers: 2,
             impatient_client: ClientConfig {
                 deadline: Duration::from_millis(900),
                 attempt_timeout: Duration::from_millis(600),
                 retry_backoff: Duration::from_millis(50),
+                ..Default::default()
             },
             deposit_minor_units: 10_000_000,
             prices: Prices {

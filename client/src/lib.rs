@@ -14,7 +14,9 @@
 //! # Ok(()) }
 //! ```
 
+pub mod devpki;
 mod error;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +27,7 @@ use kauri_proto::v1::admin_client::AdminClient;
 use kauri_proto::v1::cluster_client::ClusterClient;
 use kauri_proto::v1::registry_client::RegistryClient;
 use kauri_proto::v1::*;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub use error::ClientError;
 pub use kauri_proto::v1 as proto;
@@ -39,6 +41,9 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     /// Pause before trying again when no leader is known.
     pub retry_backoff: Duration,
+    /// Mutual TLS identity; `None` speaks plain text (development clusters
+    /// started with `--insecure-plaintext` only).
+    pub tls: Option<tls::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +52,7 @@ impl Default for ClientConfig {
             deadline: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(12),
             retry_backoff: Duration::from_millis(100),
+            tls: None,
         }
     }
 }
@@ -65,17 +71,8 @@ struct Inner {
     leader: AtomicUsize,
 }
 
-fn channel_for(addr: &str) -> Result<Channel, ClientError> {
-    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| ClientError::config(format!("bad endpoint {addr:?}: {e}")))?
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect_lazy())
+fn channel_for(addr: &str, tls: Option<&tls::ClientTls>) -> Result<Channel, ClientError> {
+    tls::channel(addr, tls, Duration::from_millis(500)).map_err(ClientError::config)
 }
 
 /// A fresh client transaction id: "kc-" and 24 random hex digits.
@@ -131,7 +128,12 @@ impl KauriClient {
         }
         let endpoints = endpoints
             .iter()
-            .map(|e| Ok((e.as_ref().to_string(), channel_for(e.as_ref())?)))
+            .map(|e| {
+                Ok((
+                    e.as_ref().to_string(),
+                    channel_for(e.as_ref(), config.tls.as_ref())?,
+                ))
+            })
             .collect::<Result<Vec<_>, ClientError>>()?;
         Ok(KauriClient {
             inner: Arc::new(Inner {
@@ -169,7 +171,10 @@ impl KauriClient {
         let i = match eps.iter().position(|(a, _)| a == addr) {
             Some(i) => i,
             None => {
-                eps.push((addr.to_string(), channel_for(addr)?));
+                eps.push((
+                    addr.to_string(),
+                    channel_for(addr, self.inner.config.tls.as_ref())?,
+                ));
                 eps.len() - 1
             }
         };
@@ -243,7 +248,7 @@ impl KauriClient {
         F: FnOnce(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let channel = channel_for(addr)?;
+        let channel = channel_for(addr, self.inner.config.tls.as_ref())?;
         match tokio::time::timeout(self.inner.config.attempt_timeout, call(channel)).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(status)) => Err(ClientError::from_status(&status, addr)),

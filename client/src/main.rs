@@ -8,13 +8,10 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    // Behave like other Unix tools when output is piped into `head`: exit
-    // quietly on a closed pipe instead of panicking on the failed write.
-    // SAFETY: restoring the default disposition of SIGPIPE before any other
-    // thread of ours writes to stdout.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): sockets are written with
+    // writev, which would otherwise kill the process when a server resets
+    // a connection. Output into a closed pipe (`| head`) is handled where
+    // it is written (`cli::out`).
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KAURI_LOG")

@@ -4,10 +4,12 @@
 //! - [`storage`]: RocksDB holding the Raft log and the applied state.
 //! - [`raft`]: openraft types and the node-to-node transport.
 //! - [`api`]: the gRPC services clients and gateways call.
+//! - [`security`]: mutual TLS, roles and the binding of actors to principals.
 //! - [`server`]: configuration, start-up, bootstrap and shutdown.
 
 pub mod api;
 pub mod raft;
 pub mod registry;
+pub mod security;
 pub mod server;
 pub mod storage;

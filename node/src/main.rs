@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use kauri_node::server::{self, NodeConfig};
+use kauri_client::tls::TlsFiles;
+use kauri_node::server::{self, NodeConfig, Transport};
 
 // Every request allocates many small buffers (protobuf messages, records,
 // the write set); mimalloc serves them faster than the system allocator.
@@ -32,6 +33,31 @@ struct Args {
     /// Site label of this node (e.g. paris, auckland).
     #[arg(long, env = "KAURI_SITE", default_value = "default")]
     site: String,
+    /// The cluster's name. Every certificate names it in its SAN URI
+    /// (kauri://CLUSTER/ROLE/NAME), so certificates of one CA for another
+    /// cluster are refused.
+    #[arg(long, env = "KAURI_CLUSTER_NAME", default_value = "kauri")]
+    cluster_name: String,
+    /// PEM bundle of the CA that client and peer certificates must chain to.
+    #[arg(long, env = "KAURI_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// PEM certificate chain of this node; it must name kauri://CLUSTER/node/ID
+    /// and the addresses clients and peers dial. Reloaded on SIGHUP and when
+    /// the file changes.
+    #[arg(long, env = "KAURI_TLS_CERT", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "KAURI_TLS_KEY", requires_all = ["tls_ca", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+    /// Serve and dial peers in plain text with NO authentication: anyone who
+    /// reaches the port can act as anyone and talk Raft. Development on
+    /// loopback only; refused on other addresses.
+    #[arg(long, env = "KAURI_INSECURE_PLAINTEXT", conflicts_with_all = ["tls_ca", "tls_cert", "tls_key"])]
+    insecure_plaintext: bool,
+    /// With --insecure-plaintext, allow a non-loopback address too. Only on a
+    /// network nobody else can reach.
+    #[arg(long, requires = "insecure_plaintext")]
+    insecure_plaintext_on_network: bool,
     /// Take a snapshot after this many log entries since the last one. A
     /// snapshot is a RocksDB checkpoint (a memtable flush and hard links,
     /// cheap at any size); the log it bounds costs about 300 bytes an entry.
@@ -79,12 +105,25 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let peers = server::parse_peers(&args.peers)?;
+    let transport = match (args.tls_ca, args.tls_cert, args.tls_key) {
+        (Some(ca), Some(cert), Some(key)) => Transport::Tls(TlsFiles { ca, cert, key }),
+        _ if args.insecure_plaintext => Transport::InsecurePlaintext {
+            on_network: args.insecure_plaintext_on_network,
+        },
+        _ => anyhow::bail!(
+            "no TLS identity: pass --tls-ca, --tls-cert and --tls-key (or KAURI_TLS_CA, \
+             KAURI_TLS_CERT, KAURI_TLS_KEY; `kauri dev certs` makes a development set), or \
+             --insecure-plaintext for a loopback development cluster"
+        ),
+    };
     server::run(NodeConfig {
         id: args.id,
         grpc_addr: args.grpc_addr,
         data_dir: args.data_dir,
         peers,
         site: args.site,
+        cluster: args.cluster_name,
+        transport,
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
         heartbeat_ms: args.heartbeat_ms,

@@ -18,14 +18,40 @@ use kauri_proto::v1::StatusRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use kauri_client::tls::{ClientTls, TlsFiles};
+
 use crate::api::{self, AdminService, ClusterService, Node, RegistryService};
 use crate::raft::network::Network;
 use crate::raft::service::{RaftService, VoteFence};
 use crate::raft::{typ, NodeId, NodeInfo};
+use crate::security::listener::{self, NodeTls};
+use crate::security::policy::AuthLayer;
 use crate::storage::{LogStore, StateMachineStore, Store};
 
 /// Largest Raft message accepted from a peer (entry batches, snapshot chunks).
 pub const MAX_RAFT_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Concurrent HTTP/2 streams (calls in flight) one connection may open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+/// Largest request header block (metadata) a client may send.
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// How often the server pings an idle connection; a peer that does not
+/// answer within [`KEEPALIVE_TIMEOUT`] is disconnected.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a keepalive ping may go unanswered.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the node's listener and peer links are secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Mutual TLS with these files (the production mode).
+    Tls(TlsFiles),
+    /// Plain text with no authentication: every caller is trusted as the
+    /// actor it names. Development on loopback only, unless `on_network`.
+    InsecurePlaintext {
+        /// Allow a non-loopback address (`--insecure-plaintext-on-network`).
+        on_network: bool,
+    },
+}
 
 /// Everything a node needs to start.
 #[derive(Debug, Clone)]
@@ -41,6 +67,10 @@ pub struct NodeConfig {
     pub peers: BTreeMap<NodeId, String>,
     /// Site label of this node.
     pub site: String,
+    /// The cluster's name: certificates must name it, and Raft is told it.
+    pub cluster: String,
+    /// TLS or (development only) plain text.
+    pub transport: Transport,
     /// Build a snapshot after this many applied entries since the last one.
     pub snapshot_every: u64,
     /// Entries kept in the log behind the latest snapshot, for slow followers.
@@ -101,6 +131,24 @@ impl NodeConfig {
                 Some(_) => {}
             }
         }
+        if let Transport::InsecurePlaintext { on_network: false } = self.transport {
+            let mut addrs = vec![self.grpc_addr];
+            addrs.extend(
+                self.peers
+                    .values()
+                    .filter_map(|a| a.parse::<SocketAddr>().ok()),
+            );
+            if let Some(a) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+                bail!(
+                    "--insecure-plaintext serves and dials without TLS or authentication, so it is \
+                     refused on the non-loopback address {a}; configure --tls-ca, --tls-cert and \
+                     --tls-key (see docs/security.md), or add --insecure-plaintext-on-network if \
+                     this network is truly private"
+                );
+            }
+        }
+        kauri_client::tls::Principal::new(&self.cluster, kauri_client::tls::Role::Node, "1")
+            .map_err(|e| anyhow::anyhow!("--cluster-name: {e}"))?;
         if self.heartbeat_ms == 0 || self.election_timeout_ms <= self.heartbeat_ms {
             bail!("--election-timeout-ms must be larger than --heartbeat-ms (> 0)");
         }
@@ -109,7 +157,7 @@ impl NodeConfig {
 
     fn raft_config(&self) -> anyhow::Result<openraft::Config> {
         let config = openraft::Config {
-            cluster_name: "kauri".into(),
+            cluster_name: self.cluster.clone(),
             heartbeat_interval: self.heartbeat_ms,
             election_timeout_min: self.election_timeout_ms,
             // Failover takes at least the lease (= the maximum), plus an
@@ -144,11 +192,35 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     {
         tracing::info!(index, "finished the snapshot install the last run was in");
     }
-    let fence = lost_storage_check(&store, &config).await?;
+    let tls = match &config.transport {
+        Transport::Tls(files) => {
+            let tls = NodeTls::load(files.clone(), &config.cluster, config.id)
+                .context("loading the node's TLS identity")?;
+            let state = tls.state();
+            tracing::info!(
+                principal = %state.principal,
+                not_after = %kauri_client::tls::format_time(state.not_after_s),
+                "mutual TLS on: clients and peers need a certificate of this cluster's CA"
+            );
+            Some(Arc::new(tls))
+        }
+        Transport::InsecurePlaintext { on_network } => {
+            tracing::warn!(
+                on_network,
+                "INSECURE PLAIN TEXT: no TLS and no authentication; every caller can act as \
+                 anyone and reach Raft. For development on loopback only"
+            );
+            None
+        }
+    };
+    let peer_tls = tls.as_ref().map(|t| t.client().clone());
+    let fence = lost_storage_check(&store, &config, peer_tls.as_ref()).await?;
     let raft = typ::Raft::new(
         config.id,
         Arc::new(config.raft_config()?),
-        Network,
+        Network {
+            tls: peer_tls.clone(),
+        },
         LogStore::new(store.clone()),
         state_machine,
     )
@@ -170,16 +242,23 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("binding {}", config.grpc_addr))?;
-    tracing::info!(id = config.id, addr = %config.grpc_addr, site = %config.site, data_dir = %config.data_dir.display(),
-        "kauri-node listening (plain-text gRPC: development mode, no TLS)");
+    tracing::info!(id = config.id, addr = %config.grpc_addr, site = %config.site, cluster = %config.cluster,
+        data_dir = %config.data_dir.display(),
+        mode = if tls.is_some() { "mutual TLS" } else { "INSECURE plain text" },
+        "kauri-node listening");
 
-    // Accepted sockets need TCP_NODELAY themselves (the builder's setting
-    // only covers listeners it binds): with Nagle on, a small reply waits
-    // for the peer's delayed ACK, 40 ms on Linux.
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let watcher = tls.clone().map(|t| tokio::spawn(t.watch()));
+    // The listener sets TCP_NODELAY on every accepted socket: with Nagle
+    // on, a small reply waits for the peer's delayed ACK, 40 ms on Linux.
+    let incoming = listener::accept(listener, tls.clone());
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .layer(AuthLayer::new(&config.cluster))
         .add_service(
             RaftServer::new(RaftService::new(raft.clone(), fence))
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES),
@@ -198,7 +277,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
     let server = tokio::spawn(server);
 
-    let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone()));
+    let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone(), peer_tls.clone()));
     let ticker = (config.tick_interval_ms > 0).then(|| {
         tokio::spawn(tick_loop(
             node.clone(),
@@ -218,6 +297,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down");
     }
     bootstrap.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     if let Some(t) = ticker {
         t.abort();
     }
@@ -257,7 +339,11 @@ async fn raft_failure(raft: typ::Raft) -> String {
 /// cluster state, unless the operator says it lost its disk (`--recover`);
 /// with `--recover`, returns the fence that keeps it out of elections until
 /// it has caught up.
-async fn lost_storage_check(store: &Store, config: &NodeConfig) -> anyhow::Result<VoteFence> {
+async fn lost_storage_check(
+    store: &Store,
+    config: &NodeConfig,
+    tls: Option<&ClientTls>,
+) -> anyhow::Result<VoteFence> {
     use openraft::storage::RaftLogStorage;
     let mut log = LogStore::new(store.clone());
     let state = log.get_log_state().await.context("reading the raft log")?;
@@ -271,7 +357,7 @@ async fn lost_storage_check(store: &Store, config: &NodeConfig) -> anyhow::Resul
     }
     let mut highest_applied = None;
     for (&id, addr) in config.peers.iter().filter(|(&id, _)| id != config.id) {
-        match peer_status(addr).await {
+        match peer_status(addr, tls).await {
             Ok(s) if holds_state(&s) => {
                 highest_applied = Some(highest_applied.unwrap_or(0).max(s.applied_index));
             }
@@ -306,14 +392,15 @@ fn holds_state(s: &kauri_proto::v1::StatusResponse) -> bool {
 }
 
 /// One peer's cluster status, with short timeouts.
-async fn peer_status(addr: &str) -> Result<kauri_proto::v1::StatusResponse, String> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_millis(500))
-        .timeout(Duration::from_secs(2));
-    let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+async fn peer_status(
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<kauri_proto::v1::StatusResponse, String> {
+    let channel = kauri_client::tls::channel(addr, tls, Duration::from_millis(500))?;
+    let mut request = tonic::Request::new(StatusRequest {});
+    request.set_timeout(Duration::from_secs(2));
     ClusterClient::new(channel)
-        .status(StatusRequest {})
+        .status(request)
         .await
         .map(|r| r.into_inner())
         .map_err(|e| e.to_string())
@@ -361,7 +448,7 @@ async fn shutdown_signal() {
 /// it has no state of its own and every other peer answers that it has none
 /// either. A node restarted with its data, or a wiped node rejoining an
 /// existing cluster, never re-bootstraps: it waits for the leader.
-async fn bootstrap(raft: typ::Raft, config: NodeConfig) {
+async fn bootstrap(raft: typ::Raft, config: NodeConfig, tls: Option<ClientTls>) {
     match raft.is_initialized().await {
         Ok(true) => return,
         Ok(false) => {}
@@ -375,7 +462,7 @@ async fn bootstrap(raft: typ::Raft, config: NodeConfig) {
         return;
     }
     loop {
-        match probe_peers(&config).await {
+        match probe_peers(&config, tls.as_ref()).await {
             Ok(Some(members)) => {
                 tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
                 if let Err(e) = raft.initialize(members).await {
@@ -397,7 +484,10 @@ async fn bootstrap(raft: typ::Raft, config: NodeConfig) {
 
 /// Asks every peer for its status. `Ok(Some(members))` when all are fresh,
 /// `Ok(None)` when any already has state, `Err` naming a peer not reachable yet.
-async fn probe_peers(config: &NodeConfig) -> Result<Option<BTreeMap<NodeId, NodeInfo>>, String> {
+async fn probe_peers(
+    config: &NodeConfig,
+    tls: Option<&ClientTls>,
+) -> Result<Option<BTreeMap<NodeId, NodeInfo>>, String> {
     let mut members = BTreeMap::new();
     for (&id, addr) in &config.peers {
         if id == config.id {
@@ -410,7 +500,7 @@ async fn probe_peers(config: &NodeConfig) -> Result<Option<BTreeMap<NodeId, Node
             );
             continue;
         }
-        let status = peer_status(addr)
+        let status = peer_status(addr, tls)
             .await
             .map_err(|e| format!("node {id} at {addr}: {e}"))?;
         if holds_state(&status) {

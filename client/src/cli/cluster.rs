@@ -68,13 +68,12 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
                         reachable += 1;
                         statuses.push(serde_json::json!({"endpoint": addr, "status": s}));
                         if ctx.args_output == Format::Human {
-                            println!("== {addr}");
-                            print!("{}", super::Output::human(&s));
+                            super::out(&format!("== {addr}\n{}", super::Output::human(&s)));
                         }
                     }
                     Err(e) => {
                         if ctx.args_output == Format::Human {
-                            println!("== {addr}\nunreachable: {e}");
+                            super::out(&format!("== {addr}\nunreachable: {e}\n"));
                         }
                         statuses
                             .push(serde_json::json!({"endpoint": addr, "error": e.to_string()}));
@@ -114,12 +113,15 @@ where
     for addr in ctx.client.endpoints() {
         let answer = call(addr.clone()).await?;
         if ctx.args_output == Format::Human {
-            println!("{}", human(&addr, &answer));
+            super::out(&format!("{}\n", human(&addr, &answer)));
         }
         all.push(answer);
     }
     if ctx.args_output == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        super::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        ));
     }
     Ok(())
 }

@@ -71,9 +71,23 @@ pub struct Args {
         default_value = ""
     )]
     pub registrar: String,
-    /// The staff member acting (administrative commands).
-    #[arg(long, env = "KAURI_STAFF", global = true, default_value = "staff")]
+    /// The staff member acting (administrative commands). Over TLS the
+    /// certificate says who acts; leave this empty or give the same name.
+    #[arg(long, env = "KAURI_STAFF", global = true, default_value = "")]
     pub staff: String,
+    /// PEM bundle of the cluster's CA (mutual TLS).
+    #[arg(long, env = "KAURI_CACERT", global = true)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// PEM client certificate naming kauri://CLUSTER/ROLE/NAME (mutual TLS).
+    #[arg(long, env = "KAURI_CERT", global = true)]
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, env = "KAURI_KEY", global = true)]
+    pub key: Option<std::path::PathBuf>,
+    /// Shorthand for --cert PREFIX.pem --key PREFIX.key --cacert
+    /// DIR/ca.pem, e.g. data/dev/certs/staff after `kauri dev up`.
+    #[arg(long, env = "KAURI_IDENTITY", global = true)]
+    pub identity: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -127,12 +141,18 @@ pub struct Ctx {
     pub cl_trid: Option<String>,
     pub registrar: String,
     pub staff: String,
+    /// Who the TLS certificate says we are, over TLS.
+    pub principal: Option<kauri_client::tls::Principal>,
 }
 
 impl Ctx {
     /// Request metadata for a registrar command.
     pub fn registrar_meta(&self) -> Result<kauri_client::proto::RequestMeta, ClientError> {
         if self.registrar.is_empty() {
+            // Over TLS the node takes the actor from the certificate.
+            if self.principal.is_some() {
+                return Ok(self.meta(""));
+            }
             return Err(usage(
                 "registrar commands need --registrar ID (or KAURI_REGISTRAR)",
             ));
@@ -140,15 +160,25 @@ impl Ctx {
         Ok(self.meta(&self.registrar))
     }
 
+    /// The staff actor: as given, else the certificate's (empty: the node
+    /// fills it in), else "staff" over plain text.
+    fn staff(&self) -> &str {
+        match (&self.staff, &self.principal) {
+            (s, _) if !s.is_empty() => s,
+            (_, Some(_)) => "",
+            (_, None) => "staff",
+        }
+    }
+
     /// Request metadata for a staff command.
     pub fn staff_meta(&self) -> kauri_client::proto::RequestMeta {
-        self.meta(&self.staff)
+        self.meta(self.staff())
     }
 
     /// Request metadata for the second command of a two-step staff command:
     /// a fresh client transaction id, or `--cl-trid` with "-2" appended.
     pub fn fresh_staff_meta(&self) -> kauri_client::proto::RequestMeta {
-        let mut meta = kauri_client::meta(&self.staff);
+        let mut meta = kauri_client::meta(self.staff());
         if let Some(id) = &self.cl_trid {
             meta.cl_trid = format!("{id}-2");
         }
@@ -166,12 +196,28 @@ impl Ctx {
     /// Prints a result in the chosen format.
     pub fn print<T: Output>(&self, value: &T) {
         match self.args_output {
-            Format::Human => print!("{}", value.human()),
+            Format::Human => out(&value.human()),
             Format::Json => match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => out(&format!("{s}\n")),
                 Err(e) => eprintln!("cannot render JSON: {e}"),
             },
         }
+    }
+}
+
+/// Writes `text` to stdout. When stdout is a closed pipe (`kauri ... |
+/// head`), exits quietly with success, as Unix tools do.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("cannot write the output: {e}");
     }
 }
 
@@ -194,8 +240,18 @@ pub async fn run(args: Args) -> ExitCode {
             }
         };
     }
+    let tls = match tls_files(&args) {
+        Ok(None) => None,
+        Ok(Some(files)) => match kauri_client::tls::ClientTls::load(files) {
+            Ok(t) => Some(t),
+            Err(e) => return report(format, &usage(e.to_string())),
+        },
+        Err(e) => return report(format, &e),
+    };
+    let principal = tls.as_ref().map(|t| t.principal());
     let config = ClientConfig {
         deadline: Duration::from_millis(args.timeout_ms),
+        tls,
         ..ClientConfig::default()
     };
     let client = match KauriClient::new(&args.endpoints, config) {
@@ -208,6 +264,7 @@ pub async fn run(args: Args) -> ExitCode {
         cl_trid: args.cl_trid,
         registrar: args.registrar,
         staff: args.staff,
+        principal,
     };
     let result = match args.command {
         Command::Cluster(c) => cluster::run(&ctx, c).await,
@@ -225,6 +282,39 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => report(format, &e),
     }
+}
+
+/// The TLS files the flags name, if any.
+fn tls_files(args: &Args) -> Result<Option<kauri_client::tls::TlsFiles>, ClientError> {
+    let from_identity = args.identity.as_ref().map(|prefix| {
+        let with = |ext: &str| {
+            let mut p = prefix.clone().into_os_string();
+            p.push(ext);
+            std::path::PathBuf::from(p)
+        };
+        let dir = prefix
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        (dir.join("ca.pem"), with(".pem"), with(".key"))
+    });
+    let (ca, cert, key) = match from_identity {
+        Some((ca, cert, key)) => (
+            args.cacert.clone().unwrap_or(ca),
+            args.cert.clone().unwrap_or(cert),
+            args.key.clone().unwrap_or(key),
+        ),
+        None => match (&args.cacert, &args.cert, &args.key) {
+            (None, None, None) => return Ok(None),
+            (Some(ca), Some(cert), Some(key)) => (ca.clone(), cert.clone(), key.clone()),
+            _ => {
+                return Err(usage(
+                    "mutual TLS needs all of --cacert, --cert and --key (or --identity PREFIX)",
+                ))
+            }
+        },
+    };
+    Ok(Some(kauri_client::tls::TlsFiles { ca, cert, key }))
 }
 
 fn report(format: Format, e: &ClientError) -> ExitCode {

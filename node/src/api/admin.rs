@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::{expect_outcome, propose_unchanged, status, Node};
 use crate::registry as reg;
+use crate::security::actor::bound;
 
 /// Shortest registrar password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 6;
@@ -69,7 +70,7 @@ impl Admin for AdminService {
         &self,
         request: Request<InfoTldRequest>,
     ) -> Result<Response<TldResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let tld = reg::info_tld(&self.node.store, &req.name)?;
         Ok(Response::new(TldResponse {
@@ -83,7 +84,7 @@ impl Admin for AdminService {
         &self,
         request: Request<CreateRegistrarRequest>,
     ) -> Result<Response<RegistrarResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let command = CreateRegistrarCommand {
             meta: req.meta.clone(),
             id: req.id.clone(),
@@ -109,7 +110,7 @@ impl Admin for AdminService {
         &self,
         request: Request<InfoRegistrarRequest>,
     ) -> Result<Response<RegistrarResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let registrar = reg::info_registrar(&self.node.store, &req.id, req.ledger_limit)?;
         Ok(Response::new(RegistrarResponse {
@@ -123,7 +124,7 @@ impl Admin for AdminService {
         &self,
         request: Request<VerifyRegistrarPasswordRequest>,
     ) -> Result<Response<VerifyRegistrarPasswordResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         self.node.read_gate(None).await?;
         let store = self.node.store.clone();
         // argon2 verification is deliberately slow: keep it off the reactor.
@@ -153,7 +154,7 @@ impl Admin for AdminService {
         &self,
         request: Request<SetHostServerStatusRequest>,
     ) -> Result<Response<HostResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let outcome = self
             .node
             .propose(
@@ -169,7 +170,7 @@ impl Admin for AdminService {
         &self,
         request: Request<SetContactServerStatusRequest>,
     ) -> Result<Response<ContactResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let outcome = self
             .node
             .propose(
@@ -199,7 +200,7 @@ impl Admin for AdminService {
         &self,
         request: Request<InfoCaseRequest>,
     ) -> Result<Response<CaseResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let aup_case = reg::info_case(&self.node.store, req.case_id)?;
         Ok(Response::new(CaseResponse {
@@ -213,7 +214,7 @@ impl Admin for AdminService {
         &self,
         request: Request<AuditQueryRequest>,
     ) -> Result<Response<AuditQueryResponse>, Status> {
-        let req = request.into_inner();
+        let req = bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let (records, next_page_token) = reg::query_audit(&self.node.store, &req)?;
         Ok(Response::new(AuditQueryResponse {

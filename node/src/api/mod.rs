@@ -326,7 +326,7 @@ pub(crate) use expect_outcome;
 /// command kind, and the handler returns the expected outcome.
 macro_rules! propose_unchanged {
     ($service:ident, $request:ident, $kind:ident, $outcome:ident) => {{
-        let req = $request.into_inner();
+        let req = $crate::security::actor::bound($request)?;
         let outcome = $service
             .node
             .propose(

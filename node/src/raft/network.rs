@@ -1,14 +1,16 @@
-//! Outgoing Raft RPCs over tonic. One lazily connected channel per peer;
-//! payloads are openraft's types encoded with postcard inside a
-//! `kauri.v1.RaftMessage`.
+//! Outgoing Raft RPCs over tonic. One lazily connected channel per peer,
+//! over mutual TLS with the node's own certificate (plain text only with
+//! `--insecure-plaintext`); payloads are openraft's types encoded with
+//! postcard inside a `kauri.v1.RaftMessage`.
 
 use std::time::Duration;
 
+use kauri_client::tls::ClientTls;
 use kauri_proto::v1::raft_client::RaftClient;
 use kauri_proto::v1::RaftMessage;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::{decode, encode, typ, NodeId, NodeInfo, TypeConfig};
 
@@ -17,20 +19,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Creates a [`PeerClient`] per target node.
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    /// The node's identity towards its peers; `None` for plain text.
+    pub tls: Option<ClientTls>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
-        let channel = Endpoint::from_shared(format!("http://{}", node.addr))
-            .map(|e| {
-                e.connect_timeout(CONNECT_TIMEOUT)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(10))
-                    .connect_lazy()
-            })
-            .map_err(|e| e.to_string());
+        let channel = kauri_client::tls::channel(&node.addr, self.tls.as_ref(), CONNECT_TIMEOUT);
         PeerClient {
             target,
             client: channel.map(RaftClient::new),

@@ -1,0 +1,34 @@
+//! Who may talk to a node and what they may do: mutual TLS on the listener
+//! ([`listener`]), which role may call which method ([`policy`]), and the
+//! binding of the actor a request names to the authenticated principal
+//! ([`actor`]). docs/security.md describes the threat model.
+//!
+//! Layers, top to bottom: `api` handlers call [`actor`]; the gRPC server
+//! runs [`policy::AuthLayer`] before any handler; [`listener`] accepts the
+//! connections both see. Nothing here imports `api`.
+
+pub mod actor;
+pub mod listener;
+pub mod policy;
+
+pub use kauri_client::tls::{Principal, Role};
+
+/// Who is calling, as established for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The node serves plain text (`--insecure-plaintext`): there is no
+    /// authentication, every caller is trusted as the actor it names.
+    Unauthenticated,
+    /// A client certificate of this cluster, checked against the CA.
+    Principal(Principal),
+}
+
+impl Caller {
+    /// A short description for messages and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Caller::Unauthenticated => "an unauthenticated plain-text caller".to_string(),
+            Caller::Principal(p) => format!("{} {} ({p})", p.role, p.name),
+        }
+    }
+}

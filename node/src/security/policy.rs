@@ -1,0 +1,361 @@
+//! Which role may call which gRPC method, checked for every request before
+//! its body is read: one table ([`allowed_roles`]) and the tower layer that
+//! applies it ([`AuthLayer`]). A refused call gets `UNAUTHENTICATED` (no
+//! usable certificate, or one for another cluster) or `PERMISSION_DENIED`
+//! (a role outside the method's), with the reason `NOT_AUTHORIZED` or
+//! `AUTHENTICATION_FAILED` in its details and a message naming the role and
+//! the method. The handler never runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use kauri_proto::v1::{ErrorDetail, Reason};
+use prost::Message;
+use tonic::{Code, Status};
+
+use super::listener::PeerInfo;
+use super::{Caller, Role};
+
+use Role::*;
+
+/// Every role but none.
+const ANY: &[Role] = &[Node, Gateway, Registrar, Staff, Monitor];
+/// Registrars themselves and gateways acting for them.
+const REGISTRARS: &[Role] = &[Gateway, Registrar];
+/// Registrar reads, which staff may make too (they see the public view).
+const REGISTRY_READERS: &[Role] = &[Gateway, Registrar, Staff];
+
+/// The roles that may call `method` of `service` (gRPC names, e.g.
+/// `kauri.v1.Registry`, `CreateDomain`). Unknown methods: no role.
+pub fn allowed_roles(service: &str, method: &str) -> &'static [Role] {
+    match (service, method) {
+        ("kauri.v1.Raft", _) => &[Node],
+
+        ("kauri.v1.Cluster", "Status") => ANY,
+        ("kauri.v1.Cluster", "StateDigest") => &[Node, Staff, Monitor],
+        ("kauri.v1.Cluster", "Snapshot") => &[Node, Staff],
+
+        (
+            "kauri.v1.Registry",
+            "CheckDomains" | "InfoDomain" | "CheckContacts" | "InfoContact" | "CheckHosts"
+            | "InfoHost" | "QueryTransfer",
+        ) => REGISTRY_READERS,
+        (
+            "kauri.v1.Registry",
+            "CreateDomain" | "UpdateDomain" | "RenewDomain" | "DeleteDomain" | "CreateContact"
+            | "UpdateContact" | "DeleteContact" | "CreateHost" | "UpdateHost" | "DeleteHost"
+            | "TransferDomain" | "RestoreDomain" | "Poll" | "AckPoll",
+        ) => REGISTRARS,
+
+        ("kauri.v1.Admin", "InfoTld") => &[Gateway, Registrar, Staff, Monitor],
+        // A registrar may read its own account (the handler checks whose).
+        ("kauri.v1.Admin", "InfoRegistrar") => &[Gateway, Registrar, Staff],
+        // Gateways check the passwords of registrars logging in.
+        ("kauri.v1.Admin", "VerifyRegistrarPassword") => &[Gateway],
+        (
+            "kauri.v1.Admin",
+            "CreateTld"
+            | "UpdateTld"
+            | "CreateRegistrar"
+            | "DepositFunds"
+            | "UpdateRegistrar"
+            | "SetServerStatus"
+            | "SetHostServerStatus"
+            | "SetContactServerStatus"
+            | "OpenCase"
+            | "UpdateCase"
+            | "InfoCase"
+            | "QueryAudit"
+            | "AdvanceTestClock",
+        ) => &[Staff],
+
+        _ => &[],
+    }
+}
+
+/// Splits `/package.Service/Method`.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (service, method) = rest.split_once('/')?;
+    (!method.contains('/')).then_some((service, method))
+}
+
+fn refuse(code: Code, reason: Reason, message: String) -> Status {
+    let detail = ErrorDetail {
+        reason: reason as i32,
+        message: message.clone(),
+        ..Default::default()
+    };
+    Status::with_details(code, message, detail.encode_to_vec().into())
+}
+
+/// Decides whether the connection described by `peer` may call `path` on a
+/// node of `cluster`; on success, who the caller is.
+pub fn authorize(peer: Option<&PeerInfo>, path: &str, cluster: &str) -> Result<Caller, Status> {
+    let principal = match peer.and_then(|p| p.tls.as_ref()) {
+        // A plain-text listener (only with --insecure-plaintext).
+        None => return Ok(Caller::Unauthenticated),
+        Some(Err(why)) => {
+            return Err(refuse(
+                Code::Unauthenticated,
+                Reason::AuthenticationFailed,
+                format!("client certificate not accepted: {why}"),
+            ))
+        }
+        Some(Ok(p)) => p,
+    };
+    if principal.cluster != cluster {
+        return Err(refuse(
+            Code::Unauthenticated,
+            Reason::AuthenticationFailed,
+            format!(
+                "client certificate is for cluster {:?}; this node belongs to cluster {cluster:?}",
+                principal.cluster
+            ),
+        ));
+    }
+    let Some((service, method)) = split_path(path) else {
+        return Err(refuse(
+            Code::Unimplemented,
+            Reason::InvalidField,
+            "not a gRPC method path".to_string(),
+        ));
+    };
+    let allowed = allowed_roles(service, method);
+    if !allowed.contains(&principal.role) {
+        let who = if allowed.is_empty() {
+            "no role".to_string()
+        } else {
+            allowed
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(refuse(
+            Code::PermissionDenied,
+            Reason::NotAuthorized,
+            format!(
+                "{} {} may not call {}/{}: it is for {who}",
+                principal.role,
+                principal.name,
+                kauri_client::tls::shorten(service),
+                kauri_client::tls::shorten(method)
+            ),
+        ));
+    }
+    Ok(Caller::Principal(principal.clone()))
+}
+
+/// Applies [`authorize`] to every request and puts the [`Caller`] into the
+/// request's extensions for the handler.
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    cluster: Arc<str>,
+}
+
+impl AuthLayer {
+    /// The layer for a node of `cluster`.
+    pub fn new(cluster: &str) -> Self {
+        AuthLayer {
+            cluster: cluster.into(),
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Auth<S> {
+        Auth {
+            inner,
+            cluster: self.cluster.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around the routes.
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    cluster: Arc<str>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Auth<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let decision = authorize(
+            request.extensions().get::<PeerInfo>(),
+            request.uri().path(),
+            &self.cluster,
+        );
+        match decision {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                // The clone is ready only after poll_ready; call the one
+                // that was polled and keep the clone for next time.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(inner.call(request))
+            }
+            Err(status) => {
+                if let Some(peer) = request.extensions().get::<PeerInfo>() {
+                    tracing::warn!(remote = %peer.remote, path = %kauri_client::tls::shorten(request.uri().path()),
+                        "refused: {}", status.message());
+                }
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::Principal;
+
+    fn peer(uri: &str) -> PeerInfo {
+        PeerInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            tls: Some(Principal::parse(uri).map_err(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn each_role_reaches_only_its_methods() {
+        let table = [
+            ("kauri://c/node/1", "/kauri.v1.Raft/AppendEntries", true),
+            ("kauri://c/gateway/g", "/kauri.v1.Raft/AppendEntries", false),
+            ("kauri://c/staff/alice", "/kauri.v1.Raft/Vote", false),
+            (
+                "kauri://c/registrar/acme",
+                "/kauri.v1.Admin/DepositFunds",
+                false,
+            ),
+            (
+                "kauri://c/staff/alice",
+                "/kauri.v1.Admin/DepositFunds",
+                true,
+            ),
+            (
+                "kauri://c/staff/alice",
+                "/kauri.v1.Registry/CreateDomain",
+                false,
+            ),
+            (
+                "kauri://c/staff/alice",
+                "/kauri.v1.Registry/InfoDomain",
+                true,
+            ),
+            (
+                "kauri://c/registrar/acme",
+                "/kauri.v1.Registry/CreateDomain",
+                true,
+            ),
+            (
+                "kauri://c/monitor/prom",
+                "/kauri.v1.Cluster/StateDigest",
+                true,
+            ),
+            (
+                "kauri://c/monitor/prom",
+                "/kauri.v1.Cluster/Snapshot",
+                false,
+            ),
+            (
+                "kauri://c/registrar/acme",
+                "/kauri.v1.Cluster/StateDigest",
+                false,
+            ),
+            ("kauri://c/registrar/acme", "/kauri.v1.Cluster/Status", true),
+            (
+                "kauri://c/registrar/acme",
+                "/kauri.v1.Admin/VerifyRegistrarPassword",
+                false,
+            ),
+            (
+                "kauri://c/gateway/g",
+                "/kauri.v1.Admin/VerifyRegistrarPassword",
+                true,
+            ),
+            ("kauri://c/node/1", "/kauri.v1.Admin/Nonexistent", false),
+            ("kauri://c/node/1", "/grpc.health.v1.Health/Check", false),
+        ];
+        for (uri, path, ok) in table {
+            let got = authorize(Some(&peer(uri)), path, "c");
+            assert_eq!(got.is_ok(), ok, "{uri} {path}: {got:?}");
+            if let Err(s) = got {
+                assert_eq!(s.code(), Code::PermissionDenied, "{uri} {path}");
+                assert!(s.message().contains(path.rsplit('/').next().unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_certificate_of_another_cluster_or_without_principal_is_unauthenticated() {
+        let s = authorize(
+            Some(&peer("kauri://other/node/1")),
+            "/kauri.v1.Raft/Vote",
+            "c",
+        )
+        .unwrap_err();
+        assert_eq!(s.code(), Code::Unauthenticated);
+        assert!(s.message().contains("cluster \"other\""), "{}", s.message());
+        let none = PeerInfo {
+            remote: "127.0.0.1:1".parse().unwrap(),
+            tls: Some(Err("no kauri:// SAN URI".into())),
+        };
+        let s = authorize(Some(&none), "/kauri.v1.Cluster/Status", "c").unwrap_err();
+        assert_eq!(s.code(), Code::Unauthenticated);
+    }
+
+    #[test]
+    fn every_method_of_the_protocol_is_in_the_table() {
+        use kauri_proto::v1::{
+            admin_server::SERVICE_NAME as ADMIN, cluster_server::SERVICE_NAME as CLUSTER,
+            registry_server::SERVICE_NAME as REGISTRY,
+        };
+        let protos = [
+            (ADMIN, include_str!("../../../proto/kauri/v1/admin.proto")),
+            (
+                CLUSTER,
+                include_str!("../../../proto/kauri/v1/cluster.proto"),
+            ),
+            (
+                REGISTRY,
+                include_str!("../../../proto/kauri/v1/registry.proto"),
+            ),
+        ];
+        for (service, text) in protos {
+            for line in text.lines() {
+                let Some(rest) = line.trim().strip_prefix("rpc ") else {
+                    continue;
+                };
+                let method = rest.split('(').next().unwrap().trim();
+                assert!(
+                    !allowed_roles(service, method).is_empty(),
+                    "{service}/{method} has no entry in allowed_roles"
+                );
+            }
+        }
+    }
+}
