@@ -361,18 +361,27 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
     println!("endpoints: {endpoints}");
     println!();
     println!("Try, in another terminal (the default endpoints are these):");
-    if let Security::Tls(certs) = &security {
-        let prefix = |f: &TlsFiles| f.cert.with_extension("").display().to_string();
-        println!(
-            "  export KAURI_IDENTITY={}    # staff commands, as staff member {}",
-            prefix(&certs.staff),
-            kauri_client::devpki::DEV_STAFF
-        );
-        println!(
-            "  # registrar commands as registrar {}: KAURI_IDENTITY={} kauri domain ...",
-            kauri_client::devpki::DEV_REGISTRAR,
-            prefix(&certs.registrar)
-        );
+    let (staff, registrar, r) = match &security {
+        Security::Tls(certs) => {
+            let prefix = |f: &TlsFiles| f.cert.with_extension("").display().to_string();
+            (
+                format!(
+                    "  export KAURI_IDENTITY={}    # staff member {}",
+                    prefix(&certs.staff),
+                    kauri_client::devpki::DEV_STAFF
+                ),
+                format!(
+                    "  export KAURI_IDENTITY={}    # registrar {}",
+                    prefix(&certs.registrar),
+                    kauri_client::devpki::DEV_REGISTRAR
+                ),
+                "",
+            )
+        }
+        Security::Plaintext => (String::new(), String::new(), "-r acme "),
+    };
+    if !staff.is_empty() {
+        println!("{staff}");
     }
     println!("  kauri cluster status");
     println!("  kauri tld create nz --currency NZD --create-price 2500 --renew-price 2500");
@@ -380,10 +389,12 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
         "  kauri registrar create acme --name 'Acme Names' --password s3cret-pw --currency NZD"
     );
     println!("  kauri registrar deposit acme 100000");
-    println!("  kauri -r acme contact create alice --name 'Alice Smith' --email alice@example.nz --city Auckland");
-    println!("  kauri -r acme domain create kauri-example.nz --registrant alice --period 2");
-    println!("  kauri -r acme domain info kauri-example.nz");
-    println!("  kauri registrar info acme");
+    if !registrar.is_empty() {
+        println!("{registrar}");
+    }
+    println!("  kauri {r}contact create alice --name 'Alice Smith' --email alice@example.nz --city Auckland");
+    println!("  kauri {r}domain create kauri-example.nz --registrant alice --period 2");
+    println!("  kauri {r}domain info kauri-example.nz");
     println!(
         "(from a source checkout, `kauri` is {})",
         bin.with_file_name("kauri").display()
