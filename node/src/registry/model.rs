@@ -5,6 +5,12 @@
 //! version, so a later schema can be told apart from this one. Money is `i64`
 //! minor units; collections are ordered (`BTreeSet`, `Vec`) so the encoding,
 //! and with it the state digest, is the same on every replica.
+//!
+//! Postcard has no optional or trailing fields: a record type whose fields
+//! change gets a new format version ([`Record::FORMAT`]) and keeps decoding
+//! its older versions ([`Record::decode_older`]), so state written before
+//! the change (RocksDB data, snapshots) still reads. A record is upgraded
+//! in place the next time a command writes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -17,36 +23,43 @@ use super::engine::{Cf, StateRead, StorageFault, Txn};
 use super::names;
 use super::status::{ClientStatus, ServerStatus};
 
-/// The format version byte in front of every encoded record.
+/// The format version byte in front of an encoded record, for record types
+/// whose fields never changed.
 const RECORD_FORMAT_V1: u8 = 1;
 
 /// A record stored in one column family under a key it knows.
 pub(crate) trait Record: Serialize + DeserializeOwned {
     /// The column family records of this type live in.
     const CF: Cf;
+    /// The format version records of this type are written in.
+    const FORMAT: u8 = RECORD_FORMAT_V1;
     /// The key this record is stored under.
     fn key(&self) -> Vec<u8>;
+    /// Decodes the postcard body of an older format `version` of this type,
+    /// returning the record and the bytes after it; `None` when the type
+    /// never had that version.
+    fn decode_older(version: u8, body: &[u8]) -> Option<postcard::Result<(Self, &[u8])>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 /// Initial buffer of an encoded record, bytes (most records fit).
 const ENCODE_CAPACITY: usize = 256;
 
-/// Encodes a record: format version, then postcard.
-pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+/// Encodes a record: its format version, then postcard.
+pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
     // Room for a typical record up front: growing from one byte would
     // reallocate half a dozen times per record.
     let mut out = Vec::with_capacity(ENCODE_CAPACITY);
-    out.push(RECORD_FORMAT_V1);
+    out.push(T::FORMAT);
     postcard::to_extend(record, out)
         .expect("postcard encodes plain structs of strings, integers and ordered collections")
 }
 
-/// Decodes a record written by [`encode`]; anything else is a storage fault.
-pub(crate) fn decode<T: DeserializeOwned>(
-    cf: Cf,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, StorageFault> {
+/// Decodes a record written by [`encode`], in its current format version or
+/// an older one the type still reads; anything else is a storage fault.
+pub(crate) fn decode<T: Record>(cf: Cf, key: &[u8], bytes: &[u8]) -> Result<T, StorageFault> {
     let corrupt = |why: String| {
         StorageFault(format!(
             "corrupt record in {} under key {:?}: {why}",
@@ -54,14 +67,16 @@ pub(crate) fn decode<T: DeserializeOwned>(
             String::from_utf8_lossy(key)
         ))
     };
-    match bytes.split_first() {
-        Some((&RECORD_FORMAT_V1, body)) => match postcard::take_from_bytes(body) {
-            Ok((record, [])) => Ok(record),
-            Ok((_, rest)) => Err(corrupt(format!("{} trailing bytes", rest.len()))),
-            Err(e) => Err(corrupt(e.to_string())),
-        },
-        Some((v, _)) => Err(corrupt(format!("unknown format version {v}"))),
-        None => Err(corrupt("empty value".into())),
+    let decoded = match bytes.split_first() {
+        Some((&v, body)) if v == T::FORMAT => postcard::take_from_bytes(body),
+        Some((&v, body)) => T::decode_older(v, body)
+            .ok_or_else(|| corrupt(format!("unknown format version {v}")))?,
+        None => return Err(corrupt("empty value".into())),
+    };
+    match decoded {
+        Ok((record, [])) => Ok(record),
+        Ok((_, rest)) => Err(corrupt(format!("{} trailing bytes", rest.len()))),
+        Err(e) => Err(corrupt(e.to_string())),
     }
 }
 

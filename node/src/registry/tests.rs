@@ -206,7 +206,7 @@ fn data_digest(state: &MemState) -> [u8; 32] {
     )
 }
 
-fn records<T: serde::de::DeserializeOwned>(state: &MemState, cf: Cf) -> Vec<T> {
+fn records<T: super::model::Record>(state: &MemState, cf: Cf) -> Vec<T> {
     state
         .iter(cf)
         .map(|(k, v)| decode(cf, k, v).expect("stored records decode"))
