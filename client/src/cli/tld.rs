@@ -48,6 +48,7 @@ impl PolicyFlags {
             min_label_length: self.min_label,
             max_label_length: self.max_label,
             allow_idn: !self.no_idn,
+            idn: None,
         }
     }
 }
