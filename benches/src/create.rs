@@ -177,6 +177,7 @@ pub(crate) async fn fixture(
         min_label_length: 1,
         max_label_length: 63,
         allow_idn: true,
+        idn: None,
     };
     match client
         .create_tld(CreateTldRequest {

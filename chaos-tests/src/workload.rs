@@ -373,6 +373,7 @@ impl Workload {
                 min_label_length: 1,
                 max_label_length: 63,
                 allow_idn: false,
+                idn: None,
             }),
         };
         match setup_call("create tld", || admin.create_tld(tld.clone())).await {

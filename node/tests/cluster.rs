@@ -26,6 +26,7 @@ async fn registry_fixture(client: &KauriClient) {
                 min_label_length: 1,
                 max_label_length: 63,
                 allow_idn: true,
+                idn: None,
             }),
         })
         .await

@@ -248,6 +248,28 @@ impl Output for HostResponse {
     }
 }
 
+/// A TLD's IDN table on one line: "Latin, Greek; mix Japanese+Latin;
+/// extra U+00B7".
+fn idn_table(t: &TldIdnPolicy) -> String {
+    let mut parts = vec![if t.scripts.is_empty() {
+        "any one script per label".to_string()
+    } else {
+        t.scripts.join(", ")
+    }];
+    for mix in &t.script_mixes {
+        parts.push(format!("mix {}", mix.scripts.join("+")));
+    }
+    if !t.extra_code_points.is_empty() {
+        let points: Vec<String> = t
+            .extra_code_points
+            .iter()
+            .map(|cp| format!("U+{cp:04X}"))
+            .collect();
+        parts.push(format!("extra {}", points.join(" ")));
+    }
+    parts.join("; ")
+}
+
 impl Output for TldResponse {
     fn human(&self) -> String {
         let mut out = String::new();
@@ -289,6 +311,9 @@ impl Output for TldResponse {
                         "not allowed"
                     },
                 );
+                if let (true, Some(t)) = (p.allow_idn, &p.idn) {
+                    line(&mut out, "idn scripts", idn_table(t));
+                }
             }
             if let Some(l) = &t.lifecycle {
                 let d = |s: Option<i64>| {
@@ -678,5 +703,29 @@ impl Output for StatusResponse {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idn_table_reads_on_one_line() {
+        assert_eq!(
+            idn_table(&TldIdnPolicy::default()),
+            "any one script per label"
+        );
+        let t = TldIdnPolicy {
+            scripts: vec!["Greek".into(), "Latin".into()],
+            script_mixes: vec![IdnScriptMix {
+                scripts: vec!["Japanese".into(), "Latin".into()],
+            }],
+            extra_code_points: vec![0xB7],
+        };
+        assert_eq!(
+            idn_table(&t),
+            "Greek, Latin; mix Japanese+Latin; extra U+00B7"
+        );
     }
 }

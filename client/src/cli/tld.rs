@@ -1,6 +1,6 @@
 //! `kauri tld create|update|info`: policy and prices (yearly, and per whole
-//! period with `--create-price-for 2=1800`), lifecycle periods and name
-//! lists.
+//! period with `--create-price-for 2=1800`), the IDN table (`--idn-scripts
+//! Latin,Greek`), lifecycle periods and name lists.
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -35,6 +35,9 @@ pub struct PolicyFlags {
     /// Refuse IDN (xn--) labels.
     #[arg(long)]
     no_idn: bool,
+    // Boxed: the IDN flags would make `kauri tld` the largest command by far.
+    #[command(flatten)]
+    idn: Box<IdnFlags>,
 }
 
 impl PolicyFlags {
@@ -48,6 +51,10 @@ impl PolicyFlags {
             min_label_length: self.min_label,
             max_label_length: self.max_label,
             allow_idn: !self.no_idn,
+            idn: self
+                .idn
+                .is_set()
+                .then(|| self.idn.apply(TldIdnPolicy::default())),
         }
     }
 }
@@ -80,6 +87,8 @@ pub struct PolicyChanges {
     /// Accept IDN (xn--) labels (true/false).
     #[arg(long)]
     idn: Option<bool>,
+    #[command(flatten)]
+    idn_table: Box<IdnFlags>,
 }
 
 impl PolicyChanges {
@@ -92,6 +101,7 @@ impl PolicyChanges {
             || self.min_label.is_some()
             || self.max_label.is_some()
             || self.idn.is_some()
+            || self.idn_table.is_set()
     }
 
     fn apply(&self, p: &mut TldPolicy) {
@@ -117,7 +127,97 @@ impl PolicyChanges {
         if let Some(idn) = self.idn {
             p.allow_idn = idn;
         }
+        if self.idn_table.is_set() {
+            p.idn = Some(self.idn_table.apply(p.idn.take().unwrap_or_default()));
+        }
     }
+}
+
+/// IDN table flags of `tld create` and `tld update`: each one given
+/// replaces that part of the table, the rest stay. A new TLD without them
+/// accepts an IDN label in any one script and refuses mixed scripts.
+#[derive(Debug, clap::Args)]
+pub struct IdnFlags {
+    /// Scripts an IDN label may be written in, one per label: Unicode
+    /// script names or ISO 15924 codes, comma-separated (e.g. Latin,Greek;
+    /// Japanese for Han with Hiragana and Katakana) [any one script].
+    #[arg(long, value_delimiter = ',', value_name = "SCRIPTS")]
+    idn_scripts: Option<Vec<String>>,
+    /// Accept an IDN label in any one script again (drops --idn-scripts).
+    #[arg(long, conflicts_with = "idn_scripts")]
+    idn_any_script: bool,
+    /// Scripts one label may mix, joined by '+' (e.g. Latin+Japanese);
+    /// repeatable; replaces the list [none].
+    #[arg(long = "idn-script-mix", value_parser = parse_script_mix, value_name = "A+B")]
+    idn_script_mixes: Vec<IdnScriptMix>,
+    /// Drop every script mix (before any --idn-script-mix).
+    #[arg(long)]
+    clear_idn_script_mixes: bool,
+    /// Code points accepted with any script, as U+XXXX, comma-separated
+    /// (e.g. U+00B7); replaces the list [none].
+    #[arg(long, value_delimiter = ',', value_parser = parse_code_point, value_name = "U+XXXX")]
+    idn_extra_code_points: Option<Vec<u32>>,
+    /// Drop every extra code point.
+    #[arg(long, conflicts_with = "idn_extra_code_points")]
+    clear_idn_extra_code_points: bool,
+}
+
+impl IdnFlags {
+    fn is_set(&self) -> bool {
+        self.idn_scripts.is_some()
+            || self.idn_any_script
+            || !self.idn_script_mixes.is_empty()
+            || self.clear_idn_script_mixes
+            || self.idn_extra_code_points.is_some()
+            || self.clear_idn_extra_code_points
+    }
+
+    /// `base` with every flag given applied.
+    fn apply(&self, base: TldIdnPolicy) -> TldIdnPolicy {
+        let mut t = base;
+        if let Some(scripts) = &self.idn_scripts {
+            t.scripts = scripts.iter().map(|s| s.trim().to_string()).collect();
+        }
+        if self.idn_any_script {
+            t.scripts.clear();
+        }
+        if self.clear_idn_script_mixes {
+            t.script_mixes.clear();
+        }
+        if !self.idn_script_mixes.is_empty() {
+            t.script_mixes = self.idn_script_mixes.clone();
+        }
+        if let Some(points) = &self.idn_extra_code_points {
+            t.extra_code_points = points.clone();
+        }
+        if self.clear_idn_extra_code_points {
+            t.extra_code_points.clear();
+        }
+        t
+    }
+}
+
+fn parse_script_mix(s: &str) -> Result<IdnScriptMix, String> {
+    let scripts: Vec<String> = s.split('+').map(|p| p.trim().to_string()).collect();
+    if scripts.len() < 2 || scripts.iter().any(String::is_empty) {
+        return Err(format!(
+            "{s:?} is not two or more scripts joined by '+' (e.g. Latin+Japanese)"
+        ));
+    }
+    Ok(IdnScriptMix { scripts })
+}
+
+fn parse_code_point(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    let hex = t
+        .strip_prefix("U+")
+        .or_else(|| t.strip_prefix("u+"))
+        .or_else(|| t.strip_prefix("0x"))
+        .unwrap_or(t);
+    u32::from_str_radix(hex, 16)
+        .ok()
+        .filter(|cp| char::from_u32(*cp).is_some())
+        .ok_or_else(|| format!("{s:?} is not a code point like U+00B7"))
 }
 
 /// Lifecycle flags of `tld create` and `tld update`: each one given
@@ -377,6 +477,98 @@ pub async fn run(ctx: &Ctx, cmd: TldCmd) -> Result<(), ClientError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// `kauri tld ...` alone, to parse flags as the CLI does.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: TldCmd,
+    }
+
+    fn parse(args: &[&str]) -> Result<TldCmd, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tld").chain(args.iter().copied())).map(|c| c.cmd)
+    }
+
+    fn mix(scripts: &[&str]) -> IdnScriptMix {
+        IdnScriptMix {
+            scripts: scripts.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn create_flags_build_the_idn_table_and_none_leaves_the_default() {
+        let TldCmd::Create { policy, .. } = parse(&[
+            "create",
+            "nz",
+            "--idn-scripts",
+            "Latin,Greek",
+            "--idn-script-mix",
+            "Latin+Japanese",
+            "--idn-extra-code-points",
+            "U+00B7,u+0559",
+        ])
+        .unwrap() else {
+            panic!("not a create");
+        };
+        assert_eq!(
+            policy.policy().idn,
+            Some(TldIdnPolicy {
+                scripts: vec!["Latin".into(), "Greek".into()],
+                script_mixes: vec![mix(&["Latin", "Japanese"])],
+                extra_code_points: vec![0xB7, 0x559],
+            })
+        );
+        let TldCmd::Create { policy, .. } = parse(&["create", "nz"]).unwrap() else {
+            panic!("not a create");
+        };
+        assert_eq!(policy.policy().idn, None, "the registry default");
+    }
+
+    #[test]
+    fn update_flags_replace_only_the_parts_of_the_table_given() {
+        let current = TldPolicy {
+            currency: "NZD".into(),
+            idn: Some(TldIdnPolicy {
+                scripts: vec!["Latin".into()],
+                script_mixes: vec![mix(&["Japanese", "Latin"])],
+                extra_code_points: vec![0xB7],
+            }),
+            ..Default::default()
+        };
+        let changed = |args: &[&str]| {
+            let args: Vec<&str> = ["update", "nz"].iter().chain(args).copied().collect();
+            let TldCmd::Update { policy, .. } = parse(&args).unwrap() else {
+                panic!("not an update");
+            };
+            assert!(policy.is_set(), "{args:?}");
+            let mut p = current.clone();
+            policy.apply(&mut p);
+            p.idn.expect("a table")
+        };
+        let t = changed(&["--idn-scripts", "Cyrillic"]);
+        assert_eq!(t.scripts, ["Cyrillic"]);
+        assert_eq!(t.script_mixes, [mix(&["Japanese", "Latin"])], "kept");
+        let t = changed(&["--idn-any-script", "--clear-idn-script-mixes"]);
+        assert!(t.scripts.is_empty() && t.script_mixes.is_empty());
+        assert_eq!(t.extra_code_points, [0xB7], "kept");
+        let t = changed(&["--clear-idn-extra-code-points"]);
+        assert!(t.extra_code_points.is_empty());
+        assert_eq!(t.scripts, ["Latin"], "kept");
+    }
+
+    #[test]
+    fn bad_idn_flags_are_usage_errors() {
+        for args in [
+            &["create", "nz", "--idn-script-mix", "Latin"][..],
+            &["create", "nz", "--idn-script-mix", "Latin+"],
+            &["create", "nz", "--idn-extra-code-points", "U+D800"],
+            &["create", "nz", "--idn-extra-code-points", "dot"],
+            &["update", "nz", "--idn-scripts", "Latin", "--idn-any-script"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
 
     #[test]
     fn period_prices_parse_and_merge_by_period() {

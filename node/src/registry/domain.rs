@@ -448,7 +448,11 @@ pub(crate) fn registrable_name(
         .labels()
         .next()
         .expect("a name with a parent has a first label");
-    tld::check_label(&tld.policy, field, label, &tld.name)?;
+    let u_label = name
+        .unicode()
+        .and_then(|u| u.split('.').next())
+        .unwrap_or(label);
+    tld::check_label(&tld.policy, field, label, u_label, &tld.name)?;
     tld::check_available_label(&tld, field, label)?;
     Ok((name, tld))
 }

@@ -57,6 +57,7 @@ pub mod engine;
 pub mod error;
 pub mod fields;
 mod host;
+pub mod idn;
 pub mod lifecycle;
 mod model;
 pub mod names;

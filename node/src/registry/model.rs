@@ -5,6 +5,13 @@
 //! version, so a later schema can be told apart from this one. Money is `i64`
 //! minor units; collections are ordered (`BTreeSet`, `Vec`) so the encoding,
 //! and with it the state digest, is the same on every replica.
+//!
+//! Postcard has no optional or trailing fields: a record type whose fields
+//! change gets a new format version ([`Record::FORMAT`]) and keeps decoding
+//! its older versions ([`Record::decode_older`]), so state written before
+//! the change (RocksDB data, snapshots) still reads. A record is upgraded
+//! in place the next time a command writes it. [`TldRecord`] is at version
+//! 2, which added the IDN table to its policy.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -14,39 +21,49 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::engine::{Cf, StateRead, StorageFault, Txn};
+use super::idn::IdnTable;
 use super::names;
 use super::status::{ClientStatus, ServerStatus};
 
-/// The format version byte in front of every encoded record.
+/// The format version byte in front of an encoded record, for record types
+/// whose fields never changed.
 const RECORD_FORMAT_V1: u8 = 1;
+/// The format version of [`TldRecord`] since its policy has an IDN table.
+const RECORD_FORMAT_V2: u8 = 2;
 
 /// A record stored in one column family under a key it knows.
 pub(crate) trait Record: Serialize + DeserializeOwned {
     /// The column family records of this type live in.
     const CF: Cf;
+    /// The format version records of this type are written in.
+    const FORMAT: u8 = RECORD_FORMAT_V1;
     /// The key this record is stored under.
     fn key(&self) -> Vec<u8>;
+    /// Decodes the postcard body of an older format `version` of this type,
+    /// returning the record and the bytes after it; `None` when the type
+    /// never had that version.
+    fn decode_older(version: u8, body: &[u8]) -> Option<postcard::Result<(Self, &[u8])>> {
+        let _ = (version, body);
+        None
+    }
 }
 
 /// Initial buffer of an encoded record, bytes (most records fit).
 const ENCODE_CAPACITY: usize = 256;
 
-/// Encodes a record: format version, then postcard.
-pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+/// Encodes a record: its format version, then postcard.
+pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
     // Room for a typical record up front: growing from one byte would
     // reallocate half a dozen times per record.
     let mut out = Vec::with_capacity(ENCODE_CAPACITY);
-    out.push(RECORD_FORMAT_V1);
+    out.push(T::FORMAT);
     postcard::to_extend(record, out)
         .expect("postcard encodes plain structs of strings, integers and ordered collections")
 }
 
-/// Decodes a record written by [`encode`]; anything else is a storage fault.
-pub(crate) fn decode<T: DeserializeOwned>(
-    cf: Cf,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<T, StorageFault> {
+/// Decodes a record written by [`encode`], in its current format version or
+/// an older one the type still reads; anything else is a storage fault.
+pub(crate) fn decode<T: Record>(cf: Cf, key: &[u8], bytes: &[u8]) -> Result<T, StorageFault> {
     let corrupt = |why: String| {
         StorageFault(format!(
             "corrupt record in {} under key {:?}: {why}",
@@ -54,14 +71,16 @@ pub(crate) fn decode<T: DeserializeOwned>(
             String::from_utf8_lossy(key)
         ))
     };
-    match bytes.split_first() {
-        Some((&RECORD_FORMAT_V1, body)) => match postcard::take_from_bytes(body) {
-            Ok((record, [])) => Ok(record),
-            Ok((_, rest)) => Err(corrupt(format!("{} trailing bytes", rest.len()))),
-            Err(e) => Err(corrupt(e.to_string())),
-        },
-        Some((v, _)) => Err(corrupt(format!("unknown format version {v}"))),
-        None => Err(corrupt("empty value".into())),
+    let decoded = match bytes.split_first() {
+        Some((&v, body)) if v == T::FORMAT => postcard::take_from_bytes(body),
+        Some((&v, body)) => T::decode_older(v, body)
+            .ok_or_else(|| corrupt(format!("unknown format version {v}")))?,
+        None => return Err(corrupt("empty value".into())),
+    };
+    match decoded {
+        Ok((record, [])) => Ok(record),
+        Ok((_, rest)) => Err(corrupt(format!("{} trailing bytes", rest.len()))),
+        Err(e) => Err(corrupt(e.to_string())),
     }
 }
 
@@ -194,6 +213,8 @@ pub(crate) struct TldPolicy {
     pub min_label_length: u32,
     pub max_label_length: u32,
     pub allow_idn: bool,
+    /// The scripts IDN labels may be written in.
+    pub idn: IdnTable,
 }
 
 impl TldPolicy {
@@ -207,6 +228,7 @@ impl TldPolicy {
             min_label_length: self.min_label_length,
             max_label_length: self.max_label_length,
             allow_idn: self.allow_idn,
+            idn: Some(self.idn.to_proto()),
         }
     }
 }
@@ -225,8 +247,68 @@ pub(crate) struct TldRecord {
 
 impl Record for TldRecord {
     const CF: Cf = Cf::Tlds;
+    const FORMAT: u8 = RECORD_FORMAT_V2;
     fn key(&self) -> Vec<u8> {
         self.name.as_bytes().to_vec()
+    }
+    fn decode_older(version: u8, body: &[u8]) -> Option<postcard::Result<(Self, &[u8])>> {
+        (version == RECORD_FORMAT_V1).then(|| {
+            postcard::take_from_bytes::<TldRecordV1>(body).map(|(old, rest)| (old.upgrade(), rest))
+        })
+    }
+}
+
+/// [`TldRecord`] as format version 1 wrote it, before the policy had an IDN
+/// table. Decoded only, never written; frozen as it was.
+#[derive(Deserialize)]
+struct TldRecordV1 {
+    name: String,
+    policy: TldPolicyV1,
+    lifecycle: Lifecycle,
+    created_by: String,
+    created_ms: i64,
+    updated_by: String,
+    updated_ms: i64,
+}
+
+/// [`TldPolicy`] in format version 1 of [`TldRecord`].
+#[derive(Deserialize)]
+struct TldPolicyV1 {
+    min_period_years: u32,
+    max_period_years: u32,
+    create_price_minor_units: i64,
+    renew_price_minor_units: i64,
+    currency: String,
+    min_label_length: u32,
+    max_label_length: u32,
+    allow_idn: bool,
+}
+
+impl TldRecordV1 {
+    /// The record with the default IDN table, which accepts every
+    /// single-script label: what the TLD accepted before, minus
+    /// mixed-script look-alikes.
+    fn upgrade(self) -> TldRecord {
+        let p = self.policy;
+        TldRecord {
+            name: self.name,
+            policy: TldPolicy {
+                min_period_years: p.min_period_years,
+                max_period_years: p.max_period_years,
+                create_price_minor_units: p.create_price_minor_units,
+                renew_price_minor_units: p.renew_price_minor_units,
+                currency: p.currency,
+                min_label_length: p.min_label_length,
+                max_label_length: p.max_label_length,
+                allow_idn: p.allow_idn,
+                idn: IdnTable::default(),
+            },
+            lifecycle: self.lifecycle,
+            created_by: self.created_by,
+            created_ms: self.created_ms,
+            updated_by: self.updated_by,
+            updated_ms: self.updated_ms,
+        }
     }
 }
 
@@ -1376,6 +1458,78 @@ mod tests {
         assert_eq!(bytes[0], RECORD_FORMAT_V1);
         let back: HostRecord = decode(Cf::Hosts, b"k", &bytes).unwrap();
         assert_eq!(back, record);
+    }
+
+    /// `.nz` as the registry stored it before TLD policies had an IDN
+    /// table (format version 1): NZD, create 1000, renew 900, 1 to 10
+    /// years, labels 1 to 63, IDNs allowed, the default lifecycle, created
+    /// by "staff" at 2025-01-01T00:00:00Z.
+    const TLD_RECORD_V1: &str = "01026e7a010ad00f880e034e5a44013f0180b0fe9b0380b0fe9b0380b0f1\
+                                 fb1c80b0fe9b0380b0fe9b0380a0f6a71380b0fe9b038090e4c00480c0ec\
+                                 cf260a000000000000000005737461666680f0cbf283650000";
+
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex fixture"))
+            .collect()
+    }
+
+    #[test]
+    fn a_tld_record_written_before_idn_tables_decodes_with_the_default_table() {
+        let bytes = from_hex(TLD_RECORD_V1);
+        assert_eq!(bytes[0], RECORD_FORMAT_V1);
+        let tld: TldRecord = decode(Cf::Tlds, b"nz", &bytes).expect("old records still decode");
+        assert_eq!(tld.name, "nz");
+        assert_eq!(tld.policy.currency, "NZD");
+        assert_eq!(
+            (
+                tld.policy.create_price_minor_units,
+                tld.policy.renew_price_minor_units
+            ),
+            (1000, 900)
+        );
+        assert!(tld.policy.allow_idn);
+        assert_eq!(tld.policy.idn, IdnTable::default());
+        assert_eq!(tld.lifecycle.add_grace_ms, 5 * 86_400_000);
+        assert_eq!(
+            (tld.created_by.as_str(), tld.created_ms),
+            ("staff", 1_735_689_600_000)
+        );
+
+        // Written again, it is in the current format and reads back alike.
+        let again = encode(&tld);
+        assert_eq!(again[0], RECORD_FORMAT_V2);
+        let back: TldRecord = decode(Cf::Tlds, b"nz", &again).unwrap();
+        assert_eq!(back, tld);
+
+        // A damaged old record is still a fault, not a default.
+        let mut damaged = bytes.clone();
+        damaged.push(0);
+        assert!(decode::<TldRecord>(Cf::Tlds, b"nz", &damaged).is_err());
+        assert!(decode::<TldRecord>(Cf::Tlds, b"nz", &bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn a_record_type_reads_only_the_versions_it_had() {
+        let host = HostRecord {
+            name: "ns1.example.nz".into(),
+            roid: "H1-KAURI".into(),
+            statuses: BTreeSet::new(),
+            server_statuses: BTreeSet::new(),
+            addresses: BTreeSet::new(),
+            superordinate: None,
+            sponsor: "rar-a".into(),
+            created_by: "rar-a".into(),
+            created_ms: 1,
+            updated_by: String::new(),
+            updated_ms: 0,
+            domain_refs: 0,
+        };
+        let mut bytes = encode(&host);
+        bytes[0] = RECORD_FORMAT_V2;
+        let e = decode::<HostRecord>(Cf::Hosts, b"k", &bytes).unwrap_err();
+        assert!(e.0.contains("unknown format version 2"), "{e:?}");
     }
 
     #[test]

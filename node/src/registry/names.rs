@@ -254,7 +254,7 @@ fn check_ldh(label: &str) -> Result<(), String> {
 /// Whether a non-ASCII code point (after UTS 46 mapping) is in IDNA2008's
 /// repertoire, approximated by RFC 5892's `LetterDigits` category with the
 /// exception lists of RFC 5892 section 2.6 and the CONTEXTJ/CONTEXTO points.
-fn in_idna2008_repertoire(c: char) -> bool {
+pub(crate) fn in_idna2008_repertoire(c: char) -> bool {
     // RFC 5892 2.6 exceptions: DISALLOWED although they are letters.
     const DISALLOWED: &[char] = &[
         '\u{0640}', '\u{07FA}', '\u{302E}', '\u{302F}', '\u{3031}', '\u{3032}', '\u{3033}',

@@ -30,6 +30,7 @@ use super::*;
 const T0: i64 = 1_735_689_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+mod idn_scripts;
 mod lifecycle;
 mod period_prices;
 mod server_statuses;
@@ -206,7 +207,7 @@ fn data_digest(state: &MemState) -> [u8; 32] {
     )
 }
 
-fn records<T: serde::de::DeserializeOwned>(state: &MemState, cf: Cf) -> Vec<T> {
+fn records<T: super::model::Record>(state: &MemState, cf: Cf) -> Vec<T> {
     state
         .iter(cf)
         .map(|(k, v)| decode(cf, k, v).expect("stored records decode"))
@@ -226,6 +227,7 @@ fn policy(currency: &str, create: i64, renew: i64) -> v1::TldPolicy {
         min_label_length: 1,
         max_label_length: 63,
         allow_idn: true,
+        idn: None,
     }
 }
 

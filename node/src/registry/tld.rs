@@ -7,7 +7,9 @@
 //! sensible free TLD. Prices of zero are taken as given (free), and
 //! `allow_idn` is taken literally: proto3 cannot tell an unset bool from
 //! `false`, and refusing IDNs is the safer reading. The currency is always
-//! required.
+//! required. An unset IDN table (`policy.idn`) is the default one, which
+//! accepts an IDN label in any one script and refuses mixed-script labels
+//! such as `pаypal` with a Cyrillic `а` (see [`super::idn`]).
 //!
 //! Lifecycle defaults (`TldLifecyclePolicy`, each unset field): add grace
 //! 5 d, renew grace 5 d, auto-renew grace 45 d, transfer grace 5 d, transfer
@@ -31,6 +33,7 @@ use super::apply::Exec;
 use super::engine::StateRead;
 use super::error::{ObjectKind, RegistryError};
 use super::fields;
+use super::idn;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Get, Lifecycle, TldPolicy, TldRecord};
@@ -196,6 +199,7 @@ pub(crate) fn policy_from_proto(
         min_label_length: or(p.min_label_length, DEFAULT_MIN_LABEL_LENGTH),
         max_label_length: or(p.max_label_length, DEFAULT_MAX_LABEL_LENGTH),
         allow_idn: p.allow_idn,
+        idn: idn::table_from_proto("policy.idn", p.idn.as_ref())?,
     };
 
     if policy.max_period_years > MAX_PERIOD_YEARS {
@@ -571,11 +575,15 @@ pub(crate) fn check_available_label(
     Ok(())
 }
 
-/// Checks a second-level label (A-label form) against the TLD's label rules.
+/// Checks a second-level label against the TLD's label rules: its length
+/// (A-label form), whether IDNs are accepted, and for an IDN whether its
+/// scripts are in the TLD's IDN table. `label` is the A-label form and
+/// `u_label` the Unicode form.
 pub(crate) fn check_label(
     policy: &TldPolicy,
     field: &str,
     label: &str,
+    u_label: &str,
     tld: &str,
 ) -> Result<(), RegistryError> {
     let len = label.len();
@@ -593,6 +601,9 @@ pub(crate) fn check_label(
             field,
             format!("label {label:?} is an IDN; .{tld} does not accept IDNs"),
         ));
+    }
+    if names::is_a_label(label) {
+        idn::check_label_scripts(&policy.idn, field, u_label, label, tld)?;
     }
     Ok(())
 }
