@@ -46,6 +46,10 @@ pub struct CreateArgs {
     /// instead of using --endpoints.
     #[arg(long)]
     pub local_cluster: bool,
+    /// With --local-cluster: run it over mutual TLS (the staff and the
+    /// registrar "bench" each with a certificate of the cluster's CA).
+    #[arg(long, requires = "local_cluster")]
+    pub tls: bool,
     /// The kauri-node binary for --local-cluster (default: next to kauri-bench).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
@@ -165,6 +169,7 @@ pub(crate) fn exists(e: &ClientError) -> bool {
 /// registrant contact. Idempotent: existing objects are reused.
 pub(crate) async fn fixture(
     client: &KauriClient,
+    registrar_client: &KauriClient,
     tld: &str,
     operations: u64,
 ) -> anyhow::Result<()> {
@@ -234,7 +239,7 @@ pub(crate) async fn fixture(
         }),
         auth_info: String::new(),
     };
-    match client.create_contact(contact).await {
+    match registrar_client.create_contact(contact).await {
         Ok(_) => Ok(()),
         Err(e) if exists(&e) => Ok(()),
         Err(e) => Err(e).context("creating the contact"),
@@ -246,7 +251,11 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
     let cluster = if args.local_cluster {
         let bin = node_binary(args.node_bin.clone())?;
         let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
-        let cluster = TestCluster::start(&bin, 3, &node_args);
+        let cluster = if args.tls {
+            TestCluster::start_tls(&bin, 3, &node_args)
+        } else {
+            TestCluster::start(&bin, 3, &node_args)
+        };
         let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         println!(
             "kauri: started a 3-node cluster (--peers {}), leader node {leader}",
@@ -256,11 +265,32 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let client = match &cluster {
-        Some(c) => c.client(),
-        None => KauriClient::new(endpoints, ClientConfig::default())?,
+    let (staff, client) = match &cluster {
+        Some(c) => match c.pki() {
+            Some((certs, ca)) => {
+                let as_bench = |role| -> anyhow::Result<KauriClient> {
+                    let p = kauri_client::tls::Principal::new(
+                        kauri_chaos_tests::TEST_CLUSTER,
+                        role,
+                        "bench",
+                    )?;
+                    let files =
+                        ca.write(&certs.dir, &format!("bench-{role}"), &certs.ca, &p, &[])?;
+                    Ok(c.client_as(&files))
+                };
+                (
+                    as_bench(kauri_client::tls::Role::Staff)?,
+                    as_bench(kauri_client::tls::Role::Registrar)?,
+                )
+            }
+            None => (c.client(), c.client()),
+        },
+        None => {
+            let c = KauriClient::new(endpoints, ClientConfig::default())?;
+            (c.clone(), c)
+        }
     };
-    fixture(&client, &args.tld, args.load.expected_operations()).await?;
+    fixture(&staff, &client, &args.tld, args.load.expected_operations()).await?;
     let run = format!(
         "{:x}",
         (rand::thread_rng().gen::<u64>() ^ u64::from(std::process::id())) & 0xffff_ffff_ffff

@@ -286,7 +286,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     let mut cluster = TestCluster::start(&bin, 3, &node_args);
     cluster.wait_for_leader(RECOVERY_DEADLINE).await;
     let client = cluster.client();
-    crate::create::fixture(&client, "bench", MAX_WRITES)
+    crate::create::fixture(&client, &client, "bench", MAX_WRITES)
         .await
         .context("fixture")?;
 

@@ -568,9 +568,14 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         warmup_secs: PROBE_WARMUP_SECS,
         json: None,
     };
-    crate::create::fixture(&client, TLD, probe.expected_operations().saturating_mul(2))
-        .await
-        .context("fixture")?;
+    crate::create::fixture(
+        &client,
+        &client,
+        TLD,
+        probe.expected_operations().saturating_mul(2),
+    )
+    .await
+    .context("fixture")?;
     let probe_created = Arc::new(AtomicU64::new(0));
     println!("-- create throughput, empty");
     let cpu = CpuShare::start(&cluster);
