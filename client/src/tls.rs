@@ -119,13 +119,7 @@ impl Principal {
         };
         let role = Role::parse(role)
             .ok_or_else(|| bad("unknown role (node, gateway, registrar, staff or monitor)"))?;
-        let p = Principal {
-            cluster: cluster.to_string(),
-            role,
-            name: name.to_string(),
-        };
-        p.check()?;
-        Ok(p)
+        Principal::new(cluster, role, name)
     }
 
     fn check(&self) -> Result<(), TlsError> {

@@ -6,11 +6,10 @@
 //! (`--insecure-plaintext`) the slot is taken as given.
 
 use kauri_client::tls::shorten;
-use kauri_proto::v1::{self, ErrorDetail, Reason};
-use prost::Message;
+use kauri_proto::v1::{self, Reason};
 use tonic::{Code, Status};
 
-use super::{Caller, Role};
+use super::{refuse, Caller, Role};
 
 /// Whose name a request's actor slot holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,16 +89,7 @@ acting_none!(
 );
 
 fn denied(message: String) -> Status {
-    let detail = ErrorDetail {
-        reason: Reason::NotAuthorized as i32,
-        message: message.clone(),
-        ..Default::default()
-    };
-    Status::with_details(
-        Code::PermissionDenied,
-        message,
-        detail.encode_to_vec().into(),
-    )
+    refuse(Code::PermissionDenied, Reason::NotAuthorized, message)
 }
 
 /// Binds `request`'s actor slot to `caller`: fills it when empty, refuses

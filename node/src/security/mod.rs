@@ -32,3 +32,19 @@ impl Caller {
         }
     }
 }
+
+/// A refusal with `code`, carrying `reason` and `message` in a
+/// `kauri.v1.ErrorDetail` like every other rejection of the API.
+pub(crate) fn refuse(
+    code: tonic::Code,
+    reason: kauri_proto::v1::Reason,
+    message: String,
+) -> tonic::Status {
+    use prost::Message;
+    let detail = kauri_proto::v1::ErrorDetail {
+        reason: reason as i32,
+        message: message.clone(),
+        ..Default::default()
+    };
+    tonic::Status::with_details(code, message, detail.encode_to_vec().into())
+}

@@ -11,12 +11,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use kauri_proto::v1::{ErrorDetail, Reason};
-use prost::Message;
+use kauri_proto::v1::Reason;
 use tonic::{Code, Status};
 
 use super::listener::PeerInfo;
-use super::{Caller, Role};
+use super::{refuse, Caller, Role};
 
 use Role::*;
 
@@ -80,15 +79,6 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?;
     let (service, method) = rest.split_once('/')?;
     (!method.contains('/')).then_some((service, method))
-}
-
-fn refuse(code: Code, reason: Reason, message: String) -> Status {
-    let detail = ErrorDetail {
-        reason: reason as i32,
-        message: message.clone(),
-        ..Default::default()
-    };
-    Status::with_details(code, message, detail.encode_to_vec().into())
 }
 
 /// Decides whether the connection described by `peer` may call `path` on a
