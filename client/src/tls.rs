@@ -416,6 +416,8 @@ pub struct ClientTls {
     files: TlsFiles,
     current: Arc<RwLock<Arc<rustls::ClientConfig>>>,
     principal: Arc<RwLock<Principal>>,
+    /// The node id the server's certificate must name, if one is expected.
+    expect_node: Option<u64>,
 }
 
 impl fmt::Debug for ClientTls {
@@ -448,7 +450,53 @@ impl ClientTls {
             files,
             current: Arc::new(RwLock::new(Arc::new(config))),
             principal: Arc::new(RwLock::new(identity.principal)),
+            expect_node: None,
         })
+    }
+
+    /// The same identity, for connections to node `id` only: a server
+    /// whose certificate names another node is refused (a peer link must
+    /// reach the peer it was meant for).
+    pub fn expecting_node(&self, id: u64) -> ClientTls {
+        ClientTls {
+            expect_node: Some(id),
+            ..self.clone()
+        }
+    }
+
+    /// Checks the server's certificate beyond the CA's signature: it must
+    /// name a node of this identity's cluster (and the expected node, if
+    /// one is).
+    fn check_server(
+        &self,
+        stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    ) -> std::io::Result<()> {
+        let refuse = |why: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("the server's certificate is refused: {why}"),
+            )
+        };
+        let der = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or_else(|| refuse("the server presented none".into()))?;
+        let server = cert_facts(der).map_err(refuse)?.principal.map_err(refuse)?;
+        let own = self.principal();
+        if server.role != Role::Node || server.cluster != own.cluster {
+            return Err(refuse(format!(
+                "it names {server}, not a node of cluster {:?}",
+                own.cluster
+            )));
+        }
+        if let Some(id) = self.expect_node {
+            if server.node_id() != Some(id) {
+                return Err(refuse(format!("it names {server}, not node {id}")));
+            }
+        }
+        Ok(())
     }
 
     /// Reads the files again; on success new connections use them. On
@@ -501,7 +549,9 @@ impl ClientTls {
             ))
             .await?;
             tcp.set_nodelay(true)?;
-            connector.connect(name, tcp).await
+            let stream = connector.connect(name, tcp).await?;
+            self.check_server(&stream)?;
+            Ok(stream)
         };
         tokio::time::timeout(connect_timeout, connect)
             .await

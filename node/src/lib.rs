@@ -8,6 +8,7 @@
 //! - [`server`]: configuration, start-up, bootstrap and shutdown.
 
 pub mod api;
+pub mod crosscheck;
 pub mod raft;
 pub mod registry;
 pub mod security;

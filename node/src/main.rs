@@ -68,6 +68,13 @@ struct Args {
     /// up from the log instead of a snapshot.
     #[arg(long, env = "KAURI_KEEP_LOGS", default_value_t = 5_000)]
     keep_logs: u64,
+    /// Every this many log indexes, replicas compare a running hash of
+    /// what they applied (the state chain) and report any difference
+    /// loudly (`kauri cluster status`, the node's ERROR log). Give every
+    /// node the same value.
+    #[arg(long, env = "KAURI_STATE_CHECK_EVERY", default_value_t = 1_000,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    state_check_every: u64,
     /// Leader heartbeat interval in milliseconds.
     #[arg(long, default_value_t = 100)]
     heartbeat_ms: u64,
@@ -126,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         transport,
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
+        state_check_every: args.state_check_every,
         heartbeat_ms: args.heartbeat_ms,
         election_timeout_ms: args.election_timeout_ms,
         tick_interval_ms: args.tick_interval_ms,

@@ -75,6 +75,9 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Entries kept in the log behind the latest snapshot, for slow followers.
     pub keep_logs: u64,
+    /// Spacing, in log indexes, of the state-chain points replicas compare
+    /// (see [`crate::storage::chain`]).
+    pub state_check_every: u64,
     /// Leader heartbeat interval.
     pub heartbeat_ms: u64,
     /// Lower bound of the randomised election timeout (upper is 1.5 times
@@ -185,6 +188,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     config.validate()?;
     let store = Store::open(&config.data_dir)
         .with_context(|| format!("opening data dir {}", config.data_dir.display()))?;
+    store.chain_points().set_every(config.state_check_every);
     let state_machine = StateMachineStore::new(store.clone());
     if let Some(index) = state_machine
         .finish_interrupted_install()
@@ -192,6 +196,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     {
         tracing::info!(index, "finished the snapshot install the last run was in");
     }
+    state_machine
+        .remove_leftovers()
+        .context("clearing the snapshot directory")?;
     let tls = match &config.transport {
         Transport::Tls(files) => {
             let tls = NodeTls::load(files.clone(), &config.cluster, config.id)
@@ -233,6 +240,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         id: config.id,
         site: config.site.clone(),
         clock: Arc::new(api::ProposerClock::new(config.test_clock)),
+        tls: tls.clone(),
     };
     if config.test_clock {
         tracing::warn!(
@@ -260,8 +268,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(AuthLayer::new(&config.cluster))
         .add_service(
-            RaftServer::new(RaftService::new(raft.clone(), fence))
-                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES),
+            RaftServer::new(RaftService::new(
+                raft.clone(),
+                fence,
+                crate::storage::inbox::SnapshotInbox::new(store.clone()),
+            ))
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES),
         )
         .add_service(
             RegistryServer::new(RegistryService::new(node.clone()))
@@ -278,6 +290,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let server = tokio::spawn(server);
 
     let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone(), peer_tls.clone()));
+    let crosscheck = tokio::spawn(crate::crosscheck::run(node.clone(), peer_tls.clone()));
     let ticker = (config.tick_interval_ms > 0).then(|| {
         tokio::spawn(tick_loop(
             node.clone(),
@@ -297,6 +310,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         tracing::info!("shutting down");
     }
     bootstrap.abort();
+    crosscheck.abort();
     if let Some(w) = watcher {
         w.abort();
     }

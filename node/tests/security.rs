@@ -363,6 +363,20 @@ async fn each_role_does_its_own_work_and_nothing_else() {
             &[],
         )
         .unwrap();
+    // The node refuses it (a raw client that does not check the server)...
+    let config = tls::client_config(&other.load().unwrap()).unwrap();
+    let (code, message) = code_of(
+        AdminClient::new(raw_channel(&addr, config))
+            .info_tld(InfoTldRequest {
+                name: "test".into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(code, Code::Unauthenticated, "{message}");
+    assert!(message.contains("\"prod\""), "{message}");
+    // ...and Kauri's own client refuses the node: its certificate is not
+    // a node of the cluster the client belongs to.
     let tls = ClientTls::load(other).unwrap();
     let channel = tls::channel(&addr, Some(&tls), Duration::from_secs(2)).unwrap();
     let (code, message) = code_of(
@@ -373,8 +387,11 @@ async fn each_role_does_its_own_work_and_nothing_else() {
             })
             .await,
     );
-    assert_eq!(code, Code::Unauthenticated, "{message}");
-    assert!(message.contains("\"prod\""), "{message}");
+    assert_eq!(code, Code::Unavailable, "{message}");
+    assert!(
+        message.contains("not a node of cluster \"prod\""),
+        "{message}"
+    );
 
     // Nothing of the above changed the domain.
     let d = f

@@ -694,6 +694,30 @@ impl Output for StatusResponse {
             format!("{} ({})", self.applied_index, time(self.applied_time_ms)),
         );
         line(&mut out, "snapshot index", self.snapshot_index);
+        let check = match (self.state_mismatches, self.state_chain.last()) {
+            (0, None) => "no state chain points yet".to_string(),
+            (0, Some(p)) => format!(
+                "agrees with peers ({} points, latest at index {})",
+                self.state_chain.len(),
+                p.index
+            ),
+            (n, _) => format!(
+                "DIVERGED: {n} mismatch(es); latest: {}",
+                self.last_state_mismatch
+            ),
+        };
+        line(&mut out, "state check", check);
+        if !self.certificate_principal.is_empty() {
+            line(
+                &mut out,
+                "certificate",
+                format!(
+                    "{} until {}",
+                    self.certificate_principal,
+                    kauri_client::tls::format_time(self.certificate_not_after_s)
+                ),
+            );
+        }
         for m in &self.members {
             let kind = if m.voter { "voter" } else { "learner" };
             line(

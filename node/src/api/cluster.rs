@@ -2,7 +2,7 @@
 
 use kauri_proto::v1::cluster_server::Cluster;
 use kauri_proto::v1::{
-    Consistency, Member, SnapshotRequest, SnapshotResponse, StateDigestRequest,
+    ChainPoint, Consistency, Member, SnapshotRequest, SnapshotResponse, StateDigestRequest,
     StateDigestResponse, StatusRequest, StatusResponse,
 };
 use openraft::ServerState;
@@ -57,6 +57,8 @@ impl Cluster for ClusterService {
             .map(|n| n.addr.clone())
             .unwrap_or_default();
         let info = self.node.read_info(Consistency::BoundedStale)?;
+        let points = self.node.store.chain_points();
+        let certificate = self.node.tls.as_ref().map(|t| t.state());
         Ok(Response::new(StatusResponse {
             node_id: self.node.id,
             site: self.node.site.clone(),
@@ -70,6 +72,21 @@ impl Cluster for ClusterService {
             members,
             snapshot_index: m.snapshot.map(|s| s.index).unwrap_or(0),
             purged_index: m.purged.map(|p| p.index).unwrap_or(0),
+            state_chain: points
+                .recent()
+                .into_iter()
+                .map(|(index, chain)| ChainPoint {
+                    index,
+                    chain: chain.to_vec(),
+                })
+                .collect(),
+            state_mismatches: points.mismatches(),
+            last_state_mismatch: points.last_mismatch(),
+            certificate_principal: certificate
+                .as_ref()
+                .map(|c| c.principal.uri())
+                .unwrap_or_default(),
+            certificate_not_after_s: certificate.map_or(0, |c| c.not_after_s),
         }))
     }
 

@@ -90,6 +90,8 @@ pub struct Node {
     pub site: String,
     /// The clock proposals are stamped with.
     pub clock: std::sync::Arc<ProposerClock>,
+    /// The node's TLS identity; `None` in plain text.
+    pub tls: Option<std::sync::Arc<crate::security::listener::NodeTls>>,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;

@@ -1,6 +1,7 @@
 //! Raft wiring: type declarations, the tonic transport between nodes, and
 //! the gRPC service that receives Raft RPCs.
 
+pub mod bounds;
 pub mod network;
 pub mod service;
 mod types;

@@ -12,7 +12,7 @@ use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, U
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use tonic::transport::Channel;
 
-use super::{decode, encode, typ, NodeId, NodeInfo, TypeConfig};
+use super::{bounds, decode, encode, typ, NodeId, NodeInfo, TypeConfig};
 
 /// Connect timeout for peer channels.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -28,7 +28,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
-        let channel = kauri_client::tls::channel(&node.addr, self.tls.as_ref(), CONNECT_TIMEOUT);
+        // The peer's certificate must name the node the membership says
+        // is at that address.
+        let tls = self.tls.as_ref().map(|t| t.expecting_node(target));
+        let channel = kauri_client::tls::channel(&node.addr, tls.as_ref(), CONNECT_TIMEOUT);
         PeerClient {
             target,
             client: channel.map(RaftClient::new),
@@ -76,9 +79,46 @@ macro_rules! call {
             }
         };
         let result: Result<$resp, $err> = decode(&reply.payload).map_err(network)?;
+        if let Ok(reply) = &result {
+            reply.check().map_err(|e| {
+                tracing::warn!(peer = $self.target, "refused a raft reply: {e}");
+                network(format!("reply from node {} refused: {e}", $self.target))
+            })?;
+        }
         result
             .map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new($self.target, e)))
     }};
+}
+
+/// A reply whose votes and log ids are checked against [`bounds`] before
+/// openraft adopts them (a higher vote in a reply becomes this node's).
+trait CheckedReply {
+    fn check(&self) -> Result<(), bounds::OutOfBounds>;
+}
+
+impl CheckedReply for typ::AppendEntriesResponse {
+    fn check(&self) -> Result<(), bounds::OutOfBounds> {
+        match self {
+            typ::AppendEntriesResponse::HigherVote(vote) => bounds::reply_vote(vote),
+            typ::AppendEntriesResponse::PartialSuccess(log_id) => {
+                bounds::reply_log_id("matching log id", log_id)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl CheckedReply for typ::VoteResponse {
+    fn check(&self) -> Result<(), bounds::OutOfBounds> {
+        bounds::reply_vote(&self.vote)?;
+        bounds::reply_log_id("last log id", &self.last_log_id)
+    }
+}
+
+impl CheckedReply for typ::InstallSnapshotResponse {
+    fn check(&self) -> Result<(), bounds::OutOfBounds> {
+        bounds::reply_vote(&self.vote)
+    }
 }
 
 impl RaftNetwork<TypeConfig> for PeerClient {

@@ -1,17 +1,25 @@
-//! The receiving side of Raft RPCs: decodes the payload, hands it to the
-//! local Raft instance and encodes openraft's result (including its errors)
-//! back.
+//! The receiving side of Raft RPCs: decodes the payload, checks it against
+//! [`bounds`] (and that the sending node's certificate speaks for itself),
+//! hands it to the local Raft instance and encodes openraft's result
+//! (including its errors) back. Snapshots are received by the node's
+//! [`SnapshotInbox`] and reach openraft only once verified.
 
 use kauri_proto::v1::raft_server::Raft as RaftRpc;
 use kauri_proto::v1::RaftMessage;
+use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::SnapshotSegmentId;
 use tonic::{Request, Response, Status};
 
-use super::{decode, encode, typ};
+use super::bounds::{self, Receiver};
+use super::{decode, encode, typ, NodeId};
+use crate::security::{actor, Caller};
+use crate::storage::inbox::{Refusal, SnapshotInbox};
 
 /// gRPC service for node-to-node Raft traffic.
 pub struct RaftService {
     raft: typ::Raft,
     fence: VoteFence,
+    inbox: SnapshotInbox,
 }
 
 /// Keeps a node that lost its disk out of elections until it holds every
@@ -43,9 +51,23 @@ impl VoteFence {
 }
 
 impl RaftService {
-    /// Serves RPCs for `raft`, refusing votes while `fence` holds.
-    pub fn new(raft: typ::Raft, fence: VoteFence) -> Self {
-        RaftService { raft, fence }
+    /// Serves RPCs for `raft`, refusing votes while `fence` holds and
+    /// receiving snapshots into `inbox`.
+    pub fn new(raft: typ::Raft, fence: VoteFence, inbox: SnapshotInbox) -> Self {
+        RaftService { raft, fence, inbox }
+    }
+
+    /// What the bounds are checked against: this node's term and the
+    /// sender's node id from its certificate.
+    fn receiver<T>(&self, request: &Request<T>) -> Receiver {
+        let sender: Option<NodeId> = match actor::caller(request) {
+            Caller::Principal(p) => p.node_id(),
+            Caller::Unauthenticated => None,
+        };
+        Receiver {
+            term: self.raft.metrics().borrow().current_term,
+            sender,
+        }
     }
 
     /// Whether the fence still keeps this node out of elections.
@@ -66,6 +88,11 @@ fn bad_payload(e: postcard::Error) -> Status {
     Status::invalid_argument(format!("undecodable raft payload: {e}"))
 }
 
+fn out_of_bounds(rpc: &str, e: bounds::OutOfBounds) -> Status {
+    tracing::warn!(rpc, "refused a raft message: {e}");
+    Status::invalid_argument(format!("{rpc} refused: {e}"))
+}
+
 fn reply<T: serde::Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
     encode(value)
         .map(|payload| Response::new(RaftMessage { payload }))
@@ -78,8 +105,10 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let receiver = self.receiver(&request);
         let rpc: typ::AppendEntriesRequest =
             decode(&request.into_inner().payload).map_err(bad_payload)?;
+        bounds::append_entries(&rpc, &receiver).map_err(|e| out_of_bounds("AppendEntries", e))?;
         reply(&self.raft.append_entries(rpc).await)
     }
 
@@ -89,7 +118,9 @@ impl RaftRpc for RaftService {
                 "recovering from lost storage: not voting until index {until} is applied"
             )));
         }
+        let receiver = self.receiver(&request);
         let rpc: typ::VoteRequest = decode(&request.into_inner().payload).map_err(bad_payload)?;
+        bounds::vote(&rpc, &receiver).map_err(|e| out_of_bounds("Vote", e))?;
         reply(&self.raft.vote(rpc).await)
     }
 
@@ -97,8 +128,49 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let receiver = self.receiver(&request);
         let rpc: typ::InstallSnapshotRequest =
             decode(&request.into_inner().payload).map_err(bad_payload)?;
-        reply(&self.raft.install_snapshot(rpc).await)
+        bounds::snapshot(&rpc.vote, &rpc.meta, &receiver)
+            .map_err(|e| out_of_bounds("InstallSnapshot", e))?;
+        type Reply = Result<typ::InstallSnapshotResponse, RaftError<NodeId, InstallSnapshotError>>;
+        // As openraft does: a sender behind this node's vote is told so.
+        let my_vote = self.raft.metrics().borrow().vote;
+        if rpc.vote < my_vote {
+            return reply::<Reply>(&Ok(typ::InstallSnapshotResponse { vote: my_vote }));
+        }
+        let (id, offset) = (rpc.meta.snapshot_id.clone(), rpc.offset);
+        let received = match self.inbox.receive(rpc).await {
+            Ok(None) => return reply::<Reply>(&Ok(typ::InstallSnapshotResponse { vote: my_vote })),
+            Ok(Some(received)) => received,
+            Err(Refusal::Mismatch { expect }) => {
+                let mismatch = SnapshotMismatch {
+                    expect: SnapshotSegmentId {
+                        id: id.clone(),
+                        offset: expect,
+                    },
+                    got: SnapshotSegmentId { id, offset },
+                };
+                return reply::<Reply>(&Err(RaftError::APIError(
+                    InstallSnapshotError::SnapshotMismatch(mismatch),
+                )));
+            }
+            Err(Refusal::Refused(why)) => {
+                return Err(Status::failed_precondition(format!(
+                    "snapshot {id} refused: {why}"
+                )))
+            }
+        };
+        let snapshot = typ::Snapshot {
+            meta: received.meta,
+            snapshot: Box::new(received.data),
+        };
+        let installed = self
+            .raft
+            .install_full_snapshot(received.vote, snapshot)
+            .await
+            .map(|r| typ::InstallSnapshotResponse { vote: r.vote })
+            .map_err(RaftError::Fatal);
+        reply::<Reply>(&installed)
     }
 }

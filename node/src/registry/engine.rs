@@ -175,6 +175,9 @@ pub struct Txn<'a, S: StateRead + ?Sized> {
     batch: Layer,
     /// The current command's writes, oldest first.
     undo: Vec<Undo>,
+    /// Hash of every committed write since the last
+    /// [`Txn::take_write_digest`], in the order they were made.
+    written: sha2::Sha256,
 }
 
 impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
@@ -184,6 +187,7 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
             base,
             batch: Layer::default(),
             undo: Vec::new(),
+            written: sha2::Sha256::default(),
         }
     }
 
@@ -279,7 +283,31 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
 
     /// Keeps the current command's writes as part of the batch.
     pub fn commit_command(&mut self) {
+        use sha2::Digest;
+        for (cf, key, _) in &self.undo {
+            let value = self.batch.get(*cf, key).and_then(Option::as_ref);
+            self.written.update([cf.tag()]);
+            self.written.update((key.len() as u32).to_be_bytes());
+            self.written.update(key);
+            match value {
+                Some(v) => {
+                    self.written.update([1]);
+                    self.written.update((v.len() as u32).to_be_bytes());
+                    self.written.update(v);
+                }
+                None => self.written.update([0]),
+            }
+        }
         self.undo.clear();
+    }
+
+    /// The hash of the writes committed since the last call (or since the
+    /// transaction began): what one applied entry changed, for the state
+    /// chain that replicas compare ([`crate::storage`]). Equal writes in
+    /// the same order give equal hashes on every replica.
+    pub fn take_write_digest(&mut self) -> [u8; 32] {
+        use sha2::Digest;
+        self.written.finalize_reset().into()
     }
 
     /// Drops the current command's writes (the command was rejected):

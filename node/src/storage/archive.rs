@@ -254,6 +254,66 @@ impl AsyncSeek for ArchiveReader {
     }
 }
 
+/// Most header bytes an archive may declare before its first file: a
+/// checkpoint has tens of files, so this leaves a wide margin while
+/// keeping a receiver's look at the header small.
+pub const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// The total length a format-3 stream declares in its header, from the
+/// stream's first bytes: `Ok(None)` while `prefix` is too short to tell,
+/// an error when the header is malformed or longer than
+/// [`MAX_HEADER_BYTES`]. A receiver uses it to bound what a sender may
+/// write before anything is verified.
+pub fn declared_len(prefix: &[u8]) -> Result<Option<u64>, SnapshotError> {
+    let corrupt = |m: String| Err(SnapshotError::Corrupt(m));
+    let magic_len = MAGIC.len().min(prefix.len());
+    if prefix[..magic_len] != MAGIC[..magic_len] {
+        return corrupt("bad magic: not a Kauri checkpoint snapshot".into());
+    }
+    let mut at = MAGIC.len();
+    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+        let bytes = prefix.get(*at..*at + n)?;
+        *at += n;
+        Some(bytes)
+    };
+    let Some(count) = take(&mut at, 4) else {
+        return Ok(None);
+    };
+    let count = u32::from_be_bytes(count.try_into().expect("4 bytes"));
+    if count > MAX_FILES {
+        return corrupt(format!(
+            "{count} files listed, more than the {MAX_FILES} allowed"
+        ));
+    }
+    let mut total: u64 = 0;
+    for _ in 0..count {
+        if at > MAX_HEADER_BYTES {
+            return corrupt(format!(
+                "the header is longer than the {MAX_HEADER_BYTES} bytes allowed"
+            ));
+        }
+        let Some(len) = take(&mut at, 2) else {
+            return Ok(None);
+        };
+        let len = u16::from_be_bytes(len.try_into().expect("2 bytes")) as usize;
+        if take(&mut at, len).is_none() {
+            return Ok(None);
+        }
+        let Some(size) = take(&mut at, 8) else {
+            return Ok(None);
+        };
+        let size = u64::from_be_bytes(size.try_into().expect("8 bytes"));
+        total = match total.checked_add(size) {
+            Some(t) => t,
+            None => return corrupt("the listed file sizes overflow".into()),
+        };
+    }
+    match total.checked_add(at as u64 + DIGEST_BYTES) {
+        Some(len) => Ok(Some(len)),
+        None => corrupt("the listed file sizes overflow".into()),
+    }
+}
+
 /// Unpacks a format-3 stream into `dir` (which must not exist), verifying
 /// its checksum; returns the number of files. On any error the partial
 /// directory is removed.
@@ -368,6 +428,10 @@ pub enum SnapshotData {
     File(tokio::fs::File),
     /// A checkpoint of this node, served as a format-3 stream.
     Checkpoint(ArchiveReader),
+    /// A received snapshot, verified and ready to install: a format-3
+    /// checkpoint unpacked into this directory, or a stream-format file
+    /// (formats 1 and 2) whose checksum was checked.
+    Verified(std::path::PathBuf),
 }
 
 impl SnapshotData {
@@ -375,7 +439,7 @@ impl SnapshotData {
     pub fn into_file(self) -> Option<tokio::fs::File> {
         match self {
             SnapshotData::File(f) => Some(f),
-            SnapshotData::Checkpoint(_) => None,
+            SnapshotData::Checkpoint(_) | SnapshotData::Verified(_) => None,
         }
     }
 }
@@ -389,6 +453,7 @@ impl AsyncRead for SnapshotData {
         match self.get_mut() {
             SnapshotData::File(f) => Pin::new(f).poll_read(cx, buf),
             SnapshotData::Checkpoint(a) => Pin::new(a).poll_read(cx, buf),
+            SnapshotData::Verified(_) => Poll::Ready(Err(verified())),
         }
     }
 }
@@ -398,6 +463,7 @@ impl AsyncSeek for SnapshotData {
         match self.get_mut() {
             SnapshotData::File(f) => Pin::new(f).start_seek(to),
             SnapshotData::Checkpoint(a) => Pin::new(a).start_seek(to),
+            SnapshotData::Verified(_) => Err(verified()),
         }
     }
 
@@ -405,8 +471,16 @@ impl AsyncSeek for SnapshotData {
         match self.get_mut() {
             SnapshotData::File(f) => Pin::new(f).poll_complete(cx),
             SnapshotData::Checkpoint(a) => Pin::new(a).poll_complete(cx),
+            SnapshotData::Verified(_) => Poll::Ready(Err(verified())),
         }
     }
+}
+
+fn verified() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a received snapshot is installed from where it lies, not read as a stream",
+    )
 }
 
 fn read_only() -> io::Error {
@@ -424,21 +498,23 @@ impl AsyncWrite for SnapshotData {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             SnapshotData::File(f) => Pin::new(f).poll_write(cx, buf),
-            SnapshotData::Checkpoint(_) => Poll::Ready(Err(read_only())),
+            SnapshotData::Checkpoint(_) | SnapshotData::Verified(_) => {
+                Poll::Ready(Err(read_only()))
+            }
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             SnapshotData::File(f) => Pin::new(f).poll_flush(cx),
-            SnapshotData::Checkpoint(_) => Poll::Ready(Ok(())),
+            SnapshotData::Checkpoint(_) | SnapshotData::Verified(_) => Poll::Ready(Ok(())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             SnapshotData::File(f) => Pin::new(f).poll_shutdown(cx),
-            SnapshotData::Checkpoint(_) => Poll::Ready(Ok(())),
+            SnapshotData::Checkpoint(_) | SnapshotData::Verified(_) => Poll::Ready(Ok(())),
         }
     }
 }
@@ -543,5 +619,28 @@ mod tests {
         let e = extract_archive(&evil[..], &out).unwrap_err();
         assert!(e.to_string().contains("not plain"), "{e}");
         assert!(!dst.path().join("x1").exists());
+    }
+
+    #[test]
+    fn the_declared_length_is_known_from_the_header_alone() {
+        let src = tempfile::tempdir().unwrap();
+        checkpoint_like(src.path());
+        let reader = ArchiveReader::open(src.path()).unwrap();
+        let (len, header) = (reader.len(), reader.header.len());
+        let bytes = read_all(reader);
+        for cut in [0, 3, MAGIC.len(), MAGIC.len() + 4, header - 1] {
+            assert_eq!(declared_len(&bytes[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        assert_eq!(declared_len(&bytes[..header]).unwrap(), Some(len));
+        assert_eq!(declared_len(&bytes).unwrap(), Some(len));
+        assert!(declared_len(b"KAURISNAP2\n").is_err());
+        let mut overflow = MAGIC.to_vec();
+        overflow.extend(2u32.to_be_bytes());
+        for name in [b"a", b"b"] {
+            overflow.extend(1u16.to_be_bytes());
+            overflow.extend(name);
+            overflow.extend(u64::MAX.to_be_bytes());
+        }
+        assert!(declared_len(&overflow).is_err());
     }
 }

@@ -9,12 +9,15 @@
 //!   id, so a crash at any point leaves a consistent applied index.
 //! - Snapshots are RocksDB checkpoints, shipped in the format of
 //!   [`archive`]; [`snapshot`] is the older stream-of-records format, still
-//!   installed when a peer sends it.
+//!   installed when a peer sends it. [`inbox`] receives them from the
+//!   leader within bounds and verifies them before they are installed.
 
 // openraft's StorageError is large, and its traits require returning it.
 #![allow(clippy::result_large_err)]
 
 pub mod archive;
+pub mod chain;
+pub mod inbox;
 mod log_store;
 pub mod snapshot;
 mod state_machine;
@@ -80,6 +83,8 @@ pub struct Store {
     /// Whether a snapshot install is rewriting the registry state (reads
     /// would see a mix of old and new).
     installing: Arc<std::sync::atomic::AtomicBool>,
+    /// Recent points of the state chain, for the replicas' cross-check.
+    chain: Arc<chain::ChainPoints>,
 }
 
 impl Store {
@@ -114,6 +119,7 @@ impl Store {
             dir: dir.to_path_buf(),
             snapshot_index: Arc::new(tokio::sync::watch::Sender::new(0)),
             installing: Arc::default(),
+            chain: Arc::default(),
         };
         let meta: Option<typ::SnapshotMeta> =
             read_json(&store, CF_SM_META, state_machine::KEY_SNAPSHOT_META)?;
@@ -156,6 +162,11 @@ impl Store {
         tokio::time::timeout(patience, covered)
             .await
             .unwrap_or(false)
+    }
+
+    /// Recent points of the state chain and what comparing them found.
+    pub fn chain_points(&self) -> &chain::ChainPoints {
+        &self.chain
     }
 
     /// The underlying database.

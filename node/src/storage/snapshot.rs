@@ -115,6 +115,15 @@ impl<W: Write> SnapshotWriter<W> {
     }
 }
 
+/// Whether `magic` (a file's first bytes) starts a stream-format snapshot
+/// (format 1 or 2).
+pub fn is_stream_magic(magic: &[u8]) -> bool {
+    magic == MAGIC || magic == MAGIC_V1
+}
+
+/// Length of the magic that starts every snapshot format.
+pub const MAGIC_BYTES: usize = MAGIC.len();
+
 /// Reads every record of a snapshot, calling `on_record` for each, and
 /// verifies the checksum at the end. Callers must not make the records
 /// visible until this returns `Ok`.

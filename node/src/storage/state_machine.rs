@@ -22,6 +22,8 @@ use kauri_proto::v1;
 pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 pub(crate) const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
+/// The state chain at the last applied index ([`super::chain`]).
+const KEY_STATE_CHAIN: &[u8] = b"state_chain";
 /// Present while a snapshot install is under way (see `install`).
 const KEY_INSTALLING: &[u8] = b"installing";
 /// Bytes of records written per batch while installing a snapshot (small
@@ -58,6 +60,28 @@ impl StateMachineStore {
     ) -> Result<Option<T>, typ::StorageError> {
         read_json(&self.store, CF_SM_META, key)
             .map_err(|e| sto_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))
+    }
+
+    /// The state chain at `applied` (the persisted applied log id): the
+    /// genesis value on an empty state, the stored one when it is at that
+    /// index, `None` when the state has no chain.
+    fn chain_at(
+        &self,
+        applied: Option<typ::LogId>,
+    ) -> Result<Option<super::chain::Chain>, typ::StorageError> {
+        let Some(applied) = applied else {
+            return Ok(Some(super::chain::GENESIS));
+        };
+        let stored = self
+            .store
+            .db()
+            .get_cf(self.store.cf(CF_SM_META), KEY_STATE_CHAIN)
+            .map_err(|e| sto_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
+        Ok(stored
+            .as_deref()
+            .and_then(super::chain::decode)
+            .filter(|(index, _)| *index == applied.index)
+            .map(|(_, chain)| chain))
     }
 
     /// Directory of the checkpoint of snapshot `snapshot_id`.
@@ -223,6 +247,75 @@ impl StateMachineStore {
         self.install(meta, Source::Checkpoint(dir), &exclusive)
     }
 
+    /// Installs a snapshot the inbox received and verified
+    /// ([`super::inbox`]): an unpacked checkpoint directory or a stream
+    /// file, which becomes this node's current snapshot.
+    fn install_verified(
+        &self,
+        meta: &typ::SnapshotMeta,
+        path: &Path,
+    ) -> Result<(), typ::StorageError> {
+        let err = |e: &dyn std::fmt::Display| {
+            sto_err(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        };
+        // The id names files: the inbox checked it, and so does this.
+        crate::raft::bounds::snapshot_id(&meta.snapshot_id).map_err(|e| err(&e))?;
+        let exclusive = self.exclusive.lock().map_err(|e| err(&e.to_string()))?;
+        if path.is_dir() {
+            let dir = self.checkpoint_path(&meta.snapshot_id);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| err(&e))?;
+            }
+            std::fs::rename(path, &dir).map_err(|e| err(&e))?;
+            sync_dir(&self.store.snapshot_dir()).map_err(|e| err(&e))?;
+            return self.install(meta, Source::Checkpoint(dir), &exclusive);
+        }
+        let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+        let source = Source::Stream {
+            file,
+            path: Some(path.to_path_buf()),
+        };
+        self.install(meta, source, &exclusive)
+    }
+
+    /// Removes from the snapshot directory everything but the current
+    /// snapshot: files a crash left half received or half unpacked, and
+    /// older snapshots. Call at start, after
+    /// [`Self::finish_interrupted_install`].
+    pub fn remove_leftovers(&self) -> Result<(), typ::StorageError> {
+        let err =
+            |e: &dyn std::fmt::Display| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Delete, e);
+        let keep = self.meta::<typ::SnapshotMeta>(KEY_SNAPSHOT_META)?.map(|m| {
+            [
+                self.checkpoint_path(&m.snapshot_id),
+                self.stream_path(&m.snapshot_id),
+            ]
+        });
+        let dir = std::fs::read_dir(self.store.snapshot_dir()).map_err(|e| err(&e))?;
+        for entry in dir {
+            let path = entry.map_err(|e| err(&e))?.path();
+            if keep.as_ref().is_some_and(|k| k.contains(&path)) {
+                continue;
+            }
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match removed {
+                Ok(()) => tracing::info!(path = %path.display(), bytes,
+                    "removed a leftover from the snapshot directory"),
+                Err(e) => return Err(err(&format!("removing {}: {e}", path.display()))),
+            }
+        }
+        Ok(())
+    }
+
     /// Replaces the whole registry state with snapshot `meta` from `source`.
     ///
     /// The source is verified first (a stream's checksum; a checkpoint was
@@ -336,7 +429,31 @@ impl StateMachineStore {
                 }
             }
         }
+        // The state chain comes with a checkpoint when it is at the
+        // snapshot's index; a stream-format snapshot carries none.
+        let chain = match &opened {
+            Records::Checkpoint(from) => from
+                .cf_handle(CF_SM_META)
+                .map(|h| from.get_cf(h, KEY_STATE_CHAIN))
+                .transpose()
+                .map_err(|e| err(&e))?
+                .flatten()
+                .filter(|bytes| {
+                    super::chain::decode(bytes).map(|(i, _)| i) == meta.last_log_id.map(|l| l.index)
+                }),
+            Records::Stream(_) => None,
+        };
         drop(opened);
+        match &chain {
+            Some(bytes) => batch.put_cf(self.store.cf(CF_SM_META), KEY_STATE_CHAIN, bytes),
+            None => {
+                tracing::warn!(
+                    "the installed snapshot has no state chain: this node's state is not \
+                     cross-checked with its peers until it installs one that has"
+                );
+                batch.delete_cf(self.store.cf(CF_SM_META), KEY_STATE_CHAIN)
+            }
+        }
         written += batch.size_in_bytes();
         let json = |v: &dyn erased::Json| v.to_json().map_err(|e| err(&e));
         batch.put_cf(
@@ -515,6 +632,26 @@ fn checkpoint_meta(
     Ok((last_applied, membership))
 }
 
+/// Checks that checkpoint `dir` opens as a database and holds the applied
+/// log id and membership `meta` declares.
+pub(super) fn verify_checkpoint(dir: &Path, meta: &typ::SnapshotMeta) -> Result<(), String> {
+    let (last_applied, membership) =
+        checkpoint_meta(dir).map_err(|e| format!("the checkpoint does not open: {e}"))?;
+    if last_applied != meta.last_log_id {
+        return Err(format!(
+            "the checkpoint holds the state at {last_applied:?}, but the snapshot declares {:?}",
+            meta.last_log_id
+        ));
+    }
+    if membership != meta.last_membership {
+        return Err(format!(
+            "the checkpoint holds membership {membership:?}, but the snapshot declares {:?}",
+            meta.last_membership
+        ));
+    }
+    Ok(())
+}
+
 /// Makes renames in `dir` durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -566,6 +703,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     {
         let err = |verb, e: &dyn std::fmt::Display| sto_err(ErrorSubject::StateMachine, verb, e);
         let persisted = self.meta::<Option<typ::LogId>>(KEY_LAST_APPLIED)?.flatten();
+        let mut chain = self.chain_at(persisted)?;
+        let points = self.store.chain_points();
         let mut txn = Txn::new(&self.store);
         let mut responses = Vec::new();
         let mut last_applied = None;
@@ -578,10 +717,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 continue;
             }
             last_applied = Some(entry.log_id);
+            let log_id = entry.log_id;
             match entry.payload {
                 EntryPayload::Blank => responses.push(ApplyResponse::default()),
                 EntryPayload::Membership(m) => {
-                    membership = Some(typ::StoredMembership::new(Some(entry.log_id), m));
+                    let m = typ::StoredMembership::new(Some(entry.log_id), m);
+                    // A membership entry's "writes" are the membership.
+                    use sha2::Digest;
+                    let bytes = serde_json::to_vec(&m).map_err(|e| err(ErrorVerb::Write, &e))?;
+                    chain = chain.map(|c| {
+                        super::chain::step(&c, &log_id, &sha2::Sha256::digest(bytes).into())
+                    });
+                    membership = Some(m);
                     responses.push(ApplyResponse::default());
                 }
                 EntryPayload::Normal(payload) => {
@@ -598,6 +745,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     };
                     responses.push(ApplyResponse(result.encode_to_vec()));
                 }
+            }
+            // Blank and membership entries wrote nothing through `txn`: the
+            // digest of no writes.
+            let writes = txn.take_write_digest();
+            if let Some(c) = chain.as_mut() {
+                *c = super::chain::step(c, &log_id, &writes);
+                points.applied(log_id.index, c);
             }
         }
         let Some(last_applied) = last_applied else {
@@ -619,6 +773,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         );
         if let Some(m) = membership {
             batch.put_cf(self.store.cf(CF_SM_META), KEY_MEMBERSHIP, json(&m)?);
+        }
+        match chain {
+            Some(c) => batch.put_cf(
+                self.store.cf(CF_SM_META),
+                KEY_STATE_CHAIN,
+                super::chain::encode(last_applied.index, &c),
+            ),
+            None => batch.delete_cf(self.store.cf(CF_SM_META), KEY_STATE_CHAIN),
         }
         // Not synced: the log entries are durable already, and a lost tail
         // of applied state is re-applied from the log after a crash. Purging
@@ -670,6 +832,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 e,
             )
         };
+        if let SnapshotData::Verified(path) = *snapshot {
+            let this = self.clone();
+            let meta = meta.clone();
+            return tokio::task::spawn_blocking(move || this.install_verified(&meta, &path))
+                .await
+                .map_err(|e| sto_err(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        }
         let Some(file) = snapshot.into_file() else {
             return Err(err(&"a snapshot to install must be a received file"));
         };
@@ -869,6 +1038,97 @@ mod tests {
             .unwrap();
         let e = restarted.finish_interrupted_install().unwrap_err();
         assert!(e.to_string().contains("--recover"), "{e}");
+    }
+
+    fn entries(changed_at: Option<u64>) -> Vec<typ::Entry> {
+        use crate::raft::LogPayload;
+        (1..=12u64)
+            .map(|index| {
+                let payload = match index % 4 {
+                    0 => EntryPayload::Blank,
+                    3 => EntryPayload::Normal(LogPayload(b"not a proposal".to_vec())),
+                    _ => {
+                        let time_ms = 1_000 * index as i64 + i64::from(changed_at == Some(index));
+                        let tick = v1::Proposal {
+                            time_ms,
+                            request_digest: Vec::new(),
+                            command: Some(v1::Command {
+                                kind: Some(v1::command::Kind::Tick(v1::TickCommand {})),
+                            }),
+                        };
+                        EntryPayload::Normal(LogPayload(tick.encode_to_vec()))
+                    }
+                };
+                typ::Entry {
+                    log_id: LogId::new(CommittedLeaderId::new(3, 1), index),
+                    payload,
+                }
+            })
+            .collect()
+    }
+
+    /// Applies `entries` in batches of `batch`; returns the stored chain
+    /// and the points kept.
+    async fn chain_after(
+        entries: Vec<typ::Entry>,
+        batch: usize,
+    ) -> (Vec<u8>, Vec<(u64, super::super::chain::Chain)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.chain_points().set_every(4);
+        let mut sm = StateMachineStore::new(store.clone());
+        for chunk in entries.chunks(batch) {
+            sm.apply(chunk.to_vec()).await.unwrap();
+        }
+        // Applying the same entries again changes nothing (replay-safe).
+        sm.apply(entries).await.unwrap();
+        let stored = store
+            .db()
+            .get_cf(store.cf(CF_SM_META), KEY_STATE_CHAIN)
+            .unwrap()
+            .unwrap();
+        (stored, store.chain_points().recent())
+    }
+
+    #[tokio::test]
+    async fn the_state_chain_is_the_same_whatever_the_batches_and_differs_with_any_entry() {
+        let one = chain_after(entries(None), 12).await;
+        assert_eq!(one.0.len(), 40);
+        assert_eq!(&one.0[..8], &12u64.to_be_bytes());
+        assert_eq!(
+            one.1.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            vec![4, 8, 12]
+        );
+        for batch in [1, 3, 5] {
+            assert_eq!(
+                chain_after(entries(None), batch).await,
+                one,
+                "batches of {batch}"
+            );
+        }
+        let forged = chain_after(entries(Some(6)), 12).await;
+        assert_eq!(forged.1[0], one.1[0], "the same before the changed entry");
+        assert_ne!(forged.1[1], one.1[1], "different from it on");
+        assert_ne!(forged.1[2], one.1[2]);
+    }
+
+    #[tokio::test]
+    async fn the_state_chain_travels_in_a_checkpoint_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut leader = StateMachineStore::new(store.clone());
+        leader.apply(entries(None)).await.unwrap();
+        leader.build_snapshot().await.unwrap();
+        let (meta, bytes) = sent(&mut leader).await;
+        let chain = |s: &Store| s.db().get_cf(s.cf(CF_SM_META), KEY_STATE_CHAIN).unwrap();
+
+        let other = tempfile::tempdir().unwrap();
+        let follower_store = Store::open(other.path()).unwrap();
+        let mut follower = StateMachineStore::new(follower_store.clone());
+        let data = receive(&mut follower, &bytes).await;
+        follower.install_snapshot(&meta, data).await.unwrap();
+        assert!(chain(&store).is_some());
+        assert_eq!(chain(&follower_store), chain(&store));
     }
 
     #[tokio::test]
