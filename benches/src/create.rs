@@ -252,9 +252,9 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
         let bin = node_binary(args.node_bin.clone())?;
         let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
         let cluster = if args.tls {
-            TestCluster::start_tls(&bin, 3, &node_args)
-        } else {
             TestCluster::start(&bin, 3, &node_args)
+        } else {
+            TestCluster::start_plaintext(&bin, 3, &node_args)
         };
         let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         println!(

@@ -283,7 +283,7 @@ impl LeaderKill for TestCluster {
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     let bin = crate::create::node_binary(args.node_bin)?;
     let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
-    let mut cluster = TestCluster::start(&bin, 3, &node_args);
+    let mut cluster = TestCluster::start_plaintext(&bin, 3, &node_args);
     cluster.wait_for_leader(RECOVERY_DEADLINE).await;
     let client = cluster.client();
     crate::create::fixture(&client, &client, "bench", MAX_WRITES)

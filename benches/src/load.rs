@@ -546,7 +546,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     );
     let bin = crate::create::node_binary(args.node_bin.clone())?;
     let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
-    let mut cluster = TestCluster::start(&bin, 3, &node_args);
+    let mut cluster = TestCluster::start_plaintext(&bin, 3, &node_args);
     let leader = cluster.wait_for_leader(CLUSTER_DEADLINE).await;
     println!(
         "cluster: 3 nodes (--peers {}), leader node {leader}, data under {}",

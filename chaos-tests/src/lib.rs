@@ -22,17 +22,20 @@ pub mod history;
 pub mod scenario;
 pub mod workload;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+pub use kauri_client::devpki::DEV_STAFF;
 use kauri_client::devpki::{DevCa, DevCerts};
 use kauri_client::proto::registry_client::RegistryClient;
 use kauri_client::proto::{CheckRequest, StateDigestResponse, StatusResponse};
-use kauri_client::tls::{ClientTls, TlsFiles};
+use kauri_client::tls::{ClientTls, Principal, Role, TlsFiles};
 use kauri_client::{ClientConfig, KauriClient};
 
 use crate::faults::NetLab;
@@ -97,6 +100,8 @@ pub struct TestCluster {
     extra_args: Vec<String>,
     /// The cluster's certificates when it runs mutual TLS.
     pki: Option<(DevCerts, DevCa)>,
+    /// Registrar identities issued so far, by registrar id.
+    registrar_files: Mutex<BTreeMap<String, TlsFiles>>,
     // Dropped after the nodes are killed (see `Drop`), before the temp dir.
     net: Option<NetLab>,
     _dir: tempfile::TempDir,
@@ -114,6 +119,14 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
+/// `n` free loopback addresses.
+fn loopback_addrs(n: usize) -> Vec<String> {
+    free_ports(n)
+        .into_iter()
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect()
+}
+
 /// A client for probing single nodes: short timeouts, so a paused or
 /// cut-off node costs two seconds, not the default deadline.
 fn probe_client(endpoints: &[String], tls: Option<ClientTls>) -> KauriClient {
@@ -128,32 +141,48 @@ fn probe_client(endpoints: &[String], tls: Option<ClientTls>) -> KauriClient {
 
 impl TestCluster {
     /// Starts `n` fresh nodes of the `kauri-node` binary at `node_bin`, with
-    /// extra flags, on loopback ports.
-    pub fn start(node_bin: impl Into<PathBuf>, n: usize, extra_args: &[&str]) -> TestCluster {
-        let addrs = free_ports(n)
-            .into_iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        Self::launch(node_bin.into(), addrs, Vec::new(), extra_args, None, false)
-    }
-
-    /// Like [`TestCluster::start`], but over mutual TLS: a development CA
+    /// extra flags, on loopback ports, over mutual TLS: a development CA
     /// in the cluster's directory issues the nodes' certificates (cluster
-    /// name [`TEST_CLUSTER`]) and the staff identity that [`client`]
-    /// uses; [`pki`] issues more.
+    /// name [`TEST_CLUSTER`]) and the staff identity that [`client`] uses;
+    /// [`registrar_client`] and [`pki`] issue more.
     ///
     /// [`client`]: TestCluster::client
+    /// [`registrar_client`]: TestCluster::registrar_client
     /// [`pki`]: TestCluster::pki
-    pub fn start_tls(node_bin: impl Into<PathBuf>, n: usize, extra_args: &[&str]) -> TestCluster {
-        let addrs = free_ports(n)
-            .into_iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        Self::launch(node_bin.into(), addrs, Vec::new(), extra_args, None, true)
+    pub fn start(node_bin: impl Into<PathBuf>, n: usize, extra_args: &[&str]) -> TestCluster {
+        Self::launch(
+            node_bin.into(),
+            loopback_addrs(n),
+            Vec::new(),
+            extra_args,
+            None,
+            true,
+        )
+    }
+
+    /// Like [`TestCluster::start`], but in plain text with no
+    /// authentication (`--insecure-plaintext` on loopback): every caller is
+    /// trusted as the actor it names. For the one plain-text smoke test
+    /// and for benchmarks that compare TLS against plain text, nothing else.
+    pub fn start_plaintext(
+        node_bin: impl Into<PathBuf>,
+        n: usize,
+        extra_args: &[&str],
+    ) -> TestCluster {
+        Self::launch(
+            node_bin.into(),
+            loopback_addrs(n),
+            Vec::new(),
+            extra_args,
+            None,
+            false,
+        )
     }
 
     /// Starts one fresh node in each network namespace of `net` (each node
-    /// with an address of its own, so [`NetLab`] can cut links between them).
+    /// with an address of its own, so [`NetLab`] can cut links between
+    /// them), over mutual TLS: the nodes' certificates name their
+    /// namespace addresses.
     pub fn start_in_namespaces(
         node_bin: impl Into<PathBuf>,
         net: NetLab,
@@ -169,7 +198,7 @@ impl TestCluster {
             wrappers,
             extra_args,
             Some(net),
-            false,
+            true,
         )
     }
 
@@ -229,6 +258,7 @@ impl TestCluster {
             node_bin,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             pki,
+            registrar_files: Mutex::default(),
             net,
             _dir: dir,
         };
@@ -267,13 +297,63 @@ impl TestCluster {
         })
     }
 
-    /// The certificates and CA of a cluster started with
-    /// [`TestCluster::start_tls`].
+    /// A client of the whole cluster acting as registrar `id`: over TLS
+    /// with a registrar certificate of its own (issued on first use; a
+    /// registrar certificate acts only as its own registrar), in plain text
+    /// the same as [`TestCluster::client`].
+    pub fn registrar_client(&self, id: &str) -> KauriClient {
+        self.registrar_client_with(id, ClientConfig::default())
+    }
+
+    /// [`TestCluster::registrar_client`] with the given deadlines.
+    pub fn registrar_client_with(&self, id: &str, config: ClientConfig) -> KauriClient {
+        self.client_with(ClientConfig {
+            tls: self.registrar_tls(id),
+            ..config
+        })
+    }
+
+    /// The identity files of registrar `id` (issued by the cluster's CA on
+    /// first use), or `None` in plain text.
+    pub fn registrar_identity(&self, id: &str) -> Option<TlsFiles> {
+        let (certs, ca) = self.pki.as_ref()?;
+        let mut issued = self
+            .registrar_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(files) = issued.get(id) {
+            return Some(files.clone());
+        }
+        let principal = Principal::new(TEST_CLUSTER, Role::Registrar, id)
+            .unwrap_or_else(|e| panic!("registrar id {id:?} as a principal: {e}"));
+        let files = ca
+            .write(
+                &certs.dir,
+                &format!("registrar-{id}"),
+                &certs.ca,
+                &principal,
+                &[],
+            )
+            .unwrap_or_else(|e| panic!("issue registrar {id}'s certificate: {e}"));
+        issued.insert(id.to_string(), files.clone());
+        Some(files)
+    }
+
+    /// Registrar `id`'s loaded identity, or `None` in plain text.
+    pub fn registrar_tls(&self, id: &str) -> Option<ClientTls> {
+        self.registrar_identity(id)
+            .map(|files| ClientTls::load(files).expect("load a registrar identity"))
+    }
+
+    /// The certificates and CA of the cluster, unless it runs in plain
+    /// text ([`TestCluster::start_plaintext`]).
     pub fn pki(&self) -> Option<&(DevCerts, DevCa)> {
         self.pki.as_ref()
     }
 
-    fn staff_tls(&self) -> Option<ClientTls> {
+    /// The staff identity (staff member [`DEV_STAFF`]) [`TestCluster::client`]
+    /// uses, or `None` in plain text.
+    pub fn staff_tls(&self) -> Option<ClientTls> {
         self.pki.as_ref().map(|(certs, _)| {
             ClientTls::load(certs.staff.clone()).expect("load the staff identity")
         })
@@ -335,14 +415,7 @@ impl TestCluster {
         let mut extra = self.extra_args.clone();
         extra.extend(more_args.iter().map(|s| s.to_string()));
         match &self.pki {
-            None => {
-                extra.push("--insecure-plaintext".to_string());
-                // Namespace addresses are not loopback, but the network is
-                // the test's own: nothing else can reach it.
-                if self.net.is_some() {
-                    extra.push("--insecure-plaintext-on-network".to_string());
-                }
-            }
+            None => extra.push("--insecure-plaintext".to_string()),
             Some((certs, _)) => {
                 let files = &certs.nodes[(id - 1) as usize];
                 extra.extend(["--cluster-name".to_string(), TEST_CLUSTER.to_string()]);

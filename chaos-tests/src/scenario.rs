@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::checkers::{self, Report, Violation};
 use crate::faults::{self, Fault, FaultTiming, Nemesis, NetLab};
 use crate::history::{History, OpKind, Recorder};
-use crate::workload::{Workload, WorkloadConfig};
+use crate::workload::{Identities, Workload, WorkloadConfig};
 use crate::TestCluster;
 
 /// Node flags for the short chaos runs: snapshots and log compaction happen
@@ -52,6 +52,19 @@ pub fn start_cluster_with(
         }
     }
     (TestCluster::start(bin, nodes, node_args), None)
+}
+
+/// The cluster's staff identity and one registrar identity of its CA per
+/// registrar of `config` (none at all in plain text).
+pub fn identities(cluster: &TestCluster, config: &WorkloadConfig) -> Identities {
+    Identities {
+        staff: cluster.staff_tls(),
+        registrars: config
+            .registrar_ids()
+            .into_iter()
+            .filter_map(|id| cluster.registrar_tls(&id).map(|tls| (id, tls)))
+            .collect(),
+    }
 }
 
 /// What one round did and found.
@@ -196,7 +209,8 @@ pub async fn run_round(
     faults::wait_leader(cluster, timing.recover_timeout)
         .await
         .expect("the cluster elects a leader");
-    let mut workload = Workload::setup(&cluster.endpoints(), config, recorder.clone())
+    let identities = identities(cluster, &config);
+    let mut workload = Workload::setup(&cluster.endpoints(), config, &identities, recorder.clone())
         .await
         .unwrap_or_else(|e| panic!("workload setup failed (seed {seed}): {e}"));
     workload.start();

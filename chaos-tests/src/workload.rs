@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kauri_client::proto::*;
+use kauri_client::tls::ClientTls;
 use kauri_client::{linearizable, ClientConfig, ClientError, KauriClient};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -200,6 +201,12 @@ impl WorkloadConfig {
         format!("k{}r{i}", self.round)
     }
 
+    /// The ids of the workload's registrars (each needs an identity of its
+    /// own over TLS, see [`Identities`]).
+    pub fn registrar_ids(&self) -> Vec<String> {
+        (0..self.registrars).map(|i| self.registrar_id(i)).collect()
+    }
+
     fn hot_name(&self, h: usize) -> String {
         format!("k{}hot{h}.{}", self.round, self.tld)
     }
@@ -290,10 +297,67 @@ impl RegistrarView {
     }
 }
 
+/// Who the workload's clients are over mutual TLS. A registrar
+/// certificate acts only as its own registrar and a staff certificate
+/// cannot act as any registrar, so each registrar needs its own; with none
+/// at all (the default) the clients speak plain text and name their actors.
+#[derive(Debug, Clone, Default)]
+pub struct Identities {
+    /// Creates the TLD and the registrars, funds them, reads their accounts.
+    pub staff: Option<ClientTls>,
+    /// Each registrar's own identity, by registrar id.
+    pub registrars: BTreeMap<String, ClientTls>,
+}
+
+impl Identities {
+    /// The staff member acting: the certificate's, or a name of the
+    /// workload's own in plain text.
+    fn staff_actor(&self) -> String {
+        self.staff
+            .as_ref()
+            .map(|tls| tls.principal().name)
+            .unwrap_or_else(|| "chaos-staff".to_string())
+    }
+
+    /// Client settings `base` as registrar `id`. Errors when the workload
+    /// runs over TLS and `id` has no identity.
+    fn registrar(&self, id: &str, base: &ClientConfig) -> Result<ClientConfig, ClientError> {
+        let tls = match (&self.staff, self.registrars.get(id)) {
+            (_, Some(tls)) => Some(tls.clone()),
+            (None, None) => None,
+            (Some(_), None) => {
+                let why = format!("the workload runs over TLS but registrar {id} has no identity");
+                return Err(ClientError::from_status(
+                    &tonic::Status::invalid_argument(why),
+                    "workload",
+                ));
+            }
+        };
+        Ok(ClientConfig {
+            tls,
+            ..base.clone()
+        })
+    }
+}
+
+/// A registrar's clients: every call of a registrar goes out with its own
+/// certificate.
+struct RegistrarClients {
+    /// With the workload's deadlines and retries.
+    patient: KauriClient,
+    /// With the impatient tasks' deadlines.
+    impatient: KauriClient,
+}
+
 struct Shared {
     config: WorkloadConfig,
-    client: KauriClient,
-    impatient_client: KauriClient,
+    /// By registrar index.
+    clients: Vec<RegistrarClients>,
+    /// Staff with default deadlines (the healed cluster may still be
+    /// electing), for the final read of the registrars' accounts.
+    staff: KauriClient,
+    /// Registrar 0 with default deadlines, for the final read of the names.
+    final_reader: KauriClient,
     recorder: Recorder,
     registrars: Vec<Mutex<RegistrarView>>,
     /// Per registrar: its names another registrar asked to transfer (what
@@ -352,17 +416,26 @@ fn request_meta(actor: &str, cl_trid: &str) -> Option<RequestMeta> {
 
 impl Workload {
     /// Creates the TLD (unless it exists), the registrars with their
-    /// deposits and contacts, and two name servers, through `endpoints`.
+    /// deposits and contacts, and two name servers, through `endpoints`,
+    /// each registrar acting with its own client of `identities`.
     pub async fn setup(
         endpoints: &[String],
         config: WorkloadConfig,
+        identities: &Identities,
         recorder: Recorder,
     ) -> Result<Workload, ClientError> {
-        let admin = KauriClient::new(endpoints, ClientConfig::default())?;
+        let admin = KauriClient::new(
+            endpoints,
+            ClientConfig {
+                tls: identities.staff.clone(),
+                ..Default::default()
+            },
+        )?;
+        let staff = identities.staff_actor();
         let round = config.round;
         let p = &config.prices;
         let tld = CreateTldRequest {
-            meta: request_meta("chaos-staff", &format!("k{round}-tld")),
+            meta: request_meta(&staff, &format!("k{round}-tld")),
             name: config.tld.clone(),
             policy: Some(TldPolicy {
                 min_period_years: 1,
@@ -383,7 +456,7 @@ impl Workload {
         }
         // No transfer lock, so names created in the run can move.
         let lifecycle = UpdateTldRequest {
-            meta: request_meta("chaos-staff", &format!("k{round}-tld-lifecycle")),
+            meta: request_meta(&staff, &format!("k{round}-tld-lifecycle")),
             name: config.tld.clone(),
             policy: None,
             lifecycle: Some(TldLifecyclePolicy {
@@ -397,11 +470,19 @@ impl Workload {
         .await?;
 
         let mut registrars = Vec::new();
+        let mut clients = Vec::new();
         let mut deposits = BTreeMap::new();
         for i in 0..config.registrars {
             let id = config.registrar_id(i);
+            let own = RegistrarClients {
+                patient: KauriClient::new(endpoints, identities.registrar(&id, &config.client)?)?,
+                impatient: KauriClient::new(
+                    endpoints,
+                    identities.registrar(&id, &config.impatient_client)?,
+                )?,
+            };
             let create = CreateRegistrarRequest {
-                meta: request_meta("chaos-staff", &format!("{id}-create")),
+                meta: request_meta(&staff, &format!("{id}-create")),
                 id: id.clone(),
                 name: format!("Chaos Registrar {i}"),
                 password: format!("chaos-password-{i}"),
@@ -412,7 +493,7 @@ impl Workload {
             })
             .await?;
             let deposit = DepositFundsRequest {
-                meta: request_meta("chaos-staff", &format!("{id}-deposit")),
+                meta: request_meta(&staff, &format!("{id}-deposit")),
                 registrar: id.clone(),
                 amount_minor_units: config.deposit_minor_units,
                 reference: format!("chaos round {round}"),
@@ -444,9 +525,10 @@ impl Workload {
                 auth_info: String::new(),
             };
             setup_call("create contact", || {
-                admin.create_contact(create_contact.clone())
+                own.patient.create_contact(create_contact.clone())
             })
             .await?;
+            clients.push(own);
             registrars.push(Mutex::new(RegistrarView {
                 id,
                 contact,
@@ -463,21 +545,26 @@ impl Workload {
                 name: name.clone(),
                 addresses: vec![],
             };
-            setup_call("create host", || admin.create_host(create.clone())).await?;
+            setup_call("create host", || {
+                clients[0].patient.create_host(create.clone())
+            })
+            .await?;
             hosts.push(name);
         }
 
-        let client = KauriClient::new(endpoints, config.client.clone())?;
-        let impatient_client = KauriClient::new(endpoints, config.impatient_client.clone())?;
         let mailboxes = || (0..config.registrars).map(|_| Mutex::default()).collect();
         Ok(Workload {
             shared: Arc::new(Shared {
                 inboxes: mailboxes(),
                 outgoing: mailboxes(),
                 extensions: Mutex::default(),
+                final_reader: KauriClient::new(
+                    endpoints,
+                    identities.registrar(&host_owner, &ClientConfig::default())?,
+                )?,
                 config,
-                client,
-                impatient_client,
+                clients,
+                staff: admin,
                 recorder,
                 registrars,
                 hosts,
@@ -543,12 +630,11 @@ impl Workload {
         let reader = locked(&s.registrars[0]).id.clone();
         let process = s.config.registrars * s.config.workers_per_registrar;
         let names: Vec<String> = locked(&s.names).iter().cloned().collect();
-        let patient = KauriClient::new(&s.client.endpoints(), ClientConfig::default())
-            .map_err(|e| e.to_string())?;
+        let patient = &s.final_reader;
         let mut domains = BTreeMap::new();
         for name in names {
             let outcome = run_op(
-                &patient,
+                patient,
                 &s.recorder,
                 process,
                 &reader,
@@ -572,7 +658,8 @@ impl Workload {
         let mut accounts = BTreeMap::new();
         for r in &s.registrars {
             let id = locked(r).id.clone();
-            let info = patient
+            let info = s
+                .staff
                 .info_registrar(InfoRegistrarRequest {
                     id: id.clone(),
                     read: linearizable(),
@@ -1229,10 +1316,11 @@ impl Worker {
                 self.shared.config.round, self.process, self.seq
             )
         });
+        let own = &self.shared.clients[self.registrar];
         let (client, attempts) = if self.impatient {
-            (&self.shared.impatient_client, 1)
+            (&own.impatient, 1)
         } else {
-            (&self.shared.client, self.shared.config.max_attempts)
+            (&own.patient, self.shared.config.max_attempts)
         };
         let outcome = run_op(
             client,

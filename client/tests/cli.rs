@@ -20,12 +20,56 @@ fn node_bin() -> PathBuf {
     bin
 }
 
-struct Cli {
+/// The `kauri` binary against one test cluster, over mutual TLS: a command
+/// with `-r ID` runs with registrar ID's own certificate (a registrar
+/// certificate acts only as its own registrar), every other command with
+/// the staff certificate.
+struct Cli<'a> {
+    cluster: &'a TestCluster,
     endpoints: String,
 }
 
-impl Cli {
+impl<'a> Cli<'a> {
+    fn new(cluster: &'a TestCluster) -> Self {
+        Cli {
+            cluster,
+            endpoints: cluster.endpoints().join(","),
+        }
+    }
+
+    /// The `--identity` prefix (certificate without `.pem`) a command runs
+    /// with.
+    fn identity(&self, args: &[&str]) -> PathBuf {
+        let registrar = args
+            .windows(2)
+            .find(|w| w[0] == "-r" || w[0] == "--registrar")
+            .map(|w| w[1]);
+        let files = match registrar {
+            Some(id) => self
+                .cluster
+                .registrar_identity(id)
+                .expect("the test cluster runs TLS"),
+            None => {
+                let (certs, _) = self.cluster.pki().expect("the test cluster runs TLS");
+                certs.staff.clone()
+            }
+        };
+        files.cert.with_extension("")
+    }
+
     fn run(&self, args: &[&str]) -> Output {
+        Command::new(KAURI)
+            .arg("--endpoints")
+            .arg(&self.endpoints)
+            .arg("--identity")
+            .arg(self.identity(args))
+            .args(args)
+            .output()
+            .expect("run kauri")
+    }
+
+    /// Runs a command with no identity at all (plain text).
+    fn run_without_identity(&self, args: &[&str]) -> Output {
         Command::new(KAURI)
             .arg("--endpoints")
             .arg(&self.endpoints)
@@ -56,7 +100,10 @@ impl Cli {
 
     /// Runs a command that must fail with `code`, naming `reason` on stderr.
     fn fails(&self, args: &[&str], code: i32, reason: &str) {
-        let out = self.run(args);
+        Self::failed(args, self.run(args), code, reason);
+    }
+
+    fn failed(args: &[&str], out: Output, code: i32, reason: &str) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "kauri {args:?}: {stderr}");
         assert!(
@@ -76,9 +123,7 @@ impl Cli {
 async fn the_cli_drives_a_registry_and_reports_errors_with_reasons() {
     let cluster = TestCluster::start(node_bin(), 3, &[]);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let cli = Cli {
-        endpoints: cluster.endpoints().join(","),
-    };
+    let cli = Cli::new(&cluster);
 
     // Happy path, as README shows it.
     assert!(cli.ok(&["cluster", "status"]).contains("leader"));
@@ -271,8 +316,14 @@ async fn the_cli_drives_a_registry_and_reports_errors_with_reasons() {
         "OBJECT_NOT_FOUND",
     );
     cli.fails(&["registrar", "deposit", "acme", "0"], 1, "INVALID_FIELD");
-    cli.fails(
-        &["domain", "create", "x.nz", "--registrant", "alice"],
+    // A registrar command with no registrar: over TLS as staff, the node
+    // refuses it (staff cannot act as a registrar); with no certificate at
+    // all the CLI says what is missing before it sends anything.
+    let no_registrar = ["domain", "create", "x.nz", "--registrant", "alice"];
+    cli.fails(&no_registrar, 1, "NOT_AUTHORIZED");
+    Cli::failed(
+        &no_registrar,
+        cli.run_without_identity(&no_registrar),
         2,
         "--registrar",
     );
@@ -312,9 +363,7 @@ async fn the_cli_drives_a_registry_and_reports_errors_with_reasons() {
 async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
     let cluster = TestCluster::start(node_bin(), 3, &["--test-clock"]);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let cli = Cli {
-        endpoints: cluster.endpoints().join(","),
-    };
+    let cli = Cli::new(&cluster);
 
     let tld = cli.json(&[
         "tld",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kauri_chaos_tests::{wait_until, TestCluster};
+use kauri_chaos_tests::{wait_until, TestCluster, DEV_STAFF};
 use kauri_client::proto::*;
 use kauri_client::{bounded_stale, linearizable, meta, KauriClient};
 
@@ -11,11 +11,29 @@ const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
 const PRICE: i64 = 500;
 const DEPOSIT: i64 = 1_000_000;
 
+/// Who a test acts as. Over mutual TLS a certificate acts only as its own
+/// principal, so staff work (TLDs, registrars, funds, digests, snapshots)
+/// and registrar reg1's work go through clients of their own.
+struct Actors {
+    staff: KauriClient,
+    reg1: KauriClient,
+}
+
+impl Actors {
+    fn of(cluster: &TestCluster) -> Actors {
+        Actors {
+            staff: cluster.client(),
+            reg1: cluster.registrar_client("reg1"),
+        }
+    }
+}
+
 /// Creates a TLD "test", registrar "reg1" with funds and a contact "owner".
-async fn registry_fixture(client: &KauriClient) {
+async fn registry_fixture(actors: &Actors) {
+    let client = &actors.staff;
     client
         .create_tld(CreateTldRequest {
-            meta: Some(meta("staff")),
+            meta: Some(meta(DEV_STAFF)),
             name: "test".into(),
             policy: Some(TldPolicy {
                 min_period_years: 1,
@@ -33,7 +51,7 @@ async fn registry_fixture(client: &KauriClient) {
         .expect("create tld");
     client
         .create_registrar(CreateRegistrarRequest {
-            meta: Some(meta("staff")),
+            meta: Some(meta(DEV_STAFF)),
             id: "reg1".into(),
             name: "Registrar One".into(),
             password: "correct horse".into(),
@@ -43,14 +61,15 @@ async fn registry_fixture(client: &KauriClient) {
         .expect("create registrar");
     client
         .deposit_funds(DepositFundsRequest {
-            meta: Some(meta("staff")),
+            meta: Some(meta(DEV_STAFF)),
             registrar: "reg1".into(),
             amount_minor_units: DEPOSIT,
             reference: "wire 1".into(),
         })
         .await
         .expect("deposit");
-    client
+    actors
+        .reg1
         .create_contact(CreateContactRequest {
             meta: Some(meta("reg1")),
             id: "owner".into(),
@@ -137,12 +156,13 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
     // Arrange: three fresh nodes, a TLD, a funded registrar, 200 domains.
     let mut cluster = TestCluster::start(NODE_BIN, 3, &[]);
     let first_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client();
-    registry_fixture(&client).await;
+    let actors = Actors::of(&cluster);
+    registry_fixture(&actors).await;
+    let (staff, reg1) = (&actors.staff, &actors.reg1);
     let names: Vec<String> = (0..200).map(|i| format!("domain-{i:03}.test")).collect();
-    let created = create_all(&client, &names).await;
+    let created = create_all(reg1, &names).await;
     assert_eq!(created.len(), 200);
-    assert_eq!(balance(&client).await, DEPOSIT - 200 * PRICE);
+    assert_eq!(balance(staff).await, DEPOSIT - 200 * PRICE);
 
     // Act: SIGKILL the leader.
     cluster.kill(first_leader);
@@ -150,7 +170,7 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
     assert_ne!(new_leader, first_leader, "a surviving node must take over");
 
     // Writes succeed again through the client, with no manual steps.
-    let after = client
+    let after = reg1
         .create_domain(create_request("after-failover.test"))
         .await
         .expect("write after failover");
@@ -159,7 +179,7 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
     // A retry of an acknowledged create, same clTRID, returns the original
     // response (same svTRID) and charges nothing more.
     let (original_request, original_response) = &created[17];
-    let retried = client
+    let retried = reg1
         .create_domain(original_request.clone())
         .await
         .expect("retried create");
@@ -174,14 +194,14 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
     );
     assert_eq!(retried.domain, original_response.domain);
     assert_eq!(
-        balance(&client).await,
+        balance(staff).await,
         DEPOSIT - 201 * PRICE,
         "charged exactly once per domain"
     );
 
     // Every acknowledged domain is there, read linearizably via the new leader.
     for (request, response) in &created {
-        let info = client
+        let info = reg1
             .info_domain(InfoRequest {
                 registrar: "reg1".into(),
                 name: request.name.clone(),
@@ -212,7 +232,7 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
         .iter()
         .chain(std::iter::once(&"after-failover.test".to_string()))
     {
-        let info = client
+        let info = reg1
             .info_domain_at(
                 &addr,
                 InfoRequest {
@@ -235,7 +255,7 @@ async fn leader_sigkill_loses_nothing_and_retries_are_exactly_once() {
         Duration::from_secs(30),
         "identical state digests on every node",
         || {
-            let client = client.clone();
+            let client = staff.clone();
             let endpoints = endpoints.clone();
             async move {
                 let mut digests = Vec::new();
@@ -257,8 +277,9 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
     let mut cluster =
         TestCluster::start(NODE_BIN, 3, &["--snapshot-every", "40", "--keep-logs", "5"]);
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client();
-    registry_fixture(&client).await;
+    let actors = Actors::of(&cluster);
+    registry_fixture(&actors).await;
+    let (staff, reg1) = (&actors.staff, &actors.reg1);
     let lagging = (1..=3).find(|&id| id != leader).expect("a follower");
     let lagging_last = cluster
         .status(lagging)
@@ -268,11 +289,11 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
     cluster.kill(lagging);
 
     let names: Vec<String> = (0..150).map(|i| format!("snap-{i:03}.test")).collect();
-    create_all(&client, &names).await;
+    create_all(reg1, &names).await;
 
     // The leader's log no longer holds what the lagging node needs.
     let addr = cluster.node(leader).addr.clone();
-    wait_for_purge(&client, &addr, lagging_last + 2).await;
+    wait_for_purge(staff, &addr, lagging_last + 2).await;
     let target_index = cluster
         .status(leader)
         .await
@@ -289,22 +310,21 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
         "caught up through a snapshot, not the log"
     );
     for name in &names {
-        client
-            .info_domain_at(
-                &lag_addr,
-                InfoRequest {
-                    registrar: "reg1".into(),
-                    name: name.clone(),
-                    read: bounded_stale(target_index, 0),
-                },
+        reg1.info_domain_at(
+            &lag_addr,
+            InfoRequest {
+                registrar: "reg1".into(),
+                name: name.clone(),
+                read: bounded_stale(target_index, 0),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{name} missing after snapshot install: {e}\n{}",
+                cluster.log_tail(lagging)
             )
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{name} missing after snapshot install: {e}\n{}",
-                    cluster.log_tail(lagging)
-                )
-            });
+        });
     }
 }
 
@@ -312,9 +332,10 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
 async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
     let cluster = TestCluster::start(NODE_BIN, 3, &[]);
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client();
-    registry_fixture(&client).await;
-    let before = client
+    let actors = Actors::of(&cluster);
+    registry_fixture(&actors).await;
+    let (staff, reg1) = (&actors.staff, &actors.reg1);
+    let before = staff
         .state_digest(&cluster.node(leader).addr)
         .await
         .expect("digest");
@@ -326,25 +347,22 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
     let mut no_meta = create_request("fine.test");
     no_meta.meta = None;
     assert_eq!(
-        reason(client.create_domain(no_meta).await),
+        reason(reg1.create_domain(no_meta).await),
         Reason::InvalidField
     );
     // A request too large for one log entry, and one too large for the wire.
     let mut big = create_request("fine.test");
     big.auth_info = "x".repeat(300 * 1024);
-    assert_eq!(
-        reason(client.create_domain(big).await),
-        Reason::LimitExceeded
-    );
+    assert_eq!(reason(reg1.create_domain(big).await), Reason::LimitExceeded);
     let mut huge = create_request("fine.test");
     huge.auth_info = "x".repeat(2 * 1024 * 1024);
     assert_eq!(
-        reason(client.create_domain(huge).await),
+        reason(reg1.create_domain(huge).await),
         Reason::LimitExceeded
     );
     // Too many names in one check; an unknown consistency level.
     let names = (0..101).map(|i| format!("n{i}.test")).collect();
-    let err = client
+    let err = reg1
         .check_domains(CheckRequest {
             registrar: "reg1".into(),
             names,
@@ -357,7 +375,7 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
         consistency: 7,
         ..Default::default()
     });
-    let err = client
+    let err = reg1
         .info_domain(InfoRequest {
             registrar: "reg1".into(),
             name: "fine.test".into(),
@@ -370,7 +388,7 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
         (Reason::InvalidField, "read.consistency")
     );
     // A bounded-stale read the node cannot satisfy says so.
-    let err = client
+    let err = reg1
         .info_domain_at(
             &cluster.node(leader).addr,
             InfoRequest {
@@ -388,7 +406,7 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
 
     // Nothing above reached the state: only requests that made it into the
     // log (and were rejected there) may have recorded their keys.
-    let after = client
+    let after = staff
         .state_digest(&cluster.node(leader).addr)
         .await
         .expect("digest");
@@ -396,7 +414,7 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
         after.digest, before.digest,
         "rejected requests must not change the registry"
     );
-    assert_eq!(balance(&client).await, DEPOSIT);
+    assert_eq!(balance(staff).await, DEPOSIT);
 
     // With no client writes at all, the leader's ticks keep registry time
     // moving on every node, so followers can prove how fresh they are.
@@ -413,21 +431,20 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
         later.applied_time_ms > idle_from.applied_time_ms,
         "ticks advance registry time"
     );
-    client
-        .info_domain_at(
-            &cluster.node(follower).addr,
-            InfoRequest {
-                registrar: "reg1".into(),
-                name: "nothing.test".into(),
-                read: bounded_stale(0, 5_000),
-            },
-        )
-        .await
-        .expect_err("no such domain")
-        .reason
-        .eq(&Reason::ObjectNotFound)
-        .then_some(())
-        .expect("a fresh follower answers the read itself (not STALE_READ)");
+    reg1.info_domain_at(
+        &cluster.node(follower).addr,
+        InfoRequest {
+            registrar: "reg1".into(),
+            name: "nothing.test".into(),
+            read: bounded_stale(0, 5_000),
+        },
+    )
+    .await
+    .expect_err("no such domain")
+    .reason
+    .eq(&Reason::ObjectNotFound)
+    .then_some(())
+    .expect("a fresh follower answers the read itself (not STALE_READ)");
 }
 
 /// Drains `registrar`'s poll queue, returning the kinds of its messages.
@@ -460,11 +477,13 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
     // Arrange: ticks every 200 ms; transfers auto-approve after 3 s.
     let mut cluster = TestCluster::start(NODE_BIN, 3, &["--tick-interval-ms", "200"]);
     let first_leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client();
-    registry_fixture(&client).await;
-    client
+    let actors = Actors::of(&cluster);
+    registry_fixture(&actors).await;
+    let (staff, reg1) = (&actors.staff, &actors.reg1);
+    let reg2 = &cluster.registrar_client("reg2");
+    staff
         .update_tld(UpdateTldRequest {
-            meta: Some(meta("staff")),
+            meta: Some(meta(DEV_STAFF)),
             name: "test".into(),
             policy: None,
             lifecycle: Some(TldLifecyclePolicy {
@@ -475,9 +494,9 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
         })
         .await
         .expect("short transfer periods");
-    client
+    staff
         .create_registrar(CreateRegistrarRequest {
-            meta: Some(meta("staff")),
+            meta: Some(meta(DEV_STAFF)),
             id: "reg2".into(),
             name: "Registrar Two".into(),
             password: "another secret".into(),
@@ -485,25 +504,25 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
         })
         .await
         .expect("gaining registrar");
-    client
+    staff
         .deposit_funds(DepositFundsRequest {
-            meta: Some(meta("staff")),
+            meta: Some(meta(DEV_STAFF)),
             registrar: "reg2".into(),
             amount_minor_units: DEPOSIT,
             reference: "wire 2".into(),
         })
         .await
         .expect("deposit");
-    let created = client
+    let created = reg1
         .create_domain(create_request("moving.test"))
         .await
         .expect("create");
     let created = created.domain.expect("domain");
-    drain_poll(&client, "reg1").await;
+    drain_poll(reg1, "reg1").await;
 
     // Act: reg2 requests the transfer, then the leader dies before the
     // registry auto-approves it.
-    let requested = client
+    let requested = reg2
         .transfer_domain(TransferDomainRequest {
             meta: Some(meta("reg2")),
             name: "moving.test".into(),
@@ -526,7 +545,7 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
         Duration::from_secs(30),
         "the transfer to auto-approve",
         || {
-            let client = client.clone();
+            let client = reg2.clone();
             async move {
                 let t = client
                     .query_transfer(TransferQueryRequest {
@@ -543,7 +562,7 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
         },
     )
     .await;
-    let info = client
+    let info = reg2
         .info_domain(InfoRequest {
             registrar: "reg2".into(),
             name: "moving.test".into(),
@@ -566,7 +585,7 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
 
     // Let a few more ticks pass: nothing fires a second time.
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let ledger = client
+    let ledger = staff
         .info_registrar(InfoRegistrarRequest {
             id: "reg2".into(),
             read: linearizable(),
@@ -584,12 +603,12 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
     assert_eq!(transfers.len(), 1, "charged once: {:?}", ledger.ledger);
     assert_eq!(ledger.balance.map(|b| b.minor_units), Some(DEPOSIT - PRICE));
     assert_eq!(
-        balance(&client).await,
+        balance(staff).await,
         DEPOSIT - PRICE,
         "the losing registrar paid only its create"
     );
-    let gaining = drain_poll(&client, "reg2").await;
-    let losing = drain_poll(&client, "reg1").await;
+    let gaining = drain_poll(reg2, "reg2").await;
+    let losing = drain_poll(reg1, "reg1").await;
     let count = |kinds: &[String]| {
         kinds
             .iter()
@@ -611,7 +630,7 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
         .await;
     let endpoints = cluster.endpoints();
     wait_until(Duration::from_secs(30), "identical state digests", || {
-        let client = client.clone();
+        let client = staff.clone();
         let endpoints = endpoints.clone();
         async move {
             let mut digests = Vec::new();
@@ -661,16 +680,17 @@ async fn an_operator_snapshot_is_a_checkpoint_that_purges_the_log_and_rebuilds_a
         &["--snapshot-every", "1000000", "--keep-logs", "0"],
     );
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let client = cluster.client();
-    registry_fixture(&client).await;
+    let actors = Actors::of(&cluster);
+    registry_fixture(&actors).await;
+    let (staff, reg1) = (&actors.staff, &actors.reg1);
     let names: Vec<String> = (0..40).map(|i| format!("ckpt-{i:03}.test")).collect();
-    create_all(&client, &names).await;
+    create_all(reg1, &names).await;
     let applied = cluster.status(leader).await.expect("status").applied_index;
 
     // Every node builds one on request, as a checkpoint directory.
     for id in 1..=3 {
         let addr = cluster.node(id).addr.clone();
-        let built = client.snapshot(&addr).await.expect("snapshot");
+        let built = staff.snapshot(&addr).await.expect("snapshot");
         assert_eq!(built.node_id, id);
         assert!(
             built.snapshot_index >= applied,
@@ -685,7 +705,7 @@ async fn an_operator_snapshot_is_a_checkpoint_that_purges_the_log_and_rebuilds_a
     }
     // The leader may now purge its log up to the snapshot.
     let leader_addr = cluster.node(leader).addr.clone();
-    wait_for_purge(&client, &leader_addr, applied).await;
+    wait_for_purge(staff, &leader_addr, applied).await;
 
     // A follower that loses its disk can only come back from the snapshot.
     let follower = (1..=3).find(|&id| id != leader).expect("a follower");
@@ -701,20 +721,19 @@ async fn an_operator_snapshot_is_a_checkpoint_that_purges_the_log_and_rebuilds_a
     );
     let addr = cluster.node(follower).addr.clone();
     for name in &names {
-        client
-            .info_domain_at(
-                &addr,
-                InfoRequest {
-                    registrar: "reg1".into(),
-                    name: name.clone(),
-                    read: bounded_stale(applied, 0),
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{name} missing: {e}\n{}", cluster.log_tail(follower)));
+        reg1.info_domain_at(
+            &addr,
+            InfoRequest {
+                registrar: "reg1".into(),
+                name: name.clone(),
+                read: bounded_stale(applied, 0),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} missing: {e}\n{}", cluster.log_tail(follower)));
     }
-    let leader_digest = client.state_digest(&leader_addr).await.expect("digest");
-    let digest = client.state_digest(&addr).await.expect("digest");
+    let leader_digest = staff.state_digest(&leader_addr).await.expect("digest");
+    let digest = staff.state_digest(&addr).await.expect("digest");
     if digest.applied_index == leader_digest.applied_index {
         assert_eq!(digest.digest, leader_digest.digest);
     }
@@ -723,5 +742,45 @@ async fn an_operator_snapshot_is_a_checkpoint_that_purges_the_log_and_rebuilds_a
     assert!(
         entries.len() == 1 && entries[0].ends_with(".ckpt"),
         "{entries:?}"
+    );
+}
+
+/// The one test in plain text (`--insecure-plaintext` on loopback, as
+/// `kauri dev up --insecure-plaintext` runs): the development mode still
+/// elects, writes, reads and replicates. Every other cluster test runs
+/// over mutual TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_plain_text_loopback_cluster_still_serves_writes_and_reads() {
+    let cluster = TestCluster::start_plaintext(NODE_BIN, 3, &[]);
+    assert!(cluster.pki().is_none());
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let actors = Actors::of(&cluster);
+    registry_fixture(&actors).await;
+    let names: Vec<String> = (0..10).map(|i| format!("plain-{i}.test")).collect();
+    let created = create_all(&actors.reg1, &names).await;
+    assert_eq!(balance(&actors.staff).await, DEPOSIT - 10 * PRICE);
+    for (request, response) in &created {
+        let info = actors
+            .reg1
+            .info_domain(InfoRequest {
+                registrar: "reg1".into(),
+                name: request.name.clone(),
+                read: linearizable(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", request.name));
+        assert_eq!(
+            info.domain.map(|d| d.roid),
+            response.domain.as_ref().map(|d| d.roid.clone())
+        );
+    }
+    cluster.wait_caught_up(Duration::from_secs(30)).await;
+    let digests = cluster.converged_digests(Duration::from_secs(30)).await;
+    assert_eq!(digests.len(), 3);
+    assert!(
+        digests
+            .windows(2)
+            .all(|w| (w[0].applied_index, &w[0].digest) == (w[1].applied_index, &w[1].digest)),
+        "replicas agree: {digests:?}"
     );
 }

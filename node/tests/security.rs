@@ -88,7 +88,7 @@ struct Fixture {
 /// A TLS cluster with TLD `test`, registrars `acme` (with the domain
 /// `owned.test`) and `rival`, and a client per role.
 async fn fixture() -> Fixture {
-    let cluster = TestCluster::start_tls(NODE_BIN, 3, &[]);
+    let cluster = TestCluster::start(NODE_BIN, 3, &[]);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let (certs, ca) = cluster.pki().unwrap();
     let staff = cluster.client();
@@ -410,7 +410,7 @@ async fn each_role_does_its_own_work_and_nothing_else() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_are_turned_away_at_the_handshake() {
-    let cluster = TestCluster::start_tls(NODE_BIN, 1, &[]);
+    let cluster = TestCluster::start(NODE_BIN, 1, &[]);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let (certs, ca) = cluster.pki().unwrap();
     let addr = cluster.endpoints()[0].clone();
@@ -599,7 +599,7 @@ async fn presented_cert(addr: &str, certs: &kauri_client::devpki::DevCerts) -> V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_certificate_rotates_under_load_without_a_restart() {
-    let cluster = TestCluster::start_tls(NODE_BIN, 3, &[]);
+    let cluster = TestCluster::start(NODE_BIN, 3, &[]);
     cluster.wait_for_leader(Duration::from_secs(30)).await;
     let (certs, ca) = cluster.pki().unwrap();
     let staff = cluster.client();

@@ -28,11 +28,18 @@ pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at once; accepting waits beyond this.
 pub const MAX_PENDING_HANDSHAKES: usize = 128;
+/// Handshakes in progress at once from one source address; more are closed
+/// on accept. Without it, two addresses dribbling handshakes (64 each, the
+/// per-address connection cap) would hold every pending slot and stall
+/// accepting for all clients; now that takes 16 addresses.
+pub const MAX_PENDING_HANDSHAKES_PER_ADDRESS: usize = 8;
 /// How often the node looks at its certificate files for changes.
 pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
 const _: () = assert!(MAX_CONNECTIONS_PER_ADDRESS <= MAX_CONNECTIONS);
 const _: () = assert!(MAX_PENDING_HANDSHAKES <= MAX_CONNECTIONS);
+const _: () = assert!(MAX_PENDING_HANDSHAKES_PER_ADDRESS <= MAX_CONNECTIONS_PER_ADDRESS);
+const _: () = assert!(MAX_PENDING_HANDSHAKES_PER_ADDRESS < MAX_PENDING_HANDSHAKES);
 
 /// What the server knows about the other end of a connection.
 #[derive(Debug, Clone)]
@@ -218,21 +225,26 @@ impl NodeTls {
     }
 }
 
-/// Counts open connections per source address.
-#[derive(Default)]
-struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+/// Counts something (open connections, pending handshakes) per source
+/// address, up to a limit each.
+struct PerAddress {
+    limit: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
 
-/// Held for a connection's life: its slot in the connection cap and in its
-/// address's count.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
+/// One unit of an address's count, given back on drop.
+struct AddressSlot {
     ip: IpAddr,
     per_address: Arc<PerAddress>,
 }
 
-impl Drop for Slot {
+impl Drop for AddressSlot {
     fn drop(&mut self) {
-        let mut map = self.per_address.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .per_address
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -243,19 +255,33 @@ impl Drop for Slot {
 }
 
 impl PerAddress {
-    fn take(self: &Arc<Self>, ip: IpAddr, permit: OwnedSemaphorePermit) -> Option<Slot> {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    fn new(limit: usize) -> Arc<Self> {
+        Arc::new(PerAddress {
+            limit,
+            counts: Mutex::default(),
+        })
+    }
+
+    /// A unit of `ip`'s count, unless it is at the limit.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut map = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
-        if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+        if *n >= self.limit {
             return None;
         }
         *n += 1;
-        Some(Slot {
-            _permit: permit,
+        Some(AddressSlot {
             ip,
             per_address: self.clone(),
         })
     }
+}
+
+/// Held for a connection's life: its slot in the connection cap and in its
+/// address's count.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _address: AddressSlot,
 }
 
 enum Io {
@@ -358,7 +384,8 @@ pub fn accept(
     tokio::spawn(async move {
         let open = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let handshakes = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-        let per_address = Arc::new(PerAddress::default());
+        let per_address = PerAddress::new(MAX_CONNECTIONS_PER_ADDRESS);
+        let handshakes_per_address = PerAddress::new(MAX_PENDING_HANDSHAKES_PER_ADDRESS);
         let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
         loop {
             let (tcp, remote) = match listener.accept().await {
@@ -373,11 +400,12 @@ pub fn accept(
             if tx.is_closed() {
                 return;
             }
-            let slot = open
-                .clone()
-                .try_acquire_owned()
-                .ok()
-                .and_then(|permit| per_address.take(remote.ip(), permit));
+            let slot = open.clone().try_acquire_owned().ok().and_then(|permit| {
+                per_address.take(remote.ip()).map(|address| Slot {
+                    _permit: permit,
+                    _address: address,
+                })
+            });
             let Some(slot) = slot else {
                 if refused_logged.elapsed() > Duration::from_secs(10) {
                     refused_logged = tokio::time::Instant::now();
@@ -402,6 +430,18 @@ pub fn accept(
                 }
                 continue;
             };
+            let Some(handshaking) = handshakes_per_address.take(remote.ip()) else {
+                if refused_logged.elapsed() > Duration::from_secs(10) {
+                    refused_logged = tokio::time::Instant::now();
+                    tracing::warn!(
+                        %remote,
+                        "connection refused: over {MAX_PENDING_HANDSHAKES_PER_ADDRESS} TLS \
+                         handshakes pending from one address (logged once per 10 s)"
+                    );
+                }
+                drop(tcp);
+                continue;
+            };
             let Ok(handshake_permit) = handshakes.clone().acquire_owned().await else {
                 return;
             };
@@ -409,7 +449,10 @@ pub fn accept(
             tokio::spawn(async move {
                 let _handshake_permit = handshake_permit;
                 let acceptor = tls.acceptor();
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                // Done (or failed): the address may start another.
+                drop(handshaking);
+                match handshake {
                     Ok(Ok(stream)) => {
                         let principal = peer_principal(&stream);
                         let conn = Conn {
