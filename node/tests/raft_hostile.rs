@@ -88,7 +88,7 @@ async fn set_up(cluster: &TestCluster) -> KauriClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extreme_messages_from_a_node_certificate_leave_every_node_serving() {
-    let cluster = TestCluster::start_tls(NODE_BIN, 3, &[]);
+    let cluster = TestCluster::start(NODE_BIN, 3, &[]);
     let staff = set_up(&cluster).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     let follower = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
@@ -210,7 +210,7 @@ async fn extreme_messages_from_a_node_certificate_leave_every_node_serving() {
 async fn an_entry_forged_into_one_replica_is_reported_by_the_cross_check() {
     // No clock ticks: the log moves only when the test writes, so the
     // forged entry lands exactly where the leader's next one will.
-    let cluster = TestCluster::start_tls(
+    let cluster = TestCluster::start(
         NODE_BIN,
         3,
         &["--tick-interval-ms", "0", "--state-check-every", "5"],
