@@ -393,6 +393,26 @@ async fn each_role_does_its_own_work_and_nothing_else() {
         "{message}"
     );
 
+    // Bytes that do not decode as the method's message (a string field
+    // holding invalid UTF-8) are the client's fault: INVALID_ARGUMENT.
+    let registrar = ClientTls::load(certs.registrar.clone()).unwrap();
+    let mut grpc = tonic::client::Grpc::new(
+        tls::channel(&addr, Some(&registrar), Duration::from_secs(2)).unwrap(),
+    );
+    grpc.ready().await.unwrap();
+    let garbled: Result<tonic::Response<CheckResponse>, _> = grpc
+        .unary(
+            tonic::Request::new(RaftMessage {
+                payload: vec![0xff, 0xfe, 0xfd],
+            }),
+            http::uri::PathAndQuery::from_static("/kauri.v1.Registry/CheckDomains"),
+            tonic_prost::ProstCodec::<RaftMessage, CheckResponse>::default(),
+        )
+        .await;
+    let (code, message) = code_of(garbled);
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("decode"), "{message}");
+
     // Nothing of the above changed the domain.
     let d = f
         .acme

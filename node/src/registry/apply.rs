@@ -21,7 +21,9 @@ use super::error::RegistryError;
 use super::model::{
     self, idempotency_key, meta, ActorKind, EventRecord, Get, IdempotencyRecord, ReadOnly, Record,
 };
-use super::{audit, case, contact, domain, host, lifecycle, poll, registrar, tld, transfer};
+use super::{
+    audit, case, contact, domain, fields, host, lifecycle, poll, registrar, tld, transfer,
+};
 
 /// Shortest client transaction id.
 pub const MIN_CL_TRID_CHARS: usize = 3;
@@ -554,7 +556,7 @@ pub fn check_request_meta(
             "meta.actor",
             format!(
                 "{:?} is not an actor: 1 to {MAX_ACTOR_CHARS} printable characters",
-                meta.actor
+                fields::clip(&meta.actor)
             ),
         ));
     }
@@ -568,8 +570,9 @@ pub fn check_request_meta(
         return Err(RegistryError::invalid(
             "meta.cl_trid",
             format!(
-                "{cl_trid:?} is not a client transaction id: {MIN_CL_TRID_CHARS} to \
-                 {MAX_CL_TRID_CHARS} printable characters without surrounding spaces"
+                "{:?} is not a client transaction id: {MIN_CL_TRID_CHARS} to \
+                 {MAX_CL_TRID_CHARS} printable characters without surrounding spaces",
+                fields::clip(cl_trid)
             ),
         ));
     }

@@ -206,7 +206,7 @@ pub fn country_code(field: &str, value: &str) -> Result<(), RegistryError> {
 }
 
 /// The first 40 characters of `value`, for messages about overlong values.
-fn clip(value: &str) -> String {
+pub fn clip(value: &str) -> String {
     const SHOWN: usize = 40;
     if value.chars().count() <= SHOWN {
         value.to_string()

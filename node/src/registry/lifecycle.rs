@@ -440,6 +440,32 @@ pub(crate) fn restore<S: StateRead + ?Sized>(
                 MAX_TEXT_CHARS,
             )?;
             fields::text("report.other", &report.other, false, MAX_TEXT_CHARS)?;
+            // RFC 3915: the deletion and the restore request, both in the
+            // past and in that order, and no earlier than the domain (0: not
+            // stated, as older clients send).
+            let stated = |ms: i64| ms != 0;
+            if stated(report.delete_ms)
+                && (report.delete_ms < d.created_ms || report.delete_ms > cx.now_ms)
+            {
+                return Err(RegistryError::invalid(
+                    "report.delete_ms",
+                    format!(
+                        "{} is not a time between the domain's creation ({}) and now ({})",
+                        report.delete_ms, d.created_ms, cx.now_ms
+                    ),
+                ));
+            }
+            if stated(report.restore_ms)
+                && (report.restore_ms < report.delete_ms || report.restore_ms > cx.now_ms)
+            {
+                return Err(RegistryError::invalid(
+                    "report.restore_ms",
+                    format!(
+                        "{} is not a time between the deletion ({}) and now ({})",
+                        report.restore_ms, report.delete_ms, cx.now_ms
+                    ),
+                ));
+            }
             if report.statements.len() < MIN_RESTORE_STATEMENTS || report.statements.len() > 8 {
                 return Err(RegistryError::invalid(
                     "report.statements",

@@ -205,7 +205,11 @@ where
                 // that was polled and keep the clone for next time.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(inner.call(request))
+                Box::pin(async move {
+                    let mut response = inner.call(request).await?;
+                    undecodable_is_invalid_argument(&mut response);
+                    Ok(response)
+                })
             }
             Err(status) => {
                 if let Some(peer) = request.extensions().get::<PeerInfo>() {
@@ -215,6 +219,25 @@ where
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }
+    }
+}
+
+/// tonic answers a request whose bytes do not decode with `INTERNAL` (as
+/// gRPC's status code guide has it), which tells an operator the server
+/// failed and a client that retrying may help. The client sent a malformed
+/// message: the answer is `INVALID_ARGUMENT`, with tonic's message.
+fn undecodable_is_invalid_argument<B>(response: &mut http::Response<B>) {
+    let headers = response.headers_mut();
+    let internal = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13");
+    let undecodable = headers.get("grpc-message").is_some_and(|v| {
+        let m = v.as_bytes();
+        m.starts_with(b"failed to decode Protobuf message")
+            || m.starts_with(b"failed%20to%20decode%20Protobuf%20message")
+    });
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
 }
 

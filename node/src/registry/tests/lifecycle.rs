@@ -308,6 +308,21 @@ fn restore_inside_redemption_charges_the_fee_plus_a_renewal_and_the_report_resto
     }
     let e = r.err("rar-a", bad);
     assert_eq!(e.field, "report.statements");
+    // Times out of range, or out of order, are refused by name.
+    for (delete_ms, restore_ms, field) in [
+        (i64::MIN, i64::MAX, "report.delete_ms"),
+        (1, 0, "report.delete_ms"),
+        (0, i64::MAX, "report.restore_ms"),
+    ] {
+        let mut bad = restore("café.nz", true);
+        if let Kind::RestoreDomain(req) = &mut bad {
+            let report = req.report.as_mut().expect("report");
+            report.delete_ms = delete_ms;
+            report.restore_ms = restore_ms;
+        }
+        let e = r.err("rar-a", bad);
+        assert_eq!(e.field, field, "{delete_ms} {restore_ms}: {}", e.message);
+    }
     r.ok("rar-a", restore("café.nz", true));
     let info = r.domain("rar-a", "café.nz");
     assert!(!info.statuses.contains(&"pendingDelete".to_string()));
