@@ -32,6 +32,10 @@ use tonic::transport::Channel;
 pub use error::ClientError;
 pub use kauri_proto::v1 as proto;
 
+/// The request header a gateway's calls carry the session token in (see
+/// [`KauriClient::open_session`] and [`KauriClient::in_session`]).
+pub const SESSION_HEADER: &str = "kauri-session";
+
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {

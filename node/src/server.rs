@@ -233,6 +233,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         id: config.id,
         site: config.site.clone(),
         clock: Arc::new(api::ProposerClock::new(config.test_clock)),
+        throttle: Arc::default(),
     };
     if config.test_clock {
         tracing::warn!(
