@@ -263,25 +263,37 @@ pub fn bound<T: Acting, S: StateRead + ?Sized>(
 
 /// Where a request comes from, for throttling and logs: the caller and
 /// its address (`client_address` when a gateway names the address of the
-/// client it serves, the socket's otherwise).
+/// client it serves, the socket's otherwise). A named address keeps only
+/// the characters of an IP address or host name, at most
+/// [`MAX_CLIENT_ADDRESS_CHARS`], so it cannot forge log lines or grow the
+/// throttle table's keys.
 pub fn source<T>(request: &tonic::Request<T>, client_address: &str) -> String {
-    let who = match caller(request) {
+    let caller = caller(request);
+    let who = match &caller {
         Caller::Unauthenticated => "plain-text".to_string(),
         Caller::Principal(p) => format!("{}/{}", p.role, p.name),
     };
+    if let Caller::Principal(p) = &caller {
+        if p.role == Role::Gateway && !client_address.is_empty() {
+            let address: String = client_address
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || ".:-[]%".contains(*c))
+                .take(MAX_CLIENT_ADDRESS_CHARS)
+                .collect();
+            return format!("{who} for client {address}");
+        }
+    }
     let remote = request
         .extensions()
         .get::<super::listener::PeerInfo>()
         .map(|p| p.remote.ip().to_string())
         .or_else(|| request.remote_addr().map(|a| a.ip().to_string()))
         .unwrap_or_else(|| "unknown".into());
-    match caller(request) {
-        Caller::Principal(p) if p.role == Role::Gateway && !client_address.is_empty() => {
-            format!("{who} for client {}", shorten(client_address))
-        }
-        _ => format!("{who} at {remote}"),
-    }
+    format!("{who} at {remote}")
 }
+
+/// Longest client address a gateway may name for throttling.
+pub const MAX_CLIENT_ADDRESS_CHARS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -429,6 +441,21 @@ mod tests {
             &mut v1::InfoTldRequest::default(),
         );
         assert_eq!(via.unwrap().as_str(), "epp1");
+    }
+
+    #[test]
+    fn a_gateway_names_its_client_but_cannot_forge_log_lines() {
+        let mut request = tonic::Request::new(());
+        request
+            .extensions_mut()
+            .insert(as_("kauri://c/gateway/epp1"));
+        assert_eq!(
+            source(&request, "192.0.2.1\nWARN forged"),
+            "gateway/epp1 for client 192.0.2.1WARNforged"
+        );
+        let long = source(&request, &"9".repeat(1000));
+        assert!(long.len() < 100, "{long}");
+        assert!(source(&request, "").starts_with("gateway/epp1 at "));
     }
 
     #[test]
