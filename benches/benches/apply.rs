@@ -36,6 +36,7 @@ fn proposal(time_ms: i64, seq: u64, kind: Kind) -> v1::Proposal {
         time_ms,
         request_digest: seq.to_be_bytes().to_vec(),
         command: Some(v1::Command { kind: Some(kind) }),
+        via: String::new(),
     }
 }
 

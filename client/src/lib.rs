@@ -32,6 +32,10 @@ use tonic::transport::Channel;
 pub use error::ClientError;
 pub use kauri_proto::v1 as proto;
 
+/// The request header a gateway's calls carry the session token in (see
+/// [`KauriClient::open_session`] and [`KauriClient::in_session`]).
+pub const SESSION_HEADER: &str = "kauri-session";
+
 /// How the client behaves.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -62,6 +66,9 @@ impl Default for ClientConfig {
 #[derive(Clone)]
 pub struct KauriClient {
     inner: Arc<Inner>,
+    /// The session token every call carries in [`SESSION_HEADER`] (a
+    /// gateway acting for a registrar), if any.
+    session: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 struct Inner {
@@ -111,7 +118,7 @@ macro_rules! leader_rpc {
         $(#[$doc])*
         pub async fn $name(&self, request: $req) -> Result<$resp, ClientError> {
             self.on_leader(move |channel| {
-                let request = request.clone();
+                let request = self.request(request.clone());
                 async move { $client::new(channel).$method(request).await }
             })
             .await
@@ -141,7 +148,46 @@ impl KauriClient {
                 endpoints: Mutex::new(endpoints),
                 leader: AtomicUsize::new(0),
             }),
+            session: None,
         })
+    }
+
+    /// This client acting within the session of `token` (from
+    /// [`KauriClient::open_session`]): every call carries it in
+    /// [`SESSION_HEADER`]. It shares connections with `self`.
+    ///
+    /// ```no_run
+    /// # async fn demo(gateway: kauri_client::KauriClient) -> Result<(), kauri_client::ClientError> {
+    /// use kauri_client::{meta, proto::OpenSessionRequest};
+    /// let opened = gateway
+    ///     .open_session(OpenSessionRequest {
+    ///         meta: Some(meta("acme")),
+    ///         password: "the registrar's EPP password".into(),
+    ///         ..Default::default()
+    ///     })
+    ///     .await?;
+    /// let acme = gateway.in_session(&opened.token)?;
+    /// // acme.create_domain(...) now acts for registrar acme.
+    /// # Ok(()) }
+    /// ```
+    pub fn in_session(&self, token: &str) -> Result<KauriClient, ClientError> {
+        let value = token
+            .parse()
+            .map_err(|_| ClientError::config("a session token is 64 hex digits"))?;
+        Ok(KauriClient {
+            inner: self.inner.clone(),
+            session: Some(value),
+        })
+    }
+
+    /// The request envelope of one attempt: `message`, and the session
+    /// token if this client acts within a session.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.session {
+            request.metadata_mut().insert(SESSION_HEADER, token.clone());
+        }
+        request
     }
 
     /// The endpoints known to the client (the configured ones plus leaders it
@@ -330,6 +376,13 @@ impl KauriClient {
         /// Checks a registrar's password.
         verify_registrar_password, AdminClient, verify_registrar_password,
         VerifyRegistrarPasswordRequest, VerifyRegistrarPasswordResponse);
+    leader_rpc!(
+        /// Gateways: checks a registrar's password and opens a session
+        /// (EPP login); act in it with [`KauriClient::in_session`].
+        open_session, AdminClient, open_session, OpenSessionRequest, OpenSessionResponse);
+    leader_rpc!(
+        /// Gateways: closes the session this client acts in (EPP logout).
+        close_session, AdminClient, close_session, CloseSessionRequest, SessionResponse);
     leader_rpc!(
         /// Checks domain availability.
         check_domains, RegistryClient, check_domains, CheckRequest, CheckResponse);

@@ -241,6 +241,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         site: config.site.clone(),
         clock: Arc::new(api::ProposerClock::new(config.test_clock)),
         tls: tls.clone(),
+        throttle: Arc::default(),
     };
     if config.test_clock {
         tracing::warn!(

@@ -239,6 +239,7 @@ async fn an_entry_forged_into_one_replica_is_reported_by_the_cross_check() {
                 reference: "forged".into(),
             })),
         }),
+        ..Default::default()
     };
     let append = typ::AppendEntriesRequest {
         vote: vote(term, leader),

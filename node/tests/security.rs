@@ -345,13 +345,14 @@ async fn each_role_does_its_own_work_and_nothing_else() {
     }
     // The gateway cannot act for a registrar on its certificate alone.
     let gateway = f.cluster.client_as(&certs.gateway);
-    assert!(gateway
+    let e = gateway
         .delete_domain(DeleteRequest {
             meta: Some(meta("acme")),
             name: "owned.test".into(),
         })
         .await
-        .is_err());
+        .unwrap_err();
+    assert!(client_error_code(&e).contains("SESSION_INVALID"), "{e}");
 
     // A certificate of this CA for another cluster.
     let other = ca

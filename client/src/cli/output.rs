@@ -630,9 +630,15 @@ impl Output for AuditQueryResponse {
                 Ok(ActorKind::System) => "system",
                 _ => "?",
             };
+            // A command a gateway delivered in a session: "registrar:acme via epp1".
+            let via = if r.via.is_empty() {
+                String::new()
+            } else {
+                format!(" via {}", r.via)
+            };
             let _ = writeln!(
                 out,
-                "#{:<6} {} {kind}:{} {} {}:{} {} {}",
+                "#{:<6} {} {kind}:{}{via} {} {}:{} {} {}",
                 r.seq,
                 time(r.time_ms),
                 r.actor,

@@ -145,7 +145,11 @@ pub async fn run(ctx: &Ctx, cmd: RegistrarCmd) -> Result<(), ClientError> {
         RegistrarCmd::VerifyPassword { id, password } => {
             let r = ctx
                 .client
-                .verify_registrar_password(VerifyRegistrarPasswordRequest { id, password })
+                .verify_registrar_password(VerifyRegistrarPasswordRequest {
+                    id,
+                    password,
+                    client_address: String::new(),
+                })
                 .await?;
             ctx.print(&r);
             if !r.valid {

@@ -1,17 +1,20 @@
 //! The staff-facing `kauri.v1.Admin` service: TLD policy and registrar
 //! accounts, server statuses (registry lock on domains; hosts and
 //! contacts), AUP cases and the audit trail.
-//! The actor in `RequestMeta` is trusted as staff for now; roles from client
-//! certificates come with mTLS.
+//! Gateways check registrar passwords here and open and close the
+//! registrars' sessions (EPP login and logout). Actors are bound to the
+//! authenticated principal (`security::actor`).
 
 use kauri_proto::v1::admin_server::Admin;
 use kauri_proto::v1::command::Kind;
+use kauri_proto::v1::command_result::Outcome;
 use kauri_proto::v1::*;
 use tonic::{Request, Response, Status};
 
 use super::{expect_outcome, propose_unchanged, status, Node};
 use crate::registry as reg;
-use crate::security::actor::bound;
+use crate::security::actor;
+use crate::security::session::{SessionToken, SESSION_HEADER};
 
 /// Shortest registrar password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 6;
@@ -50,6 +53,60 @@ fn hash_password(password: &str) -> Result<String, Status> {
         .map_err(|e| status::internal(format!("password hashing failed: {e}")))
 }
 
+impl AdminService {
+    /// Checks `registrar`'s password for `source`, unless failed checks
+    /// throttle either of them: refused with `THROTTLED`, or counted.
+    async fn check_password(
+        &self,
+        registrar: &str,
+        password: String,
+        source: &str,
+    ) -> Result<bool, Status> {
+        let node = &self.node;
+        let now_ms = node.clock.now_ms();
+        // What cannot be a registrar id is counted under one key, so junk
+        // ids neither grow the table nor reach argon2.
+        let well_formed = reg::fields::registrar_id("id", registrar).is_ok();
+        let registrar = if well_formed {
+            registrar
+        } else {
+            "(not a registrar id)"
+        };
+        if let Err(t) = node.throttle.check(registrar, source, now_ms) {
+            tracing::debug!(registrar, source, by = t.by, "password check throttled");
+            let whose = match t.by {
+                "registrar" => format!("for registrar {:?}", kauri_client::tls::shorten(registrar)),
+                _ => "from this source".to_string(),
+            };
+            return Err(status::reject(
+                Reason::Throttled,
+                "password",
+                format!(
+                    "too many failed password checks {whose}; try again in {} s",
+                    (t.retry_after_ms + 999) / 1000
+                ),
+            ));
+        }
+        node.read_gate(None).await?;
+        let store = node.store.clone();
+        let id = registrar.to_string();
+        // argon2 verification is deliberately slow: keep it off the reactor.
+        let valid = well_formed
+            && tokio::task::spawn_blocking(move || {
+                reg::verify_registrar_password(&store, &id, &password)
+            })
+            .await
+            .map_err(|e| status::internal(e.to_string()))??;
+        if valid {
+            node.throttle.succeeded(registrar);
+        } else {
+            let refused_ms = node.throttle.failed(registrar, source, now_ms);
+            tracing::warn!(registrar, source, refused_ms, "failed password check");
+        }
+        Ok(valid)
+    }
+}
+
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn create_tld(
@@ -70,7 +127,7 @@ impl Admin for AdminService {
         &self,
         request: Request<InfoTldRequest>,
     ) -> Result<Response<TldResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let tld = reg::info_tld(&self.node.store, &req.name)?;
         Ok(Response::new(TldResponse {
@@ -84,7 +141,7 @@ impl Admin for AdminService {
         &self,
         request: Request<CreateRegistrarRequest>,
     ) -> Result<Response<RegistrarResponse>, Status> {
-        let req = bound(request)?;
+        let (req, via) = self.node.bound(request)?;
         let command = CreateRegistrarCommand {
             meta: req.meta.clone(),
             id: req.id.clone(),
@@ -94,7 +151,12 @@ impl Admin for AdminService {
         };
         let outcome = self
             .node
-            .propose("CreateRegistrar", &req, Kind::CreateRegistrar(command))
+            .propose(
+                &via,
+                "CreateRegistrar",
+                &req,
+                Kind::CreateRegistrar(command),
+            )
             .await?;
         expect_outcome!(outcome, Registrar)
     }
@@ -110,7 +172,7 @@ impl Admin for AdminService {
         &self,
         request: Request<InfoRegistrarRequest>,
     ) -> Result<Response<RegistrarResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let registrar = reg::info_registrar(&self.node.store, &req.id, req.ledger_limit)?;
         Ok(Response::new(RegistrarResponse {
@@ -124,16 +186,103 @@ impl Admin for AdminService {
         &self,
         request: Request<VerifyRegistrarPasswordRequest>,
     ) -> Result<Response<VerifyRegistrarPasswordResponse>, Status> {
-        let req = bound(request)?;
-        self.node.read_gate(None).await?;
-        let store = self.node.store.clone();
-        // argon2 verification is deliberately slow: keep it off the reactor.
-        let valid = tokio::task::spawn_blocking(move || {
-            reg::verify_registrar_password(&store, &req.id, &req.password)
-        })
-        .await
-        .map_err(|e| status::internal(e.to_string()))??;
+        let source = actor::source(&request, &request.get_ref().client_address);
+        let (req, _) = self.node.bound(request)?;
+        let valid = self.check_password(&req.id, req.password, &source).await?;
         Ok(Response::new(VerifyRegistrarPasswordResponse { valid }))
+    }
+
+    async fn open_session(
+        &self,
+        request: Request<OpenSessionRequest>,
+    ) -> Result<Response<OpenSessionResponse>, Status> {
+        let source = actor::source(&request, &request.get_ref().client_address);
+        let (mut req, via) = self.node.bound(request)?;
+        let meta = reg::check_request_meta(req.meta.as_ref())?.clone();
+        let lifetime_ms = match req.lifetime_seconds {
+            0 => reg::session::DEFAULT_SESSION_LIFETIME_MS,
+            s => i64::from(s) * 1000,
+        };
+        if lifetime_ms > reg::session::MAX_SESSION_LIFETIME_MS {
+            return Err(status::reject(
+                Reason::InvalidField,
+                "lifetime_seconds",
+                format!(
+                    "{} s is longer than the longest session, {} s",
+                    req.lifetime_seconds,
+                    reg::session::MAX_SESSION_LIFETIME_MS / 1000
+                ),
+            ));
+        }
+        let password = std::mem::take(&mut req.password);
+        if !self.check_password(&meta.actor, password, &source).await? {
+            return Err(status::reject(
+                Reason::AuthenticationFailed,
+                "password",
+                format!(
+                    "registrar {:?} and this password do not match",
+                    kauri_client::tls::shorten(&meta.actor)
+                ),
+            ));
+        }
+        let token = SessionToken::generate();
+        let command = OpenSessionCommand {
+            meta: Some(meta.clone()),
+            token_sha256: token.sha256().to_vec(),
+            lifetime_ms,
+        };
+        // The digest is of the request without its password (taken out
+        // above): the log must not carry even a fast hash of it.
+        let outcome = self
+            .node
+            .propose(&via, "OpenSession", &req, Kind::OpenSession(command))
+            .await?;
+        let Outcome::Session(opened) = outcome else {
+            return Err(status::internal("OpenSession applied to another outcome"));
+        };
+        if opened.tx.as_ref().is_some_and(|tx| tx.replayed) {
+            // The session was opened by an earlier attempt with this key;
+            // its token went to that attempt's answer and is not kept.
+            return Err(status::reject(
+                Reason::IdempotencyConflict,
+                "meta.cl_trid",
+                format!(
+                    "cl_trid {:?} already opened a session, whose token only its first answer \
+                     carried; log in again with a new cl_trid",
+                    meta.cl_trid
+                ),
+            ));
+        }
+        Ok(Response::new(OpenSessionResponse {
+            token: token.reveal(),
+            session: opened.session,
+            tx: opened.tx,
+        }))
+    }
+
+    async fn close_session(
+        &self,
+        request: Request<CloseSessionRequest>,
+    ) -> Result<Response<SessionResponse>, Status> {
+        let token = SessionToken::from_metadata(request.metadata());
+        // Binding checks the session is this gateway's and still open.
+        let (req, via) = self.node.bound(request)?;
+        let Ok(Some(token)) = token else {
+            return Err(status::reject(
+                Reason::SessionInvalid,
+                "",
+                format!("CloseSession closes the session whose token the {SESSION_HEADER} header carries; it carries none"),
+            ));
+        };
+        let command = CloseSessionCommand {
+            meta: req.meta.clone(),
+            token_sha256: token.sha256().to_vec(),
+        };
+        let outcome = self
+            .node
+            .propose(&via, "CloseSession", &req, Kind::CloseSession(command))
+            .await?;
+        expect_outcome!(outcome, Session)
     }
 
     async fn update_registrar(
@@ -154,10 +303,11 @@ impl Admin for AdminService {
         &self,
         request: Request<SetHostServerStatusRequest>,
     ) -> Result<Response<HostResponse>, Status> {
-        let req = bound(request)?;
+        let (req, via) = self.node.bound(request)?;
         let outcome = self
             .node
             .propose(
+                &via,
                 "SetHostServerStatus",
                 &req,
                 Kind::SetHostServerStatus(req.clone()),
@@ -170,10 +320,11 @@ impl Admin for AdminService {
         &self,
         request: Request<SetContactServerStatusRequest>,
     ) -> Result<Response<ContactResponse>, Status> {
-        let req = bound(request)?;
+        let (req, via) = self.node.bound(request)?;
         let outcome = self
             .node
             .propose(
+                &via,
                 "SetContactServerStatus",
                 &req,
                 Kind::SetContactServerStatus(req.clone()),
@@ -200,7 +351,7 @@ impl Admin for AdminService {
         &self,
         request: Request<InfoCaseRequest>,
     ) -> Result<Response<CaseResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let aup_case = reg::info_case(&self.node.store, req.case_id)?;
         Ok(Response::new(CaseResponse {
@@ -214,7 +365,7 @@ impl Admin for AdminService {
         &self,
         request: Request<AuditQueryRequest>,
     ) -> Result<Response<AuditQueryResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let (records, next_page_token) = reg::query_audit(&self.node.store, &req)?;
         Ok(Response::new(AuditQueryResponse {

@@ -22,6 +22,8 @@ pub use cluster::ClusterService;
 pub use registry::RegistryService;
 
 use crate::raft::{typ, LogPayload, NodeId};
+use crate::security::actor::{self, Acting, Via};
+use crate::security::throttle::PasswordThrottle;
 use crate::storage::Store;
 
 /// Largest encoded proposal accepted into the log.
@@ -92,6 +94,8 @@ pub struct Node {
     pub clock: std::sync::Arc<ProposerClock>,
     /// The node's TLS identity; `None` in plain text.
     pub tls: Option<std::sync::Arc<crate::security::listener::NodeTls>>,
+    /// Failed password checks on this node, per registrar and per source.
+    pub throttle: std::sync::Arc<PasswordThrottle>,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;
@@ -112,10 +116,19 @@ impl Node {
         Some((id, node))
     }
 
+    /// Takes a request out of its envelope with its actor bound to the
+    /// authenticated caller (a gateway's through its session, judged by
+    /// the proposer clock), and says who delivered it.
+    pub fn bound<T: Acting>(&self, request: tonic::Request<T>) -> Result<(T, Via), Status> {
+        actor::bound(request, &self.store, self.clock.now_ms())
+    }
+
     /// Proposes `kind` on behalf of the client request `request` (of gRPC
-    /// method `method`) and returns the applied outcome.
+    /// method `method`), delivered `via` a gateway or directly, and returns
+    /// the applied outcome.
     pub async fn propose<R: Message>(
         &self,
+        via: &Via,
         method: &str,
         request: &R,
         kind: Kind,
@@ -127,6 +140,7 @@ impl Node {
             time_ms: self.clock.now_ms(),
             request_digest: request_digest(method, request),
             command: Some(v1::Command { kind: Some(kind) }),
+            via: via.as_str().to_string(),
         };
         let bytes = proposal.encode_to_vec();
         if bytes.len() > MAX_PROPOSAL_BYTES {
@@ -175,6 +189,7 @@ impl Node {
             command: Some(v1::Command {
                 kind: Some(Kind::Tick(v1::TickCommand {})),
             }),
+            via: String::new(),
         };
         let write = self.raft.client_write(LogPayload(proposal.encode_to_vec()));
         let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
@@ -328,10 +343,11 @@ pub(crate) use expect_outcome;
 /// command kind, and the handler returns the expected outcome.
 macro_rules! propose_unchanged {
     ($service:ident, $request:ident, $kind:ident, $outcome:ident) => {{
-        let req = $crate::security::actor::bound($request)?;
+        let (req, via) = $service.node.bound($request)?;
         let outcome = $service
             .node
             .propose(
+                &via,
                 stringify!($kind),
                 &req,
                 kauri_proto::v1::command::Kind::$kind(req.clone()),

@@ -9,7 +9,6 @@ use tonic::{Request, Response, Status};
 
 use super::{expect_outcome, generate_auth_info, propose_unchanged, status, Node};
 use crate::registry::{self as reg, MAX_CHECK_NAMES};
-use crate::security::actor::bound;
 
 /// Serves `kauri.v1.Registry` on a node.
 pub struct RegistryService {
@@ -55,7 +54,7 @@ impl RegistryService {
         request: Request<CheckRequest>,
         check: CheckFn,
     ) -> Result<Response<CheckResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         check_limit(&req.names)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let results = check(&self.node.store, &req.names)?;
@@ -79,14 +78,14 @@ impl Registry for RegistryService {
         &self,
         request: Request<CreateDomainRequest>,
     ) -> Result<Response<DomainResponse>, Status> {
-        let req = bound(request)?;
+        let (req, via) = self.node.bound(request)?;
         let mut cmd = req.clone();
         if cmd.auth_info.is_empty() {
             cmd.auth_info = generate_auth_info();
         }
         let outcome = self
             .node
-            .propose("CreateDomain", &req, Kind::CreateDomain(cmd))
+            .propose(&via, "CreateDomain", &req, Kind::CreateDomain(cmd))
             .await?;
         expect_outcome!(outcome, Domain)
     }
@@ -95,7 +94,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<InfoRequest>,
     ) -> Result<Response<DomainResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let domain = reg::info_domain(&self.node.store, &req.registrar, &req.name)?;
         Ok(Response::new(DomainResponse {
@@ -137,14 +136,14 @@ impl Registry for RegistryService {
         &self,
         request: Request<CreateContactRequest>,
     ) -> Result<Response<ContactResponse>, Status> {
-        let req = bound(request)?;
+        let (req, via) = self.node.bound(request)?;
         let mut cmd = req.clone();
         if cmd.auth_info.is_empty() {
             cmd.auth_info = generate_auth_info();
         }
         let outcome = self
             .node
-            .propose("CreateContact", &req, Kind::CreateContact(cmd))
+            .propose(&via, "CreateContact", &req, Kind::CreateContact(cmd))
             .await?;
         expect_outcome!(outcome, Contact)
     }
@@ -153,7 +152,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<InfoRequest>,
     ) -> Result<Response<ContactResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let contact = reg::info_contact(&self.node.store, &req.registrar, &req.name)?;
         Ok(Response::new(ContactResponse {
@@ -195,7 +194,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<InfoRequest>,
     ) -> Result<Response<HostResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let host = reg::info_host(&self.node.store, &req.name)?;
         Ok(Response::new(HostResponse {
@@ -223,7 +222,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<TransferQueryRequest>,
     ) -> Result<Response<TransferResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let transfer =
             reg::query_transfer(&self.node.store, &req.registrar, &req.name, &req.auth_info)?;
@@ -242,7 +241,7 @@ impl Registry for RegistryService {
     }
 
     async fn poll(&self, request: Request<PollRequest>) -> Result<Response<PollResponse>, Status> {
-        let req = bound(request)?;
+        let (req, _) = self.node.bound(request)?;
         let read_info = self.node.read_gate(req.read.as_ref()).await?;
         let (message, count) = reg::poll_head(&self.node.store, &req.registrar)?;
         Ok(Response::new(PollResponse {

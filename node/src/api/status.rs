@@ -17,7 +17,8 @@ pub fn code_for(reason: Reason) -> Code {
         ObjectExists => Code::AlreadyExists,
         ObjectNotFound => Code::NotFound,
         NotSponsor | NotAuthorized | InvalidAuthInfo => Code::PermissionDenied,
-        AuthenticationFailed => Code::Unauthenticated,
+        AuthenticationFailed | SessionInvalid => Code::Unauthenticated,
+        SessionLimit | Throttled => Code::ResourceExhausted,
         UnknownTld
         | InsufficientFunds
         | PeriodNotAllowed

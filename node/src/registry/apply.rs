@@ -22,7 +22,7 @@ use super::model::{
     self, idempotency_key, meta, ActorKind, EventRecord, Get, IdempotencyRecord, ReadOnly, Record,
 };
 use super::{
-    audit, case, contact, domain, fields, host, lifecycle, poll, registrar, tld, transfer,
+    audit, case, contact, domain, fields, host, lifecycle, poll, registrar, session, tld, transfer,
 };
 
 /// Shortest client transaction id.
@@ -116,6 +116,7 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
         now_ms,
         actor: meta.actor.clone(),
         actor_kind: actor_kind(kind),
+        via: proposal.via.clone(),
         command: command_name(kind),
         tx: tx.clone(),
         audits: Vec::new(),
@@ -178,6 +179,9 @@ pub(crate) struct Exec<'t, 'a, S: StateRead + ?Sized> {
     pub actor: String,
     /// Who the actor is.
     pub actor_kind: ActorKind,
+    /// The gateway that delivered the command for the registrar within a
+    /// session (the proposal's `via`); empty for direct calls and ticks.
+    pub via: String,
     /// The command (or lifecycle event) name audit records carry.
     pub command: &'static str,
     /// What every response of this entry carries.
@@ -259,6 +263,11 @@ impl<S: StateRead + ?Sized> Exec<'_, '_, S> {
         self.txn.put(cf, key, value);
     }
 
+    /// Deletes a raw value (index entries without a record type).
+    pub fn delete_raw(&mut self, cf: Cf, key: &[u8]) {
+        self.txn.delete(cf, key);
+    }
+
     /// Adds `delta` to the counter under `counter`.
     pub fn adjust_counter(&mut self, counter: &[u8], delta: i64) -> Result<(), RegistryError> {
         let n = model::read_counter(&*self.txn, counter)?;
@@ -306,6 +315,10 @@ fn dispatch<S: StateRead + ?Sized>(
         Kind::TransferDomain(req) => transfer::transfer(cx, registrar::authenticate(cx)?, req),
         Kind::RestoreDomain(req) => lifecycle::restore(cx, registrar::authenticate(cx)?, req),
         Kind::AckPoll(req) => poll::ack(cx, registrar::authenticate(cx)?, req),
+        // Session commands: the registrar logging in through a gateway (the
+        // proposer checked its password) and logging out.
+        Kind::OpenSession(req) => session::open(cx, registrar::authenticate(cx)?, req),
+        Kind::CloseSession(req) => session::close(cx, req),
     }
 }
 
@@ -357,6 +370,8 @@ pub fn command_name(kind: &command::Kind) -> &'static str {
         Kind::SetContactServerStatus(_) => "SetContactServerStatus",
         Kind::OpenCase(_) => "OpenCase",
         Kind::UpdateCase(_) => "UpdateCase",
+        Kind::OpenSession(_) => "OpenSession",
+        Kind::CloseSession(_) => "CloseSession",
     }
 }
 
@@ -387,6 +402,8 @@ pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
         Kind::SetContactServerStatus(r) => r.meta.as_ref(),
         Kind::OpenCase(r) => r.meta.as_ref(),
         Kind::UpdateCase(r) => r.meta.as_ref(),
+        Kind::OpenSession(r) => r.meta.as_ref(),
+        Kind::CloseSession(r) => r.meta.as_ref(),
         Kind::Tick(_) => None,
     }
 }
@@ -419,6 +436,7 @@ fn tick<S: StateRead + ?Sized>(
             now_ms,
             actor: SYSTEM_ACTOR.into(),
             actor_kind: ActorKind::System,
+            via: String::new(),
             command: event.kind.as_str(),
             tx: TxInfo {
                 sv_trid: ctx.sv_trid(),
@@ -443,6 +461,7 @@ fn tick<S: StateRead + ?Sized>(
                     now_ms,
                     actor: SYSTEM_ACTOR.into(),
                     actor_kind: ActorKind::System,
+                    via: String::new(),
                     command: event.kind.as_str(),
                     tx: TxInfo {
                         sv_trid: ctx.sv_trid(),
@@ -470,12 +489,14 @@ fn tick<S: StateRead + ?Sized>(
         events += 1;
     }
     let idempotency_pruned = prune_idempotency(txn, now_ms)?;
+    let sessions_pruned = session::prune_expired(txn, now_ms)?;
     Ok(CommandResult {
         outcome: Some(Outcome::Tick(v1::TickResult {
             now_ms,
             events,
             more_due,
             idempotency_pruned,
+            sessions_pruned,
         })),
     })
 }
@@ -525,6 +546,15 @@ fn check_envelope<'p>(
 ) -> Result<(&'p command::Kind, &'p v1::RequestMeta), RegistryError> {
     let kind = kind.ok_or_else(|| RegistryError::invalid("command", "is missing"))?;
     let meta = check_request_meta(meta)?;
+    let via = &proposal.via;
+    if via.chars().count() > MAX_ACTOR_CHARS || via.chars().any(char::is_control) {
+        return Err(RegistryError::invalid(
+            "via",
+            format!(
+                "{via:?} is not a gateway name: at most {MAX_ACTOR_CHARS} printable characters"
+            ),
+        ));
+    }
 
     let digest = &proposal.request_digest;
     if digest.is_empty() || digest.len() > MAX_REQUEST_DIGEST_OCTETS {
@@ -599,6 +629,7 @@ fn replay(seen: &IdempotencyRecord) -> Result<CommandResult, StorageFault> {
         Outcome::Transfer(r) => Some(&mut r.tx),
         Outcome::Poll(r) => Some(&mut r.tx),
         Outcome::AupCase(r) => Some(&mut r.tx),
+        Outcome::Session(r) => Some(&mut r.tx),
         // Ticks carry no idempotency key, so they are never stored.
         Outcome::Tick(_) => None,
     });

@@ -42,6 +42,7 @@ pub(crate) fn write<S: StateRead + ?Sized>(
         sv_trid: cx.tx.sv_trid.clone(),
         cl_trid: cx.tx.cl_trid.clone(),
         changes,
+        via: cx.via.clone(),
     };
     let by_object = audit_index_key(&audit_object(object_kind, object), record.time_ms, seq);
     let by_actor = audit_index_key(&record.actor, record.time_ms, seq);

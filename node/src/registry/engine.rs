@@ -47,11 +47,18 @@ pub enum Cf {
     /// When idempotency records expire: big-endian expiry time and log
     /// index → the record's key. Ticks prune what has expired.
     IdempotencyExpiry,
+    /// Registrar sessions of gateways, keyed by the SHA-256 of the token.
+    Sessions,
+    /// Sessions by registrar: registrar id, 0x00, token hash → nothing.
+    SessionsByRegistrar,
+    /// When sessions expire: big-endian expiry time, token hash → nothing.
+    /// Ticks prune what has expired.
+    SessionExpiry,
 }
 
 impl Cf {
     /// Every registry column family, in hashing order.
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 18] = [
         Cf::Meta,
         Cf::Tlds,
         Cf::Registrars,
@@ -67,6 +74,9 @@ impl Cf {
         Cf::AuditByActor,
         Cf::Cases,
         Cf::IdempotencyExpiry,
+        Cf::Sessions,
+        Cf::SessionsByRegistrar,
+        Cf::SessionExpiry,
     ];
 
     /// The RocksDB column family name.
@@ -87,6 +97,9 @@ impl Cf {
             Cf::AuditByActor => "audit_by_actor",
             Cf::Cases => "cases",
             Cf::IdempotencyExpiry => "idempotency_expiry",
+            Cf::Sessions => "sessions",
+            Cf::SessionsByRegistrar => "sessions_by_registrar",
+            Cf::SessionExpiry => "session_expiry",
         }
     }
 

@@ -302,6 +302,30 @@ pub enum RegistryError {
         message: String,
     },
 
+    /// A session command names a session that is not open for the caller
+    /// (unknown, closed, expired, another registrar's or another gateway's).
+    #[error("{field}: {message}")]
+    SessionInvalid {
+        /// The request field.
+        field: String,
+        /// Which of those it is.
+        message: String,
+    },
+
+    /// The registrar already has as many open sessions as allowed.
+    #[error(
+        "{field}: registrar {registrar:?} already has {max} open sessions, the most allowed; \
+         close one (EPP logout) or wait for one to expire"
+    )]
+    SessionLimit {
+        /// The request field.
+        field: String,
+        /// The registrar.
+        registrar: String,
+        /// The limit.
+        max: usize,
+    },
+
     /// The storage underneath failed; not a rejection of the command.
     #[error(transparent)]
     Storage(#[from] StorageFault),
@@ -333,6 +357,8 @@ impl RegistryError {
             RegistryError::PendingTransfer { .. } => Reason::PendingTransfer,
             RegistryError::NotPendingTransfer { .. } => Reason::NotPendingTransfer,
             RegistryError::NotAuthorized { .. } => Reason::NotAuthorized,
+            RegistryError::SessionInvalid { .. } => Reason::SessionInvalid,
+            RegistryError::SessionLimit { .. } => Reason::SessionLimit,
             RegistryError::Storage(_) => Reason::Internal,
         }
     }
@@ -362,7 +388,9 @@ impl RegistryError {
             | RegistryError::NotEligibleForTransfer { field, .. }
             | RegistryError::PendingTransfer { field, .. }
             | RegistryError::NotPendingTransfer { field, .. }
-            | RegistryError::NotAuthorized { field, .. } => field,
+            | RegistryError::NotAuthorized { field, .. }
+            | RegistryError::SessionInvalid { field, .. }
+            | RegistryError::SessionLimit { field, .. } => field,
             RegistryError::Storage(_) => "",
         }
     }

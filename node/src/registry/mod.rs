@@ -10,7 +10,8 @@
 //! - [`apply_proposal`] applies one log entry: registry time, exactly-once
 //!   by (actor, clTRID), dispatch to one file per command family
 //!   (`tld`, `registrar`, `contact`, `host`, `domain`, `transfer`,
-//!   `lifecycle` for restores, `poll`, `case` for staff actions on domains;
+//!   `lifecycle` for restores, `poll`, `case` for staff actions on domains,
+//!   `session` for gateways' registrar sessions;
 //!   staff set server statuses of hosts and contacts in `host` and
 //!   `contact`); a `Tick` runs the lifecycle events due (`lifecycle`),
 //!   found through the due-time index;
@@ -37,6 +38,7 @@
 //!             policy: Some(TldPolicy { currency: "NZD".into(), ..Default::default() }),
 //!         })),
 //!     }),
+//!     via: String::new(),
 //! };
 //! let mut txn = Txn::new(&state);
 //! let result = apply_proposal(&mut txn, &ApplyContext { log_index: 7, log_term: 1 }, &proposal)
@@ -64,6 +66,7 @@ pub mod names;
 pub mod poll;
 pub mod query;
 mod registrar;
+pub mod session;
 pub mod status;
 mod tld;
 pub mod transfer;
@@ -84,4 +87,5 @@ pub use query::{
     check_contacts, check_domains, check_hosts, count_domains, info_contact, info_domain,
     info_host, info_registrar, info_tld, verify_registrar_password, MAX_CHECK_NAMES,
 };
+pub use session::session_by_token_hash;
 pub use transfer::query_transfer;

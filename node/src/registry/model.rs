@@ -11,7 +11,8 @@
 //! its older versions ([`Record::decode_older`]), so state written before
 //! the change (RocksDB data, snapshots) still reads. A record is upgraded
 //! in place the next time a command writes it. [`TldRecord`] is at version
-//! 2, which added the IDN table to its policy.
+//! 2, which added the IDN table to its policy; [`AuditRecord`] is at
+//! version 2, which added the gateway a command came through (`via`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -28,7 +29,8 @@ use super::status::{ClientStatus, ServerStatus};
 /// The format version byte in front of an encoded record, for record types
 /// whose fields never changed.
 const RECORD_FORMAT_V1: u8 = 1;
-/// The format version of [`TldRecord`] since its policy has an IDN table.
+/// The format version of [`TldRecord`] since its policy has an IDN table,
+/// and of [`AuditRecord`] since it names the gateway (`via`).
 const RECORD_FORMAT_V2: u8 = 2;
 
 /// A record stored in one column family under a key it knows.
@@ -1304,12 +1306,58 @@ pub(crate) struct AuditRecord {
     pub sv_trid: String,
     pub cl_trid: String,
     pub changes: Vec<String>,
+    /// The gateway that delivered the command for the registrar (its
+    /// certificate name); empty for direct calls.
+    pub via: String,
 }
 
 impl Record for AuditRecord {
     const CF: Cf = Cf::Audit;
+    const FORMAT: u8 = RECORD_FORMAT_V2;
     fn key(&self) -> Vec<u8> {
         self.seq.to_be_bytes().to_vec()
+    }
+    fn decode_older(version: u8, body: &[u8]) -> Option<postcard::Result<(Self, &[u8])>> {
+        (version == RECORD_FORMAT_V1).then(|| {
+            postcard::take_from_bytes::<AuditRecordV1>(body)
+                .map(|(old, rest)| (old.upgrade(), rest))
+        })
+    }
+}
+
+/// [`AuditRecord`] as format version 1 wrote it, before records named the
+/// gateway. Decoded only, never written; frozen as it was.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct AuditRecordV1 {
+    seq: u64,
+    time_ms: i64,
+    actor_kind: ActorKind,
+    actor: String,
+    command: String,
+    object_kind: String,
+    object: String,
+    sv_trid: String,
+    cl_trid: String,
+    changes: Vec<String>,
+}
+
+impl AuditRecordV1 {
+    /// The record of a direct call: no gateway recorded one then.
+    fn upgrade(self) -> AuditRecord {
+        AuditRecord {
+            seq: self.seq,
+            time_ms: self.time_ms,
+            actor_kind: self.actor_kind,
+            actor: self.actor,
+            command: self.command,
+            object_kind: self.object_kind,
+            object: self.object,
+            sv_trid: self.sv_trid,
+            cl_trid: self.cl_trid,
+            changes: self.changes,
+            via: String::new(),
+        }
     }
 }
 
@@ -1326,6 +1374,7 @@ impl AuditRecord {
             sv_trid: self.sv_trid.clone(),
             cl_trid: self.cl_trid.clone(),
             changes: self.changes.clone(),
+            via: self.via.clone(),
         }
     }
 }
@@ -1353,6 +1402,64 @@ pub(crate) fn audit_index_key(value: &str, time_ms: i64, seq: u64) -> Vec<u8> {
 /// The object index value of an object: `kind:name`.
 pub(crate) fn audit_object(kind: &str, name: &str) -> String {
     format!("{kind}:{name}")
+}
+
+/// A registrar session a gateway opened with the registrar's password,
+/// keyed by the SHA-256 of its token (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    pub token_sha256: [u8; 32],
+    pub registrar: String,
+    /// The certificate name of the gateway that opened it.
+    pub gateway: String,
+    pub opened_ms: i64,
+    pub expires_ms: i64,
+    pub sv_trid: String,
+}
+
+impl Record for SessionRecord {
+    const CF: Cf = Cf::Sessions;
+    fn key(&self) -> Vec<u8> {
+        self.token_sha256.to_vec()
+    }
+}
+
+impl SessionRecord {
+    /// The public handle of the session: the first 8 octets of the token
+    /// hash, in hex.
+    pub fn id(&self) -> String {
+        self.token_sha256[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn to_proto(&self) -> v1::Session {
+        v1::Session {
+            id: self.id(),
+            registrar: self.registrar.clone(),
+            gateway: self.gateway.clone(),
+            opened_ms: self.opened_ms,
+            expires_ms: self.expires_ms,
+        }
+    }
+}
+
+/// The key of a session in [`Cf::SessionsByRegistrar`]: registrar id,
+/// 0x00, token hash.
+pub(crate) fn session_by_registrar_key(registrar: &str, token_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut key = audit_index_prefix(registrar);
+    key.extend_from_slice(token_sha256);
+    key
+}
+
+/// The key of a session in [`Cf::SessionExpiry`]: big-endian expiry
+/// (non-negative registry times sort correctly), token hash.
+pub(crate) fn session_expiry_key(expires_ms: i64, token_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(40);
+    key.extend_from_slice(&expires_ms.max(0).to_be_bytes());
+    key.extend_from_slice(token_sha256);
+    key
 }
 
 /// The state of an AUP case.
@@ -1508,6 +1615,34 @@ mod tests {
         damaged.push(0);
         assert!(decode::<TldRecord>(Cf::Tlds, b"nz", &damaged).is_err());
         assert!(decode::<TldRecord>(Cf::Tlds, b"nz", &bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn an_audit_record_written_before_gateways_were_named_decodes_as_a_direct_call() {
+        let old = AuditRecordV1 {
+            seq: 7,
+            time_ms: 1_735_689_600_000,
+            actor_kind: ActorKind::Registrar,
+            actor: "acme".into(),
+            command: "CreateDomain".into(),
+            object_kind: "domain".into(),
+            object: "example.nz".into(),
+            sv_trid: "kauri-9".into(),
+            cl_trid: "abc-1".into(),
+            changes: vec!["created".into()],
+        };
+        let mut bytes = vec![RECORD_FORMAT_V1];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let record: AuditRecord = decode(Cf::Audit, b"k", &bytes).expect("old records decode");
+        assert_eq!((record.seq, record.actor.as_str()), (7, "acme"));
+        assert_eq!(record.changes, ["created"]);
+        assert_eq!(record.via, "", "a version 1 record names no gateway");
+        let again = encode(&record);
+        assert_eq!(again[0], RECORD_FORMAT_V2);
+        assert_eq!(
+            decode::<AuditRecord>(Cf::Audit, b"k", &again).unwrap(),
+            record
+        );
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod idn_scripts;
 mod lifecycle;
 mod period_prices;
 mod server_statuses;
+mod sessions;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -135,6 +136,7 @@ fn proposal(time_ms: i64, actor: &str, cl_trid: &str, mut kind: Kind) -> Proposa
         time_ms,
         request_digest: Sha256::digest(command.encode_to_vec()).to_vec(),
         command: Some(command),
+        via: String::new(),
     }
 }
 
@@ -163,6 +165,8 @@ fn meta_mut(kind: &mut Kind) -> &mut Option<RequestMeta> {
         Kind::SetContactServerStatus(r) => &mut r.meta,
         Kind::OpenCase(r) => &mut r.meta,
         Kind::UpdateCase(r) => &mut r.meta,
+        Kind::OpenSession(r) => &mut r.meta,
+        Kind::CloseSession(r) => &mut r.meta,
         Kind::Tick(_) => panic!("ticks carry no request meta"),
     }
 }
@@ -186,6 +190,7 @@ fn tx_of(result: &CommandResult) -> &v1::TxInfo {
         Outcome::Transfer(r) => &r.tx,
         Outcome::Poll(r) => &r.tx,
         Outcome::AupCase(r) => &r.tx,
+        Outcome::Session(r) => &r.tx,
         Outcome::Tick(_) => panic!("ticks carry no tx info"),
     };
     tx.as_ref().expect("every outcome carries tx info")
@@ -358,6 +363,7 @@ fn tick_proposal(time_ms: i64) -> Proposal {
         command: Some(v1::Command {
             kind: Some(Kind::Tick(v1::TickCommand {})),
         }),
+        via: String::new(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Who may talk to a node and what they may do: mutual TLS on the listener
-//! ([`listener`]), which role may call which method ([`policy`]), and the
+//! ([`listener`]), which role may call which method ([`policy`]), the
 //! binding of the actor a request names to the authenticated principal
-//! ([`actor`]). docs/security.md describes the threat model.
+//! ([`actor`]), the session tokens gateways act for registrars with
+//! ([`session`]) and the throttling of failed password checks
+//! ([`throttle`]). docs/security.md describes the threat model.
 //!
 //! Layers, top to bottom: `api` handlers call [`actor`]; the gRPC server
 //! runs [`policy::AuthLayer`] before any handler; [`listener`] accepts the
@@ -10,6 +12,8 @@
 pub mod actor;
 pub mod listener;
 pub mod policy;
+pub mod session;
+pub mod throttle;
 
 pub use kauri_client::tls::{Principal, Role};
 

@@ -53,6 +53,8 @@ pub fn allowed_roles(service: &str, method: &str) -> &'static [Role] {
         ("kauri.v1.Admin", "InfoRegistrar") => &[Gateway, Registrar, Staff],
         // Gateways check the passwords of registrars logging in.
         ("kauri.v1.Admin", "VerifyRegistrarPassword") => &[Gateway],
+        // Gateways log registrars in and out.
+        ("kauri.v1.Admin", "OpenSession" | "CloseSession") => &[Gateway],
         (
             "kauri.v1.Admin",
             "CreateTld"
@@ -309,6 +311,17 @@ mod tests {
                 "kauri://c/gateway/g",
                 "/kauri.v1.Admin/VerifyRegistrarPassword",
                 true,
+            ),
+            ("kauri://c/gateway/g", "/kauri.v1.Admin/OpenSession", true),
+            (
+                "kauri://c/registrar/acme",
+                "/kauri.v1.Admin/OpenSession",
+                false,
+            ),
+            (
+                "kauri://c/staff/alice",
+                "/kauri.v1.Admin/CloseSession",
+                false,
             ),
             ("kauri://c/node/1", "/kauri.v1.Admin/Nonexistent", false),
             ("kauri://c/node/1", "/grpc.health.v1.Health/Check", false),

@@ -1055,6 +1055,7 @@ mod tests {
                             command: Some(v1::Command {
                                 kind: Some(v1::command::Kind::Tick(v1::TickCommand {})),
                             }),
+                            ..Default::default()
                         };
                         EntryPayload::Normal(LogPayload(tick.encode_to_vec()))
                     }
