@@ -80,6 +80,8 @@ pub struct TestNode {
     pub addr: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Where it serves `/metrics`, `/healthz` and `/readyz` (HOST:PORT).
+    pub metrics_addr: String,
     /// File receiving its stdout and stderr.
     pub log: PathBuf,
     child: Option<Child>,
@@ -238,12 +240,18 @@ impl TestCluster {
             .map(|(i, a)| format!("{}={a}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
+        let metrics_ports = free_ports(n);
         let nodes = addrs
             .into_iter()
             .zip(wrappers)
             .enumerate()
             .map(|(i, (addr, wrapper))| TestNode {
                 id: i as u64 + 1,
+                metrics_addr: format!(
+                    "{}:{}",
+                    addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h),
+                    metrics_ports[i]
+                ),
                 addr,
                 data_dir: dir.path().join(format!("node{}", i + 1)),
                 log: dir.path().join(format!("node{}.log", i + 1)),
@@ -457,6 +465,7 @@ impl TestCluster {
             ])
             .arg("--data-dir")
             .arg(&node.data_dir)
+            .args(["--metrics-addr", &node.metrics_addr])
             .args(&extra)
             .env("KAURI_LOG", "info,openraft=warn")
             .stdin(Stdio::null())

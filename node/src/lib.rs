@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod crosscheck;
+pub mod observe;
 pub mod raft;
 pub mod registry;
 pub mod security;

@@ -68,6 +68,10 @@ struct Args {
     /// up from the log instead of a snapshot.
     #[arg(long, env = "KAURI_KEEP_LOGS", default_value_t = 5_000)]
     keep_logs: u64,
+    /// Serve Prometheus metrics on /metrics, and the /healthz and /readyz
+    /// probes, over plain HTTP at this HOST:PORT. Off when not given.
+    #[arg(long, env = "KAURI_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Every this many log indexes, replicas compare a running hash of
     /// what they applied (the state chain) and report any difference
     /// loudly (`kauri cluster status`, the node's ERROR log). Give every
@@ -134,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
         state_check_every: args.state_check_every,
+        metrics_addr: args.metrics_addr,
         heartbeat_ms: args.heartbeat_ms,
         election_timeout_ms: args.election_timeout_ms,
         tick_interval_ms: args.tick_interval_ms,

@@ -75,6 +75,9 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Entries kept in the log behind the latest snapshot, for slow followers.
     pub keep_logs: u64,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz` (plain HTTP);
+    /// `None`: not served.
+    pub metrics_addr: Option<SocketAddr>,
     /// Spacing, in log indexes, of the state-chain points replicas compare
     /// (see [`crate::storage::chain`]).
     pub state_check_every: u64,
@@ -248,6 +251,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
             "--test-clock: the proposer clock can be moved forward over the admin API (tests only)"
         );
     }
+    let metrics_listener = match config.metrics_addr {
+        Some(addr) => {
+            let handle = crate::observe::install()?;
+            let listener = crate::observe::bind(addr).await?;
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz (plain HTTP)");
+            Some((listener, handle))
+        }
+        None => None,
+    };
     let listener = TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("binding {}", config.grpc_addr))?;
@@ -292,6 +304,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
 
     let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone(), peer_tls.clone()));
     let crosscheck = tokio::spawn(crate::crosscheck::run(node.clone(), peer_tls.clone()));
+    let leader_watch = tokio::spawn(crate::observe::watch_leader(node.clone()));
+    let metrics = metrics_listener.map(|(listener, handle)| {
+        tokio::spawn(crate::observe::serve(listener, node.clone(), handle))
+    });
     let ticker = (config.tick_interval_ms > 0).then(|| {
         tokio::spawn(tick_loop(
             node.clone(),
@@ -312,6 +328,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     }
     bootstrap.abort();
     crosscheck.abort();
+    leader_watch.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     if let Some(w) = watcher {
         w.abort();
     }

@@ -195,6 +195,20 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let started = std::time::Instant::now();
+        // Label values only from the table, never from the request.
+        let (service, method) = split_path(request.uri().path())
+            .filter(|(s, m)| !allowed_roles(s, m).is_empty())
+            .map(|(s, m)| (s.to_string(), m.to_string()))
+            .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let done = move |code: tonic::Code| {
+            crate::observe::record_request(
+                &service,
+                &method,
+                code,
+                started.elapsed().as_secs_f64(),
+            );
+        };
         let decision = authorize(
             request.extensions().get::<PeerInfo>(),
             request.uri().path(),
@@ -210,6 +224,7 @@ where
                 Box::pin(async move {
                     let mut response = inner.call(request).await?;
                     undecodable_is_invalid_argument(&mut response);
+                    done(grpc_code(&response));
                     Ok(response)
                 })
             }
@@ -218,10 +233,22 @@ where
                     tracing::warn!(remote = %peer.remote, path = %kauri_client::tls::shorten(request.uri().path()),
                         "refused: {}", status.message());
                 }
+                done(status.code());
                 Box::pin(async move { Ok(status.into_http()) })
             }
         }
     }
+}
+
+/// The status code of a unary response: an error travels in the headers
+/// (a trailers-only response); without one the call succeeded.
+fn grpc_code<B>(response: &http::Response<B>) -> tonic::Code {
+    response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(tonic::Code::Ok, tonic::Code::from_i32)
 }
 
 /// tonic answers a request whose bytes do not decode with `INTERNAL` (as
