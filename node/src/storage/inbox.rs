@@ -296,40 +296,58 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
 }
 
-/// Verifies a completely received snapshot: a checkpoint is unpacked
-/// (checksum checked) and opened, and must hold the applied log id and
-/// membership its metadata declares; a stream-format file must pass its
-/// checksum. Anything that fails is removed.
+/// Verifies a completely received snapshot (see [`verify_file`]); one
+/// whose header never ended is refused.
 fn verify(store: &Store, incoming: Incoming, seq: u64) -> Result<SnapshotData, String> {
-    incoming
-        .file
-        .sync_all()
-        .map_err(|e| format!("cannot sync the received snapshot: {e}"))?;
-    match incoming.format {
-        Format::Archive { .. } => {
-            let dir = store
-                .snapshot_dir()
-                .join(format!("receiving-{seq}.unpacked"));
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| e.to_string())?;
-            }
-            archive::extract_archive(&incoming.file, &dir).map_err(|e| e.to_string())?;
-            let meta = incoming.meta.clone();
-            drop(incoming);
-            if let Err(e) = verify_checkpoint(&dir, &meta) {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-            Ok(SnapshotData::Verified(dir))
-        }
-        Format::Stream => {
-            snapshot::read_snapshot(&incoming.file, |_, _, _| {}).map_err(|e| e.to_string())?;
-            let path = incoming.path.with_extension("verified");
-            std::fs::rename(&incoming.path, &path).map_err(|e| e.to_string())?;
-            Ok(SnapshotData::Verified(path))
-        }
-        Format::Unknown => Err("the snapshot ended before its header did".into()),
+    if incoming.format == Format::Unknown {
+        return Err("the snapshot ended before its header did".into());
     }
+    let unpack_to = store
+        .snapshot_dir()
+        .join(format!("receiving-{seq}.unpacked"));
+    verify_file(&incoming.file, &incoming.path, &incoming.meta, &unpack_to)
+        .map(SnapshotData::Verified)
+}
+
+/// Verifies the whole snapshot file at `path` (open as `file`) and returns
+/// where the verified snapshot now lies: a checkpoint is unpacked into
+/// `unpack_to` (checksum checked), opened, and must hold the applied log id
+/// and membership `meta` declares, and the file is removed; a stream-format
+/// file must pass its checksum and is renamed to `*.verified`. Nothing of
+/// a snapshot that fails is left in place of `unpack_to`.
+pub(super) fn verify_file(
+    file: &std::fs::File,
+    path: &Path,
+    meta: &typ::SnapshotMeta,
+    unpack_to: &Path,
+) -> Result<PathBuf, String> {
+    use std::io::Seek;
+    file.sync_all()
+        .map_err(|e| format!("cannot sync the received snapshot: {e}"))?;
+    let mut magic = [0u8; snapshot::MAGIC_BYTES];
+    file.read_exact_at(&mut magic, 0)
+        .map_err(|_| "the snapshot ended before its header did".to_string())?;
+    let mut from_start = file;
+    from_start.rewind().map_err(|e| e.to_string())?;
+    if magic[..] == *archive::MAGIC {
+        if unpack_to.exists() {
+            std::fs::remove_dir_all(unpack_to).map_err(|e| e.to_string())?;
+        }
+        archive::extract_archive(from_start, unpack_to).map_err(|e| e.to_string())?;
+        if let Err(e) = verify_checkpoint(unpack_to, meta) {
+            let _ = std::fs::remove_dir_all(unpack_to);
+            return Err(e);
+        }
+        let _ = std::fs::remove_file(path);
+        return Ok(unpack_to.to_path_buf());
+    }
+    if snapshot::is_stream_magic(&magic) {
+        snapshot::read_snapshot(from_start, |_, _, _| {}).map_err(|e| e.to_string())?;
+        let verified = path.with_extension("verified");
+        std::fs::rename(path, &verified).map_err(|e| e.to_string())?;
+        return Ok(verified);
+    }
+    Err("not a Kauri snapshot (bad magic)".into())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshot
 use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions};
 
-use super::archive::{self, ArchiveReader, SnapshotData};
+use super::archive::{ArchiveReader, SnapshotData};
 use super::snapshot::read_snapshot;
 use super::{read_json, sto_err, Store, CF_SM_META};
 use crate::raft::{typ, ApplyResponse, TypeConfig};
@@ -192,16 +192,16 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// Installs a received snapshot file: a checkpoint stream (format 3) is
-    /// unpacked, checksum verified, into this node's snapshot directory
-    /// and installed from there; a stream of records (formats 1 and 2) is
-    /// installed from the file.
+    /// Installs a snapshot file received through openraft's own chunk
+    /// receiver ([`Self::begin_receiving_snapshot`]; the node itself
+    /// receives through [`super::inbox`]): verified as the inbox verifies
+    /// (a damaged one is refused, leaving the old state untouched), then
+    /// installed from where it lies.
     fn install_received(
         &self,
         meta: &typ::SnapshotMeta,
-        mut file: std::fs::File,
+        file: std::fs::File,
     ) -> Result<(), typ::StorageError> {
-        use std::io::{Read, Seek};
         let err = |e: &dyn std::fmt::Display| {
             sto_err(
                 ErrorSubject::Snapshot(Some(meta.signature())),
@@ -209,42 +209,20 @@ impl StateMachineStore {
                 e,
             )
         };
-        let mut magic = [0u8; archive::MAGIC.len()];
-        file.rewind().map_err(|e| err(&e))?;
-        let is_archive = file.read_exact(&mut magic).is_ok() && magic[..] == *archive::MAGIC;
-        file.rewind().map_err(|e| err(&e))?;
-        // No build may run meanwhile: it would checkpoint a half-installed
-        // state, or clear away the half-unpacked directory.
-        let exclusive = self.exclusive.lock().map_err(|e| err(&e.to_string()))?;
-        let incoming = self
+        let path = self
             .incoming
             .lock()
             .map_err(|e| err(&e.to_string()))?
-            .take();
-        if !is_archive {
-            let source = Source::Stream {
-                file,
-                path: incoming,
-            };
-            return self.install(meta, source, &exclusive);
-        }
-        let dir = self.checkpoint_path(&meta.snapshot_id);
-        let unpacking = dir.with_extension("ckpt.tmp");
-        if unpacking.exists() {
-            std::fs::remove_dir_all(&unpacking).map_err(|e| err(&e))?;
-        }
-        // A damaged snapshot is refused here, leaving the old state untouched.
-        archive::extract_archive(&file, &unpacking).map_err(|e| err(&e))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| err(&e))?;
-        }
-        std::fs::rename(&unpacking, &dir).map_err(|e| err(&e))?;
-        sync_dir(&self.store.snapshot_dir()).map_err(|e| err(&e))?;
+            .take()
+            .ok_or_else(|| err(&"no received snapshot file is known"))?;
+        let unpack_to = path.with_extension("unpacked");
+        let verified = super::inbox::verify_file(&file, &path, meta, &unpack_to);
         drop(file);
-        if let Some(part) = incoming {
-            let _ = std::fs::remove_file(part);
-        }
-        self.install(meta, Source::Checkpoint(dir), &exclusive)
+        let verified = verified.map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            err(&e)
+        })?;
+        self.install_verified(meta, &verified)
     }
 
     /// Installs a snapshot the inbox received and verified
@@ -883,6 +861,7 @@ mod tests {
     use openraft::{CommittedLeaderId, LogId};
 
     use super::*;
+    use crate::storage::archive;
 
     /// A store holding `domains` raw domain records at applied index 7.
     fn source(dir: &std::path::Path, domains: usize) -> Store {
