@@ -9,16 +9,13 @@
 use std::time::Duration;
 
 use kauri_client::tls::ClientTls;
-use kauri_proto::v1::cluster_client::ClusterClient;
-use kauri_proto::v1::StatusRequest;
 
 use crate::api::Node;
+use crate::raft::network::peer_status;
 use crate::storage::chain::hex;
 
 /// How often a node compares its points with its peers'.
 pub const INTERVAL: Duration = Duration::from_secs(5);
-/// How long one peer may take to answer.
-const PATIENCE: Duration = Duration::from_secs(2);
 
 /// Runs the cross-check until the process ends.
 pub async fn run(node: Node, tls: Option<ClientTls>) {
@@ -44,16 +41,11 @@ pub async fn run(node: Node, tls: Option<ClientTls>) {
 
 async fn check_peer(node: &Node, peer: u64, addr: &str, tls: Option<&ClientTls>) {
     let tls = tls.map(|t| t.expecting_node(peer));
-    let Ok(channel) = kauri_client::tls::channel(addr, tls.as_ref(), PATIENCE) else {
-        return;
-    };
-    let mut request = tonic::Request::new(StatusRequest {});
-    request.set_timeout(PATIENCE);
-    let status = match ClusterClient::new(channel).status(request).await {
-        Ok(r) => r.into_inner(),
+    let status = match peer_status(addr, tls.as_ref()).await {
+        Ok(s) => s,
         // An unreachable peer is the failure detector's business.
         Err(e) => {
-            tracing::debug!(peer, "state cross-check: no status: {}", e.message());
+            tracing::debug!(peer, "state cross-check: no status: {e}");
             return;
         }
     };
@@ -62,28 +54,17 @@ async fn check_peer(node: &Node, peer: u64, addr: &str, tls: Option<&ClientTls>)
         .into_iter()
         .map(|p| (p.index, p.chain))
         .collect();
-    let points = node.store.chain_points();
-    for index in points.compare(peer, &theirs) {
-        let mine = points
-            .recent()
-            .into_iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, c)| hex(&c))
-            .unwrap_or_default();
-        let other = theirs
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, c)| hex(c))
-            .unwrap_or_default();
+    for m in node.store.chain_points().compare(peer, &theirs) {
         tracing::error!(
             peer,
-            index,
-            here = %mine,
-            there = %other,
+            index = m.index,
+            here = %hex(&m.here),
+            there = %hex(&m.there),
             "STATE DIVERGENCE: this node's registry state differs from node {peer}'s at log \
-             index {index}; replicas no longer hold the same registry. Compare \
+             index {}; replicas no longer hold the same registry. Compare \
              `kauri cluster digest` on every node and rebuild the odd one out \
-             (docs/operations.md)"
+             (docs/operations.md)",
+            m.index
         );
     }
 }

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use kauri_proto::v1::admin_server::AdminServer;
-use kauri_proto::v1::cluster_client::ClusterClient;
 use kauri_proto::v1::cluster_server::ClusterServer;
 use kauri_proto::v1::raft_server::RaftServer;
 use kauri_proto::v1::registry_server::RegistryServer;
-use kauri_proto::v1::StatusRequest;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -392,7 +390,7 @@ async fn lost_storage_check(
     }
     let mut highest_applied = None;
     for (&id, addr) in config.peers.iter().filter(|(&id, _)| id != config.id) {
-        match peer_status(addr, tls).await {
+        match crate::raft::network::peer_status(addr, tls).await {
             Ok(s) if holds_state(&s) => {
                 highest_applied = Some(highest_applied.unwrap_or(0).max(s.applied_index));
             }
@@ -424,21 +422,6 @@ async fn lost_storage_check(
 /// Whether a peer's status shows it belongs to an initialised cluster.
 fn holds_state(s: &kauri_proto::v1::StatusResponse) -> bool {
     s.last_log_index > 0 || !s.members.is_empty() || s.term > 0
-}
-
-/// One peer's cluster status, with short timeouts.
-async fn peer_status(
-    addr: &str,
-    tls: Option<&ClientTls>,
-) -> Result<kauri_proto::v1::StatusResponse, String> {
-    let channel = kauri_client::tls::channel(addr, tls, Duration::from_millis(500))?;
-    let mut request = tonic::Request::new(StatusRequest {});
-    request.set_timeout(Duration::from_secs(2));
-    ClusterClient::new(channel)
-        .status(request)
-        .await
-        .map(|r| r.into_inner())
-        .map_err(|e| e.to_string())
 }
 
 /// While this node leads, proposes a tick every `interval`: registry time
@@ -535,7 +518,7 @@ async fn probe_peers(
             );
             continue;
         }
-        let status = peer_status(addr, tls)
+        let status = crate::raft::network::peer_status(addr, tls)
             .await
             .map_err(|e| format!("node {id} at {addr}: {e}"))?;
         if holds_state(&status) {

@@ -167,3 +167,19 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         )
     }
 }
+
+/// One peer's cluster status (`kauri.v1.Cluster/Status`), with short
+/// timeouts: how far it has applied, its state-chain points.
+pub async fn peer_status(
+    addr: &str,
+    tls: Option<&ClientTls>,
+) -> Result<kauri_proto::v1::StatusResponse, String> {
+    let channel = kauri_client::tls::channel(addr, tls, CONNECT_TIMEOUT)?;
+    let mut request = tonic::Request::new(kauri_proto::v1::StatusRequest {});
+    request.set_timeout(Duration::from_secs(2));
+    kauri_proto::v1::cluster_client::ClusterClient::new(channel)
+        .status(request)
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|e| e.to_string())
+}

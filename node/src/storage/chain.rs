@@ -67,6 +67,17 @@ pub fn decode(bytes: &[u8]) -> Option<(u64, Chain)> {
     Some((index, chain))
 }
 
+/// A point at which a peer's chain differs from this node's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The log index.
+    pub index: u64,
+    /// This node's chain there.
+    pub here: Chain,
+    /// The peer's.
+    pub there: Vec<u8>,
+}
+
 /// Recent chain points of this node and what comparing them found.
 #[derive(Debug)]
 pub struct ChainPoints {
@@ -128,9 +139,9 @@ impl ChainPoints {
     }
 
     /// Compares `theirs` (a peer's points) with this node's; returns the
-    /// indexes where they differ that were not reported before, counting
+    /// points where they differ that were not reported before, counting
     /// and remembering each.
-    pub fn compare(&self, peer: NodeId, theirs: &[(u64, Vec<u8>)]) -> Vec<u64> {
+    pub fn compare(&self, peer: NodeId, theirs: &[(u64, Vec<u8>)]) -> Vec<Mismatch> {
         let ours = self.recent();
         let mut found = Vec::new();
         for (index, chain) in theirs {
@@ -149,7 +160,11 @@ impl ChainPoints {
                 hex(mine),
                 hex(chain)
             );
-            found.push(*index);
+            found.push(Mismatch {
+                index: *index,
+                here: *mine,
+                there: chain.clone(),
+            });
         }
         found
     }
@@ -209,13 +224,18 @@ mod tests {
         let mut other = same.clone();
         other[3].1[0] ^= 1;
         other.push((5000, vec![0; 32]));
-        assert_eq!(points.compare(2, &other), vec![other[3].0]);
+        let indexes = |found: Vec<Mismatch>| found.iter().map(|m| m.index).collect::<Vec<_>>();
+        assert_eq!(indexes(points.compare(2, &other)), vec![other[3].0]);
         assert_eq!(
-            points.compare(2, &other),
+            indexes(points.compare(2, &other)),
             Vec::<u64>::new(),
             "reported once"
         );
-        assert_eq!(points.compare(3, &other), vec![other[3].0], "per peer");
+        assert_eq!(
+            indexes(points.compare(3, &other)),
+            vec![other[3].0],
+            "per peer"
+        );
         assert_eq!(points.mismatches(), 2);
         assert!(points.last_mismatch().contains("node 3"));
     }

@@ -696,18 +696,20 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             last_applied = Some(entry.log_id);
             let log_id = entry.log_id;
-            match entry.payload {
-                EntryPayload::Blank => responses.push(ApplyResponse::default()),
+            // What the entry wrote, hashed for the state chain.
+            let writes: [u8; 32] = match entry.payload {
+                EntryPayload::Blank => {
+                    responses.push(ApplyResponse::default());
+                    txn.take_write_digest()
+                }
                 EntryPayload::Membership(m) => {
                     let m = typ::StoredMembership::new(Some(entry.log_id), m);
-                    // A membership entry's "writes" are the membership.
-                    use sha2::Digest;
                     let bytes = serde_json::to_vec(&m).map_err(|e| err(ErrorVerb::Write, &e))?;
-                    chain = chain.map(|c| {
-                        super::chain::step(&c, &log_id, &sha2::Sha256::digest(bytes).into())
-                    });
-                    membership = Some(m);
+                    // A membership entry's "writes" are the membership.
+                    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes).into();
+                    membership = Some(bytes);
                     responses.push(ApplyResponse::default());
+                    digest
                 }
                 EntryPayload::Normal(payload) => {
                     let ctx = registry::ApplyContext {
@@ -722,11 +724,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Err(e) => undecodable(&ctx, &e),
                     };
                     responses.push(ApplyResponse(result.encode_to_vec()));
+                    txn.take_write_digest()
                 }
-            }
-            // Blank and membership entries wrote nothing through `txn`: the
-            // digest of no writes.
-            let writes = txn.take_write_digest();
+            };
             if let Some(c) = chain.as_mut() {
                 *c = super::chain::step(c, &log_id, &writes);
                 points.applied(log_id.index, c);
@@ -750,7 +750,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             json(&Some(last_applied))?,
         );
         if let Some(m) = membership {
-            batch.put_cf(self.store.cf(CF_SM_META), KEY_MEMBERSHIP, json(&m)?);
+            batch.put_cf(self.store.cf(CF_SM_META), KEY_MEMBERSHIP, m);
         }
         match chain {
             Some(c) => batch.put_cf(
