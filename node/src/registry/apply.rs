@@ -447,7 +447,9 @@ fn tick<S: StateRead + ?Sized>(
             audits: Vec::new(),
         };
         cx.delete::<EventRecord>(key);
-        let ran = lifecycle::run_event(&mut cx, &event).and_then(|()| cx.flush_audits());
+        let ran = lifecycle::run_event(&mut cx, &event)
+            .and_then(|()| cx.adjust_counter(&meta::events_run(event.kind), 1))
+            .and_then(|()| cx.flush_audits());
         match ran {
             Ok(()) => {}
             Err(RegistryError::Storage(fault)) => {
@@ -607,6 +609,31 @@ pub fn check_request_meta(
         ));
     }
     Ok(meta)
+}
+
+/// Whether `result` answers a repeated request from the stored result of
+/// the first (what `kauri_idempotency_replays_total` counts).
+pub fn was_replayed(result: &CommandResult) -> bool {
+    tx_info(result).is_some_and(|tx| tx.replayed)
+}
+
+/// The transaction ids of a command's result (none for a tick).
+pub fn tx_info(result: &CommandResult) -> Option<&TxInfo> {
+    let tx = match &result.outcome {
+        Some(Outcome::Domain(r)) => &r.tx,
+        Some(Outcome::Contact(r)) => &r.tx,
+        Some(Outcome::Host(r)) => &r.tx,
+        Some(Outcome::Deleted(r)) => &r.tx,
+        Some(Outcome::Tld(r)) => &r.tx,
+        Some(Outcome::Registrar(r)) => &r.tx,
+        Some(Outcome::Error(r)) => &r.tx,
+        Some(Outcome::Transfer(r)) => &r.tx,
+        Some(Outcome::Poll(r)) => &r.tx,
+        Some(Outcome::AupCase(r)) => &r.tx,
+        Some(Outcome::Session(r)) => &r.tx,
+        Some(Outcome::Tick(_)) | None => return None,
+    };
+    tx.as_ref()
 }
 
 /// The stored result of an earlier request with the same key and digest,

@@ -60,6 +60,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         domain_refs: 0,
     };
     cx.audit("contact", &record.id, vec!["created".into()]);
+    cx.adjust_counter(meta::CONTACTS, 1)?;
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -147,6 +148,7 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     }
     cx.audit("contact", &record.id, vec!["deleted".into()]);
     cx.delete::<ContactRecord>(record.id.as_bytes());
+    cx.adjust_counter(meta::CONTACTS, -1)?;
     Ok(Outcome::Deleted(v1::DeleteResponse {
         tx: Some(cx.tx.clone()),
         ..Default::default()

@@ -115,6 +115,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     adjust_contact_refs(cx, &record.referenced_contacts(), 1)?;
     adjust_host_refs(cx, &record.nameservers, 1)?;
     cx.adjust_counter(meta::DOMAIN_COUNT, 1)?;
+    cx.adjust_counter(&meta::domains_in(tld_label(&record.name)), 1)?;
     cx.audit(
         "domain",
         &record.name,
@@ -481,12 +482,17 @@ pub(crate) fn load_sponsored(
     Ok(record)
 }
 
+/// The TLD part of a registrable domain name (all but its first label).
+pub(crate) fn tld_label(name: &str) -> &str {
+    name.split_once('.').map_or("", |(_, p)| p)
+}
+
 /// The TLD of an existing domain (TLDs are never deleted).
 pub(crate) fn tld_of(
     r: &(impl Get + ?Sized),
     record: &DomainRecord,
 ) -> Result<TldRecord, RegistryError> {
-    let parent = record.name.split_once('.').map_or("", |(_, p)| p);
+    let parent = tld_label(&record.name);
     Ok(r.load::<TldRecord>(parent.as_bytes())?
         .ok_or_else(|| StorageFault(format!("domain {:?} has no TLD {parent:?}", record.name)))?)
 }

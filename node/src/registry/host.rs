@@ -83,6 +83,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         cx.save(&domain);
     }
     cx.audit("host", &record.name, vec!["created".into()]);
+    cx.adjust_counter(meta::HOSTS, 1)?;
     cx.save(&record);
     Ok(response(cx, &record))
 }
@@ -216,6 +217,7 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     }
     cx.audit("host", &record.name, vec!["deleted".into()]);
     cx.delete::<HostRecord>(record.name.as_bytes());
+    cx.adjust_counter(meta::HOSTS, -1)?;
     Ok(Outcome::Deleted(v1::DeleteResponse {
         tx: Some(cx.tx.clone()),
         ..Default::default()

@@ -319,6 +319,7 @@ pub(crate) fn purge<S: StateRead + ?Sized>(
             .contains(&ServerStatus::DeleteProhibited);
         if host.domain_refs == 0 && !delete_prohibited {
             cx.delete::<HostRecord>(name.as_bytes());
+            cx.adjust_counter(meta::HOSTS, -1)?;
             cx.audit("host", name, vec![format!("purged with {}", d.name)]);
         } else {
             host.superordinate = None;
@@ -362,6 +363,7 @@ pub(crate) fn purge<S: StateRead + ?Sized>(
         unschedule(cx, &mut d, kind);
     }
     cx.adjust_counter(meta::DOMAIN_COUNT, -1)?;
+    cx.adjust_counter(&meta::domains_in(domain::tld_label(&d.name)), -1)?;
     cx.delete::<DomainRecord>(d.name.as_bytes());
     cx.audit("domain", &d.name, vec!["purged".into()]);
     Ok(())

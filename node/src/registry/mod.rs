@@ -75,8 +75,8 @@ pub mod transfer;
 mod tests;
 
 pub use apply::{
-    apply_proposal, check_request_meta, command_name, registry_now_ms, request_meta, ApplyContext,
-    MAX_EVENTS_PER_TICK,
+    apply_proposal, check_request_meta, command_name, registry_now_ms, request_meta, tx_info,
+    was_replayed, ApplyContext, MAX_EVENTS_PER_TICK,
 };
 pub use audit::query_audit;
 pub use case::info_case;
@@ -85,7 +85,8 @@ pub use error::{ObjectKind, RegistryError};
 pub use poll::head as poll_head;
 pub use query::{
     check_contacts, check_domains, check_hosts, count_domains, info_contact, info_domain,
-    info_host, info_registrar, info_tld, verify_registrar_password, MAX_CHECK_NAMES,
+    info_host, info_registrar, info_tld, stats, verify_registrar_password, Stats, MAX_CHECK_NAMES,
+    MAX_STATS_COUNTERS, MAX_STATS_REGISTRARS,
 };
 pub use session::session_by_token_hash;
 pub use transfer::query_transfer;

@@ -160,6 +160,29 @@ pub(crate) mod meta {
     pub const AUDIT_SEQ: &[u8] = b"seq/audit";
     /// Last AUP case id issued: u64 big-endian.
     pub const CASE_SEQ: &[u8] = b"seq/case";
+    /// Prefix of the registry's statistics (u64 big-endian counters kept
+    /// as commands apply, so metrics read them without scanning objects;
+    /// the same on every replica): [`domains_in`], [`HOSTS`], [`CONTACTS`]
+    /// and [`events_run`].
+    pub const STATS: &[u8] = b"stats/";
+    /// Prefix of the object counts under [`STATS`].
+    pub const STATS_OBJECTS: &str = "stats/objects/";
+    /// Prefix of the lifecycle event counts under [`STATS`].
+    pub const STATS_EVENTS: &str = "stats/events/";
+    /// Number of hosts that exist.
+    pub const HOSTS: &[u8] = b"stats/objects/host";
+    /// Number of contacts that exist.
+    pub const CONTACTS: &[u8] = b"stats/objects/contact";
+
+    /// Key of the number of domains that exist under `tld`.
+    pub fn domains_in(tld: &str) -> Vec<u8> {
+        format!("{STATS_OBJECTS}domain/{tld}").into_bytes()
+    }
+
+    /// Key of the number of lifecycle events of `kind` that ran.
+    pub fn events_run(kind: super::EventKind) -> Vec<u8> {
+        format!("{STATS_EVENTS}{}", kind.as_str()).into_bytes()
+    }
 }
 
 /// Reads a big-endian u64 counter from [`Cf::Meta`]; absent is 0.

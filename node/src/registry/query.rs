@@ -10,7 +10,7 @@ use argon2::Argon2;
 use kauri_proto::v1;
 
 use super::domain::registrable_name;
-use super::engine::{StateRead, StorageFault};
+use super::engine::{Cf, StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::fields;
 use super::host::host_name;
@@ -202,6 +202,61 @@ pub fn verify_registrar_password<S: StateRead + ?Sized>(
 /// How many domains exist.
 pub fn count_domains<S: StateRead + ?Sized>(state: &S) -> Result<u64, RegistryError> {
     Ok(model::read_counter(&ReadOnly(state), meta::DOMAIN_COUNT)?)
+}
+
+/// Most registrars whose balances [`stats`] reports (bounds the series a
+/// metrics scrape carries; a registry has far fewer).
+pub const MAX_STATS_REGISTRARS: usize = 10_000;
+/// Most statistics counters [`stats`] reads (object kinds per TLD and
+/// lifecycle event kinds; bounded by the number of TLDs).
+pub const MAX_STATS_COUNTERS: usize = 10_000;
+
+/// The registry's own statistics, read from counters the state machine
+/// keeps as it applies and from registrar accounts: the same on every
+/// replica that applied the same log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Domains that exist, per TLD (A-label).
+    pub domains: Vec<(String, u64)>,
+    /// Hosts that exist.
+    pub hosts: u64,
+    /// Contacts that exist.
+    pub contacts: u64,
+    /// Lifecycle events run, per event kind (e.g. `AutoRenew`).
+    pub events: Vec<(String, u64)>,
+    /// Registrar balances: id, currency, minor units.
+    pub balances: Vec<(String, String, i64)>,
+}
+
+/// Reads [`Stats`]: a scan of the statistics counters (a few per TLD) and
+/// of the registrar accounts, never of domains, hosts or contacts.
+pub fn stats<S: StateRead + ?Sized>(state: &S) -> Result<Stats, RegistryError> {
+    let r = ReadOnly(state);
+    let mut out = Stats::default();
+    for (key, value) in state.scan_prefix(Cf::Meta, meta::STATS, None, MAX_STATS_COUNTERS)? {
+        let n = value
+            .as_slice()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| StorageFault(format!("meta {key:?} is not a u64")))?;
+        let key = String::from_utf8_lossy(&key);
+        if let Some(kind) = key.strip_prefix(meta::STATS_EVENTS) {
+            out.events.push((kind.to_string(), n));
+        } else if let Some(tld) = key
+            .strip_prefix(meta::STATS_OBJECTS)
+            .and_then(|k| k.strip_prefix("domain/"))
+        {
+            out.domains.push((tld.to_string(), n));
+        }
+    }
+    out.hosts = model::read_counter(&r, meta::HOSTS)?;
+    out.contacts = model::read_counter(&r, meta::CONTACTS)?;
+    for (key, value) in state.scan_prefix(Cf::Registrars, &[], None, MAX_STATS_REGISTRARS)? {
+        let record: RegistrarRecord = model::decode(Cf::Registrars, &key, &value)?;
+        out.balances
+            .push((record.id, record.currency, record.balance_minor_units));
+    }
+    Ok(out)
 }
 
 fn not_found(kind: ObjectKind, name: &str) -> RegistryError {

@@ -1397,6 +1397,40 @@ fn batching_sees_earlier_writes_of_the_same_batch() {
 // ---------------------------------------------------------------------------
 // Invariant checks shared by scenarios and properties
 
+/// The statistics the state machine keeps as it applies (what metrics
+/// export) equal what a scan of the objects finds.
+fn assert_stats_match(state: &MemState) {
+    let stats = super::stats(state).expect("stats");
+    let mut per_tld: BTreeMap<String, u64> = BTreeMap::new();
+    for d in records::<DomainRecord>(state, Cf::Domains) {
+        *per_tld
+            .entry(super::domain::tld_label(&d.name).to_string())
+            .or_default() += 1;
+    }
+    let counted: BTreeMap<String, u64> = stats
+        .domains
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .cloned()
+        .collect();
+    assert_eq!(counted, per_tld, "domains per TLD");
+    assert_eq!(
+        stats.hosts,
+        records::<HostRecord>(state, Cf::Hosts).len() as u64,
+        "hosts"
+    );
+    assert_eq!(
+        stats.contacts,
+        records::<ContactRecord>(state, Cf::Contacts).len() as u64,
+        "contacts"
+    );
+    let balances: Vec<(String, String, i64)> = records::<RegistrarRecord>(state, Cf::Registrars)
+        .into_iter()
+        .map(|r| (r.id, r.currency, r.balance_minor_units))
+        .collect();
+    assert_eq!(stats.balances, balances, "balances");
+}
+
 /// Money is conserved: per registrar and in total, deposits equal balance
 /// plus charges minus refunds, both in the account records and in the
 /// ledger; refunds never exceed charges.
@@ -1476,6 +1510,7 @@ fn assert_money_conserved(state: &MemState) {
 /// domain's, and each audit record is in both indexes.
 fn assert_registry_consistent(state: &MemState) {
     use super::model::{EventRecord, PollRecord};
+    assert_stats_match(state);
     let registrars: BTreeMap<String, RegistrarRecord> =
         records::<RegistrarRecord>(state, Cf::Registrars)
             .into_iter()

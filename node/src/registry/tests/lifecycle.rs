@@ -188,6 +188,14 @@ fn delete_after_add_grace_goes_through_redemption_and_pending_delete_to_purge() 
     r.ok("rar-b", create_domain("late.nz", 1, "c-b1", &[]));
     assert_refs_consistent(&r.state);
     assert_registry_consistent(&r.state);
+    // The events that ran are counted (what kauri_lifecycle_events_total
+    // exports), once each.
+    let events = crate::registry::stats(&r.state).unwrap().events;
+    assert_eq!(
+        events,
+        [("Purge".to_string(), 1), ("RedemptionEnd".to_string(), 1)],
+        "{events:?}"
+    );
 }
 
 #[test]
