@@ -6,12 +6,16 @@
 //! - [`api`]: the gRPC services clients and gateways call.
 //! - [`security`]: mutual TLS, roles and the binding of actors to principals.
 //! - [`server`]: configuration, start-up, bootstrap and shutdown.
+//! - [`telemetry`]: what the node counts (metric names and recording);
+//!   [`observe`]: the exporter and the health and readiness probes.
 
 pub mod api;
 pub mod crosscheck;
+pub mod logging;
 pub mod observe;
 pub mod raft;
 pub mod registry;
 pub mod security;
 pub mod server;
 pub mod storage;
+pub mod telemetry;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use kauri_client::tls::TlsFiles;
+use kauri_node::logging::{self, LogFormat};
 use kauri_node::server::{self, NodeConfig, Transport};
 
 // Every request allocates many small buffers (protobuf messages, records,
@@ -69,9 +70,15 @@ struct Args {
     #[arg(long, env = "KAURI_KEEP_LOGS", default_value_t = 5_000)]
     keep_logs: u64,
     /// Serve Prometheus metrics on /metrics, and the /healthz and /readyz
-    /// probes, over plain HTTP at this HOST:PORT. Off when not given.
+    /// probes, at this HOST:PORT (plain HTTP unless --metrics-tls). Off when
+    /// not given.
     #[arg(long, env = "KAURI_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve --metrics-addr over HTTPS with the node's certificate. The
+    /// probes answer anyone; /metrics needs a client certificate of this
+    /// cluster's CA with the monitor, staff or node role.
+    #[arg(long, env = "KAURI_METRICS_TLS", requires = "metrics_addr")]
+    metrics_tls: bool,
     /// Every this many log indexes, replicas compare a running hash of
     /// what they applied (the state chain) and report any difference
     /// loudly (`kauri cluster status`, the node's ERROR log). Give every
@@ -80,13 +87,13 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(1..))]
     state_check_every: u64,
     /// Leader heartbeat interval in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "KAURI_HEARTBEAT_MS", default_value_t = 100)]
     heartbeat_ms: u64,
     /// Minimum election timeout in milliseconds; the maximum is 1.5 times
     /// this, and a follower keeps honouring a silent leader (its lease) for
     /// that maximum. Raise both this and --heartbeat-ms for nodes on
     /// high-latency links (e.g. across continents).
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, env = "KAURI_ELECTION_TIMEOUT_MS", default_value_t = 250)]
     election_timeout_ms: u64,
     /// How often the leader proposes a clock tick, which advances registry
     /// time and runs due lifecycle events, in milliseconds (0 disables).
@@ -102,19 +109,22 @@ struct Args {
     /// without this flag.
     #[arg(long)]
     recover: bool,
+    /// How log lines look on stderr: text, or json (one object a line, with
+    /// node_id and term in each, and a request's method, request_id,
+    /// cl_trid and sv_trid in the lines about it).
+    #[arg(long, env = "KAURI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Which log lines to keep: a tracing filter directive (LEVEL, or
+    /// TARGET=LEVEL,... e.g. info,kauri_node::security=debug).
+    #[arg(long, env = "KAURI_LOG", default_value = "info,openraft=warn")]
+    log: String,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KAURI_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let args = Args::parse();
+    logging::init(args.log_format, &args.log)?;
+    logging::set_node_id(args.id);
     let peers = server::parse_peers(&args.peers)?;
     let transport = match (args.tls_ca, args.tls_cert, args.tls_key) {
         (Some(ca), Some(cert), Some(key)) => Transport::Tls(TlsFiles { ca, cert, key }),
@@ -139,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         keep_logs: args.keep_logs,
         state_check_every: args.state_check_every,
         metrics_addr: args.metrics_addr,
+        metrics_tls: args.metrics_tls,
         heartbeat_ms: args.heartbeat_ms,
         election_timeout_ms: args.election_timeout_ms,
         tick_interval_ms: args.tick_interval_ms,

@@ -4,9 +4,10 @@
 //! (the process is up) and `/readyz` (it knows a leader, has applied
 //! nearly everything it holds, and is not installing a snapshot).
 //!
-//! Raft's own numbers are read from openraft's metrics at each scrape, so
-//! they cost nothing between scrapes; request counters are recorded by
-//! [`record_request`] as calls finish.
+//! Raft's own numbers, storage sizes and the registry's statistics are read
+//! at each scrape, so they cost nothing between scrapes; counters and
+//! histograms are recorded through [`crate::telemetry`] where things
+//! happen (calls, proposals, apply, log syncs, snapshots).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -14,86 +15,33 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use openraft::ServerState;
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
 use crate::api::Node;
+use crate::security::listener::{self, NodeTls};
+use crate::security::{Principal, Role};
+use crate::telemetry;
 
 /// A node applied within this many entries of what it holds is ready.
 pub const READY_APPLY_LAG_ENTRIES: u64 = 1_000;
 
-/// Buckets of request latency histograms, in seconds.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 /// Installs the Prometheus recorder for this process and describes every
 /// metric (HELP text and unit). Call once, before serving.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("kauri_grpc_request_duration_seconds".into()),
-            LATENCY_BUCKETS,
-        )?
-        .install_recorder()?;
-    describe();
+    let mut builder = PrometheusBuilder::new();
+    for (name, buckets) in telemetry::HISTOGRAMS {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).into()), buckets)?;
+    }
+    let handle = builder.install_recorder()?;
+    telemetry::describe();
     Ok(handle)
-}
-
-fn describe() {
-    describe_gauge!(
-        "kauri_node_info",
-        "Always 1; the labels say which node, site and version this is"
-    );
-    describe_gauge!(
-        "kauri_raft_role",
-        "This node's Raft role: 0 follower, 1 candidate, 2 leader, 3 learner, 4 shutdown"
-    );
-    describe_gauge!("kauri_raft_term", "The current Raft term");
-    describe_gauge!(
-        "kauri_raft_leader_id",
-        "The leader this node knows of; 0 when it knows none"
-    );
-    describe_gauge!(
-        "kauri_raft_last_log_index",
-        "Index of the last entry in this node's log"
-    );
-    describe_gauge!(
-        "kauri_raft_applied_index",
-        "Index of the last entry this node applied to the registry"
-    );
-    describe_gauge!(
-        "kauri_raft_snapshot_index",
-        "Last index the node's current snapshot covers"
-    );
-    describe_gauge!(
-        "kauri_raft_replication_lag_entries",
-        "On the leader: entries a peer's log is behind the leader's"
-    );
-    describe_counter!(
-        "kauri_raft_leader_changes_total",
-        "Times this node saw the leader change (including to none)"
-    );
-    describe_gauge!(
-        "kauri_state_mismatches",
-        "State-chain points at which a peer's state differed from this node's (above 0: the replicas diverged)"
-    );
-    describe_gauge!(
-        "kauri_tls_certificate_expiry_timestamp_seconds",
-        Unit::Seconds,
-        "When the certificate this node presents expires (seconds since the epoch)"
-    );
-    describe_counter!(
-        "kauri_grpc_requests_total",
-        "gRPC calls answered, by service, method and status code"
-    );
-    describe_histogram!(
-        "kauri_grpc_request_duration_seconds",
-        Unit::Seconds,
-        "Time to answer a gRPC call, by service and method"
-    );
 }
 
 /// The numeric code of a Raft role for `kauri_raft_role`.
@@ -113,11 +61,13 @@ fn refresh(node: &Node) {
     gauge!("kauri_node_info", "id" => node.id.to_string(), "site" => node.site.clone(),
         "version" => env!("CARGO_PKG_VERSION"))
     .set(1.0);
+    gauge!("kauri_node_ready").set(if readiness(node).is_ok() { 1.0 } else { 0.0 });
     gauge!("kauri_raft_role").set(role_code(m.state));
     gauge!("kauri_raft_term").set(m.current_term as f64);
     gauge!("kauri_raft_leader_id").set(m.current_leader.unwrap_or(0) as f64);
     let last = m.last_log_index.unwrap_or(0);
     gauge!("kauri_raft_last_log_index").set(last as f64);
+    gauge!("kauri_raft_commit_index").set(node.store.committed_index() as f64);
     gauge!("kauri_raft_applied_index").set(m.last_applied.map_or(0, |l| l.index) as f64);
     gauge!("kauri_raft_snapshot_index").set(m.snapshot.map_or(0, |l| l.index) as f64);
     if let Some(replication) = &m.replication {
@@ -128,6 +78,27 @@ fn refresh(node: &Node) {
             let behind = last.saturating_sub(matched.map_or(0, |l| l.index));
             gauge!("kauri_raft_replication_lag_entries", "peer" => peer.to_string())
                 .set(behind as f64);
+            // A peer that never answered: as old as this node's lead.
+            let since = node
+                .contacts
+                .since(*peer)
+                .map_or(f64::INFINITY, |d| d.as_secs_f64());
+            gauge!("kauri_raft_last_contact_seconds", "peer" => peer.to_string()).set(since);
+        }
+    }
+    for (cf, bytes) in node.store.cf_bytes() {
+        gauge!("kauri_storage_bytes", "cf" => cf).set(bytes as f64);
+    }
+    match crate::storage::inbox::free_bytes(node.store.dir()) {
+        Ok(free) => gauge!("kauri_storage_disk_free_bytes").set(free as f64),
+        Err(e) => tracing::warn!("metrics: free space of the data directory: {e}"),
+    }
+    // Read from counters the state machine keeps (never a scan of objects);
+    // skipped while a snapshot install rewrites the state.
+    if !node.store.installing() {
+        match crate::registry::stats(&node.store) {
+            Ok(stats) => registry_gauges(&stats),
+            Err(e) => tracing::warn!("metrics: registry statistics: {e}"),
         }
     }
     gauge!("kauri_state_mismatches").set(node.store.chain_points().mismatches() as f64);
@@ -137,34 +108,43 @@ fn refresh(node: &Node) {
     }
 }
 
-/// Counts a finished gRPC call. `service` and `method` must be names the
-/// policy table knows (anything else is counted as "unknown"), so no label
-/// takes request data.
-pub fn record_request(service: &str, method: &str, code: tonic::Code, seconds: f64) {
-    let (service, method) = (service.to_string(), method.to_string());
-    counter!("kauri_grpc_requests_total", "service" => service.clone(),
-        "method" => method.clone(), "code" => format!("{code:?}"))
-    .increment(1);
-    metrics::histogram!("kauri_grpc_request_duration_seconds", "service" => service,
-        "method" => method)
-    .record(seconds);
+fn registry_gauges(stats: &crate::registry::Stats) {
+    for (tld, n) in &stats.domains {
+        gauge!("kauri_registry_objects", "kind" => "domain", "tld" => tld.clone()).set(*n as f64);
+    }
+    gauge!("kauri_registry_objects", "kind" => "host").set(stats.hosts as f64);
+    gauge!("kauri_registry_objects", "kind" => "contact").set(stats.contacts as f64);
+    for (kind, n) in &stats.events {
+        counter!("kauri_lifecycle_events_total", "kind" => kind.clone()).absolute(*n);
+    }
+    for (registrar, currency, balance) in &stats.balances {
+        gauge!("kauri_registrar_balance_minor_units", "registrar" => registrar.clone(),
+            "currency" => currency.clone())
+        .set(*balance as f64);
+    }
 }
 
-/// Counts leader changes as openraft reports them, until the process ends.
+/// Counts leader changes as openraft reports them, and keeps the term the
+/// log lines carry current, until the process ends.
 pub async fn watch_leader(node: Node) {
     let mut metrics = node.raft.metrics();
     let mut leader = metrics.borrow().current_leader;
+    crate::logging::set_term(metrics.borrow().current_term);
     while metrics.changed().await.is_ok() {
-        let now = metrics.borrow().current_leader;
+        let (now, term) = {
+            let m = metrics.borrow();
+            (m.current_leader, m.current_term)
+        };
+        crate::logging::set_term(term);
         if now != leader {
-            counter!("kauri_raft_leader_changes_total").increment(1);
+            telemetry::leader_changed();
             leader = now;
         }
     }
 }
 
 /// Whether the node is ready to serve, and if not, why.
-fn readiness(node: &Node) -> Result<(), String> {
+pub(crate) fn readiness(node: &Node) -> Result<(), String> {
     let m = node.raft.metrics().borrow().clone();
     if node.store.installing() {
         return Err("installing a snapshot".into());
@@ -190,9 +170,49 @@ fn text(status: u16, body: String) -> hyper::Response<Full<Bytes>> {
         .expect("invariant: a static status and header build a response")
 }
 
-fn answer(node: &Node, handle: &PrometheusHandle, path: &str) -> hyper::Response<Full<Bytes>> {
+/// Who is scraping: nobody known on plain HTTP; on HTTPS the principal of
+/// the client certificate, if one was presented.
+#[derive(Debug, Clone)]
+enum Scraper {
+    Plain,
+    Tls(Option<Result<Principal, String>>),
+}
+
+/// Roles whose certificates may read `/metrics` over HTTPS.
+const METRICS_ROLES: &[Role] = &[Role::Monitor, Role::Staff, Role::Node];
+
+/// Why `scraper` may not read `/metrics` of a node of `cluster`, if not.
+fn metrics_refusal(scraper: &Scraper, cluster: &str) -> Option<String> {
+    let Scraper::Tls(principal) = scraper else {
+        return None;
+    };
+    match principal {
+        None => Some("no client certificate: /metrics over HTTPS needs one".into()),
+        Some(Err(why)) => Some(format!("client certificate not accepted: {why}")),
+        Some(Ok(p)) if p.cluster != cluster => Some(format!(
+            "client certificate is for cluster {:?}, not {cluster:?}",
+            p.cluster
+        )),
+        Some(Ok(p)) if !METRICS_ROLES.contains(&p.role) => Some(format!(
+            "{} {} may not read /metrics: it is for monitor, staff and node",
+            p.role, p.name
+        )),
+        Some(Ok(_)) => None,
+    }
+}
+
+fn answer(
+    node: &Node,
+    handle: &PrometheusHandle,
+    scraper: &Scraper,
+    path: &str,
+) -> hyper::Response<Full<Bytes>> {
     match path {
         "/metrics" => {
+            let cluster = node.tls.as_ref().map_or("", |t| t.cluster());
+            if let Some(why) = metrics_refusal(scraper, cluster) {
+                return text(403, format!("forbidden: {why}\n"));
+            }
             refresh(node);
             handle.run_upkeep();
             text(200, handle.render())
@@ -209,14 +229,28 @@ fn answer(node: &Node, handle: &PrometheusHandle, path: &str) -> hyper::Response
     }
 }
 
-/// How long a scrape connection may take to send its request.
+/// How long a scrape connection may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a TLS handshake on the metrics listener may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections the metrics listener serves at once; more are closed at
+/// once (a scraper needs one, a few probes a few more).
+pub const MAX_METRICS_CONNECTIONS: usize = 32;
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until the
-/// process ends (plain HTTP/1.1).
-pub async fn serve(listener: TcpListener, node: Node, handle: PrometheusHandle) {
+/// process ends: plain HTTP/1.1, or HTTPS with the node's certificate when
+/// `tls` is given (`--metrics-tls`; the probes answer anyone, `/metrics`
+/// only a client certificate of the cluster with a monitor, staff or node
+/// role).
+pub async fn serve(
+    listener: TcpListener,
+    node: Node,
+    handle: PrometheusHandle,
+    tls: Option<Arc<NodeTls>>,
+) {
+    let open = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
     loop {
-        let (stream, _) = match listener.accept().await {
+        let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("metrics listener: {e}");
@@ -224,19 +258,47 @@ pub async fn serve(listener: TcpListener, node: Node, handle: PrometheusHandle) 
                 continue;
             }
         };
-        let (node, handle) = (node.clone(), handle.clone());
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            tracing::debug!(%remote, "metrics connection refused: {MAX_METRICS_CONNECTIONS} open");
+            continue;
+        };
+        let (node, handle, tls) = (node.clone(), handle.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                let response = answer(&node, &handle, req.uri().path());
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let _ = http.serve_connection(io, service).await;
+            let _permit = permit;
+            match tls {
+                None => serve_connection(stream, node, handle, Scraper::Plain).await,
+                Some(tls) => {
+                    let accepting = tls.metrics_acceptor().accept(stream);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, accepting).await {
+                        Ok(Ok(stream)) => {
+                            let scraper = match stream.get_ref().1.peer_certificates() {
+                                Some(_) => Scraper::Tls(Some(listener::peer_principal(&stream))),
+                                None => Scraper::Tls(None),
+                            };
+                            serve_connection(stream, node, handle, scraper).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(%remote, "metrics TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!(%remote, "metrics TLS handshake timed out"),
+                    }
+                }
+            }
         });
     }
+}
+
+async fn serve_connection<S>(stream: S, node: Node, handle: PrometheusHandle, scraper: Scraper)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+        let response = answer(&node, &handle, &scraper, req.uri().path());
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let _ = http.serve_connection(io, service).await;
 }
 
 /// Binds the metrics listener.

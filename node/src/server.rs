@@ -73,9 +73,12 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Entries kept in the log behind the latest snapshot, for slow followers.
     pub keep_logs: u64,
-    /// Where to serve `/metrics`, `/healthz` and `/readyz` (plain HTTP);
-    /// `None`: not served.
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None`: not
+    /// served.
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve them over HTTPS with the node's certificate (`/metrics` then
+    /// needs a client certificate of a monitor, staff member or node).
+    pub metrics_tls: bool,
     /// Spacing, in log indexes, of the state-chain points replicas compare
     /// (see [`crate::storage::chain`]).
     pub state_check_every: u64,
@@ -223,11 +226,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     };
     let peer_tls = tls.as_ref().map(|t| t.client().clone());
     let fence = lost_storage_check(&store, &config, peer_tls.as_ref()).await?;
+    let contacts = crate::raft::network::Contacts::default();
     let raft = typ::Raft::new(
         config.id,
         Arc::new(config.raft_config()?),
         Network {
             tls: peer_tls.clone(),
+            contacts: contacts.clone(),
         },
         LogStore::new(store.clone()),
         state_machine,
@@ -243,17 +248,27 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         clock: Arc::new(api::ProposerClock::new(config.test_clock)),
         tls: tls.clone(),
         throttle: Arc::default(),
+        contacts,
     };
     if config.test_clock {
         tracing::warn!(
             "--test-clock: the proposer clock can be moved forward over the admin API (tests only)"
         );
     }
+    let metrics_tls = match (config.metrics_tls, &tls) {
+        (false, _) => None,
+        (true, Some(tls)) => Some(tls.clone()),
+        (true, None) => bail!(
+            "--metrics-tls serves the metrics with the node's certificate, and this node has \
+             none (--insecure-plaintext)"
+        ),
+    };
     let metrics_listener = match config.metrics_addr {
         Some(addr) => {
             let handle = crate::observe::install()?;
             let listener = crate::observe::bind(addr).await?;
-            tracing::info!(%addr, "serving /metrics, /healthz and /readyz (plain HTTP)");
+            tracing::info!(%addr, scheme = if metrics_tls.is_some() { "https" } else { "http" },
+                "serving /metrics, /healthz and /readyz");
             Some((listener, handle))
         }
         None => None,
@@ -304,7 +319,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let crosscheck = tokio::spawn(crate::crosscheck::run(node.clone(), peer_tls.clone()));
     let leader_watch = tokio::spawn(crate::observe::watch_leader(node.clone()));
     let metrics = metrics_listener.map(|(listener, handle)| {
-        tokio::spawn(crate::observe::serve(listener, node.clone(), handle))
+        tokio::spawn(crate::observe::serve(
+            listener,
+            node.clone(),
+            handle,
+            metrics_tls.clone(),
+        ))
     });
     let ticker = (config.tick_interval_ms > 0).then(|| {
         tokio::spawn(tick_loop(

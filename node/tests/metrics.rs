@@ -75,6 +75,7 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
             ("kauri_raft_leader_id", status.leader_id),
             ("kauri_raft_last_log_index", status.last_log_index),
             ("kauri_raft_applied_index", status.applied_index),
+            ("kauri_raft_commit_index", status.commit_index),
         ] {
             assert_eq!(
                 sample(&text, name, &[]),
@@ -95,6 +96,11 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
             sample(&text, "kauri_tls_certificate_expiry_timestamp_seconds", &[]).unwrap() > 1.7e9
         );
         assert_eq!(sample(&text, "kauri_state_mismatches", &[]), Some(0.0));
+        assert_eq!(sample(&text, "kauri_node_ready", &[]), Some(1.0));
+        assert!(sample(&text, "kauri_storage_disk_free_bytes", &[]).unwrap() > 0.0);
+        assert!(sample(&text, "kauri_storage_bytes", &["cf=\"raft_log\""]).unwrap() > 0.0);
+        assert!(sample(&text, "kauri_apply_batch_entries_count", &[]).unwrap() > 0.0);
+        assert!(sample(&text, "kauri_log_sync_duration_seconds_count", &[]).unwrap() > 0.0);
     }
 
     // Five calls answered, one refused: the leader's counters move by that.
@@ -132,6 +138,21 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
     assert!(refused.is_err());
     let after = scrape(&cluster, leader).await;
     assert_eq!(count(&after, &ok) - count(&before, &ok), 5.0);
+    let proposals = |text: &str, result: &str| {
+        let label = format!("result=\"{result}\"");
+        sample(text, "kauri_raft_proposals_total", &[&label]).unwrap_or(0.0)
+    };
+    assert_eq!(proposals(&after, "ok") - proposals(&before, "ok"), 5.0);
+    assert_eq!(
+        proposals(&after, "rejected") - proposals(&before, "rejected"),
+        1.0,
+        "the duplicate registrar was proposed, applied and refused"
+    );
+    for id in cluster.ids().into_iter().filter(|&i| i != leader) {
+        let label = format!("peer=\"{id}\"");
+        let since = sample(&after, "kauri_raft_last_contact_seconds", &[&label]).unwrap();
+        assert!(since < 5.0, "the leader heard from node {id} {since} s ago");
+    }
     let exists = ["method=\"CreateRegistrar\"", "code=\"AlreadyExists\""];
     assert_eq!(count(&after, &exists) - count(&before, &exists), 1.0);
     let histogram = sample(
@@ -145,6 +166,8 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
         after.contains("kauri_raft_replication_lag_entries{peer="),
         "the leader reports its peers' lag"
     );
+
+    registry_statistics_are_the_same_on_every_node(&cluster).await;
 
     // The leader dies: the survivors see a leader change and one of them
     // reports itself as leader.
@@ -166,6 +189,110 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
             sample(&text, "kauri_raft_role", &[]),
             Some(role),
             "node {id}"
+        );
+    }
+}
+
+/// Objects per TLD, balances and replays, as every replica exports them
+/// after a known set of commands.
+async fn registry_statistics_are_the_same_on_every_node(cluster: &TestCluster) {
+    let staff = cluster.client();
+    staff
+        .create_tld(CreateTldRequest {
+            meta: Some(meta("")),
+            name: "watch".into(),
+            policy: Some(TldPolicy {
+                min_period_years: 1,
+                max_period_years: 10,
+                create_price_minor_units: 1_000,
+                renew_price_minor_units: 1_000,
+                currency: "USD".into(),
+                min_label_length: 1,
+                max_label_length: 63,
+                allow_idn: false,
+                idn: None,
+            }),
+        })
+        .await
+        .expect("create tld");
+    let deposit = DepositFundsRequest {
+        meta: Some(meta("")),
+        registrar: "rar-0".into(),
+        amount_minor_units: 10_000,
+        reference: "wire 1".into(),
+    };
+    staff.deposit_funds(deposit.clone()).await.expect("deposit");
+    // The same request again: answered from the first result, no money moved.
+    staff
+        .deposit_funds(deposit)
+        .await
+        .expect("a replayed deposit");
+    let registrar = cluster.registrar_client("rar-0");
+    registrar
+        .create_contact(CreateContactRequest {
+            meta: Some(meta("rar-0")),
+            id: "watcher".into(),
+            fields: Some(ContactFields {
+                postal_info: vec![PostalInfo {
+                    r#type: "int".into(),
+                    name: "Watch Person".into(),
+                    org: String::new(),
+                    address: Some(PostalAddress {
+                        street: vec!["1 Queen St".into()],
+                        city: "Auckland".into(),
+                        state_province: String::new(),
+                        postal_code: "1010".into(),
+                        country_code: "NZ".into(),
+                    }),
+                }],
+                voice: "+64.93001234".into(),
+                fax: String::new(),
+                email: "watch@example.nz".into(),
+                disclose_nothing: false,
+            }),
+            auth_info: String::new(),
+        })
+        .await
+        .expect("create contact");
+    for name in ["one.watch", "two.watch"] {
+        registrar
+            .create_domain(CreateDomainRequest {
+                meta: Some(meta("rar-0")),
+                name: name.into(),
+                period_years: 1,
+                registrant: "watcher".into(),
+                contacts: vec![],
+                nameservers: vec![],
+                auth_info: String::new(),
+            })
+            .await
+            .expect("create domain");
+    }
+    cluster.wait_caught_up(Duration::from_secs(30)).await;
+    for id in cluster.ids() {
+        let text = scrape(cluster, id).await;
+        let domains = ["kind=\"domain\"", "tld=\"watch\""];
+        assert_eq!(
+            sample(&text, "kauri_registry_objects", &domains),
+            Some(2.0),
+            "node {id}"
+        );
+        assert_eq!(
+            sample(&text, "kauri_registry_objects", &["kind=\"contact\""]),
+            Some(1.0),
+            "node {id}"
+        );
+        let balance = ["registrar=\"rar-0\"", "currency=\"USD\""];
+        assert_eq!(
+            sample(&text, "kauri_registrar_balance_minor_units", &balance),
+            Some(8_000.0),
+            "node {id}: deposited 10,000 once, two creates at 1,000"
+        );
+        let replays = sample(&text, "kauri_idempotency_replays_total", &[]).unwrap_or(0.0);
+        assert!(replays >= 1.0, "node {id} applied the replayed deposit");
+        assert!(
+            !text.contains("registrar=\"rar-9\""),
+            "no series for registrars that do not exist"
         );
     }
 }

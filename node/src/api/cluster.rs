@@ -87,6 +87,7 @@ impl Cluster for ClusterService {
                 .map(|c| c.principal.uri())
                 .unwrap_or_default(),
             certificate_not_after_s: certificate.map_or(0, |c| c.not_after_s),
+            commit_index: self.node.store.committed_index(),
         }))
     }
 

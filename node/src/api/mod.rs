@@ -96,6 +96,8 @@ pub struct Node {
     pub tls: Option<std::sync::Arc<crate::security::listener::NodeTls>>,
     /// Failed password checks on this node, per registrar and per source.
     pub throttle: std::sync::Arc<PasswordThrottle>,
+    /// When each peer last answered this node's Raft messages.
+    pub contacts: crate::raft::network::Contacts,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;
@@ -135,7 +137,13 @@ impl Node {
     ) -> Result<Outcome, Status> {
         // A malformed idempotency key is refused here, before it costs a log
         // entry; apply checks it again (it must not trust the proposer).
-        crate::registry::check_request_meta(crate::registry::request_meta(&kind))?;
+        let meta = crate::registry::request_meta(&kind);
+        crate::registry::check_request_meta(meta)?;
+        // The log lines about this call carry its transaction ids.
+        let span = tracing::Span::current();
+        if let Some(meta) = meta {
+            span.record("cl_trid", meta.cl_trid.as_str());
+        }
         let proposal = v1::Proposal {
             time_ms: self.clock.now_ms(),
             request_digest: request_digest(method, request),
@@ -153,9 +161,11 @@ impl Node {
                 ),
             ));
         }
+        use crate::telemetry::{proposal as counted, ProposalResult};
         let write = self.raft.client_write(LogPayload(bytes));
         let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => {
+                counted(ProposalResult::Error);
                 return Err(status::reject(
                     Reason::Unavailable,
                     "",
@@ -163,19 +173,38 @@ impl Node {
                         "not committed within {} s (no quorum?); the outcome is unknown, retry with the same cl_trid",
                         WRITE_TIMEOUT.as_secs()
                     ),
-                ))
+                ));
             }
             Ok(Ok(r)) => r,
-            Ok(Err(openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(f)))) => {
-                return Err(status::not_leader(f.leader_id.zip(f.leader_node)))
+            Ok(Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(f),
+            ))) => {
+                counted(ProposalResult::NotLeader);
+                return Err(status::not_leader(f.leader_id.zip(f.leader_node)));
             }
-            Ok(Err(e)) => return Err(status::reject(Reason::Unavailable, "", format!("raft: {e}"))),
+            Ok(Err(e)) => {
+                counted(ProposalResult::Error);
+                return Err(status::reject(
+                    Reason::Unavailable,
+                    "",
+                    format!("raft: {e}"),
+                ));
+            }
         };
         let result = v1::CommandResult::decode(response.data.0.as_slice())
             .map_err(|e| status::internal(format!("undecodable apply result: {e}")))?;
+        if let Some(tx) = crate::registry::tx_info(&result) {
+            span.record("sv_trid", tx.sv_trid.as_str());
+        }
         match result.outcome {
-            Some(Outcome::Error(e)) => Err(status::command_error(e)),
-            Some(outcome) => Ok(outcome),
+            Some(Outcome::Error(e)) => {
+                counted(ProposalResult::Rejected);
+                Err(status::command_error(e))
+            }
+            Some(outcome) => {
+                counted(ProposalResult::Ok);
+                Ok(outcome)
+            }
             None => Err(status::internal("apply returned no outcome")),
         }
     }
@@ -191,26 +220,42 @@ impl Node {
             }),
             via: String::new(),
         };
+        use crate::telemetry::{proposal as counted, ProposalResult};
         let write = self.raft.client_write(LogPayload(proposal.encode_to_vec()));
         let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => {
+                counted(ProposalResult::Error);
                 return Err(status::reject(
                     Reason::Unavailable,
                     "",
                     "tick not committed in time",
-                ))
+                ));
+            }
+            Ok(Err(openraft::error::RaftError::APIError(
+                openraft::error::ClientWriteError::ForwardToLeader(_),
+            ))) => {
+                counted(ProposalResult::NotLeader);
+                return Err(status::reject(
+                    Reason::Unavailable,
+                    "",
+                    "tick: this node is no longer the leader",
+                ));
             }
             Ok(Err(e)) => {
+                counted(ProposalResult::Error);
                 return Err(status::reject(
                     Reason::Unavailable,
                     "",
                     format!("tick: {e}"),
-                ))
+                ));
             }
             Ok(Ok(r)) => r,
         };
         match v1::CommandResult::decode(response.data.0.as_slice()).map(|r| r.outcome) {
-            Ok(Some(Outcome::Tick(t))) => Ok(t),
+            Ok(Some(Outcome::Tick(t))) => {
+                counted(ProposalResult::Ok);
+                Ok(t)
+            }
             Ok(other) => Err(status::internal(format!(
                 "unexpected tick outcome {other:?}"
             ))),

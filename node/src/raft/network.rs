@@ -3,7 +3,9 @@
 //! `--insecure-plaintext`); payloads are openraft's types encoded with
 //! postcard inside a `kauri.v1.RaftMessage`.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kauri_client::tls::ClientTls;
 use kauri_proto::v1::raft_client::RaftClient;
@@ -17,11 +19,32 @@ use super::{bounds, decode, encode, typ, NodeId, NodeInfo, TypeConfig};
 /// Connect timeout for peer channels.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// When each peer last answered a Raft message this node sent it (what
+/// `kauri_raft_last_contact_seconds` reports on the leader).
+#[derive(Clone, Default)]
+pub struct Contacts(Arc<Mutex<BTreeMap<NodeId, Instant>>>);
+
+impl Contacts {
+    fn touch(&self, peer: NodeId) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.insert(peer, Instant::now());
+        }
+    }
+
+    /// How long ago `peer` last answered; `None` if it never did.
+    pub fn since(&self, peer: NodeId) -> Option<Duration> {
+        let seen = self.0.lock().ok()?;
+        seen.get(&peer).map(Instant::elapsed)
+    }
+}
+
 /// Creates a [`PeerClient`] per target node.
 #[derive(Clone, Default)]
 pub struct Network {
     /// The node's identity towards its peers; `None` for plain text.
     pub tls: Option<ClientTls>,
+    /// Records when each peer answered.
+    pub contacts: Contacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -35,6 +58,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             client: channel.map(RaftClient::new),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -43,6 +67,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerClient {
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
+    contacts: Contacts,
 }
 
 /// Errors before the peer answered: these make openraft back off.
@@ -79,6 +104,7 @@ macro_rules! call {
             }
         };
         let result: Result<$resp, $err> = decode(&reply.payload).map_err(network)?;
+        $self.contacts.touch($self.target);
         if let Ok(reply) = &result {
             reply.check().map_err(|e| {
                 tracing::warn!(peer = $self.target, "refused a raft reply: {e}");

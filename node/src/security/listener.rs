@@ -59,6 +59,8 @@ pub struct NodeTls {
     cluster: String,
     node_id: u64,
     server: RwLock<Arc<rustls::ServerConfig>>,
+    /// The metrics listener's (client certificate optional, HTTP/1.1).
+    metrics: RwLock<Arc<rustls::ServerConfig>>,
     client: ClientTls,
     state: RwLock<CertState>,
     loaded_mtimes: Mutex<Vec<Option<SystemTime>>>,
@@ -82,19 +84,34 @@ impl std::fmt::Debug for NodeTls {
     }
 }
 
-fn server_config(identity: &LoadedIdentity) -> anyhow::Result<rustls::ServerConfig> {
+/// The server side of the node's gRPC port (`client_optional` false: a
+/// client certificate is required; HTTP/2) or of its metrics listener
+/// (`client_optional` true: probes come without one, and `/metrics` asks
+/// for it; HTTP/1.1).
+fn server_config(
+    identity: &LoadedIdentity,
+    client_optional: bool,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = kauri_client::tls::provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(identity.roots.clone(), provider.clone())
-            .build()
-            .map_err(|e| anyhow::anyhow!("client certificate verifier: {e}"))?;
+    let mut verifier =
+        WebPkiClientVerifier::builder_with_provider(identity.roots.clone(), provider.clone());
+    if client_optional {
+        verifier = verifier.allow_unauthenticated();
+    }
+    let verifier = verifier
+        .build()
+        .map_err(|e| anyhow::anyhow!("client certificate verifier: {e}"))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| anyhow::anyhow!("TLS versions: {e}"))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|e| anyhow::anyhow!("server certificate: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = if client_optional {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec()]
+    };
     Ok(config)
 }
 
@@ -110,13 +127,14 @@ impl NodeTls {
     /// `node_id` of cluster `cluster`.
     pub fn load(files: TlsFiles, cluster: &str, node_id: u64) -> anyhow::Result<Self> {
         let stamp = mtimes(&files);
-        let (server, state) = Self::read(&files, cluster, node_id)?;
+        let (server, metrics, state) = Self::read(&files, cluster, node_id)?;
         let client = ClientTls::load(files.clone())?;
         Ok(NodeTls {
             files,
             cluster: cluster.to_string(),
             node_id,
             server: RwLock::new(Arc::new(server)),
+            metrics: RwLock::new(Arc::new(metrics)),
             client,
             state: RwLock::new(state),
             loaded_mtimes: Mutex::new(stamp),
@@ -127,7 +145,7 @@ impl NodeTls {
         files: &TlsFiles,
         cluster: &str,
         node_id: u64,
-    ) -> anyhow::Result<(rustls::ServerConfig, CertState)> {
+    ) -> anyhow::Result<(rustls::ServerConfig, rustls::ServerConfig, CertState)> {
         let identity = files.load()?;
         let expected = Principal::new(cluster, Role::Node, &node_id.to_string())?;
         if identity.principal != expected {
@@ -138,9 +156,11 @@ impl NodeTls {
                 identity.principal
             );
         }
-        let server = server_config(&identity)?;
+        let server = server_config(&identity, false)?;
+        let metrics = server_config(&identity, true)?;
         Ok((
             server,
+            metrics,
             CertState {
                 principal: identity.principal,
                 not_after_s: identity.not_after_s,
@@ -153,9 +173,10 @@ impl NodeTls {
     /// nothing changes and the error says why.
     pub fn reload(&self) -> anyhow::Result<CertState> {
         let stamp = mtimes(&self.files);
-        let (server, state) = Self::read(&self.files, &self.cluster, self.node_id)?;
+        let (server, metrics, state) = Self::read(&self.files, &self.cluster, self.node_id)?;
         self.client.reload()?;
         *self.server.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(server);
+        *self.metrics.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(metrics);
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state.clone();
         *self.loaded_mtimes.lock().unwrap_or_else(|p| p.into_inner()) = stamp;
         Ok(state)
@@ -185,6 +206,17 @@ impl NodeTls {
     fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(
             self.server
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
+    }
+
+    /// The acceptor of the metrics listener (`--metrics-tls`): the node's
+    /// certificate, HTTP/1.1, a client certificate of the CA optional.
+    pub fn metrics_acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(
+            self.metrics
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
@@ -363,7 +395,9 @@ impl AsyncWrite for Conn {
 }
 
 /// The principal of the client certificate of an accepted TLS connection.
-fn peer_principal(tls: &tokio_rustls::server::TlsStream<TcpStream>) -> Result<Principal, String> {
+pub fn peer_principal(
+    tls: &tokio_rustls::server::TlsStream<TcpStream>,
+) -> Result<Principal, String> {
     let (_, session) = tls.get_ref();
     let cert = session
         .peer_certificates()

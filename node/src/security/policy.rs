@@ -195,19 +195,29 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        use tracing::Instrument;
         let started = std::time::Instant::now();
         // Label values only from the table, never from the request.
         let (service, method) = split_path(request.uri().path())
             .filter(|(s, m)| !allowed_roles(s, m).is_empty())
             .map(|(s, m)| (s.to_string(), m.to_string()))
             .unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let request_id = request_id(request.headers());
+        // Every log line about this call carries these (the API fills in
+        // the registry's transaction ids once it knows them).
+        let span = tracing::info_span!("request",
+            method = %format_args!("{}/{}", kauri_client::tls::shorten(&service), method),
+            request_id = %request_id,
+            cl_trid = tracing::field::Empty,
+            sv_trid = tracing::field::Empty);
         let done = move |code: tonic::Code| {
-            crate::observe::record_request(
-                &service,
-                &method,
-                code,
-                started.elapsed().as_secs_f64(),
-            );
+            let seconds = started.elapsed().as_secs_f64();
+            if matches!(code, Code::Internal | Code::Unknown | Code::DataLoss) {
+                tracing::warn!(code = ?code, seconds, "call failed on this node");
+            } else {
+                tracing::debug!(code = ?code, seconds, "call answered");
+            }
+            crate::telemetry::request(service, method, code, seconds);
         };
         let decision = authorize(
             request.extensions().get::<PeerInfo>(),
@@ -221,22 +231,58 @@ where
                 // that was polled and keep the clone for next time.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                Box::pin(async move {
-                    let mut response = inner.call(request).await?;
-                    undecodable_is_invalid_argument(&mut response);
-                    done(grpc_code(&response));
-                    Ok(response)
-                })
+                Box::pin(
+                    async move {
+                        let mut response = inner.call(request).await?;
+                        undecodable_is_invalid_argument(&mut response);
+                        done(grpc_code(&response));
+                        set_request_id(&mut response, &request_id);
+                        Ok(response)
+                    }
+                    .instrument(span),
+                )
             }
             Err(status) => {
+                let _entered = span.enter();
                 if let Some(peer) = request.extensions().get::<PeerInfo>() {
-                    tracing::warn!(remote = %peer.remote, path = %kauri_client::tls::shorten(request.uri().path()),
-                        "refused: {}", status.message());
+                    tracing::warn!(remote = %peer.remote, "refused: {}", status.message());
                 }
                 done(status.code());
-                Box::pin(async move { Ok(status.into_http()) })
+                let mut response = status.into_http();
+                set_request_id(&mut response, &request_id);
+                Box::pin(async move { Ok(response) })
             }
         }
+    }
+}
+
+/// Header naming a call for the logs of client and node alike.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longest request id taken from a client.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// The client's request id when it sent a usable one (1 to
+/// [`MAX_REQUEST_ID_CHARS`] of `A-Z a-z 0-9 . _ -`), else a new random one:
+/// nothing else from the request reaches the logs this way.
+fn request_id(headers: &http::HeaderMap) -> String {
+    let given = headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=MAX_REQUEST_ID_CHARS).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// Tells the client the request id its call was logged under.
+fn set_request_id<B>(response: &mut http::Response<B>, id: &str) {
+    if let Ok(value) = http::HeaderValue::from_str(id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
 }
 

@@ -43,7 +43,9 @@ fn run_flusher(store: Store, queue: mpsc::Receiver<LogFlushed<TypeConfig>>) {
     while let Ok(first) = queue.recv() {
         let mut waiting = vec![first];
         waiting.extend(queue.try_iter());
+        let started = std::time::Instant::now();
         let result = store.db().flush_wal(true);
+        crate::telemetry::log_synced(started.elapsed());
         for callback in waiting {
             let outcome = match &result {
                 Ok(()) => Ok(()),
@@ -196,13 +198,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A hint for restart (apply up to here at once), not needed for
         // safety: losing the newest value in a power cut only means the
         // node learns it from the leader again. Not worth a disk sync.
+        self.store.set_committed(committed.map_or(0, |c| c.index));
         self.put_state(KEY_COMMITTED, &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<typ::LogId>, typ::StorageError> {
-        Ok(self
+        let committed = self
             .get_state::<Option<typ::LogId>>(KEY_COMMITTED)?
-            .flatten())
+            .flatten();
+        self.store.set_committed(committed.map_or(0, |c| c.index));
+        Ok(committed)
     }
 
     async fn append<I>(

@@ -85,6 +85,8 @@ pub struct Store {
     installing: Arc<std::sync::atomic::AtomicBool>,
     /// Recent points of the state chain, for the replicas' cross-check.
     chain: Arc<chain::ChainPoints>,
+    /// Last log index Raft told this node is committed (0: none yet).
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -120,6 +122,7 @@ impl Store {
             snapshot_index: Arc::new(tokio::sync::watch::Sender::new(0)),
             installing: Arc::default(),
             chain: Arc::default(),
+            committed: Arc::default(),
         };
         let meta: Option<typ::SnapshotMeta> =
             read_json(&store, CF_SM_META, state_machine::KEY_SNAPSHOT_META)?;
@@ -162,6 +165,38 @@ impl Store {
         tokio::time::timeout(patience, covered)
             .await
             .unwrap_or(false)
+    }
+
+    /// Last log index this node knows to be committed (0: none yet).
+    pub fn committed_index(&self) -> u64 {
+        self.committed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_committed(&self, index: u64) {
+        self.committed
+            .fetch_max(index, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes each column family holds (table files and memtables), by name.
+    pub fn cf_bytes(&self) -> Vec<(&'static str, u64)> {
+        let names = [CF_RAFT_LOG, CF_RAFT_STATE, CF_SM_META]
+            .into_iter()
+            .chain(Cf::ALL.iter().map(|cf| cf.name()));
+        names
+            .map(|name| {
+                let cf = self.cf(name);
+                let property = |p: &str| {
+                    self.db
+                        .property_int_value_cf(cf, p)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                };
+                let bytes = property("rocksdb.total-sst-files-size")
+                    + property("rocksdb.cur-size-all-mem-tables");
+                (name, bytes)
+            })
+            .collect()
     }
 
     /// Recent points of the state chain and what comparing them found.

@@ -172,6 +172,7 @@ impl StateMachineStore {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "built snapshot"
         );
+        crate::telemetry::snapshot_built(started.elapsed());
         Ok(typ::Snapshot {
             meta,
             snapshot: Box::new(SnapshotData::Checkpoint(reader)),
@@ -277,6 +278,10 @@ impl StateMachineStore {
         for entry in dir {
             let path = entry.map_err(|e| err(&e))?.path();
             if keep.as_ref().is_some_and(|k| k.contains(&path)) {
+                // The current snapshot: made when its files were.
+                if let Ok(made) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+                    crate::telemetry::snapshot_succeeded_at(made);
+                }
                 continue;
             }
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -477,6 +482,7 @@ impl StateMachineStore {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "installed snapshot"
         );
+        crate::telemetry::snapshot_installed(started.elapsed());
         Ok(())
     }
 
@@ -679,8 +685,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = typ::Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let err = |verb, e: &dyn std::fmt::Display| sto_err(ErrorSubject::StateMachine, verb, e);
         let persisted = self.meta::<Option<typ::LogId>>(KEY_LAST_APPLIED)?.flatten();
+        let (mut applied, mut replays) = (0usize, 0u64);
         let mut chain = self.chain_at(persisted)?;
         let points = self.store.chain_points();
         let mut txn = Txn::new(&self.store);
@@ -695,6 +703,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 continue;
             }
             last_applied = Some(entry.log_id);
+            applied += 1;
             let log_id = entry.log_id;
             // What the entry wrote, hashed for the state chain.
             let writes: [u8; 32] = match entry.payload {
@@ -723,6 +732,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         // the same way everywhere.
                         Err(e) => undecodable(&ctx, &e),
                     };
+                    replays += u64::from(registry::was_replayed(&result));
                     responses.push(ApplyResponse(result.encode_to_vec()));
                     txn.take_write_digest()
                 }
@@ -767,6 +777,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .db()
             .write(batch)
             .map_err(|e| err(ErrorVerb::Write, &e))?;
+        crate::telemetry::applied(applied, replays, started.elapsed());
         Ok(responses)
     }
 
