@@ -24,11 +24,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     flock -w 600 9
     if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
         || ! command -v systemd-analyze >/dev/null 2>&1; then
-        $SUDO apt-get update -qq
-        # --no-install-recommends: the package recommends the node exporter
-        # and others that these tests do not need; the daemon must not start
-        # as a service either (policy-rc.d style: no service in a container).
-        $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # apt's chatter goes to a log that is shown only when it fails.
+        log=$(mktemp)
+        # --no-install-recommends: the package recommends exporters these
+        # tests do not need.
+        if ! { $SUDO apt-get update -qq && \
+            $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+            cat "$log" >&2
+            rm -f "$log"
+            echo "monitoring-tools: installing ${missing[*]} failed" >&2
+            exit 1
+        fi
+        rm -f "$log"
     fi
 fi
 
