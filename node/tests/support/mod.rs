@@ -19,19 +19,21 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Makes sure promtool, prometheus and systemd-analyze are installed
-/// (running scripts/monitoring-tools.sh once per test process), and fails
-/// the test with the script's output when they cannot be.
-pub fn monitoring_tools() {
-    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+/// Makes sure promtool, prometheus, systemd-analyze and the Python
+/// validators are installed (running scripts/monitoring-tools.sh once per
+/// test process), and returns the virtualenv that holds the validators.
+/// Fails the test with the script's output when they cannot be installed.
+pub fn monitoring_tools() -> PathBuf {
+    static DONE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let result = DONE.get_or_init(|| {
         let script = repo_root().join("scripts/monitoring-tools.sh");
         let out = Command::new("bash")
             .arg(&script)
+            .arg("--venv")
             .output()
             .map_err(|e| format!("running {}: {e}", script.display()))?;
         if out.status.success() {
-            Ok(())
+            Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
         } else {
             Err(format!(
                 "{} failed ({}): {}{}",
@@ -42,10 +44,12 @@ pub fn monitoring_tools() {
             ))
         }
     });
-    if let Err(why) = result {
-        panic!(
-            "the monitoring tools (Debian's prometheus package) are needed and could not be installed: {why}"
-        );
+    match result {
+        Ok(venv) => venv.clone(),
+        Err(why) => panic!(
+            "the monitoring tools (Debian's prometheus package, systemd-analyze, \
+             check-jsonschema, kubernetes-validate) are needed and could not be installed: {why}"
+        ),
     }
 }
 
