@@ -296,3 +296,175 @@ async fn registry_statistics_are_the_same_on_every_node(cluster: &TestCluster) {
         );
     }
 }
+
+/// GETs `path` over HTTPS from `addr`, trusting the cluster's CA and
+/// presenting `identity` if given: the status code and the body, or the
+/// TLS or I/O error.
+async fn get_tls(
+    addr: &str,
+    path: &str,
+    ca: &std::path::Path,
+    identity: Option<&kauri_client::tls::TlsFiles>,
+) -> Result<(u16, String), String> {
+    use kauri_client::tls::{load_certs, load_roots, provider};
+    use rustls_pki_types::pem::PemObject;
+    let roots = load_roots(ca).map_err(|e| e.to_string())?;
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(files) => {
+            let chain = load_certs("certificate", &files.cert).unwrap();
+            let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&files.key).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ip: std::net::IpAddr = addr.rsplit_once(':').unwrap().0.parse().unwrap();
+    let mut tls = connector
+        .connect(rustls_pki_types::ServerName::IpAddress(ip.into()), tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    // A peer closing without close_notify is fine for this check.
+    let _ = tls.read_to_end(&mut raw).await;
+    let raw = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not an HTTP response: {raw:?}"))?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status code in {head:?}"))?;
+    Ok((code, body.to_string()))
+}
+
+/// `--metrics-tls`: probes answer anyone over HTTPS, `/metrics` only a
+/// monitor, staff or node certificate of the cluster. `--log-format json`:
+/// every line one JSON object with the node id and term; the lines about a
+/// call carry its method, request id and the registry's transaction ids;
+/// no password reaches the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_over_https_and_json_logs() {
+    let cluster = TestCluster::start(
+        NODE_BIN,
+        3,
+        &[
+            "--tick-interval-ms",
+            "0",
+            "--metrics-tls",
+            "--log-format",
+            "json",
+            "--log",
+            "info,openraft=warn,kauri_node::security=debug",
+        ],
+    );
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let (certs, _) = cluster.pki().expect("a TLS cluster");
+    let addr = cluster.node(leader).metrics_addr.clone();
+
+    let ready = wait_until(Duration::from_secs(10), "readyz over https", || {
+        let (addr, ca) = (addr.clone(), certs.ca.clone());
+        async move {
+            get_tls(&addr, "/readyz", &ca, None)
+                .await
+                .ok()
+                .filter(|(code, _)| *code == 200)
+        }
+    })
+    .await;
+    assert_eq!(ready.1, "ready\n");
+    assert_eq!(
+        get_tls(&addr, "/healthz", &certs.ca, None).await.unwrap().0,
+        200
+    );
+    let (code, body) = get_tls(&addr, "/metrics", &certs.ca, None).await.unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("no client certificate"), "{body}");
+    let (code, body) = get_tls(&addr, "/metrics", &certs.ca, Some(&certs.registrar))
+        .await
+        .unwrap();
+    assert_eq!(
+        code, 403,
+        "a registrar may not read the finance desk's numbers"
+    );
+    assert!(body.contains("may not read /metrics"), "{body}");
+    let (code, body) = get_tls(&addr, "/metrics", &certs.ca, Some(&certs.monitor))
+        .await
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("# HELP kauri_raft_term"), "{body}");
+    // Plain HTTP to the HTTPS listener gets no metrics.
+    let plain = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = tcp
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut raw = Vec::new();
+        let _ = tcp.read_to_end(&mut raw).await;
+        String::from_utf8_lossy(&raw).to_string()
+    })
+    .await
+    .expect("the listener closes a plain-text connection");
+    assert!(!plain.contains("kauri_raft_term"), "{plain}");
+
+    // Calls whose log lines carry their ids.
+    let staff = cluster.client();
+    let m = meta("");
+    let cl_trid = m.cl_trid.clone();
+    staff
+        .create_registrar(CreateRegistrarRequest {
+            meta: Some(m),
+            id: "logged".into(),
+            name: "Logged Registrar".into(),
+            password: "never-in-a-log-line".into(),
+            currency: "USD".into(),
+        })
+        .await
+        .expect("create registrar");
+    cluster.wait_caught_up(Duration::from_secs(30)).await;
+
+    let log = std::fs::read_to_string(&cluster.node(leader).log).unwrap();
+    assert!(
+        !log.contains("never-in-a-log-line"),
+        "a password in the log"
+    );
+    let mut lines = 0;
+    let mut about_the_call = None;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not one JSON object a line ({e}): {line}"));
+        assert_eq!(value["node_id"], leader, "{line}");
+        assert!(value["term"].is_u64(), "{line}");
+        assert!(
+            value["level"].is_string() && value["timestamp"].is_string(),
+            "{line}"
+        );
+        lines += 1;
+        let span = &value["span"];
+        if span["cl_trid"] == cl_trid.as_str() {
+            about_the_call = Some(value.clone());
+        }
+    }
+    assert!(lines > 3, "{log}");
+    let line = about_the_call.unwrap_or_else(|| panic!("no line about the call in {log}"));
+    let span = &line["span"];
+    assert_eq!(span["method"], "kauri.v1.Admin/CreateRegistrar", "{line}");
+    assert!(
+        span["sv_trid"].as_str().unwrap().starts_with("kauri-"),
+        "{line}"
+    );
+    assert_eq!(span["request_id"].as_str().unwrap().len(), 16, "{line}");
+    assert!(line["term"].as_u64().unwrap() >= 1, "{line}");
+}

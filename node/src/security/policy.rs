@@ -206,7 +206,7 @@ where
         // Every log line about this call carries these (the API fills in
         // the registry's transaction ids once it knows them).
         let span = tracing::info_span!("request",
-            method = %format_args!("{}/{}", kauri_client::tls::shorten(&service), method),
+            method = %format_args!("{service}/{method}"),
             request_id = %request_id,
             cl_trid = tracing::field::Empty,
             sv_trid = tracing::field::Empty);
