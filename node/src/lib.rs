@@ -6,11 +6,15 @@
 //! - [`api`]: the gRPC services clients and gateways call.
 //! - [`security`]: mutual TLS, roles and the binding of actors to principals.
 //! - [`server`]: configuration, start-up, bootstrap and shutdown.
+//! - [`health`] and [`reflection`]: the standard gRPC health and server
+//!   reflection services.
 
 pub mod api;
 pub mod crosscheck;
+pub mod health;
 pub mod observe;
 pub mod raft;
+pub mod reflection;
 pub mod registry;
 pub mod security;
 pub mod server;

@@ -164,7 +164,7 @@ pub async fn watch_leader(node: Node) {
 }
 
 /// Whether the node is ready to serve, and if not, why.
-fn readiness(node: &Node) -> Result<(), String> {
+pub(crate) fn readiness(node: &Node) -> Result<(), String> {
     let m = node.raft.metrics().borrow().clone();
     if node.store.installing() {
         return Err("installing a snapshot".into());
