@@ -18,6 +18,12 @@
 //!
 //! At shutdown every status turns `NOT_SERVING` and the Watch streams end,
 //! so watchers learn of it and the server's graceful stop is not held up.
+//!
+//! Resources: a Watch stream holds one receiver of a `tokio::sync::watch`
+//! channel and no task; it is woken only when a status changes, which
+//! [`follow_readiness`] does only on a change. What watchers can hold is
+//! bounded by the listener's connection limits times
+//! [`crate::server::MAX_STREAMS_PER_CONNECTION`], like any other call.
 
 use std::time::Duration;
 

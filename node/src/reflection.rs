@@ -14,7 +14,9 @@
 //! (holding nothing but the stream) while the client does not read; so what
 //! a caller can hold is bounded by the listener's connection limits times
 //! [`crate::server::MAX_STREAMS_PER_CONNECTION`], as for any other call,
-//! and each request is at most [`MAX_REQUEST_BYTES`].
+//! and each request is at most [`MAX_REQUEST_BYTES`]. A stream its client
+//! keeps open holds up the server's graceful stop until the limit
+//! [`crate::server::run`] gives it (5 s), as a slow unary call would.
 
 use tonic_reflection::server::{v1, v1alpha, Builder, Error};
 
