@@ -8,12 +8,16 @@
 //! - [`server`]: configuration, start-up, bootstrap and shutdown.
 //! - [`telemetry`]: what the node counts (metric names and recording);
 //!   [`observe`]: the exporter and the health and readiness probes.
+//! - [`health`] and [`reflection`]: the standard gRPC health and server
+//!   reflection services.
 
 pub mod api;
 pub mod crosscheck;
+pub mod health;
 pub mod logging;
 pub mod observe;
 pub mod raft;
+pub mod reflection;
 pub mod registry;
 pub mod security;
 pub mod server;

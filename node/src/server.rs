@@ -286,6 +286,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     // on, a small reply waits for the peer's delayed ACK, 40 ms on Linux.
     let incoming = listener::accept(listener, tls.clone());
     let (stop_tx, mut stop_rx) = watch::channel(false);
+    let (health_reporter, health_service) = crate::health::service().await;
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
@@ -310,6 +311,9 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 .max_decoding_message_size(api::MAX_REQUEST_BYTES),
         )
         .add_service(ClusterServer::new(ClusterService::new(node.clone())))
+        .add_service(health_service)
+        .add_service(crate::reflection::v1().context("building server reflection v1")?)
+        .add_service(crate::reflection::v1alpha().context("building server reflection v1alpha")?)
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.wait_for(|s| *s).await;
         });
@@ -318,6 +322,10 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone(), peer_tls.clone()));
     let crosscheck = tokio::spawn(crate::crosscheck::run(node.clone(), peer_tls.clone()));
     let leader_watch = tokio::spawn(crate::observe::watch_leader(node.clone()));
+    let health = tokio::spawn(crate::health::follow_readiness(
+        node.clone(),
+        health_reporter.clone(),
+    ));
     let metrics = metrics_listener.map(|(listener, handle)| {
         tokio::spawn(crate::observe::serve(
             listener,
@@ -347,6 +355,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     bootstrap.abort();
     crosscheck.abort();
     leader_watch.abort();
+    health.abort();
+    // Wait for the abort to land, so no late update revives a status.
+    let _ = health.await;
+    // Before the server stops: watchers see NOT_SERVING, and their streams
+    // end instead of holding up the graceful stop.
+    crate::health::shut_down(health_reporter).await;
     if let Some(m) = metrics {
         m.abort();
     }

@@ -10,3 +10,10 @@ pub mod v1 {
     #![allow(missing_docs)]
     tonic::include_proto!("kauri.v1");
 }
+
+/// The encoded `google.protobuf.FileDescriptorSet` of every
+/// `kauri/v1/*.proto` file, comments included: what a node's server
+/// reflection describes, so stock tools (grpcurl, grpcio-reflection) can
+/// list and call the API without the `.proto` files.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/kauri_v1_descriptor.bin"));

@@ -72,6 +72,20 @@ pub fn allowed_roles(service: &str, method: &str) -> &'static [Role] {
             | "AdvanceTestClock",
         ) => &[Staff],
 
+        // The standard services (health checking, server reflection) tell
+        // whether the node serves and describe the API, which is public in
+        // the .proto files anyway; they change nothing and answer only from
+        // memory. Every role may call them: load balancers and probes run
+        // with whatever identity they are given (often monitor or gateway),
+        // and a registrar's or staff member's tools reflect to build calls.
+        // Callers without a certificate of this cluster are refused as for
+        // any other method.
+        ("grpc.health.v1.Health", "Check" | "Watch") => ANY,
+        (
+            "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection",
+            "ServerReflectionInfo",
+        ) => ANY,
+
         _ => &[],
     }
 }
@@ -397,7 +411,36 @@ mod tests {
                 false,
             ),
             ("kauri://c/node/1", "/kauri.v1.Admin/Nonexistent", false),
-            ("kauri://c/node/1", "/grpc.health.v1.Health/Check", false),
+            (
+                "kauri://c/monitor/prom",
+                "/grpc.health.v1.Health/Check",
+                true,
+            ),
+            (
+                "kauri://c/registrar/acme",
+                "/grpc.health.v1.Health/Watch",
+                true,
+            ),
+            (
+                "kauri://c/node/1",
+                "/grpc.health.v1.Health/Nonexistent",
+                false,
+            ),
+            (
+                "kauri://c/staff/alice",
+                "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                true,
+            ),
+            (
+                "kauri://c/gateway/g",
+                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                true,
+            ),
+            (
+                "kauri://c/monitor/prom",
+                "/grpc.reflection.v2.ServerReflection/ServerReflectionInfo",
+                false,
+            ),
         ];
         for (uri, path, ok) in table {
             let got = authorize(Some(&peer(uri)), path, "c");
