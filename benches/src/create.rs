@@ -53,6 +53,10 @@ pub struct CreateArgs {
     /// The kauri-node binary for --local-cluster (default: next to kauri-bench).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
+    /// With --local-cluster: start the nodes without --metrics-addr (no
+    /// metrics recorded), to measure what metrics cost.
+    #[arg(long, requires = "local_cluster")]
+    pub no_metrics: bool,
     /// An extra kauri-node flag for --local-cluster (repeat for more).
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
@@ -251,7 +255,9 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
     let cluster = if args.local_cluster {
         let bin = node_binary(args.node_bin.clone())?;
         let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
-        let cluster = if args.tls {
+        let cluster = if args.no_metrics {
+            TestCluster::start_unmonitored(&bin, 3, &node_args, args.tls)
+        } else if args.tls {
             TestCluster::start(&bin, 3, &node_args)
         } else {
             TestCluster::start_plaintext(&bin, 3, &node_args)

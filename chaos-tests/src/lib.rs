@@ -106,6 +106,8 @@ pub struct TestCluster {
     registrar_files: Mutex<BTreeMap<String, TlsFiles>>,
     // Dropped after the nodes are killed (see `Drop`), before the temp dir.
     net: Option<NetLab>,
+    /// Whether nodes serve metrics (`--metrics-addr`).
+    metrics: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -159,6 +161,7 @@ impl TestCluster {
             extra_args,
             None,
             true,
+            true,
         )
     }
 
@@ -177,6 +180,27 @@ impl TestCluster {
             Vec::new(),
             extra_args,
             None,
+            false,
+            true,
+        )
+    }
+
+    /// Like [`TestCluster::start`] (`tls`) or [`TestCluster::start_plaintext`],
+    /// but without `--metrics-addr`: no metrics recorder is installed, so a
+    /// benchmark can measure what metrics cost on the write path.
+    pub fn start_unmonitored(
+        node_bin: impl Into<PathBuf>,
+        n: usize,
+        extra_args: &[&str],
+        tls: bool,
+    ) -> TestCluster {
+        Self::launch(
+            node_bin.into(),
+            loopback_addrs(n),
+            Vec::new(),
+            extra_args,
+            None,
+            tls,
             false,
         )
     }
@@ -201,6 +225,7 @@ impl TestCluster {
             extra_args,
             Some(net),
             true,
+            true,
         )
     }
 
@@ -211,6 +236,7 @@ impl TestCluster {
         extra_args: &[&str],
         net: Option<NetLab>,
         tls: bool,
+        metrics: bool,
     ) -> TestCluster {
         let dir = tempfile::tempdir().expect("create a temp dir");
         let pki = tls.then(|| {
@@ -268,6 +294,7 @@ impl TestCluster {
             pki,
             registrar_files: Mutex::default(),
             net,
+            metrics,
             _dir: dir,
         };
         for id in 1..=n as u64 {
@@ -465,7 +492,11 @@ impl TestCluster {
             ])
             .arg("--data-dir")
             .arg(&node.data_dir)
-            .args(["--metrics-addr", &node.metrics_addr])
+            .args(if self.metrics {
+                vec!["--metrics-addr", node.metrics_addr.as_str()]
+            } else {
+                Vec::new()
+            })
             .args(&extra)
             .env("KAURI_LOG", "info,openraft=warn")
             .stdin(Stdio::null())

@@ -168,6 +168,7 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
     );
 
     registry_statistics_are_the_same_on_every_node(&cluster).await;
+    made_up_methods_add_no_series(&cluster, leader).await;
 
     // The leader dies: the survivors see a leader change and one of them
     // reports itself as leader.
@@ -467,4 +468,51 @@ async fn metrics_over_https_and_json_logs() {
     );
     assert_eq!(span["request_id"].as_str().unwrap().len(), 16, "{line}");
     assert!(line["term"].as_u64().unwrap() >= 1, "{line}");
+}
+
+/// Calls to methods that do not exist, with names an attacker chose, are
+/// counted under `unknown`: no label takes request data.
+async fn made_up_methods_add_no_series(cluster: &TestCluster, leader: u64) {
+    let tls = cluster.staff_tls().expect("a TLS cluster");
+    let channel = kauri_client::tls::channel(
+        &cluster.node(leader).addr,
+        Some(&tls),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let before = scrape(cluster, leader).await;
+    let unknown = [
+        "service=\"unknown\"",
+        "method=\"unknown\"",
+        "code=\"PermissionDenied\"",
+    ];
+    let count = |text: &str| sample(text, "kauri_grpc_requests_total", &unknown).unwrap_or(0.0);
+    let paths = [
+        "/kauri.v1.Registry/NoSuchMethod",
+        "/evil.Service/Method",
+        "/kauri.v1.Registry/Drop\"Tables",
+    ];
+    let mut sent = 0.0;
+    for path in paths {
+        let Ok(path) = http::uri::PathAndQuery::try_from(path) else {
+            continue;
+        };
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let answer: Result<tonic::Response<StatusResponse>, _> = grpc
+            .unary(
+                tonic::Request::new(StatusRequest::default()),
+                path,
+                tonic_prost::ProstCodec::<StatusRequest, StatusResponse>::default(),
+            )
+            .await;
+        assert_eq!(answer.unwrap_err().code(), tonic::Code::PermissionDenied);
+        sent += 1.0;
+    }
+    assert!(sent >= 2.0);
+    let after = scrape(cluster, leader).await;
+    assert_eq!(count(&after) - count(&before), sent);
+    for word in ["NoSuchMethod", "evil", "Drop"] {
+        assert!(!after.contains(word), "a label took request data: {word}");
+    }
 }
