@@ -537,6 +537,27 @@ impl TestCluster {
         node.paused = false;
     }
 
+    /// Stops node `id` the way a supervisor does, with SIGTERM by PID, and
+    /// returns how it exited (`None` if it was not running). A node that
+    /// has not exited within `patience` is SIGKILLed and reported as such.
+    pub fn terminate(&mut self, id: u64, patience: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(id, libc::SIGTERM);
+        let node = &mut self.nodes[(id - 1) as usize];
+        let mut child = node.child.take()?;
+        node.paused = false;
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends `signal` to node `id`'s process, by PID.
     fn signal(&self, id: u64, signal: libc::c_int) {
         if let Some(pid) = self.pid(id) {

@@ -249,7 +249,11 @@ pub async fn serve(
     tls: Option<Arc<NodeTls>>,
 ) {
     let open = Arc::new(Semaphore::new(MAX_METRICS_CONNECTIONS));
+    // Owned here, so that stopping this task ends every connection (each
+    // holds the node, and with it the database).
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (stream, remote) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
@@ -263,7 +267,7 @@ pub async fn serve(
             continue;
         };
         let (node, handle, tls) = (node.clone(), handle.clone(), tls.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _permit = permit;
             match tls {
                 None => serve_connection(stream, node, handle, Scraper::Plain).await,

@@ -374,19 +374,39 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     if let Err(e) = raft.shutdown().await {
         tracing::warn!("raft shutdown: {e}");
     }
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
+    let mut server = server;
+    match tokio::time::timeout(Duration::from_secs(5), &mut server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!("grpc server: {e}"),
         Ok(Err(e)) => tracing::warn!("grpc server task: {e}"),
-        Err(_) => tracing::warn!("grpc server did not stop within 5 s"),
+        Err(_) => {
+            // Calls still open (a long stream): cut them.
+            tracing::warn!("grpc server did not stop within 5 s; closing its connections");
+            server.abort();
+        }
     }
     store.db().flush_wal(true).context("flushing the WAL")?;
+    // Close the database on this thread before the process exits: every
+    // other holder (Raft, the API, the log flusher thread, aborted tasks)
+    // lets go first.
+    drop(node);
+    drop(raft);
+    if !store.wait_unshared(STORE_CLOSE_PATIENCE).await {
+        tracing::warn!(
+            "the database was still in use {} s after shutdown; exiting anyway",
+            STORE_CLOSE_PATIENCE.as_secs()
+        );
+    }
+    drop(store);
     if let Some(e) = fatal {
         anyhow::bail!("raft stopped: {e}");
     }
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long shutdown waits for the last users of the database to end.
+const STORE_CLOSE_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Resolves when the Raft core stops on its own (a fatal storage or
 /// internal error), with the reason.

@@ -167,6 +167,24 @@ impl Store {
             .unwrap_or(false)
     }
 
+    /// Waits, at most `patience`, until this is the only handle on the
+    /// database left (every task and thread that shared it has ended), so
+    /// that dropping it closes RocksDB here and now, before the process
+    /// exits. Exiting with the database still open in another thread lets
+    /// RocksDB's background threads run into the process's teardown (seen
+    /// as a SIGSEGV or SIGABRT after the node said it stopped). False if
+    /// other handles remain.
+    pub async fn wait_unshared(&self, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        while Arc::strong_count(&self.db) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Last log index this node knows to be committed (0: none yet).
     pub fn committed_index(&self) -> u64 {
         self.committed.load(std::sync::atomic::Ordering::Relaxed)
