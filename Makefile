@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine:
-#   make dev    build and start a local 3-node cluster (Ctrl-C stops it)
+#   make dev    build and start a local 3-node cluster (Ctrl-C stops it;
+#               ARGS=--monitor adds Prometheus with the shipped alert rules)
 #   make test   run the whole test suite
 # Both install missing system packages first (scripts/setup.sh).
 
@@ -14,7 +15,10 @@ setup:
 build: setup
 	cargo build -p kauri-node -p kauri-client
 
+# `make dev ARGS=--monitor` also installs Prometheus (Debian's package) when
+# missing, for the Prometheus that `kauri dev up --monitor` starts.
 dev: build
+	$(if $(findstring --monitor,$(ARGS)),@scripts/monitoring-tools.sh --prometheus-only)
 	"$(CARGO_TARGET_DIR)/debug/kauri" dev up $(ARGS)
 
 test: setup

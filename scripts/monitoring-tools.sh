@@ -8,9 +8,25 @@
 # Idempotent and quiet when everything is already there; prints what it
 # installs on stderr and fails loudly when it cannot.
 #
-#   scripts/monitoring-tools.sh            install what is missing
-#   scripts/monitoring-tools.sh --venv     ... and print the virtualenv's path
+#   scripts/monitoring-tools.sh                    install what is missing
+#   scripts/monitoring-tools.sh --venv             ... and print the virtualenv's path
+#   scripts/monitoring-tools.sh --prometheus-only  only prometheus and promtool
+#                                                  (what `kauri dev up --monitor` needs)
 set -euo pipefail
+
+PROMETHEUS_ONLY=false
+PRINT_VENV=false
+for arg in "$@"; do
+    case "$arg" in
+        --prometheus-only) PROMETHEUS_ONLY=true ;;
+        --venv) PRINT_VENV=true ;;
+        *) echo "monitoring-tools: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+TOOLS=(promtool prometheus systemd-analyze)
+if $PROMETHEUS_ONLY; then
+    TOOLS=(promtool prometheus)
+fi
 
 VENV="${KAURI_TOOLS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/kauri/tools-venv}"
 PY_TOOLS=(check-jsonschema==0.39.0 kubernetes-validate==1.37.0)
@@ -19,7 +35,9 @@ missing=()
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
     missing+=(prometheus)
 fi
-command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if ! $PROMETHEUS_ONLY; then
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "monitoring-tools: installing ${missing[*]}" >&2
@@ -31,8 +49,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Serialise concurrent callers (tests run in parallel) on one lock.
     exec 9>/tmp/kauri-monitoring-tools.lock
     flock -w 600 9
-    if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
-        || ! command -v systemd-analyze >/dev/null 2>&1; then
+    still_missing=false
+    for tool in "${TOOLS[@]}"; do
+        command -v "$tool" >/dev/null 2>&1 || still_missing=true
+    done
+    if $still_missing; then
         # apt's chatter goes to a log that is shown only when it fails.
         log=$(mktemp)
         # --no-install-recommends: the package recommends exporters these
@@ -48,12 +69,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-for tool in promtool prometheus systemd-analyze; do
+for tool in "${TOOLS[@]}"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "monitoring-tools: $tool is still missing after installing ${missing[*]:-nothing}" >&2
         exit 1
     fi
 done
+
+if $PROMETHEUS_ONLY; then
+    exit 0
+fi
 
 if [ ! -x "$VENV/bin/check-jsonschema" ] || [ ! -x "$VENV/bin/kubernetes-validate" ]; then
     echo "monitoring-tools: installing ${PY_TOOLS[*]} into $VENV" >&2
@@ -76,6 +101,6 @@ if [ ! -x "$VENV/bin/check-jsonschema" ] || [ ! -x "$VENV/bin/kubernetes-validat
     rm -f "$log"
 fi
 
-if [ "${1:-}" = "--venv" ]; then
+if $PRINT_VENV; then
     echo "$VENV"
 fi

@@ -1,7 +1,12 @@
 //! `kauri dev up`: a local 3-node cluster of real `kauri-node` processes on
 //! 127.0.0.1, for development and demos, over mutual TLS with development
-//! certificates (or, when asked, insecure plain text). Stops all nodes on
-//! Ctrl-C. `kauri dev certs`: the development CA and certificates alone.
+//! certificates (or, when asked, insecure plain text), each serving its
+//! metrics and probes on a loopback `--metrics-addr`; with `--monitor` also
+//! a Prometheus scraping them with the shipped config and alert rules
+//! (`monitor`). Stops everything it started on Ctrl-C or SIGTERM.
+//! `kauri dev certs`: the development CA and certificates alone.
+
+mod monitor;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -17,34 +22,12 @@ use kauri_client::{ClientConfig, KauriClient};
 /// Cluster name of development certificates.
 pub const DEV_CLUSTER: &str = "dev";
 
+/// `kauri dev`: a local cluster and its certificates.
 #[derive(Debug, Subcommand)]
 pub enum DevCmd {
-    /// Start a local cluster in the foreground; Ctrl-C stops it.
-    Up {
-        /// Data directory; node N keeps its state in DIR/nodeN.
-        #[arg(long, default_value = "./data/dev")]
-        data_dir: PathBuf,
-        /// Number of nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: u64,
-        /// gRPC port of node 1; node N listens on BASE_PORT + N - 1.
-        #[arg(long, default_value_t = 50051)]
-        base_port: u16,
-        /// The kauri-node binary (default: next to this `kauri` binary).
-        #[arg(long)]
-        node_bin: Option<PathBuf>,
-        /// Certificates to run with (made by `kauri dev certs`); created
-        /// there when missing. Default: DATA_DIR/certs.
-        #[arg(long, conflicts_with = "insecure_plaintext")]
-        certs: Option<PathBuf>,
-        /// Mutual TLS (the default; accepted for clarity).
-        #[arg(long, conflicts_with = "insecure_plaintext")]
-        tls: bool,
-        /// Run the nodes in plain text with no authentication (every caller
-        /// may act as anyone), as `kauri-node --insecure-plaintext` does.
-        #[arg(long)]
-        insecure_plaintext: bool,
-    },
+    /// Start a local cluster in the foreground (nodes, their metrics and,
+    /// with --monitor, Prometheus); Ctrl-C or SIGTERM stops it all.
+    Up(UpArgs),
     /// Make a development CA and certificates for the nodes, a gateway, a
     /// staff member, a registrar and a monitor (not for production: the
     /// CA key is not kept, issue more with `kauri dev certs` again).
@@ -67,24 +50,106 @@ pub enum DevCmd {
     },
 }
 
-/// The nodes started; on drop, anything still running is stopped.
-struct Nodes(Vec<(u64, Child)>);
+/// Options of `kauri dev up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Data directory; node N keeps its state in DIR/nodeN.
+    #[arg(long, default_value = "./data/dev")]
+    data_dir: PathBuf,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// gRPC port of node 1; node N listens on BASE_PORT + N - 1.
+    #[arg(long, default_value_t = 50051)]
+    base_port: u16,
+    /// Metrics port of node 1 (its `--metrics-addr`, serving /metrics,
+    /// /healthz and /readyz over plain HTTP); node N listens on
+    /// METRICS_BASE_PORT + N - 1.
+    #[arg(long, default_value_t = 9101)]
+    metrics_base_port: u16,
+    /// Also start Prometheus (the `prometheus` on PATH, e.g. Debian's
+    /// package: scripts/monitoring-tools.sh installs it) scraping the
+    /// nodes with the shipped deploy/prometheus config and alert rules;
+    /// its files and data go in DATA_DIR/prometheus.
+    #[arg(long)]
+    monitor: bool,
+    /// HOST:PORT of Prometheus's web UI and API with --monitor.
+    #[arg(long, default_value = "127.0.0.1:9090", requires = "monitor")]
+    prometheus_addr: String,
+    /// The kauri-node binary (default: next to this `kauri` binary).
+    #[arg(long)]
+    node_bin: Option<PathBuf>,
+    /// Certificates to run with (made by `kauri dev certs`); created
+    /// there when missing. Default: DATA_DIR/certs.
+    #[arg(long, conflicts_with = "insecure_plaintext")]
+    certs: Option<PathBuf>,
+    /// Mutual TLS (the default; accepted for clarity).
+    #[arg(long, conflicts_with = "insecure_plaintext")]
+    tls: bool,
+    /// Run the nodes in plain text with no authentication (every caller
+    /// may act as anyone), as `kauri-node --insecure-plaintext` does.
+    #[arg(long)]
+    insecure_plaintext: bool,
+}
 
-impl Nodes {
-    /// SIGTERM to each node, then wait up to `grace` before SIGKILL.
+/// Name of the file in DATA_DIR listing the PID of every process `dev up`
+/// started, one `NAME PID` a line (`node1 4242`, `prometheus 4250`), so
+/// scripts can find them; removed when they are stopped.
+pub const PID_FILE: &str = "dev-up.pids";
+
+/// The processes started (nodes, then Prometheus), by name; on drop,
+/// anything still running is stopped.
+struct Processes {
+    running: Vec<(String, Child)>,
+    /// The PID file to keep up to date, once the data dir exists.
+    pid_file: Option<PathBuf>,
+}
+
+impl Processes {
+    fn new(pid_file: PathBuf) -> Self {
+        Processes {
+            running: Vec::new(),
+            pid_file: Some(pid_file),
+        }
+    }
+
+    /// Takes `child` into the set and rewrites the PID file.
+    fn add(&mut self, name: String, child: Child) -> anyhow::Result<()> {
+        self.running.push((name, child));
+        let Some(path) = &self.pid_file else {
+            return Ok(());
+        };
+        let list: String = self
+            .running
+            .iter()
+            .map(|(name, child)| format!("{name} {}\n", child.id()))
+            .collect();
+        std::fs::write(path, list).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The process called `name`.
+    fn get(&mut self, name: &str) -> Option<&mut Child> {
+        self.running
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .map(|(_, c)| c)
+    }
+
+    /// SIGTERM to every process (by PID), then wait up to `grace` for each
+    /// before SIGKILL.
     fn stop(&mut self, grace: Duration) {
-        for (_, child) in &self.0 {
+        for (_, child) in &self.running {
             // SAFETY: kill(2) on a PID we spawned and have not reaped.
             unsafe {
                 libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
             }
         }
         let deadline = Instant::now() + grace;
-        for (id, child) in &mut self.0 {
+        for (name, child) in &mut self.running {
             loop {
                 match child.try_wait() {
                     Ok(Some(status)) => {
-                        eprintln!("node {id} stopped ({status})");
+                        eprintln!("{name} stopped ({status})");
                         break;
                     }
                     Ok(None) if Instant::now() < deadline => {
@@ -93,20 +158,45 @@ impl Nodes {
                     _ => {
                         let _ = child.kill();
                         let _ = child.wait();
-                        eprintln!("node {id} killed after {} s", grace.as_secs());
+                        eprintln!("{name} killed after {} s", grace.as_secs());
                         break;
                     }
                 }
             }
         }
-        self.0.clear();
+        self.running.clear();
+        if let Some(path) = self.pid_file.take() {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
-impl Drop for Nodes {
+impl Drop for Processes {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
+}
+
+/// The name of the Prometheus process in [`Processes`] and the PID file.
+const PROMETHEUS: &str = "prometheus";
+
+/// Where the process `name` of [`Processes`] writes its log.
+fn log_of(data_dir: &Path, name: &str) -> PathBuf {
+    if name == PROMETHEUS {
+        data_dir.join("prometheus").join("prometheus.log")
+    } else {
+        data_dir.join(format!("{name}.log"))
+    }
+}
+
+/// `count` consecutive loopback addresses from port `base` (set by `flag`).
+fn loopback_addrs(flag: &str, base: u16, count: u64) -> anyhow::Result<Vec<String>> {
+    if base == 0 || base as u64 + count - 1 > u16::MAX as u64 {
+        bail!("{flag} {base}: the ports {base}..{base}+{count} must be between 1 and 65535");
+    }
+    Ok((0..count)
+        .map(|i| format!("127.0.0.1:{}", base as u64 + i))
+        .collect())
 }
 
 fn default_node_bin() -> anyhow::Result<PathBuf> {
@@ -126,6 +216,7 @@ fn spawn(
     bin: &Path,
     id: u64,
     addr: &str,
+    metrics_addr: &str,
     peers: &str,
     dir: &Path,
     security: &Security,
@@ -144,6 +235,8 @@ fn spawn(
         .arg(id.to_string())
         .arg("--grpc-addr")
         .arg(addr)
+        .arg("--metrics-addr")
+        .arg(metrics_addr)
         .arg("--data-dir")
         .arg(&node_dir)
         .arg("--peers")
@@ -220,8 +313,9 @@ fn dev_certs(dir: &Path, nodes: u64) -> anyhow::Result<DevCerts> {
     })
 }
 
+/// Runs a `kauri dev` command.
 pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
-    let (data_dir, count, base_port, node_bin, certs_dir, insecure) = match cmd {
+    match cmd {
         DevCmd::Certs {
             out,
             cluster,
@@ -258,25 +352,27 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
                 "use them with: kauri --identity {} cluster status",
                 certs.staff.cert.with_extension("").display()
             );
-            return Ok(());
+            Ok(())
         }
-        DevCmd::Up {
-            data_dir,
-            nodes,
-            base_port,
-            node_bin,
-            certs,
-            tls: _,
-            insecure_plaintext,
-        } => (
-            data_dir,
-            nodes,
-            base_port,
-            node_bin,
-            certs,
-            insecure_plaintext,
-        ),
-    };
+        DevCmd::Up(args) => up(args).await,
+    }
+}
+
+/// `kauri dev up`: starts everything, prints where it is, waits for Ctrl-C
+/// or SIGTERM and stops it all.
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let UpArgs {
+        data_dir,
+        nodes: count,
+        base_port,
+        metrics_base_port,
+        monitor,
+        prometheus_addr,
+        node_bin,
+        certs: certs_dir,
+        tls: _,
+        insecure_plaintext: insecure,
+    } = args;
     if !(1..=9).contains(&count) {
         bail!("--nodes must be between 1 and 9");
     }
@@ -290,9 +386,14 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
             bin.display()
         );
     }
-    let addrs: Vec<String> = (0..count)
-        .map(|i| format!("127.0.0.1:{}", base_port as u64 + i))
-        .collect();
+    let addrs = loopback_addrs("--base-port", base_port, count)?;
+    let metrics_addrs = loopback_addrs("--metrics-base-port", metrics_base_port, count)?;
+    // Fail before starting anything when --monitor cannot work.
+    let prometheus_bin = if monitor {
+        Some(monitor::find_prometheus()?)
+    } else {
+        None
+    };
     let peers = addrs
         .iter()
         .enumerate()
@@ -307,12 +408,11 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
         let dir = certs_dir.unwrap_or_else(|| data_dir.join("certs"));
         Security::Tls(Box::new(dev_certs(&dir, count)?))
     };
-    let mut nodes = Nodes(Vec::new());
-    for (i, addr) in addrs.iter().enumerate() {
+    let mut procs = Processes::new(data_dir.join(PID_FILE));
+    for (i, (addr, metrics_addr)) in addrs.iter().zip(&metrics_addrs).enumerate() {
         let id = i as u64 + 1;
-        nodes
-            .0
-            .push((id, spawn(&bin, id, addr, &peers, &data_dir, &security)?));
+        let child = spawn(&bin, id, addr, metrics_addr, &peers, &data_dir, &security)?;
+        procs.add(format!("node{id}"), child)?;
     }
     let (mode, tls) = match &security {
         Security::Plaintext => ("INSECURE plain text, no authentication", None),
@@ -322,6 +422,15 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
         "started {count} kauri-node processes ({mode}); logs in {}/nodeN.log",
         data_dir.display()
     );
+    // Prometheus starts while the nodes elect a leader.
+    let prometheus_dir = data_dir.join("prometheus");
+    if let Some(prometheus_bin) = &prometheus_bin {
+        std::fs::create_dir_all(&prometheus_dir)
+            .with_context(|| format!("creating {}", prometheus_dir.display()))?;
+        let config = monitor::write_config(&prometheus_dir, &metrics_addrs)?;
+        let child = monitor::spawn(prometheus_bin, &prometheus_dir, &config, &prometheus_addr)?;
+        procs.add(PROMETHEUS.to_string(), child)?;
+    }
 
     let client = KauriClient::new(
         &addrs,
@@ -332,11 +441,11 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
     )?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let leader = loop {
-        for (id, child) in &mut nodes.0 {
+        for (name, child) in &mut procs.running {
             if let Ok(Some(status)) = child.try_wait() {
                 bail!(
-                    "node {id} exited during start-up ({status}); see {}/node{id}.log",
-                    data_dir.display()
+                    "{name} exited during start-up ({status}); see {}",
+                    log_of(&data_dir, name).display()
                 );
             }
         }
@@ -353,12 +462,32 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    if let Some(prometheus) = procs.get(PROMETHEUS) {
+        let log = log_of(&data_dir, PROMETHEUS);
+        monitor::wait_ready(prometheus, &prometheus_addr, &log).await?;
+    }
     let endpoints = addrs.join(",");
     println!(
         "Kauri dev cluster is up: {count} nodes, leader is node {} at {}",
         leader.leader_id, leader.leader_addr
     );
     println!("endpoints: {endpoints}");
+    let metrics_urls: Vec<String> = metrics_addrs
+        .iter()
+        .map(|a| format!("http://{a}/metrics"))
+        .collect();
+    println!(
+        "metrics:   {}  (and /healthz, /readyz)",
+        metrics_urls.join(" ")
+    );
+    if monitor {
+        println!(
+            "Prometheus: http://{prometheus_addr}  (alerts: http://{prometheus_addr}/alerts, \
+             targets: http://{prometheus_addr}/targets; shipped config and rules in {})",
+            prometheus_dir.display()
+        );
+    }
+    println!("PIDs in {}", data_dir.join(PID_FILE).display());
     println!();
     println!("Try, in another terminal (the default endpoints are these):");
     let (staff, registrar, r) = match &security {
@@ -401,26 +530,34 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "Ctrl-C stops all nodes; data stays in {} for the next start.",
+        "Ctrl-C stops all nodes{}; data stays in {} for the next start.",
+        if monitor { " and Prometheus" } else { "" },
         data_dir.display()
     );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut watch = tokio::time::interval(Duration::from_millis(500));
+    // Each unexpected exit is reported once.
+    let mut exited = std::collections::BTreeSet::new();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
             _ = watch.tick() => {
-                for (id, child) in &mut nodes.0 {
+                for (name, child) in &mut procs.running {
                     if let Ok(Some(status)) = child.try_wait() {
-                        eprintln!("warning: node {id} exited ({status}); see {}/node{id}.log", data_dir.display());
+                        if exited.insert(name.clone()) {
+                            eprintln!(
+                                "warning: {name} exited ({status}); see {}",
+                                log_of(&data_dir, name).display()
+                            );
+                        }
                     }
                 }
             }
         }
     }
     eprintln!("stopping...");
-    nodes.stop(Duration::from_secs(10));
+    procs.stop(Duration::from_secs(10));
     Ok(())
 }
