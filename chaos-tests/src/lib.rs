@@ -18,6 +18,7 @@
 
 pub mod checkers;
 pub mod faults;
+pub mod fixtures;
 pub mod history;
 pub mod scenario;
 pub mod workload;

@@ -504,24 +504,10 @@ impl Workload {
             let create_contact = CreateContactRequest {
                 meta: request_meta(&id, &format!("{id}-contact")),
                 id: contact.clone(),
-                fields: Some(ContactFields {
-                    postal_info: vec![PostalInfo {
-                        r#type: "int".into(),
-                        name: format!("Holder {i}"),
-                        org: String::new(),
-                        address: Some(PostalAddress {
-                            street: vec!["1 Queen St".into()],
-                            city: "Auckland".into(),
-                            state_province: String::new(),
-                            postal_code: "1010".into(),
-                            country_code: "NZ".into(),
-                        }),
-                    }],
-                    voice: "+64.93001234".into(),
-                    fax: String::new(),
-                    email: format!("holder{i}@example.nz"),
-                    disclose_nothing: false,
-                }),
+                fields: Some(crate::fixtures::contact_fields(
+                    &format!("Holder {i}"),
+                    &format!("holder{i}@example.nz"),
+                )),
                 auth_info: String::new(),
             };
             setup_call("create contact", || {

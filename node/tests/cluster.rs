@@ -35,17 +35,7 @@ async fn registry_fixture(actors: &Actors) {
         .create_tld(CreateTldRequest {
             meta: Some(meta(DEV_STAFF)),
             name: "test".into(),
-            policy: Some(TldPolicy {
-                min_period_years: 1,
-                max_period_years: 10,
-                create_price_minor_units: PRICE,
-                renew_price_minor_units: PRICE,
-                currency: "USD".into(),
-                min_label_length: 1,
-                max_label_length: 63,
-                allow_idn: true,
-                idn: None,
-            }),
+            policy: Some(kauri_chaos_tests::fixtures::tld_policy("USD", PRICE)),
         })
         .await
         .expect("create tld");
@@ -73,24 +63,10 @@ async fn registry_fixture(actors: &Actors) {
         .create_contact(CreateContactRequest {
             meta: Some(meta("reg1")),
             id: "owner".into(),
-            fields: Some(ContactFields {
-                postal_info: vec![PostalInfo {
-                    r#type: "int".into(),
-                    name: "Owner Person".into(),
-                    org: String::new(),
-                    address: Some(PostalAddress {
-                        street: vec!["1 Queen St".into()],
-                        city: "Auckland".into(),
-                        state_province: String::new(),
-                        postal_code: "1010".into(),
-                        country_code: "NZ".into(),
-                    }),
-                }],
-                voice: "+64.93001234".into(),
-                fax: String::new(),
-                email: "owner@example.nz".into(),
-                disclose_nothing: false,
-            }),
+            fields: Some(kauri_chaos_tests::fixtures::contact_fields(
+                "Owner Person",
+                "owner@example.nz",
+            )),
             auth_info: String::new(),
         })
         .await

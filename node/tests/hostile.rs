@@ -86,24 +86,10 @@ async fn fixture(staff: &KauriClient, reg1: &KauriClient) {
     reg1.create_contact(CreateContactRequest {
         meta: Some(meta("reg1")),
         id: "owner".into(),
-        fields: Some(ContactFields {
-            postal_info: vec![PostalInfo {
-                r#type: "int".into(),
-                name: "Owner Person".into(),
-                org: String::new(),
-                address: Some(PostalAddress {
-                    street: vec!["1 Queen St".into()],
-                    city: "Auckland".into(),
-                    state_province: String::new(),
-                    postal_code: "1010".into(),
-                    country_code: "NZ".into(),
-                }),
-            }],
-            voice: "+64.93001234".into(),
-            fax: String::new(),
-            email: "owner@example.nz".into(),
-            disclose_nothing: false,
-        }),
+        fields: Some(kauri_chaos_tests::fixtures::contact_fields(
+            "Owner Person",
+            "owner@example.nz",
+        )),
         auth_info: String::new(),
     })
     .await

@@ -233,24 +233,10 @@ async fn registry_statistics_are_the_same_on_every_node(cluster: &TestCluster) {
         .create_contact(CreateContactRequest {
             meta: Some(meta("rar-0")),
             id: "watcher".into(),
-            fields: Some(ContactFields {
-                postal_info: vec![PostalInfo {
-                    r#type: "int".into(),
-                    name: "Watch Person".into(),
-                    org: String::new(),
-                    address: Some(PostalAddress {
-                        street: vec!["1 Queen St".into()],
-                        city: "Auckland".into(),
-                        state_province: String::new(),
-                        postal_code: "1010".into(),
-                        country_code: "NZ".into(),
-                    }),
-                }],
-                voice: "+64.93001234".into(),
-                fax: String::new(),
-                email: "watch@example.nz".into(),
-                disclose_nothing: false,
-            }),
+            fields: Some(kauri_chaos_tests::fixtures::contact_fields(
+                "Watch Person",
+                "watch@example.nz",
+            )),
             auth_info: String::new(),
         })
         .await
