@@ -30,6 +30,7 @@ use super::*;
 const T0: i64 = 1_735_689_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+mod golden;
 mod idn_scripts;
 mod lifecycle;
 mod period_prices;
