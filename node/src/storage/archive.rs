@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-use super::snapshot::SnapshotError;
+use super::legacy_stream::SnapshotError;
 
 /// First bytes of a format-3 snapshot.
 pub const MAGIC: &[u8] = b"KAURISNAP3\n";

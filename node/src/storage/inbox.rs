@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive::{self, SnapshotData};
-use super::snapshot::{self, SnapshotError};
+use super::legacy_stream::{self, SnapshotError};
 use super::state_machine::verify_checkpoint;
 use super::Store;
 use crate::raft::typ;
@@ -247,7 +247,7 @@ fn take_chunk(
 
 /// Tells the format from the first bytes.
 fn sniff(prefix: &[u8]) -> Result<Format, SnapshotError> {
-    if prefix.len() < snapshot::MAGIC_BYTES {
+    if prefix.len() < legacy_stream::MAGIC_BYTES {
         // Too short to tell; but refuse early what cannot become a magic.
         let archive = archive::MAGIC.starts_with(prefix);
         let stream = b"KAURISNAP".starts_with(&prefix[..prefix.len().min(9)]);
@@ -258,7 +258,7 @@ fn sniff(prefix: &[u8]) -> Result<Format, SnapshotError> {
         }
         return Ok(Format::Unknown);
     }
-    if snapshot::is_stream_magic(&prefix[..snapshot::MAGIC_BYTES]) {
+    if legacy_stream::is_stream_magic(&prefix[..legacy_stream::MAGIC_BYTES]) {
         return Ok(Format::Stream);
     }
     Ok(match archive::declared_len(prefix)? {
@@ -324,7 +324,7 @@ pub(super) fn verify_file(
     use std::io::Seek;
     file.sync_all()
         .map_err(|e| format!("cannot sync the received snapshot: {e}"))?;
-    let mut magic = [0u8; snapshot::MAGIC_BYTES];
+    let mut magic = [0u8; legacy_stream::MAGIC_BYTES];
     file.read_exact_at(&mut magic, 0)
         .map_err(|_| "the snapshot ended before its header did".to_string())?;
     let mut from_start = file;
@@ -341,8 +341,8 @@ pub(super) fn verify_file(
         let _ = std::fs::remove_file(path);
         return Ok(unpack_to.to_path_buf());
     }
-    if snapshot::is_stream_magic(&magic) {
-        snapshot::read_snapshot(from_start, |_, _, _| {}).map_err(|e| e.to_string())?;
+    if legacy_stream::is_stream_magic(&magic) {
+        legacy_stream::read_snapshot(from_start, |_, _, _| {}).map_err(|e| e.to_string())?;
         let verified = path.with_extension("verified");
         std::fs::rename(path, &verified).map_err(|e| e.to_string())?;
         return Ok(verified);

@@ -7,9 +7,9 @@
 //! - [`StateMachineStore`] applies committed entries to the registry; one
 //!   applied batch is one `WriteBatch` that also records the last applied log
 //!   id, so a crash at any point leaves a consistent applied index.
-//! - Snapshots are RocksDB checkpoints, shipped in the format of
-//!   [`archive`]; [`snapshot`] is the older stream-of-records format, still
-//!   installed when a peer sends it. [`inbox`] receives them from the
+//! - Snapshots are RocksDB checkpoints, shipped in the current format of
+//!   [`archive`]; [`legacy_stream`] is the older stream-of-records format
+//!   (1 and 2), still installed when a peer sends it. [`inbox`] receives them from the
 //!   leader within bounds and verifies them before they are installed.
 
 // openraft's StorageError is large, and its traits require returning it.
@@ -18,8 +18,8 @@
 pub mod archive;
 pub mod chain;
 pub mod inbox;
+pub mod legacy_stream;
 mod log_store;
-pub mod snapshot;
 mod state_machine;
 
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions};
 
 use super::archive::{ArchiveReader, SnapshotData};
-use super::snapshot::read_snapshot;
+use super::legacy_stream::read_snapshot;
 use super::{read_json, sto_err, Store, CF_SM_META};
 use crate::raft::{typ, ApplyResponse, TypeConfig};
 use crate::registry::{self, Cf, Txn};
@@ -1152,7 +1152,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stream_format_snapshot_from_an_older_peer_still_installs() {
-        use crate::storage::snapshot::SnapshotWriter;
+        use crate::storage::legacy_stream::SnapshotWriter;
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let origin = source(a.path(), 300);
         let expected = origin.state_digest().expect("digest");

@@ -1,5 +1,7 @@
-//! The snapshot file format: every registry column family, in order, with a
-//! checksum, compressed.
+//! The legacy snapshot format (formats 1 and 2; the current one is
+//! [`super::archive`]): every registry column family, in order, with a
+//! checksum, compressed. Nodes no longer send it; they still install it
+//! from a peer that does, so a cluster can be upgraded node by node.
 //!
 //! ```text
 //! "KAURISNAP2\n"
