@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::archive::{self, SnapshotData};
+use super::checkpoint;
 use super::legacy_stream::{self, SnapshotError};
-use super::state_machine::verify_checkpoint;
 use super::Store;
 use crate::raft::typ;
 
@@ -334,7 +334,7 @@ pub(super) fn verify_file(
             std::fs::remove_dir_all(unpack_to).map_err(|e| e.to_string())?;
         }
         archive::extract_archive(from_start, unpack_to).map_err(|e| e.to_string())?;
-        if let Err(e) = verify_checkpoint(unpack_to, meta) {
+        if let Err(e) = checkpoint::verify(unpack_to, meta) {
             let _ = std::fs::remove_dir_all(unpack_to);
             return Err(e);
         }

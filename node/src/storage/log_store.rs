@@ -403,7 +403,7 @@ mod tests {
                 .db()
                 .put_cf(
                     store.cf(super::super::CF_SM_META),
-                    super::super::state_machine::KEY_SNAPSHOT_META,
+                    super::super::checkpoint::KEY_SNAPSHOT_META,
                     serde_json::to_vec(&meta).expect("meta encodes"),
                 )
                 .expect("meta written");

@@ -17,6 +17,7 @@
 
 pub mod archive;
 pub mod chain;
+mod checkpoint;
 pub mod inbox;
 pub mod legacy_stream;
 mod log_store;
@@ -125,7 +126,7 @@ impl Store {
             committed: Arc::default(),
         };
         let meta: Option<typ::SnapshotMeta> =
-            read_json(&store, CF_SM_META, state_machine::KEY_SNAPSHOT_META)?;
+            read_json(&store, CF_SM_META, checkpoint::KEY_SNAPSHOT_META)?;
         store.snapshot_durable(meta.and_then(|m| m.last_log_id).map_or(0, |l| l.index));
         Ok(store)
     }
@@ -247,7 +248,7 @@ impl Store {
     /// The last applied log id recorded with the state.
     pub fn applied(&self) -> Result<Option<typ::LogId>, StorageError> {
         Ok(
-            read_json::<Option<typ::LogId>>(self, CF_SM_META, state_machine::KEY_LAST_APPLIED)?
+            read_json::<Option<typ::LogId>>(self, CF_SM_META, checkpoint::KEY_LAST_APPLIED)?
                 .flatten(),
         )
     }
@@ -275,7 +276,7 @@ impl Store {
         }
         let view = self.db.snapshot();
         let applied: Option<Option<typ::LogId>> = match view
-            .get_cf(self.cf(CF_SM_META), state_machine::KEY_LAST_APPLIED)?
+            .get_cf(self.cf(CF_SM_META), checkpoint::KEY_LAST_APPLIED)?
         {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError::Corrupt {
                 what: "last applied log id",

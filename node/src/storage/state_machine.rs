@@ -19,13 +19,10 @@ use crate::raft::{typ, ApplyResponse, TypeConfig};
 use crate::registry::{self, Cf, Txn};
 use kauri_proto::v1;
 
-pub(crate) const KEY_LAST_APPLIED: &[u8] = b"last_applied";
-const KEY_MEMBERSHIP: &[u8] = b"membership";
-pub(crate) const KEY_SNAPSHOT_META: &[u8] = b"snapshot_meta";
-/// The state chain at the last applied index ([`super::chain`]).
-const KEY_STATE_CHAIN: &[u8] = b"state_chain";
-/// Present while a snapshot install is under way (see `install`).
-const KEY_INSTALLING: &[u8] = b"installing";
+use super::checkpoint::{
+    self, KEY_INSTALLING, KEY_LAST_APPLIED, KEY_MEMBERSHIP, KEY_SNAPSHOT_META, KEY_STATE_CHAIN,
+};
+
 /// Bytes of records written per batch while installing a snapshot (small
 /// in unit tests, so they cover several batches quickly).
 const INSTALL_CHUNK_BYTES: usize = if cfg!(test) { 64 << 10 } else { 32 << 20 };
@@ -145,7 +142,8 @@ impl StateMachineStore {
         rocksdb::checkpoint::Checkpoint::new(self.store.db())
             .and_then(|c| c.create_checkpoint(&building))
             .map_err(|e| err(&e))?;
-        let (last_applied, membership) = checkpoint_meta(&building).map_err(|e| err(&e))?;
+        let (last_applied, membership) =
+            checkpoint::applied_state(&building).map_err(|e| err(&e))?;
         let snapshot_id = match last_applied {
             Some(id) => format!(
                 "{}-{}-{}-{seq}",
@@ -335,7 +333,7 @@ impl StateMachineStore {
                 Records::Stream(file)
             }
             Source::Checkpoint(dir) => {
-                Records::Checkpoint(open_checkpoint(dir).map_err(|e| err(&e))?)
+                Records::Checkpoint(checkpoint::open(dir).map_err(|e| err(&e))?)
             }
         };
 
@@ -577,65 +575,6 @@ enum Records<'a> {
 }
 
 /// Opens a checkpoint directory read-only with all its column families.
-fn open_checkpoint(dir: &Path) -> Result<rocksdb::DB, rocksdb::Error> {
-    let opts = rocksdb::Options::default();
-    let names = rocksdb::DB::list_cf(&opts, dir)?;
-    rocksdb::DB::open_cf_for_read_only(&opts, dir, names, false)
-}
-
-/// The last applied log id and membership a checkpoint holds.
-fn checkpoint_meta(
-    dir: &Path,
-) -> Result<(Option<typ::LogId>, typ::StoredMembership), super::StorageError> {
-    let db = open_checkpoint(dir)?;
-    let meta = db
-        .cf_handle(CF_SM_META)
-        .ok_or_else(|| super::StorageError::Corrupt {
-            what: "checkpoint",
-            detail: format!("no {CF_SM_META} column family"),
-        })?;
-    let json =
-        |key: &[u8]| -> Result<Option<Vec<u8>>, super::StorageError> { Ok(db.get_cf(meta, key)?) };
-    let corrupt = |e: serde_json::Error| super::StorageError::Corrupt {
-        what: "checkpoint metadata",
-        detail: e.to_string(),
-    };
-    if json(KEY_INSTALLING)?.is_some() {
-        return Err(super::StorageError::Busy(
-            "the checkpoint caught a snapshot install half way".into(),
-        ));
-    }
-    let last_applied: Option<typ::LogId> = match json(KEY_LAST_APPLIED)? {
-        Some(b) => serde_json::from_slice(&b).map_err(corrupt)?,
-        None => None,
-    };
-    let membership = match json(KEY_MEMBERSHIP)? {
-        Some(b) => serde_json::from_slice(&b).map_err(corrupt)?,
-        None => Default::default(),
-    };
-    Ok((last_applied, membership))
-}
-
-/// Checks that checkpoint `dir` opens as a database and holds the applied
-/// log id and membership `meta` declares.
-pub(super) fn verify_checkpoint(dir: &Path, meta: &typ::SnapshotMeta) -> Result<(), String> {
-    let (last_applied, membership) =
-        checkpoint_meta(dir).map_err(|e| format!("the checkpoint does not open: {e}"))?;
-    if last_applied != meta.last_log_id {
-        return Err(format!(
-            "the checkpoint holds the state at {last_applied:?}, but the snapshot declares {:?}",
-            meta.last_log_id
-        ));
-    }
-    if membership != meta.last_membership {
-        return Err(format!(
-            "the checkpoint holds membership {membership:?}, but the snapshot declares {:?}",
-            meta.last_membership
-        ));
-    }
-    Ok(())
-}
-
 /// Makes renames in `dir` durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -978,7 +917,7 @@ mod tests {
         for bytes in [&bytes, &bytes_on] {
             let dir = tempfile::tempdir().unwrap();
             archive::extract_archive(&bytes[..], &dir.path().join("c")).unwrap();
-            let db = open_checkpoint(&dir.path().join("c")).unwrap();
+            let db = checkpoint::open(&dir.path().join("c")).unwrap();
             let handle = db.cf_handle(Cf::Domains.name()).unwrap();
             unpacked.push(db.iterator_cf(handle, rocksdb::IteratorMode::Start).count());
         }
