@@ -9,6 +9,7 @@
 use kauri_proto::v1;
 
 use super::apply::Exec;
+use super::calendar::date;
 use super::engine::{Cf, StateRead, StorageFault};
 use super::error::RegistryError;
 use super::model::{
@@ -211,10 +212,6 @@ pub(crate) fn domain_changes(before: &DomainRecord, after: &DomainRecord) -> Vec
         ));
     }
     out
-}
-
-fn date(ms: i64) -> String {
-    super::domain::utc_date(ms).map_or_else(|| ms.to_string(), |d| d.to_string())
 }
 
 /// The number of audit records, for tests and metrics.

@@ -21,7 +21,8 @@
 use kauri_proto::v1::{self, command_result::Outcome};
 
 use super::apply::Exec;
-use super::domain::{self, add_years};
+use super::calendar::{add_years, date};
+use super::domain;
 use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::fields::{self, MAX_TEXT_CHARS};
@@ -526,8 +527,4 @@ pub(crate) fn tld_of(
     d: &DomainRecord,
 ) -> Result<super::model::TldRecord, RegistryError> {
     domain::tld_of(r, d)
-}
-
-fn date(ms: i64) -> String {
-    domain::utc_date(ms).map_or_else(|| ms.to_string(), |d| d.to_string())
 }

@@ -52,6 +52,7 @@
 
 pub mod apply;
 pub mod audit;
+pub mod calendar;
 pub mod case;
 mod contact;
 mod domain;

@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use super::domain::utc_date;
+use super::calendar::utc_date;
 use super::model::{
     decode, ContactRecord, DomainRecord, HostRecord, LedgerKind, LedgerRecord, RegistrarRecord,
 };

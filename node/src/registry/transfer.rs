@@ -15,7 +15,7 @@
 use kauri_proto::v1::{self, command_result::Outcome};
 
 use super::apply::Exec;
-use super::domain::{self, add_years, sub_years};
+use super::calendar::{self, add_years, sub_years};
 use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::lifecycle::{schedule, tld_of, unschedule};
@@ -129,7 +129,7 @@ fn request<S: StateRead + ?Sized>(
             d,
             &format!(
                 "transfers are locked until {} after its last create or transfer",
-                domain::utc_date(d.transfer_lock_until_ms)
+                calendar::utc_date(d.transfer_lock_until_ms)
                     .map_or_else(String::new, |x| x.to_string())
             ),
         ));
@@ -174,7 +174,7 @@ fn request<S: StateRead + ?Sized>(
              reject it",
             caller.id,
             d.name,
-            domain::utc_date(due).map_or_else(String::new, |x| x.to_string())
+            calendar::utc_date(due).map_or_else(String::new, |x| x.to_string())
         ),
     )?;
     Ok(price)

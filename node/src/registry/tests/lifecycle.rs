@@ -344,7 +344,7 @@ fn restore_inside_redemption_charges_the_fee_plus_a_renewal_and_the_report_resto
 }
 
 fn add_years(ms: i64, years: u32) -> i64 {
-    super::super::domain::add_years(ms, years).expect("in range")
+    super::super::calendar::add_years(ms, years).expect("in range")
 }
 
 #[test]
