@@ -43,6 +43,11 @@ pub const MAX_EVENTS_PER_TICK: usize = 256;
 pub const IDEMPOTENCY_RETENTION_MS: i64 = 7 * 86_400_000;
 /// Most expired idempotency records one tick drops (the rest next tick).
 pub const MAX_PRUNED_PER_TICK: usize = 1024;
+const _: () = assert!(MIN_CL_TRID_CHARS >= 1 && MIN_CL_TRID_CHARS <= MAX_CL_TRID_CHARS);
+const _: () = assert!(MAX_EVENTS_PER_TICK > 0 && MAX_PRUNED_PER_TICK > 0);
+// A retried request must still find its record when a session that was
+// open for it expired: records outlive the longest session.
+const _: () = assert!(IDEMPOTENCY_RETENTION_MS >= super::session::MAX_SESSION_LIFETIME_MS);
 /// The actor lifecycle events are recorded under.
 pub const SYSTEM_ACTOR: &str = "registry";
 
@@ -111,6 +116,7 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
         return Ok(error_result(&conflict, tx));
     }
 
+    let writes_before = txn.pending_writes();
     let mut cx = Exec {
         txn: &mut *txn,
         now_ms,
@@ -135,6 +141,14 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
         }
         Err(rejection) => {
             txn.rollback_command();
+            // A rejected command changes nothing: none of its writes stay.
+            assert_eq!(txn.command_writes(), 0, "writes left after a rollback");
+            assert_eq!(
+                txn.pending_writes(),
+                writes_before,
+                "a rejected {} left writes in the batch",
+                command_name(kind)
+            );
             Outcome::Error(command_error(&rejection, tx))
         }
     };

@@ -323,6 +323,17 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
         self.written.finalize_reset().into()
     }
 
+    /// Entries the batch holds (committed commands' writes and the current
+    /// command's), for checks that a rollback left nothing behind.
+    pub fn pending_writes(&self) -> usize {
+        self.batch.cfs.iter().map(|m| m.len()).sum()
+    }
+
+    /// Writes of the current command not yet committed or rolled back.
+    pub fn command_writes(&self) -> usize {
+        self.undo.len()
+    }
+
     /// Drops the current command's writes (the command was rejected):
     /// restores, newest first, what each replaced.
     pub fn rollback_command(&mut self) {

@@ -23,6 +23,9 @@ pub const MAX_AUTH_INFO_CHARS: usize = 64;
 pub const MAX_TEXT_CHARS: usize = 255;
 /// Longest e-mail address (RFC 5321 path limit less the angle brackets).
 pub const MAX_EMAIL_OCTETS: usize = 254;
+const _: () = assert!(MIN_REGISTRAR_ID_CHARS <= MAX_REGISTRAR_ID_CHARS);
+const _: () = assert!(MIN_CONTACT_ID_CHARS <= MAX_CONTACT_ID_CHARS);
+const _: () = assert!(MIN_AUTH_INFO_CHARS <= MAX_AUTH_INFO_CHARS);
 
 /// A registrar id: 3 to 16 characters of `[A-Za-z0-9_-]`.
 pub fn registrar_id(field: &str, id: &str) -> Result<(), RegistryError> {

@@ -365,7 +365,21 @@ fn append_ledger<S: StateRead + ?Sized>(
     reference: &str,
     linked_sv_trid: &str,
 ) -> Result<LedgerRecord, RegistryError> {
-    debug_assert!(
+    // Money moved equals the ledger entry written: the account as this
+    // command found it, plus the entry's amount, is the account saved.
+    let before = load(&*cx, &account.id)?;
+    assert_eq!(
+        before.balance_minor_units.checked_add(amount),
+        Some(account.balance_minor_units),
+        "the balance of {:?} moved by other than the ledger entry's {amount}",
+        account.id
+    );
+    assert_eq!(
+        before.ledger_len, account.ledger_len,
+        "ledger of {:?} extended outside append_ledger",
+        account.id
+    );
+    assert!(
         account.is_balanced(),
         "deposits == balance + charges - refunds for {:?}: {account:?}",
         account.id
