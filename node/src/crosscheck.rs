@@ -11,7 +11,7 @@ use std::time::Duration;
 use kauri_client::tls::ClientTls;
 
 use crate::api::Node;
-use crate::raft::network::peer_status;
+use crate::peer::network::peer_status;
 use crate::storage::chain::hex;
 
 /// How often a node compares its points with its peers'.

@@ -19,8 +19,8 @@ use tokio::sync::watch;
 use kauri_client::tls::{ClientTls, TlsFiles};
 
 use crate::api::{self, AdminService, ClusterService, Node, RegistryService};
-use crate::raft::network::Network;
-use crate::raft::service::{RaftService, VoteFence};
+use crate::peer::network::Network;
+use crate::peer::service::{RaftService, VoteFence};
 use crate::raft::{typ, NodeId, NodeInfo};
 use crate::security::listener::{self, NodeTls};
 use crate::security::policy::AuthLayer;
@@ -226,7 +226,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
     };
     let peer_tls = tls.as_ref().map(|t| t.client().clone());
     let fence = lost_storage_check(&store, &config, peer_tls.as_ref()).await?;
-    let contacts = crate::raft::network::Contacts::default();
+    let contacts = crate::peer::network::Contacts::default();
     let raft = typ::Raft::new(
         config.id,
         Arc::new(config.raft_config()?),
@@ -444,7 +444,7 @@ async fn lost_storage_check(
     }
     let mut highest_applied = None;
     for (&id, addr) in config.peers.iter().filter(|(&id, _)| id != config.id) {
-        match crate::raft::network::peer_status(addr, tls).await {
+        match crate::peer::network::peer_status(addr, tls).await {
             Ok(s) if holds_state(&s) => {
                 highest_applied = Some(highest_applied.unwrap_or(0).max(s.applied_index));
             }
@@ -572,7 +572,7 @@ async fn probe_peers(
             );
             continue;
         }
-        let status = crate::raft::network::peer_status(addr, tls)
+        let status = crate::peer::network::peer_status(addr, tls)
             .await
             .map_err(|e| format!("node {id} at {addr}: {e}"))?;
         if holds_state(&status) {

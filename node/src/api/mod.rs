@@ -97,7 +97,7 @@ pub struct Node {
     /// Failed password checks on this node, per registrar and per source.
     pub throttle: std::sync::Arc<PasswordThrottle>,
     /// When each peer last answered this node's Raft messages.
-    pub contacts: crate::raft::network::Contacts,
+    pub contacts: crate::peer::network::Contacts,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;

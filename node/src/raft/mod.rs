@@ -1,9 +1,10 @@
-//! Raft wiring: type declarations, the tonic transport between nodes, and
-//! the gRPC service that receives Raft RPCs.
+//! Raft's vocabulary: the type declarations openraft is instantiated with,
+//! the bounds every value from a peer is checked against, and the wire
+//! encoding of its messages. Below storage (which implements openraft's
+//! storage for these types); the transport between nodes is
+//! [`crate::peer`].
 
 pub mod bounds;
-pub mod network;
-pub mod service;
 mod types;
 
 pub use types::{typ, ApplyResponse, LogPayload, NodeId, NodeInfo, TypeConfig};

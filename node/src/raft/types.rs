@@ -86,7 +86,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = crate::storage::SnapshotData,
+        SnapshotData = crate::archive::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
 );

@@ -27,10 +27,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::archive::{self, SnapshotData};
 use super::checkpoint;
 use super::legacy_stream::{self, SnapshotError};
 use super::Store;
+use crate::archive::{self, SnapshotData};
 use crate::raft::typ;
 
 /// Free space a snapshot must leave on the data directory's file system.

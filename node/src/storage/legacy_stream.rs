@@ -24,6 +24,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use lz4_flex::frame::{FrameDecoder, FrameEncoder};
 use sha2::{Digest, Sha256};
 
+pub use crate::archive::SnapshotError;
 use crate::registry::Cf;
 
 const MAGIC_V1: &[u8] = b"KAURISNAP1\n";
@@ -33,29 +34,16 @@ const END: u8 = 0xFF;
 /// corrupt input).
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
-/// Errors reading a snapshot file.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    /// The file could not be read or written.
-    #[error("snapshot io: {0}")]
-    Io(#[from] std::io::Error),
-    /// The file is not a Kauri snapshot or is damaged.
-    #[error("corrupt snapshot: {0}")]
-    Corrupt(String),
-}
-
-impl SnapshotError {
-    /// Damaged input (short, or not decompressible) is corruption; anything
-    /// else is the file system's doing.
-    fn reading(e: std::io::Error) -> Self {
-        let lz4 = e
-            .get_ref()
-            .is_some_and(|inner| inner.is::<lz4_flex::frame::Error>());
-        if lz4 || e.kind() == std::io::ErrorKind::UnexpectedEof {
-            SnapshotError::Corrupt(format!("damaged snapshot: {e}"))
-        } else {
-            SnapshotError::Io(e)
-        }
+/// Damaged input (short, or not decompressible) is corruption; anything
+/// else is the file system's doing.
+fn reading(e: std::io::Error) -> SnapshotError {
+    let lz4 = e
+        .get_ref()
+        .is_some_and(|inner| inner.is::<lz4_flex::frame::Error>());
+    if lz4 || e.kind() == std::io::ErrorKind::UnexpectedEof {
+        SnapshotError::Corrupt(format!("damaged snapshot: {e}"))
+    } else {
+        SnapshotError::Io(e)
     }
 }
 
@@ -135,9 +123,7 @@ pub fn read_snapshot<R: Read>(
 ) -> Result<u64, SnapshotError> {
     let mut input = BufReader::with_capacity(1 << 20, input);
     let mut magic = vec![0u8; MAGIC.len()];
-    input
-        .read_exact(&mut magic)
-        .map_err(SnapshotError::reading)?;
+    input.read_exact(&mut magic).map_err(reading)?;
     let mut hash = Sha256::new();
     hash.update(&magic);
     if magic == MAGIC {
@@ -180,7 +166,7 @@ fn read_records<R: Read>(
     let mut actual = [0u8; 32];
     r.inner
         .read_exact(&mut actual)
-        .map_err(|e| match SnapshotError::reading(e) {
+        .map_err(|e| match reading(e) {
             SnapshotError::Corrupt(_) => SnapshotError::Corrupt("truncated checksum".into()),
             other => other,
         })?;
@@ -188,7 +174,7 @@ fn read_records<R: Read>(
         return Err(SnapshotError::Corrupt("checksum mismatch".into()));
     }
     let mut rest = [0u8; 1];
-    if r.inner.read(&mut rest).map_err(SnapshotError::reading)? != 0 {
+    if r.inner.read(&mut rest).map_err(reading)? != 0 {
         return Err(SnapshotError::Corrupt(
             "trailing bytes after checksum".into(),
         ));
@@ -203,7 +189,7 @@ struct HashingReader<R: Read> {
 
 impl<R: Read> HashingReader<R> {
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), SnapshotError> {
-        self.inner.read_exact(buf).map_err(SnapshotError::reading)?;
+        self.inner.read_exact(buf).map_err(reading)?;
         self.hash.update(&*buf);
         Ok(())
     }

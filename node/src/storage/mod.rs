@@ -15,7 +15,6 @@
 // openraft's StorageError is large, and its traits require returning it.
 #![allow(clippy::result_large_err)]
 
-pub mod archive;
 pub mod chain;
 mod checkpoint;
 pub mod inbox;
@@ -32,7 +31,7 @@ use crate::raft::typ;
 use crate::registry::engine::KeyValue;
 use crate::registry::{Cf, StateRead, StorageFault};
 
-pub use archive::SnapshotData;
+pub use crate::archive::SnapshotData;
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 

@@ -12,9 +12,9 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshot
 use prost::Message;
 use rocksdb::{WriteBatch, WriteOptions};
 
-use super::archive::{ArchiveReader, SnapshotData};
 use super::legacy_stream::read_snapshot;
 use super::{read_json, sto_err, Store, CF_SM_META};
+use crate::archive::{ArchiveReader, SnapshotData};
 use crate::raft::{typ, ApplyResponse, TypeConfig};
 use crate::registry::{self, Cf, Txn};
 use kauri_proto::v1;
@@ -811,7 +811,7 @@ mod tests {
     use openraft::{CommittedLeaderId, LogId};
 
     use super::*;
-    use crate::storage::archive;
+    use crate::archive;
 
     /// A store holding `domains` raw domain records at applied index 7.
     fn source(dir: &std::path::Path, domains: usize) -> Store {

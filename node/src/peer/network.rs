@@ -14,7 +14,7 @@ use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, U
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use tonic::transport::Channel;
 
-use super::{bounds, decode, encode, typ, NodeId, NodeInfo, TypeConfig};
+use crate::raft::{bounds, decode, encode, typ, NodeId, NodeInfo, TypeConfig};
 
 /// Connect timeout for peer channels.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);

@@ -10,8 +10,8 @@ use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
 use openraft::SnapshotSegmentId;
 use tonic::{Request, Response, Status};
 
-use super::bounds::{self, Receiver};
-use super::{decode, encode, typ, NodeId};
+use crate::raft::bounds::{self, Receiver};
+use crate::raft::{decode, encode, typ, NodeId};
 use crate::security::{actor, Caller};
 use crate::storage::inbox::{Refusal, SnapshotInbox};
 

@@ -26,7 +26,16 @@ use std::task::{Context, Poll};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-use super::legacy_stream::SnapshotError;
+/// Errors reading a snapshot file.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file could not be read or written.
+    #[error("snapshot io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file is not a Kauri snapshot or is damaged.
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+}
 
 /// First bytes of a format-3 snapshot.
 pub const MAGIC: &[u8] = b"KAURISNAP3\n";
