@@ -267,9 +267,13 @@ async fn a_follower_behind_a_compacted_log_catches_up_by_snapshot() {
     let names: Vec<String> = (0..150).map(|i| format!("snap-{i:03}.test")).collect();
     create_all(reg1, &names).await;
 
-    // The leader's log no longer holds what the lagging node needs.
-    let addr = cluster.node(leader).addr.clone();
-    wait_for_purge(staff, &addr, lagging_last + 2).await;
+    // No running node's log holds what the lagging node needs any more
+    // (the leader's, and the other follower's, should an election under
+    // load make it the leader).
+    for id in cluster.ids().into_iter().filter(|&id| id != lagging) {
+        let addr = cluster.node(id).addr.clone();
+        wait_for_purge(staff, &addr, lagging_last + 2).await;
+    }
     let target_index = cluster
         .status(leader)
         .await
