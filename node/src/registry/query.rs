@@ -231,7 +231,6 @@ pub struct Stats {
 /// Reads [`Stats`]: a scan of the statistics counters (a few per TLD) and
 /// of the registrar accounts, never of domains, hosts or contacts.
 pub fn stats<S: StateRead + ?Sized>(state: &S) -> Result<Stats, RegistryError> {
-    let r = ReadOnly(state);
     let mut out = Stats::default();
     for (key, value) in state.scan_prefix(Cf::Meta, meta::STATS, None, MAX_STATS_COUNTERS)? {
         let n = value
@@ -239,18 +238,22 @@ pub fn stats<S: StateRead + ?Sized>(state: &S) -> Result<Stats, RegistryError> {
             .try_into()
             .map(u64::from_be_bytes)
             .map_err(|_| StorageFault(format!("meta {key:?} is not a u64")))?;
-        let key = String::from_utf8_lossy(&key);
-        if let Some(kind) = key.strip_prefix(meta::STATS_EVENTS) {
-            out.events.push((kind.to_string(), n));
-        } else if let Some(tld) = key
-            .strip_prefix(meta::STATS_OBJECTS)
-            .and_then(|k| k.strip_prefix("domain/"))
-        {
-            out.domains.push((tld.to_string(), n));
+        if key == meta::HOSTS {
+            out.hosts = n;
+        } else if key == meta::CONTACTS {
+            out.contacts = n;
+        } else {
+            let key = String::from_utf8_lossy(&key);
+            if let Some(kind) = key.strip_prefix(meta::STATS_EVENTS) {
+                out.events.push((kind.to_string(), n));
+            } else if let Some(tld) = key
+                .strip_prefix(meta::STATS_OBJECTS)
+                .and_then(|k| k.strip_prefix("domain/"))
+            {
+                out.domains.push((tld.to_string(), n));
+            }
         }
     }
-    out.hosts = model::read_counter(&r, meta::HOSTS)?;
-    out.contacts = model::read_counter(&r, meta::CONTACTS)?;
     for (key, value) in state.scan_prefix(Cf::Registrars, &[], None, MAX_STATS_REGISTRARS)? {
         let record: RegistrarRecord = model::decode(Cf::Registrars, &key, &value)?;
         out.balances
