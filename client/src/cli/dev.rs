@@ -224,12 +224,6 @@ fn spawn(
     let node_dir = dir.join(format!("node{id}"));
     std::fs::create_dir_all(&node_dir)
         .with_context(|| format!("creating {}", node_dir.display()))?;
-    let log_path = dir.join(format!("node{id}.log"));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
     let mut cmd = Command::new(bin);
     cmd.arg("--id")
         .arg(id.to_string())
@@ -261,11 +255,23 @@ fn spawn(
                 .arg(&files.key);
         }
     }
+    spawn_child(cmd, &dir.join(format!("node{id}.log")))
+}
+
+/// Starts `cmd` with no stdin, its output appended to `log_path`, and
+/// SIGTERM as its signal when this process dies, so no child of `kauri dev
+/// up` (node or Prometheus) outlives it.
+fn spawn_child(mut cmd: Command, log_path: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: prctl in the child between fork and exec only sets the signal
-    // sent to the child when this process dies, so no node outlives us.
+    // sent to the child when this process dies.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -273,7 +279,7 @@ fn spawn(
         });
     }
     cmd.spawn()
-        .with_context(|| format!("starting {}", bin.display()))
+        .with_context(|| format!("starting {:?}", cmd.get_program()))
 }
 
 /// The development certificates in `dir`, made there if it has none.

@@ -8,9 +8,8 @@
 //! `targets/*.yml`), with a target file listing the dev nodes; the config
 //! and the rules are the shipped ones byte for byte.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -95,33 +94,14 @@ fn targets_file(targets: &[String]) -> String {
 /// Starts `bin` with the config in `dir` (from [`write_config`]), its TSDB
 /// in dir/data and its log in dir/prometheus.log, listening on `addr`.
 pub fn spawn(bin: &Path, dir: &Path, config: &Path, addr: &str) -> anyhow::Result<Child> {
-    let log_path = dir.join("prometheus.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
     let mut cmd = Command::new(bin);
     cmd.arg(format!("--config.file={}", config.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.join("data").display()
         ))
-        .arg(format!("--web.listen-address={addr}"))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: prctl in the child between fork and exec only sets the signal
-    // sent to the child when this process dies, so Prometheus never
-    // outlives `kauri dev up`.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .with_context(|| format!("starting {}", bin.display()))
+        .arg(format!("--web.listen-address={addr}"));
+    super::spawn_child(cmd, &dir.join("prometheus.log"))
 }
 
 /// Waits until Prometheus at `addr` answers `/-/ready` with 200, failing
