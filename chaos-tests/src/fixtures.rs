@@ -39,3 +39,57 @@ pub fn contact_fields(name: &str, email: &str) -> ContactFields {
         disclose_nothing: false,
     }
 }
+
+/// Creates TLD `tld` with `policy`, registrar `reg1` (currency of the
+/// policy) with `deposit` minor units, and its contact `owner`: the
+/// registry most cluster tests start from. `staff` acts as the staff
+/// member, `reg1` as the registrar.
+pub async fn registry_with_reg1(
+    staff: &kauri_client::KauriClient,
+    reg1: &kauri_client::KauriClient,
+    tld: &str,
+    policy: TldPolicy,
+    deposit: i64,
+) {
+    use kauri_client::devpki::DEV_STAFF;
+    use kauri_client::meta;
+    use kauri_client::proto::{
+        CreateContactRequest, CreateRegistrarRequest, CreateTldRequest, DepositFundsRequest,
+    };
+    let currency = policy.currency.clone();
+    staff
+        .create_tld(CreateTldRequest {
+            meta: Some(meta(DEV_STAFF)),
+            name: tld.into(),
+            policy: Some(policy),
+        })
+        .await
+        .expect("create the TLD");
+    staff
+        .create_registrar(CreateRegistrarRequest {
+            meta: Some(meta(DEV_STAFF)),
+            id: "reg1".into(),
+            name: "Registrar One".into(),
+            password: "correct horse".into(),
+            currency,
+        })
+        .await
+        .expect("create registrar reg1");
+    staff
+        .deposit_funds(DepositFundsRequest {
+            meta: Some(meta(DEV_STAFF)),
+            registrar: "reg1".into(),
+            amount_minor_units: deposit,
+            reference: "wire 1".into(),
+        })
+        .await
+        .expect("deposit for reg1");
+    reg1.create_contact(CreateContactRequest {
+        meta: Some(meta("reg1")),
+        id: "owner".into(),
+        fields: Some(contact_fields("Owner Person", "owner@example.nz")),
+        auth_info: String::new(),
+    })
+    .await
+    .expect("create contact owner");
+}

@@ -30,47 +30,14 @@ impl Actors {
 
 /// Creates a TLD "test", registrar "reg1" with funds and a contact "owner".
 async fn registry_fixture(actors: &Actors) {
-    let client = &actors.staff;
-    client
-        .create_tld(CreateTldRequest {
-            meta: Some(meta(DEV_STAFF)),
-            name: "test".into(),
-            policy: Some(kauri_chaos_tests::fixtures::tld_policy("USD", PRICE)),
-        })
-        .await
-        .expect("create tld");
-    client
-        .create_registrar(CreateRegistrarRequest {
-            meta: Some(meta(DEV_STAFF)),
-            id: "reg1".into(),
-            name: "Registrar One".into(),
-            password: "correct horse".into(),
-            currency: "USD".into(),
-        })
-        .await
-        .expect("create registrar");
-    client
-        .deposit_funds(DepositFundsRequest {
-            meta: Some(meta(DEV_STAFF)),
-            registrar: "reg1".into(),
-            amount_minor_units: DEPOSIT,
-            reference: "wire 1".into(),
-        })
-        .await
-        .expect("deposit");
-    actors
-        .reg1
-        .create_contact(CreateContactRequest {
-            meta: Some(meta("reg1")),
-            id: "owner".into(),
-            fields: Some(kauri_chaos_tests::fixtures::contact_fields(
-                "Owner Person",
-                "owner@example.nz",
-            )),
-            auth_info: String::new(),
-        })
-        .await
-        .expect("create contact");
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        &actors.staff,
+        &actors.reg1,
+        "test",
+        kauri_chaos_tests::fixtures::tld_policy("USD", PRICE),
+        DEPOSIT,
+    )
+    .await;
 }
 
 fn create_request(name: &str) -> CreateDomainRequest {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kauri_chaos_tests::{TestCluster, DEV_STAFF};
+use kauri_chaos_tests::TestCluster;
 use kauri_client::proto::registry_client::RegistryClient;
 use kauri_client::proto::*;
 use kauri_client::tls::ClientTls;
@@ -46,54 +46,17 @@ const MAX_RSS_GROWTH_BYTES: u64 = 200 * 1024 * 1024;
 
 /// Creates TLD `test`, funded registrar `reg1` and its domain [`KNOWN`].
 async fn fixture(staff: &KauriClient, reg1: &KauriClient) {
-    staff
-        .create_tld(CreateTldRequest {
-            meta: Some(meta(DEV_STAFF)),
-            name: "test".into(),
-            policy: Some(TldPolicy {
-                min_period_years: 1,
-                max_period_years: 10,
-                create_price_minor_units: 100,
-                renew_price_minor_units: 100,
-                currency: "USD".into(),
-                min_label_length: 1,
-                max_label_length: 63,
-                allow_idn: false,
-                idn: None,
-            }),
-        })
-        .await
-        .expect("create tld");
-    staff
-        .create_registrar(CreateRegistrarRequest {
-            meta: Some(meta(DEV_STAFF)),
-            id: "reg1".into(),
-            name: "Registrar One".into(),
-            password: "correct horse".into(),
-            currency: "USD".into(),
-        })
-        .await
-        .expect("create registrar");
-    staff
-        .deposit_funds(DepositFundsRequest {
-            meta: Some(meta(DEV_STAFF)),
-            registrar: "reg1".into(),
-            amount_minor_units: 1_000_000,
-            reference: "wire".into(),
-        })
-        .await
-        .expect("deposit");
-    reg1.create_contact(CreateContactRequest {
-        meta: Some(meta("reg1")),
-        id: "owner".into(),
-        fields: Some(kauri_chaos_tests::fixtures::contact_fields(
-            "Owner Person",
-            "owner@example.nz",
-        )),
-        auth_info: String::new(),
-    })
-    .await
-    .expect("create contact");
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        staff,
+        reg1,
+        "test",
+        TldPolicy {
+            allow_idn: false,
+            ..kauri_chaos_tests::fixtures::tld_policy("USD", 100)
+        },
+        1_000_000,
+    )
+    .await;
     reg1.create_domain(CreateDomainRequest {
         meta: Some(meta("reg1")),
         name: KNOWN.into(),

@@ -11,7 +11,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use kauri_chaos_tests::{wait_until, TestCluster, DEV_STAFF};
+use kauri_chaos_tests::{wait_until, TestCluster};
 use kauri_client::proto::*;
 use kauri_client::{linearizable, meta, KauriClient};
 use support::{assert_success, http_get, monitoring_tools, repo_root, run, Prometheus};
@@ -241,44 +241,14 @@ fn create_domain_request(name: &str) -> CreateDomainRequest {
 async fn exercise(cluster: &mut TestCluster, leader: u64) {
     let staff = cluster.client();
     let reg1: KauriClient = cluster.registrar_client("reg1");
-    staff
-        .create_tld(CreateTldRequest {
-            meta: Some(meta(DEV_STAFF)),
-            name: "test".into(),
-            policy: Some(kauri_chaos_tests::fixtures::tld_policy("USD", 500)),
-        })
-        .await
-        .expect("create the TLD");
-    staff
-        .create_registrar(CreateRegistrarRequest {
-            meta: Some(meta(DEV_STAFF)),
-            id: "reg1".into(),
-            name: "Registrar One".into(),
-            password: "correct horse".into(),
-            currency: "USD".into(),
-        })
-        .await
-        .expect("create the registrar");
-    staff
-        .deposit_funds(DepositFundsRequest {
-            meta: Some(meta(DEV_STAFF)),
-            registrar: "reg1".into(),
-            amount_minor_units: 1_000_000,
-            reference: "wire 1".into(),
-        })
-        .await
-        .expect("deposit");
-    reg1.create_contact(CreateContactRequest {
-        meta: Some(meta("reg1")),
-        id: "owner".into(),
-        fields: Some(kauri_chaos_tests::fixtures::contact_fields(
-            "Owner Person",
-            "owner@example.nz",
-        )),
-        auth_info: String::new(),
-    })
-    .await
-    .expect("create the contact");
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        &staff,
+        &reg1,
+        "test",
+        kauri_chaos_tests::fixtures::tld_policy("USD", 500),
+        1_000_000,
+    )
+    .await;
     for i in 0..5 {
         reg1.create_domain(create_domain_request(&format!("watch-{i}.test")))
             .await
