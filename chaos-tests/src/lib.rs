@@ -23,7 +23,7 @@ pub mod history;
 pub mod scenario;
 pub mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -112,16 +112,34 @@ pub struct TestCluster {
     _dir: tempfile::TempDir,
 }
 
+/// Ports this process has handed out: concurrent tests in one binary each
+/// start clusters, and a port released by one call must not be handed to
+/// another cluster before its node binds it.
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+
 /// Finds free loopback ports by binding port 0 (and releasing them for the
-/// nodes to take).
+/// nodes to take), never one this process handed out before.
 fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("bound socket has an address").port())
-        .collect()
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut held = Vec::new();
+    let mut ports = Vec::new();
+    while ports.len() < n {
+        assert!(
+            held.len() < 10_000,
+            "no unused loopback port among 10,000 tries"
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral loopback port");
+        let port = listener
+            .local_addr()
+            .expect("bound socket has an address")
+            .port();
+        if handed.insert(port) {
+            ports.push(port);
+        }
+        // Held until all are chosen, so the kernel offers other ports.
+        held.push(listener);
+    }
+    ports
 }
 
 /// `n` free loopback addresses.
