@@ -151,12 +151,7 @@ impl Admin for AdminService {
         };
         let outcome = self
             .node
-            .propose(
-                &via,
-                "CreateRegistrar",
-                &req,
-                Kind::CreateRegistrar(command),
-            )
+            .propose(&via, &req, Kind::CreateRegistrar(command))
             .await?;
         expect_outcome!(outcome, Registrar)
     }
@@ -235,7 +230,7 @@ impl Admin for AdminService {
         // above): the log must not carry even a fast hash of it.
         let outcome = self
             .node
-            .propose(&via, "OpenSession", &req, Kind::OpenSession(command))
+            .propose(&via, &req, Kind::OpenSession(command))
             .await?;
         let Outcome::Session(opened) = outcome else {
             return Err(status::internal("OpenSession applied to another outcome"));
@@ -280,7 +275,7 @@ impl Admin for AdminService {
         };
         let outcome = self
             .node
-            .propose(&via, "CloseSession", &req, Kind::CloseSession(command))
+            .propose(&via, &req, Kind::CloseSession(command))
             .await?;
         expect_outcome!(outcome, Session)
     }
@@ -306,12 +301,7 @@ impl Admin for AdminService {
         let (req, via) = self.node.bound(request)?;
         let outcome = self
             .node
-            .propose(
-                &via,
-                "SetHostServerStatus",
-                &req,
-                Kind::SetHostServerStatus(req.clone()),
-            )
+            .propose(&via, &req, Kind::SetHostServerStatus(req.clone()))
             .await?;
         expect_outcome!(outcome, Host)
     }
@@ -323,12 +313,7 @@ impl Admin for AdminService {
         let (req, via) = self.node.bound(request)?;
         let outcome = self
             .node
-            .propose(
-                &via,
-                "SetContactServerStatus",
-                &req,
-                Kind::SetContactServerStatus(req.clone()),
-            )
+            .propose(&via, &req, Kind::SetContactServerStatus(req.clone()))
             .await?;
         expect_outcome!(outcome, Contact)
     }

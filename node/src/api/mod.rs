@@ -125,13 +125,13 @@ impl Node {
         actor::bound(request, &self.store, self.clock.now_ms())
     }
 
-    /// Proposes `kind` on behalf of the client request `request` (of gRPC
-    /// method `method`), delivered `via` a gateway or directly, and returns
-    /// the applied outcome.
+    /// Proposes `kind` on behalf of the client request `request`, delivered
+    /// `via` a gateway or directly, and returns the applied outcome. The
+    /// request digest is over the command's name (its gRPC method, from the
+    /// registry's command table) and the request as the client sent it.
     pub async fn propose<R: Message>(
         &self,
         via: &Via,
-        method: &str,
         request: &R,
         kind: Kind,
     ) -> Result<Outcome, Status> {
@@ -146,7 +146,7 @@ impl Node {
         }
         let proposal = v1::Proposal {
             time_ms: self.clock.now_ms(),
-            request_digest: request_digest(method, request),
+            request_digest: request_digest(crate::registry::command_name(&kind), request),
             command: Some(v1::Command { kind: Some(kind) }),
             via: via.as_str().to_string(),
         };
@@ -393,7 +393,6 @@ macro_rules! propose_unchanged {
             .node
             .propose(
                 &via,
-                stringify!($kind),
                 &req,
                 kauri_proto::v1::command::Kind::$kind(req.clone()),
             )

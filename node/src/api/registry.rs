@@ -44,8 +44,7 @@ fn check_limit(names: &[String]) -> Result<(), Status> {
 }
 
 /// A registry read over the node's applied state.
-type CheckFn =
-    fn(&crate::storage::Store, &[String]) -> Result<Vec<CheckResult>, reg::RegistryError>;
+type CheckFn = fn(&dyn reg::StateRead, &[String]) -> Result<Vec<CheckResult>, reg::RegistryError>;
 
 impl RegistryService {
     /// Serves an availability check of domains, contacts or hosts.
@@ -85,7 +84,7 @@ impl Registry for RegistryService {
         }
         let outcome = self
             .node
-            .propose(&via, "CreateDomain", &req, Kind::CreateDomain(cmd))
+            .propose(&via, &req, Kind::CreateDomain(cmd))
             .await?;
         expect_outcome!(outcome, Domain)
     }
@@ -143,7 +142,7 @@ impl Registry for RegistryService {
         }
         let outcome = self
             .node
-            .propose(&via, "CreateContact", &req, Kind::CreateContact(cmd))
+            .propose(&via, &req, Kind::CreateContact(cmd))
             .await?;
         expect_outcome!(outcome, Contact)
     }

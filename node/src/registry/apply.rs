@@ -16,14 +16,12 @@
 use kauri_proto::v1::{self, command, command_result::Outcome, CommandResult, Proposal, TxInfo};
 use prost::Message;
 
+use super::commands::{actor_kind, command_name, dispatch, request_meta};
 use super::engine::{Cf, StateRead, StorageFault, Txn};
 use super::error::RegistryError;
-use super::model::{
-    self, idempotency_key, meta, ActorKind, EventRecord, Get, IdempotencyRecord, ReadOnly, Record,
-};
-use super::{
-    audit, case, contact, domain, fields, host, lifecycle, poll, registrar, session, tld, transfer,
-};
+use super::exec::Exec;
+use super::model::{self, idempotency_key, meta, EventRecord, IdempotencyRecord, Record};
+use super::{audit, fields, lifecycle, schedule, session};
 
 /// Shortest client transaction id.
 pub const MIN_CL_TRID_CHARS: usize = 3;
@@ -48,8 +46,6 @@ const _: () = assert!(MAX_EVENTS_PER_TICK > 0 && MAX_PRUNED_PER_TICK > 0);
 // A retried request must still find its record when a session that was
 // open for it expired: records outlive the longest session.
 const _: () = assert!(IDEMPOTENCY_RETENTION_MS >= super::session::MAX_SESSION_LIFETIME_MS);
-/// The actor lifecycle events are recorded under.
-pub const SYSTEM_ACTOR: &str = "registry";
 
 /// Where in the Raft log the applied entry sits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +70,8 @@ impl ApplyContext {
 /// rejected command are rolled back, but the new registry time and (for a
 /// well-formed envelope) the idempotency record are committed to `txn`'s
 /// batch. After a fault the caller must not write the batch.
-pub fn apply_proposal<S: StateRead + ?Sized>(
-    txn: &mut Txn<'_, S>,
+pub fn apply_proposal(
+    txn: &mut Txn<'_>,
     ctx: &ApplyContext,
     proposal: &Proposal,
 ) -> Result<CommandResult, StorageFault> {
@@ -104,7 +100,8 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
     };
 
     let key = idempotency_key(&meta.actor, &meta.cl_trid);
-    if let Some(seen) = txn.load::<IdempotencyRecord>(&key)? {
+    let state: &dyn StateRead = &*txn;
+    if let Some(seen) = state.load::<IdempotencyRecord>(&key)? {
         if seen.request_digest == proposal.request_digest {
             return replay(&seen);
         }
@@ -117,18 +114,16 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
     }
 
     let writes_before = txn.pending_writes();
-    let mut cx = Exec {
-        txn: &mut *txn,
+    let mut cx = Exec::new(
+        &mut *txn,
         now_ms,
-        actor: meta.actor.clone(),
-        actor_kind: actor_kind(kind),
-        via: proposal.via.clone(),
-        command: command_name(kind),
-        tx: tx.clone(),
-        audits: Vec::new(),
-    };
+        (&meta.actor, actor_kind(kind)),
+        &proposal.via,
+        command_name(kind),
+        tx.clone(),
+    );
     let outcome = match dispatch(&mut cx, kind).and_then(|o| {
-        cx.flush_audits()?;
+        audit::flush(&mut cx)?;
         Ok(o)
     }) {
         Ok(outcome) => {
@@ -178,248 +173,8 @@ pub fn apply_proposal<S: StateRead + ?Sized>(
 
 /// Registry time (ms since the epoch) after the last applied entry; 0 on an
 /// empty state.
-pub fn registry_now_ms<S: StateRead + ?Sized>(state: &S) -> Result<i64, StorageFault> {
-    model::read_now_ms(&ReadOnly(state))
-}
-
-/// The context a command runs in: the transaction, registry time, the
-/// (envelope-checked) actor and the transaction info for the response.
-pub(crate) struct Exec<'t, 'a, S: StateRead + ?Sized> {
-    txn: &'t mut Txn<'a, S>,
-    /// Registry time of this entry.
-    pub now_ms: i64,
-    /// `meta.actor`: a registrar id for registrar commands, a staff member
-    /// for staff commands, [`SYSTEM_ACTOR`] for lifecycle events.
-    pub actor: String,
-    /// Who the actor is.
-    pub actor_kind: ActorKind,
-    /// The gateway that delivered the command for the registrar within a
-    /// session (the proposal's `via`); empty for direct calls and ticks.
-    pub via: String,
-    /// The command (or lifecycle event) name audit records carry.
-    pub command: &'static str,
-    /// What every response of this entry carries.
-    pub tx: TxInfo,
-    /// Audit records of this command: (object kind, object, changes),
-    /// written when it succeeds.
-    audits: Vec<(&'static str, String, Vec<String>)>,
-}
-
-/// Reads see this entry's own writes.
-impl<S: StateRead + ?Sized> Get for Exec<'_, '_, S> {
-    fn read_with<R>(
-        &self,
-        cf: Cf,
-        key: &[u8],
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R, StorageFault> {
-        self.txn.read_with(cf, key, f)
-    }
-}
-
-impl<S: StateRead + ?Sized> Exec<'_, '_, S> {
-    /// Writes `record` under its key.
-    pub fn save<T: Record>(&mut self, record: &T) {
-        model::save(self.txn, record);
-    }
-
-    /// Deletes the record of type `T` under `key`.
-    pub fn delete<T: Record>(&mut self, key: &[u8]) {
-        self.txn.delete(T::CF, key);
-    }
-
-    /// The next value of the counter under `counter`, counting from 1.
-    pub fn next_seq(&mut self, counter: &[u8]) -> Result<u64, RegistryError> {
-        let n = model::read_counter(&*self.txn, counter)?
-            .checked_add(1)
-            .ok_or_else(|| StorageFault(format!("meta counter {counter:?} overflowed")))?;
-        self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
-        Ok(n)
-    }
-
-    /// The next repository object id from the counter under `counter`:
-    /// `{prefix}{n}-KAURI`, n counting from 1.
-    pub fn next_roid(&mut self, counter: &[u8], prefix: char) -> Result<String, RegistryError> {
-        let n = model::read_counter(&*self.txn, counter)?
-            .checked_add(1)
-            .ok_or_else(|| StorageFault(format!("meta counter {counter:?} overflowed")))?;
-        self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
-        Ok(format!("{prefix}{n}-KAURI"))
-    }
-
-    /// Records a change of one object for the audit trail; written only if
-    /// the command succeeds.
-    pub fn audit(&mut self, object_kind: &'static str, object: &str, changes: Vec<String>) {
-        self.audits.push((object_kind, object.to_string(), changes));
-    }
-
-    /// Writes the audit records collected so far.
-    pub fn flush_audits(&mut self) -> Result<(), RegistryError> {
-        for (kind, object, changes) in std::mem::take(&mut self.audits) {
-            audit::write(self, kind, &object, changes)?;
-        }
-        Ok(())
-    }
-
-    /// Up to `limit` entries under `prefix` in `cf`, seeing this entry's
-    /// own writes.
-    pub fn scan_prefix(
-        &self,
-        cf: Cf,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<super::engine::KeyValue>, StorageFault> {
-        self.txn.scan_prefix(cf, prefix, None, limit)
-    }
-
-    /// Writes a raw value (index entries without a record type).
-    pub fn put_raw(&mut self, cf: Cf, key: &[u8], value: Vec<u8>) {
-        self.txn.put(cf, key, value);
-    }
-
-    /// Deletes a raw value (index entries without a record type).
-    pub fn delete_raw(&mut self, cf: Cf, key: &[u8]) {
-        self.txn.delete(cf, key);
-    }
-
-    /// Adds `delta` to the counter under `counter`.
-    pub fn adjust_counter(&mut self, counter: &[u8], delta: i64) -> Result<(), RegistryError> {
-        let n = model::read_counter(&*self.txn, counter)?;
-        let n = n
-            .checked_add_signed(delta)
-            .ok_or_else(|| StorageFault(format!("meta counter {counter:?} out of range")))?;
-        self.txn.put(Cf::Meta, counter, n.to_be_bytes().to_vec());
-        Ok(())
-    }
-}
-
-fn dispatch<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    kind: &command::Kind,
-) -> Result<Outcome, RegistryError> {
-    use command::Kind;
-    match kind {
-        Kind::Tick(_) => Err(RegistryError::invalid(
-            "command",
-            "a tick is applied before dispatch",
-        )),
-        // Staff commands: the actor is a staff member or tool, authenticated
-        // by the API layer; this slice has no staff registry to check.
-        Kind::CreateTld(req) => tld::create(cx, req),
-        Kind::UpdateTld(req) => tld::update(cx, req),
-        Kind::CreateRegistrar(req) => registrar::create(cx, req),
-        Kind::DepositFunds(req) => registrar::deposit(cx, req),
-        Kind::UpdateRegistrar(req) => registrar::update(cx, req),
-        Kind::SetServerStatus(req) => case::set_server_status(cx, req),
-        Kind::SetHostServerStatus(req) => host::set_server_status(cx, req),
-        Kind::SetContactServerStatus(req) => contact::set_server_status(cx, req),
-        Kind::OpenCase(req) => case::open(cx, req),
-        Kind::UpdateCase(req) => case::update(cx, req),
-        // Registrar commands: the actor must be a registrar.
-        Kind::CreateDomain(req) => domain::create(cx, registrar::authenticate(cx)?, req),
-        Kind::UpdateDomain(req) => domain::update(cx, registrar::authenticate(cx)?, req),
-        Kind::RenewDomain(req) => domain::renew(cx, registrar::authenticate(cx)?, req),
-        Kind::DeleteDomain(req) => domain::delete(cx, registrar::authenticate(cx)?, req),
-        Kind::CreateContact(req) => contact::create(cx, registrar::authenticate(cx)?, req),
-        Kind::UpdateContact(req) => contact::update(cx, registrar::authenticate(cx)?, req),
-        Kind::DeleteContact(req) => contact::delete(cx, registrar::authenticate(cx)?, req),
-        Kind::CreateHost(req) => host::create(cx, registrar::authenticate(cx)?, req),
-        Kind::UpdateHost(req) => host::update(cx, registrar::authenticate(cx)?, req),
-        Kind::DeleteHost(req) => host::delete(cx, registrar::authenticate(cx)?, req),
-        Kind::TransferDomain(req) => transfer::transfer(cx, registrar::authenticate(cx)?, req),
-        Kind::RestoreDomain(req) => lifecycle::restore(cx, registrar::authenticate(cx)?, req),
-        Kind::AckPoll(req) => poll::ack(cx, registrar::authenticate(cx)?, req),
-        // Session commands: the registrar logging in through a gateway (the
-        // proposer checked its password) and logging out.
-        Kind::OpenSession(req) => session::open(cx, registrar::authenticate(cx)?, req),
-        Kind::CloseSession(req) => session::close(cx, req),
-    }
-}
-
-/// Who acts in a command: staff for administrative commands, otherwise
-/// the registrar.
-fn actor_kind(kind: &command::Kind) -> ActorKind {
-    use command::Kind;
-    match kind {
-        Kind::CreateTld(_)
-        | Kind::UpdateTld(_)
-        | Kind::CreateRegistrar(_)
-        | Kind::DepositFunds(_)
-        | Kind::UpdateRegistrar(_)
-        | Kind::SetServerStatus(_)
-        | Kind::SetHostServerStatus(_)
-        | Kind::SetContactServerStatus(_)
-        | Kind::OpenCase(_)
-        | Kind::UpdateCase(_) => ActorKind::Staff,
-        Kind::Tick(_) => ActorKind::System,
-        _ => ActorKind::Registrar,
-    }
-}
-
-/// The gRPC method name of a command, as audit records show it.
-pub fn command_name(kind: &command::Kind) -> &'static str {
-    use command::Kind;
-    match kind {
-        Kind::CreateTld(_) => "CreateTld",
-        Kind::UpdateTld(_) => "UpdateTld",
-        Kind::CreateRegistrar(_) => "CreateRegistrar",
-        Kind::DepositFunds(_) => "DepositFunds",
-        Kind::CreateDomain(_) => "CreateDomain",
-        Kind::UpdateDomain(_) => "UpdateDomain",
-        Kind::RenewDomain(_) => "RenewDomain",
-        Kind::DeleteDomain(_) => "DeleteDomain",
-        Kind::CreateContact(_) => "CreateContact",
-        Kind::UpdateContact(_) => "UpdateContact",
-        Kind::DeleteContact(_) => "DeleteContact",
-        Kind::CreateHost(_) => "CreateHost",
-        Kind::UpdateHost(_) => "UpdateHost",
-        Kind::DeleteHost(_) => "DeleteHost",
-        Kind::Tick(_) => "Tick",
-        Kind::TransferDomain(_) => "TransferDomain",
-        Kind::RestoreDomain(_) => "RestoreDomain",
-        Kind::AckPoll(_) => "AckPoll",
-        Kind::UpdateRegistrar(_) => "UpdateRegistrar",
-        Kind::SetServerStatus(_) => "SetServerStatus",
-        Kind::SetHostServerStatus(_) => "SetHostServerStatus",
-        Kind::SetContactServerStatus(_) => "SetContactServerStatus",
-        Kind::OpenCase(_) => "OpenCase",
-        Kind::UpdateCase(_) => "UpdateCase",
-        Kind::OpenSession(_) => "OpenSession",
-        Kind::CloseSession(_) => "CloseSession",
-    }
-}
-
-/// The request meta of any command.
-pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
-    use command::Kind;
-    match kind {
-        Kind::CreateTld(r) => r.meta.as_ref(),
-        Kind::UpdateTld(r) => r.meta.as_ref(),
-        Kind::CreateRegistrar(r) => r.meta.as_ref(),
-        Kind::DepositFunds(r) => r.meta.as_ref(),
-        Kind::CreateDomain(r) => r.meta.as_ref(),
-        Kind::UpdateDomain(r) => r.meta.as_ref(),
-        Kind::RenewDomain(r) => r.meta.as_ref(),
-        Kind::DeleteDomain(r) => r.meta.as_ref(),
-        Kind::CreateContact(r) => r.meta.as_ref(),
-        Kind::UpdateContact(r) => r.meta.as_ref(),
-        Kind::DeleteContact(r) => r.meta.as_ref(),
-        Kind::CreateHost(r) => r.meta.as_ref(),
-        Kind::UpdateHost(r) => r.meta.as_ref(),
-        Kind::DeleteHost(r) => r.meta.as_ref(),
-        Kind::TransferDomain(r) => r.meta.as_ref(),
-        Kind::RestoreDomain(r) => r.meta.as_ref(),
-        Kind::AckPoll(r) => r.meta.as_ref(),
-        Kind::UpdateRegistrar(r) => r.meta.as_ref(),
-        Kind::SetServerStatus(r) => r.meta.as_ref(),
-        Kind::SetHostServerStatus(r) => r.meta.as_ref(),
-        Kind::SetContactServerStatus(r) => r.meta.as_ref(),
-        Kind::OpenCase(r) => r.meta.as_ref(),
-        Kind::UpdateCase(r) => r.meta.as_ref(),
-        Kind::OpenSession(r) => r.meta.as_ref(),
-        Kind::CloseSession(r) => r.meta.as_ref(),
-        Kind::Tick(_) => None,
-    }
+pub fn registry_now_ms(state: &dyn StateRead) -> Result<i64, StorageFault> {
+    model::read_now_ms(state)
 }
 
 /// A clock tick: registry time has already advanced; runs the lifecycle
@@ -427,11 +182,7 @@ pub fn request_meta(kind: &command::Kind) -> Option<&v1::RequestMeta> {
 /// most [`MAX_EVENTS_PER_TICK`] of them. Each event runs as its own command:
 /// one the registry refuses (e.g. a state it no longer applies to) is
 /// dropped and recorded in the audit trail, and changes nothing else.
-fn tick<S: StateRead + ?Sized>(
-    txn: &mut Txn<'_, S>,
-    ctx: &ApplyContext,
-    now_ms: i64,
-) -> Result<CommandResult, StorageFault> {
+fn tick(txn: &mut Txn<'_>, ctx: &ApplyContext, now_ms: i64) -> Result<CommandResult, StorageFault> {
     txn.commit_command();
     let due = txn.scan_prefix(Cf::DueEvents, &[], None, MAX_EVENTS_PER_TICK + 1)?;
     let mut events = 0u64;
@@ -445,25 +196,17 @@ fn tick<S: StateRead + ?Sized>(
             more_due = true;
             break;
         }
-        let mut cx = Exec {
-            txn: &mut *txn,
+        let mut cx = Exec::system(
+            &mut *txn,
             now_ms,
-            actor: SYSTEM_ACTOR.into(),
-            actor_kind: ActorKind::System,
-            via: String::new(),
-            command: event.kind.as_str(),
-            tx: TxInfo {
-                sv_trid: ctx.sv_trid(),
-                cl_trid: String::new(),
-                log_index: ctx.log_index,
-                replayed: false,
-            },
-            audits: Vec::new(),
-        };
+            event.kind.as_str(),
+            ctx.sv_trid(),
+            ctx.log_index,
+        );
         cx.delete::<EventRecord>(key);
         let ran = lifecycle::run_event(&mut cx, &event)
             .and_then(|()| cx.adjust_counter(&meta::events_run(event.kind), 1))
-            .and_then(|()| cx.flush_audits());
+            .and_then(|()| audit::flush(&mut cx));
         match ran {
             Ok(()) => {}
             Err(RegistryError::Storage(fault)) => {
@@ -472,29 +215,21 @@ fn tick<S: StateRead + ?Sized>(
             }
             Err(refused) => {
                 txn.rollback_command();
-                let mut cx = Exec {
-                    txn: &mut *txn,
+                let mut cx = Exec::system(
+                    &mut *txn,
                     now_ms,
-                    actor: SYSTEM_ACTOR.into(),
-                    actor_kind: ActorKind::System,
-                    via: String::new(),
-                    command: event.kind.as_str(),
-                    tx: TxInfo {
-                        sv_trid: ctx.sv_trid(),
-                        cl_trid: String::new(),
-                        log_index: ctx.log_index,
-                        replayed: false,
-                    },
-                    audits: Vec::new(),
-                };
+                    event.kind.as_str(),
+                    ctx.sv_trid(),
+                    ctx.log_index,
+                );
                 cx.delete::<EventRecord>(key);
-                let forgot = lifecycle::forget_event(&mut cx, &event);
+                let forgot = schedule::forget_event(&mut cx, &event);
                 cx.audit(
                     "domain",
                     &event.domain,
                     vec![format!("event {} not run: {refused}", event.kind.as_str())],
                 );
-                match forgot.and_then(|()| cx.flush_audits()) {
+                match forgot.and_then(|()| audit::flush(&mut cx)) {
                     Ok(()) => {}
                     Err(RegistryError::Storage(fault)) => return Err(fault),
                     Err(e) => return Err(StorageFault(format!("audit write refused: {e}"))),
@@ -528,10 +263,7 @@ fn idempotency_expiry_key(expires_ms: i64, log_index: u64) -> Vec<u8> {
 
 /// Drops idempotency records whose retention window ended by `now_ms`, at
 /// most [`MAX_PRUNED_PER_TICK`] of them, oldest first.
-fn prune_idempotency<S: StateRead + ?Sized>(
-    txn: &mut Txn<'_, S>,
-    now_ms: i64,
-) -> Result<u64, StorageFault> {
+fn prune_idempotency(txn: &mut Txn<'_>, now_ms: i64) -> Result<u64, StorageFault> {
     let expired = txn.scan_prefix(Cf::IdempotencyExpiry, &[], None, MAX_PRUNED_PER_TICK)?;
     let mut pruned = 0;
     for (key, record_key) in expired {

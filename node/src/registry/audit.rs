@@ -8,13 +8,13 @@
 
 use kauri_proto::v1;
 
-use super::apply::Exec;
 use super::calendar::date;
 use super::engine::{Cf, StateRead, StorageFault};
 use super::error::RegistryError;
+use super::exec::Exec;
 use super::model::{
     self, audit_index_key, audit_index_prefix, audit_object, inverted_time, meta, AuditRecord,
-    DomainRecord, Get, ReadOnly,
+    DomainRecord,
 };
 
 /// Records per page when the query gives no limit.
@@ -24,9 +24,17 @@ pub const MAX_AUDIT_PAGE: u32 = 1000;
 /// Object kinds the audit trail knows.
 pub const OBJECT_KINDS: [&str; 6] = ["domain", "contact", "host", "registrar", "tld", "case"];
 
+/// Writes the audit records a command collected, once it succeeded.
+pub(crate) fn flush(cx: &mut Exec<'_, '_>) -> Result<(), RegistryError> {
+    for (kind, object, changes) in cx.take_audits() {
+        write(cx, kind, &object, changes)?;
+    }
+    Ok(())
+}
+
 /// Writes one audit record and its index entries.
-pub(crate) fn write<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+fn write(
+    cx: &mut Exec<'_, '_>,
     object_kind: &str,
     object: &str,
     changes: Vec<String>,
@@ -55,8 +63,8 @@ pub(crate) fn write<S: StateRead + ?Sized>(
 
 /// Audit records matching `req`, newest first, one page; and the token of
 /// the next page (empty on the last).
-pub fn query_audit<S: StateRead + ?Sized>(
-    state: &S,
+pub fn query_audit(
+    state: &dyn StateRead,
     req: &v1::AuditQueryRequest,
 ) -> Result<(Vec<v1::AuditRecord>, Vec<u8>), RegistryError> {
     let (cf, value) = match (req.object.is_empty(), req.actor.is_empty()) {
@@ -76,7 +84,7 @@ pub fn query_audit<S: StateRead + ?Sized>(
                 "domain" | "host" => super::names::normalize_name("object", &req.object)?
                     .ascii()
                     .to_string(),
-                "tld" => super::tld::tld_name("object", &req.object)?
+                "tld" => super::names::tld_name("object", &req.object)?
                     .ascii()
                     .to_string(),
                 _ => req.object.clone(),
@@ -124,7 +132,7 @@ pub fn query_audit<S: StateRead + ?Sized>(
         None
     };
     let entries = state.scan_prefix(cf, &prefix, after, limit + 1)?;
-    let r = ReadOnly(state);
+    let r = state;
     let mut out = Vec::new();
     let mut next = Vec::new();
     for (i, (key, value)) in entries.iter().enumerate() {
@@ -215,6 +223,6 @@ pub(crate) fn domain_changes(before: &DomainRecord, after: &DomainRecord) -> Vec
 }
 
 /// The number of audit records, for tests and metrics.
-pub fn audit_len<S: StateRead + ?Sized>(state: &S) -> Result<u64, RegistryError> {
-    Ok(model::read_counter(&ReadOnly(state), meta::AUDIT_SEQ)?)
+pub fn audit_len(state: &dyn StateRead) -> Result<u64, RegistryError> {
+    Ok(model::read_counter(state, meta::AUDIT_SEQ)?)
 }

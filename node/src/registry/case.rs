@@ -13,19 +13,17 @@
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::engine::StateRead;
 use super::error::{ObjectKind, RegistryError};
+use super::exec::Exec;
 use super::fields::{self, MAX_TEXT_CHARS};
-use super::model::{
-    meta, CaseEvent, CaseRecord, CaseState, DomainRecord, Get, ReadOnly, SuspensionInfo,
-};
+use super::model::{meta, CaseEvent, CaseRecord, CaseState, DomainRecord, SuspensionInfo};
 use super::names;
 use super::status::{ServerStatus, ServerStatusChange};
-use super::{audit, poll, transfer};
+use super::{audit, poll, transitions};
 
-pub(crate) fn open<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn open(
+    cx: &mut Exec<'_, '_>,
     req: &v1::OpenCaseRequest,
 ) -> Result<Outcome, RegistryError> {
     let d = load_domain(&*cx, "domain", &req.domain)?;
@@ -57,8 +55,8 @@ pub(crate) fn open<S: StateRead + ?Sized>(
     Ok(response(cx, &case))
 }
 
-pub(crate) fn update<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn update(
+    cx: &mut Exec<'_, '_>,
     req: &v1::UpdateCaseRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut case = cx
@@ -158,8 +156,8 @@ pub(crate) fn update<S: StateRead + ?Sized>(
 }
 
 /// Staff set or clear server statuses of a domain, with a reason.
-pub(crate) fn set_server_status<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn set_server_status(
+    cx: &mut Exec<'_, '_>,
     req: &v1::SetServerStatusRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut d = load_domain(&*cx, "name", &req.name)?;
@@ -190,8 +188,8 @@ pub(crate) fn set_server_status<S: StateRead + ?Sized>(
 
 /// Saves a domain whose server statuses may have changed: cancels a
 /// transfer a new prohibition forbids, tells the sponsor, audits.
-fn changed<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+fn changed(
+    cx: &mut Exec<'_, '_>,
     before: &DomainRecord,
     d: &mut DomainRecord,
     why: &str,
@@ -200,7 +198,7 @@ fn changed<S: StateRead + ?Sized>(
         && d.server_statuses_in_effect()
             .contains(&ServerStatus::TransferProhibited)
     {
-        transfer::server_cancel(cx, d, why)?;
+        transitions::server_cancel(cx, d, why)?;
     }
     d.updated_by = cx.actor.clone();
     d.updated_ms = cx.now_ms;
@@ -222,8 +220,8 @@ fn changed<S: StateRead + ?Sized>(
 }
 
 /// A case.
-pub fn info_case<S: StateRead + ?Sized>(state: &S, id: u64) -> Result<v1::AupCase, RegistryError> {
-    ReadOnly(state)
+pub fn info_case(state: &dyn StateRead, id: u64) -> Result<v1::AupCase, RegistryError> {
+    state
         .load::<CaseRecord>(&id.to_be_bytes())?
         .map(|c| c.to_proto())
         .ok_or_else(|| RegistryError::ObjectNotFound {
@@ -233,11 +231,7 @@ pub fn info_case<S: StateRead + ?Sized>(state: &S, id: u64) -> Result<v1::AupCas
         })
 }
 
-fn load_domain(
-    r: &(impl Get + ?Sized),
-    field: &str,
-    input: &str,
-) -> Result<DomainRecord, RegistryError> {
+fn load_domain(r: &dyn StateRead, field: &str, input: &str) -> Result<DomainRecord, RegistryError> {
     let name = names::normalize_name(field, input)?;
     r.load::<DomainRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| RegistryError::ObjectNotFound {
@@ -247,7 +241,7 @@ fn load_domain(
         })
 }
 
-fn event<S: StateRead + ?Sized>(cx: &Exec<'_, '_, S>, action: &str, note: &str) -> CaseEvent {
+fn event(cx: &Exec<'_, '_>, action: &str, note: &str) -> CaseEvent {
     CaseEvent {
         time_ms: cx.now_ms,
         actor: cx.actor.clone(),
@@ -257,7 +251,7 @@ fn event<S: StateRead + ?Sized>(cx: &Exec<'_, '_, S>, action: &str, note: &str) 
     }
 }
 
-fn response<S: StateRead + ?Sized>(cx: &Exec<'_, '_, S>, case: &CaseRecord) -> Outcome {
+fn response(cx: &Exec<'_, '_>, case: &CaseRecord) -> Outcome {
     Outcome::AupCase(v1::CaseResponse {
         aup_case: Some(case.to_proto()),
         tx: Some(cx.tx.clone()),

@@ -14,15 +14,15 @@
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::engine::StateRead;
 use super::error::{ObjectKind, RegistryError};
+use super::exec::Exec;
 use super::fields::{self, MAX_TEXT_CHARS};
+use super::lookup::check_sponsor;
 use super::model::{
-    meta, Address, ContactFields, ContactRecord, Get, PostalInfo, PostalKind, RegistrarRecord,
+    meta, Address, ContactFields, ContactRecord, PostalInfo, PostalKind, RegistrarRecord,
 };
 use super::poll;
-use super::registrar::check_sponsor;
 use super::status::{self, ClientStatus, ServerStatus, ServerStatusChange};
 
 /// Most street lines of an address (RFC 5733).
@@ -30,8 +30,8 @@ pub const MAX_STREET_LINES: usize = 3;
 /// Longest postal code (RFC 5733 `pcType`).
 pub const MAX_POSTAL_CODE_CHARS: usize = 16;
 
-pub(crate) fn create<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn create(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::CreateContactRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -65,8 +65,8 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     Ok(response(cx, &record))
 }
 
-pub(crate) fn update<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn update(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::UpdateContactRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -118,8 +118,8 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     Ok(response(cx, &record))
 }
 
-pub(crate) fn delete<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn delete(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -157,8 +157,8 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
 
 /// Staff set or clear server statuses of a contact, with a reason; the
 /// sponsor is told when anything changed.
-pub(crate) fn set_server_status<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn set_server_status(
+    cx: &mut Exec<'_, '_>,
     req: &v1::SetContactServerStatusRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut record = load(&*cx, "id", &req.id)?;
@@ -194,7 +194,7 @@ pub(crate) fn set_server_status<S: StateRead + ?Sized>(
 }
 
 /// The contact `id` (request field `field`).
-fn load(r: &(impl Get + ?Sized), field: &str, id: &str) -> Result<ContactRecord, RegistryError> {
+fn load(r: &dyn StateRead, field: &str, id: &str) -> Result<ContactRecord, RegistryError> {
     fields::contact_id(field, id)?;
     r.load::<ContactRecord>(id.as_bytes())?
         .ok_or_else(|| RegistryError::ObjectNotFound {
@@ -205,8 +205,8 @@ fn load(r: &(impl Get + ?Sized), field: &str, id: &str) -> Result<ContactRecord,
 }
 
 /// The contact `id` (request field `field`), which `caller` must sponsor.
-fn load_sponsored<S: StateRead + ?Sized>(
-    cx: &Exec<'_, '_, S>,
+fn load_sponsored(
+    cx: &Exec<'_, '_>,
     caller: &RegistrarRecord,
     field: &str,
     id: &str,
@@ -216,7 +216,7 @@ fn load_sponsored<S: StateRead + ?Sized>(
     Ok(record)
 }
 
-fn response<S: StateRead + ?Sized>(cx: &Exec<'_, '_, S>, record: &ContactRecord) -> Outcome {
+fn response(cx: &Exec<'_, '_>, record: &ContactRecord) -> Outcome {
     Outcome::Contact(v1::ContactResponse {
         contact: Some(record.to_proto(&record.sponsor)),
         tx: Some(cx.tx.clone()),

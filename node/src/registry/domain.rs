@@ -22,30 +22,30 @@ use std::collections::BTreeSet;
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::audit;
 use super::calendar::{add_years, date, parse_date, utc_date};
 use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
+use super::exec::Exec;
 use super::fields;
-use super::host::host_name;
-use super::lifecycle::{self, schedule};
+use super::lookup::{self, load_sponsored, registrable_name, tld_of};
 use super::model::{
-    meta, ContactRecord, ContactRole, DomainRecord, DomainState, EventKind, Get, Grace, GraceKind,
-    HostRecord, LedgerKind, RegistrarRecord, TldRecord,
+    meta, ContactRecord, ContactRole, DomainRecord, DomainState, EventKind, Grace, GraceKind,
+    HostRecord, LedgerKind, RegistrarRecord,
 };
-use super::names::{self, NormalizedName};
-use super::registrar::{self, check_sponsor};
+use super::names::host_name;
+use super::schedule::schedule;
 use super::status::{self, ClientStatus, ServerStatus};
-use super::tld::{self, PeriodCommand};
+use super::tld_rules::{self, PeriodCommand};
+use super::{billing, refs, transitions};
 
 /// Most name servers a domain may have.
 pub const MAX_NAMESERVERS: usize = 13;
 /// Most (role, contact) pairs a domain may have.
 pub const MAX_DOMAIN_CONTACTS: usize = 16;
 
-pub(crate) fn create<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn create(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::CreateDomainRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -61,7 +61,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     // rollback of its writes returns it (the scenario tests rely on that to
     // show rejected commands leave no trace).
     let roid = cx.next_roid(meta::ROID_DOMAIN, 'D')?;
-    let years = tld::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
+    let years = tld_rules::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
 
     let registrant = existing_registrant(&*cx, &req.registrant)?;
     let contacts = contact_list(&*cx, "contacts", &req.contacts)?;
@@ -71,10 +71,10 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     let expiry_ms = add_years(cx.now_ms, years)
         .ok_or_else(|| RegistryError::policy("period_years", "the expiry date is out of range"))?;
     let label = name.labels().next().unwrap_or_default().to_string();
-    let price = registrar::quote(
+    let price = billing::quote(
         &caller,
         name.ascii(),
-        tld::period_price(&tld, &label, PeriodCommand::Create, years)?,
+        tld_rules::period_price(&tld, &label, PeriodCommand::Create, years)?,
         &tld.policy.currency,
         "period_years",
     )?;
@@ -102,7 +102,7 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         transfer_lock_until_ms: cx.now_ms + tld.lifecycle.transfer_lock_ms,
         events: Vec::new(),
     };
-    let entry = registrar::charge(cx, &caller.id, LedgerKind::Create, &price, &record.name)?;
+    let entry = billing::charge(cx, &caller.id, LedgerKind::Create, &price, &record.name)?;
     record.graces.push(Grace {
         kind: GraceKind::Add,
         ends_ms: cx.now_ms + tld.lifecycle.add_grace_ms,
@@ -112,10 +112,10 @@ pub(crate) fn create<S: StateRead + ?Sized>(
         sv_trid: entry.sv_trid,
     });
     schedule(cx, &mut record, EventKind::AutoRenew, expiry_ms)?;
-    adjust_contact_refs(cx, &record.referenced_contacts(), 1)?;
-    adjust_host_refs(cx, &record.nameservers, 1)?;
+    refs::adjust_contact_refs(cx, &record.referenced_contacts(), 1)?;
+    refs::adjust_host_refs(cx, &record.nameservers, 1)?;
     cx.adjust_counter(meta::DOMAIN_COUNT, 1)?;
-    cx.adjust_counter(&meta::domains_in(tld_label(&record.name)), 1)?;
+    cx.adjust_counter(&meta::domains_in(lookup::tld_label(&record.name)), 1)?;
     cx.audit(
         "domain",
         &record.name,
@@ -156,8 +156,8 @@ fn check_transformable(
     Ok(())
 }
 
-pub(crate) fn update<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn update(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::UpdateDomainRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -253,18 +253,18 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     // Reference counts follow the difference between before and after.
     let contacts_before = before.referenced_contacts();
     let contacts_after = after.referenced_contacts();
-    adjust_contact_refs(cx, &(&contacts_before - &contacts_after), -1)?;
-    adjust_contact_refs(cx, &(&contacts_after - &contacts_before), 1)?;
-    adjust_host_refs(cx, &(&before.nameservers - &after.nameservers), -1)?;
-    adjust_host_refs(cx, &(&after.nameservers - &before.nameservers), 1)?;
+    refs::adjust_contact_refs(cx, &(&contacts_before - &contacts_after), -1)?;
+    refs::adjust_contact_refs(cx, &(&contacts_after - &contacts_before), 1)?;
+    refs::adjust_host_refs(cx, &(&before.nameservers - &after.nameservers), -1)?;
+    refs::adjust_host_refs(cx, &(&after.nameservers - &before.nameservers), 1)?;
     let changes = audit::domain_changes(&before, &after);
     cx.audit("domain", &after.name, changes);
     cx.save(&after);
     Ok(response(cx, &after, None))
 }
 
-pub(crate) fn renew<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn renew(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::RenewDomainRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -296,7 +296,7 @@ pub(crate) fn renew<S: StateRead + ?Sized>(
         });
     }
 
-    let years = tld::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
+    let years = tld_rules::period_years(&tld.policy, "period_years", req.period_years, &tld.name)?;
     let out_of_range = || RegistryError::policy("period_years", "the expiry date is out of range");
     let new_expiry_ms = add_years(record.expiry_ms, years).ok_or_else(out_of_range)?;
     let horizon = tld.lifecycle.max_expiry_horizon_years;
@@ -317,15 +317,15 @@ pub(crate) fn renew<S: StateRead + ?Sized>(
         .next()
         .unwrap_or_default()
         .to_string();
-    let price = registrar::quote(
+    let price = billing::quote(
         &caller,
         &record.name,
-        tld::period_price(&tld, &label, PeriodCommand::Renew, years)?,
+        tld_rules::period_price(&tld, &label, PeriodCommand::Renew, years)?,
         &tld.policy.currency,
         "period_years",
     )?;
 
-    let entry = registrar::charge(cx, &caller.id, LedgerKind::Renew, &price, &record.name)?;
+    let entry = billing::charge(cx, &caller.id, LedgerKind::Renew, &price, &record.name)?;
     record.expiry_ms = new_expiry_ms;
     record.graces.retain(|g| g.ends_ms > cx.now_ms);
     record.graces.push(Grace {
@@ -346,8 +346,8 @@ pub(crate) fn renew<S: StateRead + ?Sized>(
     Ok(response(cx, &record, Some(price)))
 }
 
-pub(crate) fn delete<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn delete(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -380,7 +380,7 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
             continue;
         }
         in_add_grace |= g.kind == GraceKind::Add;
-        registrar::refund(
+        billing::refund(
             cx,
             &caller.id,
             g.amount_minor_units,
@@ -395,10 +395,10 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
         currency,
     });
     if in_add_grace {
-        lifecycle::purge(cx, record)?;
+        transitions::purge(cx, record)?;
     } else {
         let before = record.clone();
-        lifecycle::enter_redemption(cx, &mut record)?;
+        transitions::enter_redemption(cx, &mut record)?;
         record.updated_by = caller.id.clone();
         record.updated_ms = now;
         let mut changes = audit::domain_changes(&before, &record);
@@ -415,86 +415,8 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
     }))
 }
 
-/// A name a registrar may register: valid, exactly one label under a TLD
-/// served here, and within that TLD's label rules. Returns the name and its
-/// TLD.
-pub(crate) fn registrable_name(
-    r: &(impl Get + ?Sized),
-    field: &str,
-    input: &str,
-) -> Result<(NormalizedName, TldRecord), RegistryError> {
-    let name = names::normalize_name(field, input)?;
-    let unknown = |message: String| RegistryError::UnknownTld {
-        field: field.into(),
-        name: name.ascii().into(),
-        message,
-    };
-    let Some(parent) = name.parent() else {
-        return Err(unknown("a domain is a label under a TLD".into()));
-    };
-    let tld = r.load::<TldRecord>(parent.as_bytes())?.ok_or_else(|| {
-        if name.label_count() == 2 {
-            unknown(format!("there is no TLD {parent:?}"))
-        } else {
-            unknown(format!(
-                "{parent:?} is not a TLD; registrations are one label under a TLD"
-            ))
-        }
-    })?;
-    let label = name
-        .labels()
-        .next()
-        .expect("a name with a parent has a first label");
-    let u_label = name
-        .unicode()
-        .and_then(|u| u.split('.').next())
-        .unwrap_or(label);
-    tld::check_label(&tld.policy, field, label, u_label, &tld.name)?;
-    tld::check_available_label(&tld, field, label)?;
-    Ok((name, tld))
-}
-
-/// The domain `input` (request field `name`), which `caller` must sponsor.
-pub(crate) fn load_sponsored(
-    r: &(impl Get + ?Sized),
-    caller: &RegistrarRecord,
-    input: &str,
-) -> Result<DomainRecord, RegistryError> {
-    let name = names::normalize_name("name", input)?;
-    let record = r
-        .load::<DomainRecord>(name.ascii().as_bytes())?
-        .ok_or_else(|| RegistryError::ObjectNotFound {
-            field: "name".into(),
-            kind: ObjectKind::Domain,
-            name: name.ascii().into(),
-        })?;
-    check_sponsor(
-        caller,
-        &record.sponsor,
-        "name",
-        ObjectKind::Domain,
-        &record.name,
-    )?;
-    Ok(record)
-}
-
-/// The TLD part of a registrable domain name (all but its first label).
-pub(crate) fn tld_label(name: &str) -> &str {
-    name.split_once('.').map_or("", |(_, p)| p)
-}
-
-/// The TLD of an existing domain (TLDs are never deleted).
-pub(crate) fn tld_of(
-    r: &(impl Get + ?Sized),
-    record: &DomainRecord,
-) -> Result<TldRecord, RegistryError> {
-    let parent = tld_label(&record.name);
-    Ok(r.load::<TldRecord>(parent.as_bytes())?
-        .ok_or_else(|| StorageFault(format!("domain {:?} has no TLD {parent:?}", record.name)))?)
-}
-
 /// The registrant, which must be given and exist.
-fn existing_registrant(r: &(impl Get + ?Sized), id: &str) -> Result<String, RegistryError> {
+fn existing_registrant(r: &dyn StateRead, id: &str) -> Result<String, RegistryError> {
     if id.is_empty() {
         return Err(RegistryError::invalid("registrant", "is required"));
     }
@@ -549,7 +471,7 @@ fn contact_pairs(
 
 /// Parses (role, contact id) pairs whose contacts must exist.
 fn contact_list(
-    r: &(impl Get + ?Sized),
+    r: &dyn StateRead,
     field: &str,
     given: &[v1::DomainContact],
 ) -> Result<Vec<(ContactRole, String)>, RegistryError> {
@@ -593,7 +515,7 @@ fn nameserver_names(field: &str, given: &[String]) -> Result<Vec<String>, Regist
 
 /// Normalises name server names whose host objects must exist.
 fn nameserver_list(
-    r: &(impl Get + ?Sized),
+    r: &dyn StateRead,
     field: &str,
     given: &[String],
 ) -> Result<Vec<String>, RegistryError> {
@@ -610,53 +532,7 @@ fn nameserver_list(
     Ok(names)
 }
 
-/// Adds `delta` (±1) to the domain reference count of each contact.
-pub(crate) fn adjust_contact_refs<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    ids: &BTreeSet<&str>,
-    delta: i64,
-) -> Result<(), RegistryError> {
-    for id in ids {
-        let mut contact = cx.load::<ContactRecord>(id.as_bytes())?.ok_or_else(|| {
-            StorageFault(format!(
-                "a domain refers to contact {id:?}, which does not exist"
-            ))
-        })?;
-        contact.domain_refs = contact
-            .domain_refs
-            .checked_add_signed(delta)
-            .ok_or_else(|| StorageFault(format!("reference count of contact {id:?} is off")))?;
-        cx.save(&contact);
-    }
-    Ok(())
-}
-
-/// Adds `delta` (±1) to the domain reference count of each host.
-pub(crate) fn adjust_host_refs<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    names: &BTreeSet<String>,
-    delta: i64,
-) -> Result<(), RegistryError> {
-    for name in names {
-        let mut host = cx.load::<HostRecord>(name.as_bytes())?.ok_or_else(|| {
-            StorageFault(format!(
-                "a domain delegates to host {name:?}, which does not exist"
-            ))
-        })?;
-        host.domain_refs = host
-            .domain_refs
-            .checked_add_signed(delta)
-            .ok_or_else(|| StorageFault(format!("reference count of host {name:?} is off")))?;
-        cx.save(&host);
-    }
-    Ok(())
-}
-
-fn response<S: StateRead + ?Sized>(
-    cx: &Exec<'_, '_, S>,
-    record: &DomainRecord,
-    charged: Option<v1::Money>,
-) -> Outcome {
+fn response(cx: &Exec<'_, '_>, record: &DomainRecord, charged: Option<v1::Money>) -> Outcome {
     Outcome::Domain(v1::DomainResponse {
         domain: Some(record.to_proto(&record.sponsor, cx.now_ms)),
         tx: Some(cx.tx.clone()),

@@ -123,10 +123,27 @@ pub struct StorageFault(pub String);
 /// A key and its value.
 pub type KeyValue = (Vec<u8>, Vec<u8>);
 
-/// Read access to registry state.
+/// Read access to registry state: the one read trait of the registry.
+///
+/// Everything that reads state takes `&dyn StateRead`: the RocksDB store
+/// and [`MemState`] for queries, a [`Txn`] (or the command context over
+/// it) inside apply, which sees its own writes. Typed reads of records are
+/// `load` and `exists` on `dyn StateRead`.
 pub trait StateRead {
     /// The value stored under `key`, if any.
     fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault>;
+
+    /// Calls `f` with the value under `key`, lent rather than copied where
+    /// the source holds it in memory (a transaction's own writes).
+    fn read_with(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), StorageFault> {
+        f(self.get(cf, key)?.as_deref());
+        Ok(())
+    }
 
     /// Up to `limit` entries with keys starting with `prefix`, in key order,
     /// starting after `after` when given.
@@ -183,8 +200,8 @@ type Undo = (Cf, Vec<u8>, Option<Option<Vec<u8>>>);
 /// Writes go straight into the batch, each with an undo entry, so a read
 /// looks in one map and committing a command is free; rolling one back
 /// (a rejected command, rarer) restores the entries it replaced.
-pub struct Txn<'a, S: StateRead + ?Sized> {
-    base: &'a S,
+pub struct Txn<'a> {
+    base: &'a dyn StateRead,
     batch: Layer,
     /// The current command's writes, oldest first.
     undo: Vec<Undo>,
@@ -193,9 +210,9 @@ pub struct Txn<'a, S: StateRead + ?Sized> {
     written: sha2::Sha256,
 }
 
-impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
+impl<'a> Txn<'a> {
     /// An empty transaction over `base`.
-    pub fn new(base: &'a S) -> Self {
+    pub fn new(base: &'a dyn StateRead) -> Self {
         Txn {
             base,
             batch: Layer::default(),
@@ -204,29 +221,10 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
         }
     }
 
-    /// Reads `key`, seeing this transaction's own writes first.
-    pub fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
-        self.read_with(cf, key, |v| v.map(<[u8]>::to_vec))
-    }
-
-    /// Calls `f` with the value under `key`, this transaction's own writes
-    /// first; a value this transaction wrote is lent, not copied.
-    pub fn read_with<R>(
-        &self,
-        cf: Cf,
-        key: &[u8],
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R, StorageFault> {
-        if let Some(v) = self.batch.get(cf, key) {
-            return Ok(f(v.as_deref()));
-        }
-        Ok(f(self.base.get(cf, key)?.as_deref()))
-    }
-
     /// Up to `limit` entries with keys starting with `prefix`, in key order,
     /// starting after `after` when given: the base state merged with this
     /// transaction's own writes (a deleted key is skipped).
-    pub fn scan_prefix(
+    fn merged_scan(
         &self,
         cf: Cf,
         prefix: &[u8],
@@ -366,6 +364,39 @@ impl<'a, S: StateRead + ?Sized> Txn<'a, S> {
     }
 }
 
+/// Reads see this transaction's own writes first.
+impl StateRead for Txn<'_> {
+    fn get(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageFault> {
+        match self.batch.get(cf, key) {
+            Some(v) => Ok(v.clone()),
+            None => self.base.get(cf, key),
+        }
+    }
+
+    fn read_with(
+        &self,
+        cf: Cf,
+        key: &[u8],
+        f: &mut dyn FnMut(Option<&[u8]>),
+    ) -> Result<(), StorageFault> {
+        match self.batch.get(cf, key) {
+            Some(v) => f(v.as_deref()),
+            None => self.base.read_with(cf, key, f)?,
+        }
+        Ok(())
+    }
+
+    fn scan_prefix(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageFault> {
+        self.merged_scan(cf, prefix, after, limit)
+    }
+}
+
 /// An in-memory engine: the whole state in ordered maps. Used by tests and
 /// property checks; the node uses RocksDB.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -470,7 +501,7 @@ mod tests {
         state
     }
 
-    fn view(txn: &Txn<'_, MemState>) -> Vec<KeyValue> {
+    fn view(txn: &Txn<'_>) -> Vec<KeyValue> {
         txn.scan_prefix(Cf::Domains, b"", None, 100).unwrap()
     }
 

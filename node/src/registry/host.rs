@@ -18,20 +18,20 @@ use std::net::IpAddr;
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
-use super::model::{meta, DomainRecord, Get, HostRecord, RegistrarRecord, TldRecord};
-use super::names::{self, NormalizedName};
+use super::exec::Exec;
+use super::lookup::check_sponsor;
+use super::model::{meta, DomainRecord, HostRecord, RegistrarRecord, TldRecord};
+use super::names::{host_name, NormalizedName};
 use super::poll;
-use super::registrar::check_sponsor;
 use super::status::{self, ClientStatus, ServerStatus, ServerStatusChange};
 
 /// Most addresses a host may have.
 pub const MAX_ADDRESSES: usize = 13;
 
-pub(crate) fn create<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn create(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::CreateHostRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -88,8 +88,8 @@ pub(crate) fn create<S: StateRead + ?Sized>(
     Ok(response(cx, &record))
 }
 
-pub(crate) fn update<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn update(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::UpdateHostRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -167,8 +167,8 @@ pub(crate) fn update<S: StateRead + ?Sized>(
     Ok(response(cx, &record))
 }
 
-pub(crate) fn delete<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn delete(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -226,8 +226,8 @@ pub(crate) fn delete<S: StateRead + ?Sized>(
 
 /// Staff set or clear server statuses of a host, with a reason; the
 /// sponsor is told when anything changed.
-pub(crate) fn set_server_status<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn set_server_status(
+    cx: &mut Exec<'_, '_>,
     req: &v1::SetHostServerStatusRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut record = load(&*cx, &req.name)?;
@@ -262,23 +262,10 @@ pub(crate) fn set_server_status<S: StateRead + ?Sized>(
     Ok(response(cx, &record))
 }
 
-/// Validates a host name: a valid DNS name of at least two labels.
-pub(crate) fn host_name(field: &str, input: &str) -> Result<NormalizedName, RegistryError> {
-    let name = names::normalize_name(field, input)?;
-    if name.label_count() < 2 {
-        return Err(RegistryError::InvalidName {
-            field: field.into(),
-            name: input.into(),
-            message: "a host name has at least two labels".into(),
-        });
-    }
-    Ok(name)
-}
-
 /// For an in-bailiwick host (its TLD is served here), the domain it lives
 /// under, which must exist; `None` for an out-of-bailiwick host.
 fn superordinate_domain(
-    r: &(impl Get + ?Sized),
+    r: &dyn StateRead,
     name: &NormalizedName,
 ) -> Result<Option<DomainRecord>, RegistryError> {
     if r.load::<TldRecord>(name.tld().as_bytes())?.is_none() {
@@ -341,7 +328,7 @@ fn parse_addresses(field: &str, given: &[String]) -> Result<BTreeSet<IpAddr>, Re
 }
 
 /// The host `name` (request field `name`).
-fn load(r: &(impl Get + ?Sized), name: &str) -> Result<HostRecord, RegistryError> {
+fn load(r: &dyn StateRead, name: &str) -> Result<HostRecord, RegistryError> {
     let name = host_name("name", name)?;
     r.load::<HostRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| RegistryError::ObjectNotFound {
@@ -352,8 +339,8 @@ fn load(r: &(impl Get + ?Sized), name: &str) -> Result<HostRecord, RegistryError
 }
 
 /// The host `name`, which `caller` must sponsor.
-fn load_sponsored<S: StateRead + ?Sized>(
-    cx: &Exec<'_, '_, S>,
+fn load_sponsored(
+    cx: &Exec<'_, '_>,
     caller: &RegistrarRecord,
     name: &str,
 ) -> Result<HostRecord, RegistryError> {
@@ -368,7 +355,7 @@ fn load_sponsored<S: StateRead + ?Sized>(
     Ok(record)
 }
 
-fn response<S: StateRead + ?Sized>(cx: &Exec<'_, '_, S>, record: &HostRecord) -> Outcome {
+fn response(cx: &Exec<'_, '_>, record: &HostRecord) -> Outcome {
     Outcome::Host(v1::HostResponse {
         host: Some(record.to_proto()),
         tx: Some(cx.tx.clone()),

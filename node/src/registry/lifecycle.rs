@@ -20,18 +20,18 @@
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::calendar::{add_years, date};
-use super::domain;
-use super::engine::{StateRead, StorageFault};
+use super::engine::StorageFault;
 use super::error::{ObjectKind, RegistryError};
+use super::exec::Exec;
 use super::fields::{self, MAX_TEXT_CHARS};
+use super::lookup::{self, tld_of};
 use super::model::{
-    due_event_key, meta, CaseEvent, CaseRecord, DomainRecord, DomainState, EventKind, EventRecord,
-    Get, HostRecord, LedgerKind, PollKind, RegistrarRecord, ScheduledEvent,
+    DomainRecord, DomainState, EventKind, EventRecord, LedgerKind, PollKind, RegistrarRecord,
 };
+use super::schedule::{schedule, unschedule};
 use super::status::ServerStatus;
-use super::{audit, poll, registrar, tld, transfer};
+use super::{audit, billing, poll, tld_rules, transitions};
 
 /// How long the registry waits before trying again to auto-renew a domain
 /// it may not delete (serverDeleteProhibited) but cannot renew either.
@@ -39,59 +39,8 @@ pub const AUTO_RENEW_RETRY_MS: i64 = 86_400_000;
 /// Fewest statements a restore report must make (RFC 3915).
 pub const MIN_RESTORE_STATEMENTS: usize = 2;
 
-/// Schedules `kind` for `domain` at `due_ms`, replacing any earlier event
-/// of that kind.
-pub(crate) fn schedule<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    domain: &mut DomainRecord,
-    kind: EventKind,
-    due_ms: i64,
-) -> Result<(), RegistryError> {
-    unschedule(cx, domain, kind);
-    let id = cx.next_seq(meta::EVENT_SEQ)?;
-    cx.save(&EventRecord {
-        id,
-        due_ms,
-        kind,
-        domain: domain.name.clone(),
-    });
-    domain.events.push(ScheduledEvent { kind, due_ms, id });
-    Ok(())
-}
-
-/// Removes `domain`'s event of `kind`, if any.
-pub(crate) fn unschedule<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    domain: &mut DomainRecord,
-    kind: EventKind,
-) {
-    domain.events.retain(|e| {
-        if e.kind == kind {
-            cx.delete::<EventRecord>(&due_event_key(e.due_ms, e.id));
-            false
-        } else {
-            true
-        }
-    });
-}
-
-/// Drops the domain's handle on an event that was refused when it ran.
-pub(crate) fn forget_event<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    event: &EventRecord,
-) -> Result<(), RegistryError> {
-    if let Some(mut d) = cx.load::<DomainRecord>(event.domain.as_bytes())? {
-        d.events.retain(|e| e.id != event.id);
-        cx.save(&d);
-    }
-    Ok(())
-}
-
 /// Runs one due event.
-pub(crate) fn run_event<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    event: &EventRecord,
-) -> Result<(), RegistryError> {
+pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<(), RegistryError> {
     let Some(mut d) = cx.load::<DomainRecord>(event.domain.as_bytes())? else {
         return Ok(()); // purged meanwhile; its handles went with it
     };
@@ -103,7 +52,7 @@ pub(crate) fn run_event<S: StateRead + ?Sized>(
     match event.kind {
         EventKind::AutoRenew => auto_renew(cx, &mut d)?,
         EventKind::TransferAutoApprove => {
-            transfer::complete(cx, &mut d, super::model::TransferStatus::ServerApproved)?
+            transitions::complete(cx, &mut d, super::model::TransferStatus::ServerApproved)?
         }
         EventKind::RedemptionEnd => {
             let DomainState::Redemption { deleted_ms, .. } = d.state else {
@@ -142,7 +91,7 @@ pub(crate) fn run_event<S: StateRead + ?Sized>(
             };
             let renewal_sv_trid = renewal_sv_trid.clone();
             let sponsor = d.sponsor.clone();
-            registrar::refund(cx, &sponsor, renewal_minor_units, &d.name, &renewal_sv_trid)?;
+            billing::refund(cx, &sponsor, renewal_minor_units, &d.name, &renewal_sv_trid)?;
             let ends_ms = redemption_ends_ms.max(cx.now_ms);
             d.state = DomainState::Redemption {
                 deleted_ms,
@@ -164,7 +113,7 @@ pub(crate) fn run_event<S: StateRead + ?Sized>(
         }
         EventKind::Purge => {
             let sponsor = d.sponsor.clone();
-            purge(cx, d)?;
+            transitions::purge(cx, d)?;
             poll::push(
                 cx,
                 &sponsor,
@@ -185,16 +134,13 @@ pub(crate) fn run_event<S: StateRead + ?Sized>(
 /// At expiry: renew for a year at the auto-renew price, or, when the
 /// sponsor cannot pay or renewals are prohibited, delete the domain into
 /// redemption (unless deletion is server-prohibited: then try again later).
-fn auto_renew<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    d: &mut DomainRecord,
-) -> Result<(), RegistryError> {
+fn auto_renew(cx: &mut Exec<'_, '_>, d: &mut DomainRecord) -> Result<(), RegistryError> {
     if d.state.is_deleted() {
         return Ok(());
     }
     let tld = tld_of(cx, d)?;
     let label = d.name.split('.').next().unwrap_or_default().to_string();
-    let prices = tld::prices(&tld, &label);
+    let prices = tld_rules::prices(&tld, &label);
     let sponsor = d.sponsor.clone();
     let prohibited = d
         .statuses
@@ -208,7 +154,7 @@ fn auto_renew<S: StateRead + ?Sized>(
             minor_units: prices.auto_renew,
             currency: tld.policy.currency.clone(),
         };
-        match registrar::charge(cx, &sponsor, LedgerKind::AutoRenew, &price, &d.name) {
+        match billing::charge(cx, &sponsor, LedgerKind::AutoRenew, &price, &d.name) {
             Ok(entry) => Ok(entry),
             Err(e @ RegistryError::Storage(_)) => return Err(e),
             Err(e) => Err(e.to_string()),
@@ -260,7 +206,7 @@ fn auto_renew<S: StateRead + ?Sized>(
             } else {
                 // The registry deletes it: client statuses go with the sponsor's say.
                 d.statuses = std::collections::BTreeSet::new();
-                enter_redemption(cx, d)?;
+                transitions::enter_redemption(cx, d)?;
                 poll::push(
                     cx,
                     &sponsor,
@@ -279,110 +225,19 @@ fn auto_renew<S: StateRead + ?Sized>(
     Ok(())
 }
 
-/// Deletes `d` into the redemption period: a pending transfer is cancelled
-/// by the registry, grace periods end, auto-renewal stops.
-pub(crate) fn enter_redemption<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    d: &mut DomainRecord,
-) -> Result<(), RegistryError> {
-    if d.transfer_pending() {
-        transfer::server_cancel(cx, d, "the domain was deleted")?;
-    }
-    let tld = tld_of(cx, d)?;
-    let ends_ms = cx.now_ms + tld.lifecycle.redemption_ms;
-    d.state = DomainState::Redemption {
-        deleted_ms: cx.now_ms,
-        ends_ms,
-    };
-    d.graces.clear();
-    unschedule(cx, d, EventKind::AutoRenew);
-    unschedule(cx, d, EventKind::TransferAutoApprove);
-    schedule(cx, d, EventKind::RedemptionEnd, ends_ms)?;
-    Ok(())
-}
-
-/// Removes `d` for good: its references to contacts and hosts, its
-/// subordinate hosts (kept, without glue and detached, when other domains
-/// still delegate to them or staff prohibited their deletion), its events
-/// and its suspensions' hold on cases.
-pub(crate) fn purge<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    mut d: DomainRecord,
-) -> Result<(), RegistryError> {
-    domain::adjust_contact_refs(cx, &d.referenced_contacts(), -1)?;
-    domain::adjust_host_refs(cx, &d.nameservers, -1)?;
-    for name in &d.subordinate_hosts {
-        let mut host = cx
-            .load::<HostRecord>(name.as_bytes())?
-            .ok_or_else(|| StorageFault(format!("{:?} lists missing host {name:?}", d.name)))?;
-        let delete_prohibited = host
-            .server_statuses
-            .contains(&ServerStatus::DeleteProhibited);
-        if host.domain_refs == 0 && !delete_prohibited {
-            cx.delete::<HostRecord>(name.as_bytes());
-            cx.adjust_counter(meta::HOSTS, -1)?;
-            cx.audit("host", name, vec![format!("purged with {}", d.name)]);
-        } else {
-            host.superordinate = None;
-            host.addresses.clear();
-            cx.save(&host);
-            let why = if delete_prohibited {
-                "; kept: serverDeleteProhibited"
-            } else {
-                ""
-            };
-            cx.audit(
-                "host",
-                name,
-                vec![format!(
-                    "detached from purged {}; glue removed{why}",
-                    d.name
-                )],
-            );
-        }
-    }
-    for case_id in d.suspensions.keys() {
-        if let Some(mut case) = cx.load::<CaseRecord>(&case_id.to_be_bytes())? {
-            case.suspended = false;
-            case.history.push(CaseEvent {
-                time_ms: cx.now_ms,
-                actor: cx.actor.clone(),
-                action: "domain_purged".into(),
-                note: String::new(),
-                sv_trid: cx.tx.sv_trid.clone(),
-            });
-            cx.save(&case);
-        }
-    }
-    for kind in [
-        EventKind::AutoRenew,
-        EventKind::TransferAutoApprove,
-        EventKind::RedemptionEnd,
-        EventKind::RestoreReportDue,
-        EventKind::Purge,
-    ] {
-        unschedule(cx, &mut d, kind);
-    }
-    cx.adjust_counter(meta::DOMAIN_COUNT, -1)?;
-    cx.adjust_counter(&meta::domains_in(domain::tld_label(&d.name)), -1)?;
-    cx.delete::<DomainRecord>(d.name.as_bytes());
-    cx.audit("domain", &d.name, vec!["purged".into()]);
-    Ok(())
-}
-
 /// RGP restore (RFC 3915): a request inside the redemption period charges
 /// the restore fee and a one-year renewal and makes the domain
 /// pendingRestore; the report restores it.
-pub(crate) fn restore<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn restore(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::RestoreDomainRequest,
 ) -> Result<Outcome, RegistryError> {
-    let mut d = domain::load_sponsored(&*cx, &caller, &req.name)?;
+    let mut d = lookup::load_sponsored(&*cx, &caller, &req.name)?;
     let before = d.clone();
     let tld = tld_of(cx, &d)?;
     let label = d.name.split('.').next().unwrap_or_default().to_string();
-    let prices = tld::prices(&tld, &label);
+    let prices = tld_rules::prices(&tld, &label);
     let currency = tld.policy.currency.clone();
     let charged;
     match v1::RestoreOp::try_from(req.op) {
@@ -395,19 +250,19 @@ pub(crate) fn restore<S: StateRead + ?Sized>(
                 return Err(not_in(&d, "redemptionPeriod"));
             };
             let total = prices.restore.saturating_add(prices.renew);
-            registrar::quote(&caller, &d.name, total, &currency, "name")?;
+            billing::quote(&caller, &d.name, total, &currency, "name")?;
             let money = |minor_units| v1::Money {
                 minor_units,
                 currency: currency.clone(),
             };
-            registrar::charge(
+            billing::charge(
                 cx,
                 &caller.id,
                 LedgerKind::Restore,
                 &money(prices.restore),
                 &d.name,
             )?;
-            let renewal = registrar::charge(
+            let renewal = billing::charge(
                 cx,
                 &caller.id,
                 LedgerKind::Renew,
@@ -519,12 +374,4 @@ fn not_in(d: &DomainRecord, rgp: &str) -> RegistryError {
         name: d.name.clone(),
         status: format!("{:?} (restore needs {rgp})", d.rgp_statuses(0)),
     }
-}
-
-/// The TLD of an existing domain.
-pub(crate) fn tld_of(
-    r: &(impl Get + ?Sized),
-    d: &DomainRecord,
-) -> Result<super::model::TldRecord, RegistryError> {
-    domain::tld_of(r, d)
 }

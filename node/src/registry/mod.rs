@@ -50,39 +50,59 @@
 //! assert_eq!(created.tx.unwrap().sv_trid, "kauri-7");
 //! ```
 
-pub mod apply;
-pub mod audit;
+// The modules in layers, lowest first; a module uses only modules of
+// lower layers, never one declared after it (node/tests/layers.rs checks
+// it).
+//
+// Foundation: storage view, errors, names, statuses, records, calendar.
+pub mod engine;
+pub mod error;
 pub mod calendar;
+pub mod names;
+pub mod fields;
+pub mod status;
+pub mod idn;
+mod model;
+mod tld_rules;
+// The command context, and lookups every command makes.
+mod exec;
+mod lookup;
+// Shared effects: audit records, poll messages, money, due events,
+// reference counts; and the domain state changes several families share.
+pub mod audit;
+pub mod poll;
+mod billing;
+mod refs;
+mod schedule;
+mod transitions;
+// The command families.
 pub mod case;
 mod contact;
 mod domain;
-pub mod engine;
-pub mod error;
-pub mod fields;
 mod host;
-pub mod idn;
 pub mod lifecycle;
-mod model;
-pub mod names;
-pub mod poll;
-pub mod query;
 mod registrar;
 pub mod session;
-pub mod status;
 mod tld;
 pub mod transfer;
+// The command table, applying an entry, and the read-only queries.
+mod commands;
+pub mod apply;
+pub mod query;
 
 #[cfg(test)]
 mod tests;
 
 pub use apply::{
-    apply_proposal, check_request_meta, command_name, registry_now_ms, request_meta, tx_info,
-    was_replayed, ApplyContext, MAX_EVENTS_PER_TICK,
+    apply_proposal, check_request_meta, registry_now_ms, tx_info, was_replayed, ApplyContext,
+    MAX_EVENTS_PER_TICK,
 };
 pub use audit::query_audit;
 pub use case::info_case;
+pub use commands::{command_name, request_meta};
 pub use engine::{state_digest, Cf, MemState, StateRead, StorageFault, Txn, WriteSet};
 pub use error::{ObjectKind, RegistryError};
+pub use exec::SYSTEM_ACTOR;
 pub use poll::head as poll_head;
 pub use query::{
     check_contacts, check_domains, check_hosts, count_domains, info_contact, info_domain,

@@ -86,59 +86,30 @@ pub(crate) fn decode<T: Record>(cf: Cf, key: &[u8], bytes: &[u8]) -> Result<T, S
     }
 }
 
-/// Point reads, from either a [`Txn`] (inside apply) or a plain
-/// [`StateRead`] (queries).
-pub(crate) trait Get {
-    /// Calls `f` with the value under `key`, borrowed where the source
-    /// allows it.
-    fn read_with<R>(
-        &self,
-        cf: Cf,
-        key: &[u8],
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R, StorageFault>;
-
+/// Typed reads of records, from any source of state: the store or a
+/// [`MemState`](super::MemState) for queries, the transaction (or the
+/// command context over it) inside apply.
+impl dyn StateRead + '_ {
     /// The record of type `T` under `key`, if any.
-    fn load<T: Record>(&self, key: &[u8]) -> Result<Option<T>, StorageFault> {
-        self.read_with(T::CF, key, |bytes| {
-            bytes.map(|b| decode(T::CF, key, b)).transpose()
-        })?
+    pub(crate) fn load<T: Record>(&self, key: &[u8]) -> Result<Option<T>, StorageFault> {
+        let mut decoded = None;
+        self.read_with(T::CF, key, &mut |bytes| {
+            decoded = bytes.map(|b| decode(T::CF, key, b));
+        })?;
+        decoded.transpose()
     }
 
     /// Whether a record of type `T` is stored under `key`, without decoding
     /// it (a damaged record shows when it is loaded).
-    fn exists<T: Record>(&self, key: &[u8]) -> Result<bool, StorageFault> {
-        self.read_with(T::CF, key, |bytes| bytes.is_some())
-    }
-}
-
-impl<S: StateRead + ?Sized> Get for Txn<'_, S> {
-    fn read_with<R>(
-        &self,
-        cf: Cf,
-        key: &[u8],
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R, StorageFault> {
-        Txn::read_with(self, cf, key, f)
-    }
-}
-
-/// A [`StateRead`] seen through [`Get`].
-pub(crate) struct ReadOnly<'a, S: StateRead + ?Sized>(pub &'a S);
-
-impl<S: StateRead + ?Sized> Get for ReadOnly<'_, S> {
-    fn read_with<R>(
-        &self,
-        cf: Cf,
-        key: &[u8],
-        f: impl FnOnce(Option<&[u8]>) -> R,
-    ) -> Result<R, StorageFault> {
-        Ok(f(self.0.get(cf, key)?.as_deref()))
+    pub(crate) fn exists<T: Record>(&self, key: &[u8]) -> Result<bool, StorageFault> {
+        let mut found = false;
+        self.read_with(T::CF, key, &mut |bytes| found = bytes.is_some())?;
+        Ok(found)
     }
 }
 
 /// Writes `record` under its own key in the current command.
-pub(crate) fn save<S: StateRead + ?Sized, T: Record>(txn: &mut Txn<'_, S>, record: &T) {
+pub(crate) fn save<T: Record>(txn: &mut Txn<'_>, record: &T) {
     txn.put(T::CF, &record.key(), encode(record));
 }
 
@@ -186,25 +157,31 @@ pub(crate) mod meta {
 }
 
 /// Reads a big-endian u64 counter from [`Cf::Meta`]; absent is 0.
-pub(crate) fn read_counter(r: &(impl Get + ?Sized), key: &[u8]) -> Result<u64, StorageFault> {
-    r.read_with(Cf::Meta, key, |bytes| match bytes {
-        None => Ok(0),
-        Some(bytes) => bytes
-            .try_into()
-            .map(u64::from_be_bytes)
-            .map_err(|_| StorageFault(format!("meta {key:?} is not a u64"))),
-    })?
+pub(crate) fn read_counter(r: &dyn StateRead, key: &[u8]) -> Result<u64, StorageFault> {
+    let mut value = Ok(0);
+    r.read_with(Cf::Meta, key, &mut |bytes| {
+        if let Some(bytes) = bytes {
+            value = bytes
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StorageFault(format!("meta {key:?} is not a u64")));
+        }
+    })?;
+    value
 }
 
 /// Reads registry time from [`Cf::Meta`]; absent (empty state) is 0.
-pub(crate) fn read_now_ms(r: &(impl Get + ?Sized)) -> Result<i64, StorageFault> {
-    r.read_with(Cf::Meta, meta::NOW_MS, |bytes| match bytes {
-        None => Ok(0),
-        Some(bytes) => bytes
-            .try_into()
-            .map(i64::from_be_bytes)
-            .map_err(|_| StorageFault("meta now_ms is not an i64".into())),
-    })?
+pub(crate) fn read_now_ms(r: &dyn StateRead) -> Result<i64, StorageFault> {
+    let mut value = Ok(0);
+    r.read_with(Cf::Meta, meta::NOW_MS, &mut |bytes| {
+        if let Some(bytes) = bytes {
+            value = bytes
+                .try_into()
+                .map(i64::from_be_bytes)
+                .map_err(|_| StorageFault("meta now_ms is not an i64".into()));
+        }
+    })?;
+    value
 }
 
 /// The key of a ledger entry: registrar id, 0x00, big-endian sequence, so a
@@ -1702,7 +1679,7 @@ mod tests {
         txn.commit_command();
         let writes = txn.into_writes();
         state.write(writes);
-        assert!(read_now_ms(&ReadOnly(&state)).is_err());
+        assert!(read_now_ms(&state).is_err());
     }
 
     #[test]

@@ -283,6 +283,39 @@ pub(crate) fn in_idna2008_repertoire(c: char) -> bool {
     )
 }
 
+/// Validates a TLD name: one label, LDH or IDN, not all digits.
+pub(crate) fn tld_name(field: &str, input: &str) -> Result<NormalizedName, RegistryError> {
+    let name = normalize_name(field, input)?;
+    if name.label_count() != 1 {
+        return Err(RegistryError::InvalidName {
+            field: field.into(),
+            name: input.into(),
+            message: "a TLD is a single label, without dots".into(),
+        });
+    }
+    if name.ascii().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RegistryError::InvalidName {
+            field: field.into(),
+            name: input.into(),
+            message: "a TLD cannot be all digits".into(),
+        });
+    }
+    Ok(name)
+}
+
+/// Validates a host name: a valid DNS name of at least two labels.
+pub(crate) fn host_name(field: &str, input: &str) -> Result<NormalizedName, RegistryError> {
+    let name = normalize_name(field, input)?;
+    if name.label_count() < 2 {
+        return Err(RegistryError::InvalidName {
+            field: field.into(),
+            name: input.into(),
+            message: "a host name has at least two labels".into(),
+        });
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,25 +13,23 @@ use std::collections::BTreeSet;
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::engine::{Cf, StateRead};
 use super::error::{ObjectKind, RegistryError};
-use super::model::{
-    self, poll_key, Get, PollKind, PollRecord, ReadOnly, RegistrarRecord, TransferRecord,
-};
-use super::registrar;
+use super::exec::Exec;
+use super::lookup;
+use super::model::{self, poll_key, PollKind, PollRecord, RegistrarRecord, TransferRecord};
 use super::status::ServerStatus;
 
 /// Queues a message for registrar `to`.
-pub(crate) fn push<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn push(
+    cx: &mut Exec<'_, '_>,
     to: &str,
     kind: PollKind,
     object: &str,
     message: String,
     transfer: Option<(TransferRecord, i64)>,
 ) -> Result<(), RegistryError> {
-    let mut account = registrar::load(&*cx, to)?;
+    let mut account = lookup::load_registrar(&*cx, to)?;
     account.poll_seq += 1;
     account.poll_count += 1;
     let record = PollRecord {
@@ -51,8 +49,8 @@ pub(crate) fn push<S: StateRead + ?Sized>(
 
 /// Tells the sponsor of an object that staff changed its server statuses
 /// (from `was` to `now`), and why. Nothing is queued when nothing changed.
-pub(crate) fn server_statuses_changed<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn server_statuses_changed(
+    cx: &mut Exec<'_, '_>,
     sponsor: &str,
     kind: ObjectKind,
     object: &str,
@@ -94,8 +92,8 @@ pub(crate) fn server_statuses_changed<S: StateRead + ?Sized>(
 }
 
 /// Acknowledges message `message_id` of the calling registrar.
-pub(crate) fn ack<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn ack(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::AckPollRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -129,12 +127,12 @@ pub(crate) fn ack<S: StateRead + ?Sized>(
 }
 
 /// The oldest message of `registrar` and the number waiting.
-pub fn head<S: StateRead + ?Sized>(
-    state: &S,
+pub fn head(
+    state: &dyn StateRead,
     registrar: &str,
 ) -> Result<(Option<v1::PollMessage>, u64), RegistryError> {
     super::fields::registrar_id("registrar", registrar)?;
-    let r = ReadOnly(state);
+    let r = state;
     if r.load::<RegistrarRecord>(registrar.as_bytes())?.is_none() {
         return Err(RegistryError::ObjectNotFound {
             field: "registrar".into(),
@@ -149,22 +147,19 @@ pub fn head<S: StateRead + ?Sized>(
         Some((k, v)) => Some(model::decode::<PollRecord>(Cf::Poll, k, v)?.to_proto()),
         None => None,
     };
-    let account = registrar::load(&r, registrar)?;
+    let account = lookup::load_registrar(r, registrar)?;
     Ok((message, account.poll_count))
 }
 
 /// [`head`] inside a command, seeing its writes.
-fn head_of<S: StateRead + ?Sized>(
-    cx: &Exec<'_, '_, S>,
-    registrar: &str,
-) -> Result<(Option<PollRecord>, u64), RegistryError> {
+fn head_of(cx: &Exec<'_, '_>, registrar: &str) -> Result<(Option<PollRecord>, u64), RegistryError> {
     let mut prefix = registrar.as_bytes().to_vec();
     prefix.push(0);
-    let first = cx.scan_prefix(Cf::Poll, &prefix, 1)?;
+    let first = cx.scan(Cf::Poll, &prefix, 1)?;
     let message = match first.first() {
         Some((k, v)) => Some(model::decode::<PollRecord>(Cf::Poll, k, v)?),
         None => None,
     };
-    let account = registrar::load(cx, registrar)?;
+    let account = lookup::load_registrar(cx, registrar)?;
     Ok((message, account.poll_count))
 }

@@ -9,17 +9,17 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
 use kauri_proto::v1;
 
-use super::domain::registrable_name;
+use super::billing::ledger_tail;
 use super::engine::{Cf, StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::fields;
-use super::host::host_name;
+use super::lookup::registrable_name;
 use super::model::{
-    self, meta, ContactRecord, DomainRecord, Get, HostRecord, ReadOnly, RegistrarRecord, TldRecord,
+    self, meta, ContactRecord, DomainRecord, HostRecord, RegistrarRecord, TldRecord,
 };
 use super::names;
-use super::registrar::ledger_tail;
-use super::tld::tld_name;
+use super::names::host_name;
+use super::names::tld_name;
 
 /// Most names (or ids) one check request may ask about.
 pub const MAX_CHECK_NAMES: usize = 100;
@@ -27,13 +27,13 @@ pub const MAX_CHECK_NAMES: usize = 100;
 /// Availability of up to [`MAX_CHECK_NAMES`] domain names, in request order.
 /// An invalid name, a name outside the registry's TLDs or against a TLD's
 /// label rules is unavailable with the validation error as the reason.
-pub fn check_domains<S: StateRead + ?Sized>(
-    state: &S,
+pub fn check_domains(
+    state: &dyn StateRead,
     names: &[String],
 ) -> Result<Vec<v1::CheckResult>, RegistryError> {
-    let r = ReadOnly(state);
+    let r = state;
     check_each(names, |given| {
-        let (name, _) = registrable_name(&r, "names", given)?;
+        let (name, _) = registrable_name(r, "names", given)?;
         Ok((
             name.ascii().to_string(),
             r.load::<DomainRecord>(name.ascii().as_bytes())?.is_some(),
@@ -42,11 +42,11 @@ pub fn check_domains<S: StateRead + ?Sized>(
 }
 
 /// Availability of up to [`MAX_CHECK_NAMES`] contact ids, in request order.
-pub fn check_contacts<S: StateRead + ?Sized>(
-    state: &S,
+pub fn check_contacts(
+    state: &dyn StateRead,
     ids: &[String],
 ) -> Result<Vec<v1::CheckResult>, RegistryError> {
-    let r = ReadOnly(state);
+    let r = state;
     check_each(ids, |given| {
         fields::contact_id("names", given)?;
         Ok((
@@ -57,11 +57,11 @@ pub fn check_contacts<S: StateRead + ?Sized>(
 }
 
 /// Availability of up to [`MAX_CHECK_NAMES`] host names, in request order.
-pub fn check_hosts<S: StateRead + ?Sized>(
-    state: &S,
+pub fn check_hosts(
+    state: &dyn StateRead,
     names: &[String],
 ) -> Result<Vec<v1::CheckResult>, RegistryError> {
-    let r = ReadOnly(state);
+    let r = state;
     check_each(names, |given| {
         let name = host_name("names", given)?;
         Ok((
@@ -109,58 +109,58 @@ fn check_each(
 }
 
 /// A domain; its auth info only when `registrar` is the sponsor.
-pub fn info_domain<S: StateRead + ?Sized>(
-    state: &S,
+pub fn info_domain(
+    state: &dyn StateRead,
     registrar: &str,
     name: &str,
 ) -> Result<v1::Domain, RegistryError> {
     let name = names::normalize_name("name", name)?;
-    let r = ReadOnly(state);
+    let r = state;
     let record = r
         .load::<DomainRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| not_found(ObjectKind::Domain, name.ascii()))?;
-    Ok(record.to_proto(registrar, model::read_now_ms(&r)?))
+    Ok(record.to_proto(registrar, model::read_now_ms(r)?))
 }
 
 /// A contact; its auth info only when `registrar` is the sponsor.
-pub fn info_contact<S: StateRead + ?Sized>(
-    state: &S,
+pub fn info_contact(
+    state: &dyn StateRead,
     registrar: &str,
     id: &str,
 ) -> Result<v1::Contact, RegistryError> {
     fields::contact_id("name", id)?;
-    let record = ReadOnly(state)
+    let record = state
         .load::<ContactRecord>(id.as_bytes())?
         .ok_or_else(|| not_found(ObjectKind::Contact, id))?;
     Ok(record.to_proto(registrar))
 }
 
 /// A host.
-pub fn info_host<S: StateRead + ?Sized>(state: &S, name: &str) -> Result<v1::Host, RegistryError> {
+pub fn info_host(state: &dyn StateRead, name: &str) -> Result<v1::Host, RegistryError> {
     let name = host_name("name", name)?;
-    let record = ReadOnly(state)
+    let record = state
         .load::<HostRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| not_found(ObjectKind::Host, name.ascii()))?;
     Ok(record.to_proto())
 }
 
 /// A TLD and its policy.
-pub fn info_tld<S: StateRead + ?Sized>(state: &S, name: &str) -> Result<v1::Tld, RegistryError> {
+pub fn info_tld(state: &dyn StateRead, name: &str) -> Result<v1::Tld, RegistryError> {
     let name = tld_name("name", name)?;
-    let record = ReadOnly(state)
+    let record = state
         .load::<TldRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| not_found(ObjectKind::Tld, name.ascii()))?;
     Ok(record.to_proto())
 }
 
 /// A registrar account with its newest `ledger_limit` ledger entries (at
-/// most [`super::registrar::MAX_LEDGER_LIMIT`]), oldest first, newest last.
-pub fn info_registrar<S: StateRead + ?Sized>(
-    state: &S,
+/// most [`super::billing::MAX_LEDGER_LIMIT`]), oldest first, newest last.
+pub fn info_registrar(
+    state: &dyn StateRead,
     id: &str,
     ledger_limit: u32,
 ) -> Result<v1::Registrar, RegistryError> {
-    let r = ReadOnly(state);
+    let r = state;
     fields::registrar_id("id", id)?;
     let record =
         r.load::<RegistrarRecord>(id.as_bytes())?
@@ -169,7 +169,7 @@ pub fn info_registrar<S: StateRead + ?Sized>(
                 kind: ObjectKind::Registrar,
                 name: id.into(),
             })?;
-    let ledger = ledger_tail(&r, &record, ledger_limit)?
+    let ledger = ledger_tail(r, &record, ledger_limit)?
         .iter()
         .map(|e| e.to_proto())
         .collect();
@@ -181,12 +181,12 @@ pub fn info_registrar<S: StateRead + ?Sized>(
 /// An unknown registrar is `Ok(false)`, like a wrong password, so callers
 /// cannot tell the two apart. This runs argon2 with the stored parameters,
 /// which is slow by design: call it off the async executor.
-pub fn verify_registrar_password<S: StateRead + ?Sized>(
-    state: &S,
+pub fn verify_registrar_password(
+    state: &dyn StateRead,
     id: &str,
     password: &str,
 ) -> Result<bool, RegistryError> {
-    let Some(record) = ReadOnly(state).load::<RegistrarRecord>(id.as_bytes())? else {
+    let Some(record) = state.load::<RegistrarRecord>(id.as_bytes())? else {
         return Ok(false);
     };
     let hash = PasswordHash::new(&record.password_hash).map_err(|e| {
@@ -200,8 +200,8 @@ pub fn verify_registrar_password<S: StateRead + ?Sized>(
 }
 
 /// How many domains exist.
-pub fn count_domains<S: StateRead + ?Sized>(state: &S) -> Result<u64, RegistryError> {
-    Ok(model::read_counter(&ReadOnly(state), meta::DOMAIN_COUNT)?)
+pub fn count_domains(state: &dyn StateRead) -> Result<u64, RegistryError> {
+    Ok(model::read_counter(state, meta::DOMAIN_COUNT)?)
 }
 
 /// Most registrars whose balances [`stats`] reports (bounds the series a
@@ -230,7 +230,7 @@ pub struct Stats {
 
 /// Reads [`Stats`]: a scan of the statistics counters (a few per TLD) and
 /// of the registrar accounts, never of domains, hosts or contacts.
-pub fn stats<S: StateRead + ?Sized>(state: &S) -> Result<Stats, RegistryError> {
+pub fn stats(state: &dyn StateRead) -> Result<Stats, RegistryError> {
     let mut out = Stats::default();
     for (key, value) in state.scan_prefix(Cf::Meta, meta::STATS, None, MAX_STATS_COUNTERS)? {
         let n = value

@@ -12,12 +12,12 @@
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
 use super::engine::{Cf, StateRead, StorageFault, Txn};
 use super::error::RegistryError;
+use super::exec::Exec;
 use super::model::{
-    audit_index_prefix, session_by_registrar_key, session_expiry_key, Get, ReadOnly,
-    RegistrarRecord, SessionRecord,
+    audit_index_prefix, session_by_registrar_key, session_expiry_key, RegistrarRecord,
+    SessionRecord,
 };
 
 /// Most sessions one registrar may have open at once (across gateways).
@@ -48,8 +48,8 @@ fn token_hash(field: &str, bytes: &[u8]) -> Result<[u8; TOKEN_SHA256_OCTETS], Re
 
 /// Opens a session of `account` (the command's actor, whose password the
 /// proposer checked) for the gateway in `cx.via`.
-pub(crate) fn open<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn open(
+    cx: &mut Exec<'_, '_>,
     account: RegistrarRecord,
     req: &v1::OpenSessionCommand,
 ) -> Result<Outcome, RegistryError> {
@@ -73,7 +73,7 @@ pub(crate) fn open<S: StateRead + ?Sized>(
     // the registrar's sessions; expired ones are dropped on the way.
     let prefix = audit_index_prefix(&account.id);
     let mut live = 0;
-    for (key, _) in cx.scan_prefix(Cf::SessionsByRegistrar, &prefix, MAX_SESSIONS_PER_REGISTRAR)? {
+    for (key, _) in cx.scan(Cf::SessionsByRegistrar, &prefix, MAX_SESSIONS_PER_REGISTRAR)? {
         let other = token_hash("token_sha256", &key[prefix.len()..])
             .map_err(|_| StorageFault(format!("session index key {key:?} has no token hash")))?;
         let session = cx.load::<SessionRecord>(&other)?.ok_or_else(|| {
@@ -128,8 +128,8 @@ pub(crate) fn open<S: StateRead + ?Sized>(
 
 /// Closes the session with the command's token hash: it must be the
 /// actor's and opened by the gateway in `cx.via`.
-pub(crate) fn close<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn close(
+    cx: &mut Exec<'_, '_>,
     req: &v1::CloseSessionCommand,
 ) -> Result<Outcome, RegistryError> {
     let hash = token_hash("token_sha256", &req.token_sha256)?;
@@ -159,7 +159,7 @@ pub(crate) fn close<S: StateRead + ?Sized>(
 }
 
 /// Deletes a session and its index entries.
-fn remove<S: StateRead + ?Sized>(cx: &mut Exec<'_, '_, S>, session: &SessionRecord) {
+fn remove(cx: &mut Exec<'_, '_>, session: &SessionRecord) {
     let hash = &session.token_sha256;
     cx.delete::<SessionRecord>(hash);
     cx.delete_raw(
@@ -174,10 +174,7 @@ fn remove<S: StateRead + ?Sized>(cx: &mut Exec<'_, '_, S>, session: &SessionReco
 
 /// Drops sessions that expired by `now_ms`, at most
 /// [`MAX_SESSIONS_PRUNED_PER_TICK`] of them, oldest first.
-pub(crate) fn prune_expired<S: StateRead + ?Sized>(
-    txn: &mut Txn<'_, S>,
-    now_ms: i64,
-) -> Result<u64, StorageFault> {
+pub(crate) fn prune_expired(txn: &mut Txn<'_>, now_ms: i64) -> Result<u64, StorageFault> {
     let expired = txn.scan_prefix(Cf::SessionExpiry, &[], None, MAX_SESSIONS_PRUNED_PER_TICK)?;
     let mut pruned = 0;
     for (key, _) in expired {
@@ -194,7 +191,8 @@ pub(crate) fn prune_expired<S: StateRead + ?Sized>(
             .get(8..)
             .and_then(|b| b.try_into().ok())
             .ok_or_else(malformed)?;
-        if let Some(session) = txn.load::<SessionRecord>(&hash)? {
+        let state: &dyn StateRead = &*txn;
+        if let Some(session) = state.load::<SessionRecord>(&hash)? {
             txn.delete(
                 Cf::SessionsByRegistrar,
                 &session_by_registrar_key(&session.registrar, &hash),
@@ -211,11 +209,11 @@ pub(crate) fn prune_expired<S: StateRead + ?Sized>(
 /// The session whose token hashes to `token_sha256`, if one is stored
 /// (expired sessions may still be, until pruned: the caller compares
 /// `expires_ms` with the time).
-pub fn session_by_token_hash<S: StateRead + ?Sized>(
-    state: &S,
+pub fn session_by_token_hash(
+    state: &dyn StateRead,
     token_sha256: &[u8],
 ) -> Result<Option<v1::Session>, RegistryError> {
-    Ok(ReadOnly(state)
+    Ok(state
         .load::<SessionRecord>(token_sha256)?
         .map(|s| s.to_proto()))
 }

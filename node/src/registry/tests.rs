@@ -1405,7 +1405,7 @@ fn assert_stats_match(state: &MemState) {
     let mut per_tld: BTreeMap<String, u64> = BTreeMap::new();
     for d in records::<DomainRecord>(state, Cf::Domains) {
         *per_tld
-            .entry(super::domain::tld_label(&d.name).to_string())
+            .entry(super::lookup::tld_label(&d.name).to_string())
             .or_default() += 1;
     }
     let counted: BTreeMap<String, u64> = stats

@@ -14,21 +14,22 @@
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::apply::Exec;
-use super::calendar::{self, add_years, sub_years};
-use super::engine::{StateRead, StorageFault};
+use super::calendar::{self};
+use super::engine::StateRead;
 use super::error::{ObjectKind, RegistryError};
-use super::lifecycle::{schedule, tld_of, unschedule};
+use super::exec::Exec;
+use super::lookup::tld_of;
 use super::model::{
-    DomainRecord, EventKind, Get, Grace, GraceKind, HostRecord, LedgerKind, PollKind, ReadOnly,
-    RegistrarRecord, TransferRecord, TransferStatus,
+    DomainRecord, EventKind, LedgerKind, PollKind, RegistrarRecord, TransferRecord, TransferStatus,
 };
 use super::names;
+use super::schedule::schedule;
 use super::status::{ClientStatus, ServerStatus};
-use super::{audit, poll, registrar, tld};
+use super::transitions::{self, end_unapproved, notify};
+use super::{audit, billing, tld_rules};
 
-pub(crate) fn transfer<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+pub(crate) fn transfer(
+    cx: &mut Exec<'_, '_>,
     caller: RegistrarRecord,
     req: &v1::TransferDomainRequest,
 ) -> Result<Outcome, RegistryError> {
@@ -49,7 +50,7 @@ pub(crate) fn transfer<S: StateRead + ?Sized>(
         }
         Ok(v1::TransferOp::Approve) => {
             pending_by(&d, &caller.id, Party::Losing)?;
-            complete(cx, &mut d, TransferStatus::ClientApproved)?;
+            transitions::complete(cx, &mut d, TransferStatus::ClientApproved)?;
         }
         Ok(v1::TransferOp::Reject) => {
             pending_by(&d, &caller.id, Party::Losing)?;
@@ -90,8 +91,8 @@ pub(crate) fn transfer<S: StateRead + ?Sized>(
     }))
 }
 
-fn request<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
+fn request(
+    cx: &mut Exec<'_, '_>,
     caller: &RegistrarRecord,
     d: &mut DomainRecord,
     req: &v1::TransferDomainRequest,
@@ -142,14 +143,14 @@ fn request<S: StateRead + ?Sized>(
     }
     let tld = tld_of(cx, d)?;
     let label = d.name.split('.').next().unwrap_or_default().to_string();
-    let price = registrar::quote(
+    let price = billing::quote(
         caller,
         &d.name,
-        tld::prices(&tld, &label).transfer,
+        tld_rules::prices(&tld, &label).transfer,
         &tld.policy.currency,
         "name",
     )?;
-    let entry = registrar::charge(cx, &caller.id, LedgerKind::Transfer, &price, &d.name)?;
+    let entry = billing::charge(cx, &caller.id, LedgerKind::Transfer, &price, &d.name)?;
     let due = cx.now_ms + tld.lifecycle.transfer_auto_approve_ms;
     d.transfer = Some(TransferRecord {
         status: TransferStatus::Pending,
@@ -180,185 +181,16 @@ fn request<S: StateRead + ?Sized>(
     Ok(price)
 }
 
-/// Approves the pending transfer of `d` (by the losing registrar, or by the
-/// registry when `status` is `ServerApproved`).
-pub(crate) fn complete<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    d: &mut DomainRecord,
-    status: TransferStatus,
-) -> Result<(), RegistryError> {
-    let mut t = d
-        .transfer
-        .clone()
-        .filter(|t| t.status == TransferStatus::Pending)
-        .ok_or_else(|| RegistryError::NotPendingTransfer {
-            field: "name".into(),
-            kind: ObjectKind::Domain,
-            name: d.name.clone(),
-        })?;
-    let tld = tld_of(cx, d)?;
-    let out_of_range = || StorageFault(format!("expiry of {:?} out of range", d.name));
-    // An auto-renewal still in grace goes back to the losing registrar.
-    let now = cx.now_ms;
-    for g in d.graces.clone() {
-        if g.kind == GraceKind::AutoRenew && g.ends_ms > now && g.registrar == t.losing {
-            registrar::refund(cx, &t.losing, g.amount_minor_units, &d.name, &g.sv_trid)?;
-            d.expiry_ms = sub_years(d.expiry_ms, 1).ok_or_else(out_of_range)?;
-        }
-    }
-    let horizon =
-        add_years(now, tld.lifecycle.max_expiry_horizon_years).ok_or_else(out_of_range)?;
-    d.expiry_ms = add_years(d.expiry_ms, 1)
-        .ok_or_else(out_of_range)?
-        .min(horizon);
-    d.graces = vec![Grace {
-        kind: GraceKind::Transfer,
-        ends_ms: now + tld.lifecycle.transfer_grace_ms,
-        registrar: t.gaining.clone(),
-        amount_minor_units: t.charged_minor_units,
-        currency: t.currency.clone(),
-        sv_trid: t.charge_sv_trid.clone(),
-    }];
-    d.sponsor = t.gaining.clone();
-    d.updated_by = cx.actor.clone();
-    d.updated_ms = now;
-    d.transfer_lock_until_ms = now + tld.lifecycle.transfer_lock_ms;
-    t.status = status;
-    t.acted_ms = now;
-    d.transfer = Some(t.clone());
-    unschedule(cx, d, EventKind::TransferAutoApprove);
-    let expiry = d.expiry_ms;
-    schedule(cx, d, EventKind::AutoRenew, expiry)?;
-    // Subordinate hosts go with the domain (RFC 5732 section 3.2.4).
-    for name in d.subordinate_hosts.clone() {
-        let mut host = cx
-            .load::<HostRecord>(name.as_bytes())?
-            .ok_or_else(|| StorageFault(format!("{:?} lists missing host {name:?}", d.name)))?;
-        if host.sponsor != t.gaining {
-            cx.audit(
-                "host",
-                &name,
-                vec![format!(
-                    "sponsor {} → {} with {}",
-                    host.sponsor, t.gaining, d.name
-                )],
-            );
-            host.sponsor = t.gaining.clone();
-            cx.save(&host);
-        }
-    }
-    let (kind, text) = if status == TransferStatus::ServerApproved {
-        (
-            PollKind::TransferAutoApproved,
-            format!(
-                "the registry approved the transfer of {} to {}",
-                d.name, t.gaining
-            ),
-        )
-    } else {
-        (
-            PollKind::TransferApproved,
-            format!(
-                "{} approved the transfer of {} to {}",
-                t.losing, d.name, t.gaining
-            ),
-        )
-    };
-    notify(cx, d, &t.gaining, kind, text.clone())?;
-    if status == TransferStatus::ServerApproved {
-        notify(cx, d, &t.losing, kind, text)?;
-    }
-    Ok(())
-}
-
-/// Ends a pending transfer without approval, refunding the gaining
-/// registrar; returns the refund.
-fn end_unapproved<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    d: &mut DomainRecord,
-    status: TransferStatus,
-) -> Result<v1::Money, RegistryError> {
-    let mut t = d
-        .transfer
-        .clone()
-        .filter(|t| t.status == TransferStatus::Pending)
-        .ok_or_else(|| RegistryError::NotPendingTransfer {
-            field: "name".into(),
-            kind: ObjectKind::Domain,
-            name: d.name.clone(),
-        })?;
-    registrar::refund(
-        cx,
-        &t.gaining,
-        t.charged_minor_units,
-        &d.name,
-        &t.charge_sv_trid,
-    )?;
-    t.status = status;
-    t.acted_ms = cx.now_ms;
-    d.transfer = Some(t.clone());
-    unschedule(cx, d, EventKind::TransferAutoApprove);
-    match status {
-        TransferStatus::ClientRejected => notify(
-            cx,
-            d,
-            &t.gaining,
-            PollKind::TransferRejected,
-            format!("{} rejected the transfer of {}", t.losing, d.name),
-        )?,
-        TransferStatus::ClientCancelled => notify(
-            cx,
-            d,
-            &t.losing,
-            PollKind::TransferCancelled,
-            format!(
-                "{} cancelled its transfer request for {}",
-                t.gaining, d.name
-            ),
-        )?,
-        _ => {}
-    }
-    Ok(v1::Money {
-        minor_units: t.charged_minor_units,
-        currency: t.currency,
-    })
-}
-
-/// The registry cancels a pending transfer (suspension, lock, deletion).
-pub(crate) fn server_cancel<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    d: &mut DomainRecord,
-    why: &str,
-) -> Result<(), RegistryError> {
-    end_unapproved(cx, d, TransferStatus::ServerCancelled)?;
-    let Some(t) = d.transfer.clone() else {
-        return Ok(());
-    };
-    let text = format!(
-        "the registry cancelled the transfer of {} to {}: {why}",
-        d.name, t.gaining
-    );
-    notify(
-        cx,
-        d,
-        &t.gaining,
-        PollKind::TransferServerCancelled,
-        text.clone(),
-    )?;
-    notify(cx, d, &t.losing, PollKind::TransferServerCancelled, text)?;
-    Ok(())
-}
-
 /// The pending or most recent transfer of a domain, for a party to it or a
 /// registrar that knows the auth info.
-pub fn query_transfer<S: StateRead + ?Sized>(
-    state: &S,
+pub fn query_transfer(
+    state: &dyn StateRead,
     registrar: &str,
     name: &str,
     auth_info: &str,
 ) -> Result<v1::TransferData, RegistryError> {
     let name = names::normalize_name("name", name)?;
-    let d = ReadOnly(state)
+    let d = state
         .load::<DomainRecord>(name.ascii().as_bytes())?
         .ok_or_else(|| RegistryError::ObjectNotFound {
             field: "name".into(),
@@ -417,17 +249,6 @@ fn pending_by(d: &DomainRecord, caller: &str, party: Party) -> Result<(), Regist
         });
     }
     Ok(())
-}
-
-fn notify<S: StateRead + ?Sized>(
-    cx: &mut Exec<'_, '_, S>,
-    d: &DomainRecord,
-    to: &str,
-    kind: PollKind,
-    text: String,
-) -> Result<(), RegistryError> {
-    let transfer = d.transfer.clone().map(|t| (t, d.expiry_ms));
-    poll::push(cx, to, kind, &d.name, text, transfer)
 }
 
 fn not_eligible(d: &DomainRecord, why: &str) -> RegistryError {

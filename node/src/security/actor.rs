@@ -244,9 +244,9 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Caller {
 /// Takes the request out of its envelope with its actor bound to the
 /// caller, a gateway's session looked up in `state` and judged at
 /// `now_ms`; and who delivered it.
-pub fn bound<T: Acting, S: StateRead + ?Sized>(
+pub fn bound<T: Acting>(
     request: tonic::Request<T>,
-    state: &S,
+    state: &dyn StateRead,
     now_ms: i64,
 ) -> Result<(T, Via), Status> {
     let caller = caller(&request);

@@ -98,10 +98,7 @@ pub enum SessionLookup {
 }
 
 /// Finds the session the token in `metadata` names, in `state`.
-pub fn lookup<S: StateRead + ?Sized>(
-    state: &S,
-    metadata: &MetadataMap,
-) -> Result<SessionLookup, Status> {
+pub fn lookup(state: &dyn StateRead, metadata: &MetadataMap) -> Result<SessionLookup, Status> {
     let token = match SessionToken::from_metadata(metadata) {
         Ok(None) => return Ok(SessionLookup::Missing),
         Err(NotAToken) => return Ok(SessionLookup::Malformed),
