@@ -127,6 +127,7 @@ pub fn apply_proposal(
         Ok(o)
     }) {
         Ok(outcome) => {
+            schedule::debug_assert_written_domains(txn);
             txn.commit_command();
             outcome
         }
@@ -236,6 +237,7 @@ fn tick(txn: &mut Txn<'_>, ctx: &ApplyContext, now_ms: i64) -> Result<CommandRes
                 }
             }
         }
+        schedule::debug_assert_written_domains(txn);
         txn.commit_command();
         events += 1;
     }

@@ -332,6 +332,15 @@ impl<'a> Txn<'a> {
         self.undo.len()
     }
 
+    /// The keys of `cf` the current command wrote or deleted (a key
+    /// written twice shows twice), oldest first.
+    pub fn command_keys(&self, cf: Cf) -> impl Iterator<Item = &[u8]> {
+        self.undo
+            .iter()
+            .filter(move |(c, _, _)| *c == cf)
+            .map(|(_, key, _)| key.as_slice())
+    }
+
     /// Drops the current command's writes (the command was rejected):
     /// restores, newest first, what each replaced.
     pub fn rollback_command(&mut self) {

@@ -7,9 +7,12 @@
 //! that ties the two: each handle has its entry, at most one per kind, and
 //! every state that needs a future step has one.
 
+use super::engine::{Cf, StateRead, Txn};
 use super::error::RegistryError;
 use super::exec::Exec;
-use super::model::{due_event_key, meta, DomainRecord, EventKind, EventRecord, ScheduledEvent};
+use super::model::{
+    due_event_key, meta, DomainRecord, DomainState, EventKind, EventRecord, ScheduledEvent,
+};
 
 /// Schedules `kind` for `domain` at `due_ms`, replacing any earlier event
 /// of that kind.
@@ -53,4 +56,71 @@ pub(crate) fn forget_event(
         cx.save(&d);
     }
     Ok(())
+}
+
+/// The events a domain in its state must have scheduled: what moves it on
+/// by itself (expiry, a pending transfer, the end of a grace phase).
+fn needed_events(d: &DomainRecord) -> Vec<EventKind> {
+    match d.state {
+        DomainState::Active if d.transfer_pending() => {
+            vec![EventKind::AutoRenew, EventKind::TransferAutoApprove]
+        }
+        DomainState::Active => vec![EventKind::AutoRenew],
+        DomainState::Redemption { .. } => vec![EventKind::RedemptionEnd],
+        DomainState::PendingRestore { .. } => vec![EventKind::RestoreReportDue],
+        DomainState::PendingPurge { .. } => vec![EventKind::Purge],
+    }
+}
+
+/// Checks the invariant between a domain and the due-event index: every
+/// handle the domain holds has its entry (same kind, same domain), it
+/// holds at most one handle per kind, and every event its state needs is
+/// scheduled. Returns what is wrong.
+pub(crate) fn check_events(state: &dyn StateRead, d: &DomainRecord) -> Result<(), String> {
+    let mut kinds = Vec::new();
+    for e in &d.events {
+        if kinds.contains(&e.kind) {
+            return Err(format!("{} holds two {:?} events", d.name, e.kind));
+        }
+        kinds.push(e.kind);
+        let entry = state
+            .load::<EventRecord>(&due_event_key(e.due_ms, e.id))
+            .map_err(|fault| fault.to_string())?;
+        match entry {
+            Some(r) if r.kind == e.kind && r.domain == d.name && r.due_ms == e.due_ms => {}
+            Some(r) => return Err(format!("{}'s {e:?} finds the entry {r:?}", d.name)),
+            None => return Err(format!("{}'s {e:?} has no due-event entry", d.name)),
+        }
+    }
+    for needed in needed_events(d) {
+        if !kinds.contains(&needed) {
+            return Err(format!(
+                "{} is {:?} but has no {needed:?} event scheduled",
+                d.name, d.state
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Asserts [`check_events`] for every domain the current command of `txn`
+/// wrote (and did not delete). It decodes each such domain again, so it
+/// runs in debug builds (every test, the golden log) and is skipped in
+/// release builds.
+pub(crate) fn debug_assert_written_domains(txn: &Txn<'_>) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let written: std::collections::BTreeSet<&[u8]> = txn.command_keys(Cf::Domains).collect();
+    let state: &dyn StateRead = txn;
+    for key in written {
+        let domain = state
+            .load::<DomainRecord>(key)
+            .expect("a domain this command wrote decodes");
+        if let Some(d) = domain {
+            if let Err(broken) = check_events(state, &d) {
+                panic!("due-event invariant broken: {broken}");
+            }
+        }
+    }
 }

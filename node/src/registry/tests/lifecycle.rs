@@ -951,3 +951,50 @@ fn a_tick_runs_at_most_its_limit_and_leaves_the_rest_for_the_next() {
     assert_eq!(again.digest(), r.state.digest());
     assert_registry_consistent(&r.state);
 }
+
+#[test]
+fn the_due_event_check_finds_a_missing_or_mismatched_event() {
+    use crate::registry::model::{due_event_key, EventKind};
+    use crate::registry::schedule::check_events;
+    let mut r = world();
+    // Past the add grace period a delete goes into redemption.
+    r.advance(6 * DAY_MS);
+    r.ok("rar-b", Kind::DeleteDomain(delete("b.nz")));
+    check_events(&r.state, &load(&r, "b.nz")).unwrap();
+    // As the registry keeps them, both hold: active with its renewal, and
+    // deleted into redemption with the redemption's end.
+    let active = load(&r, "example.nz");
+    check_events(&r.state, &active).unwrap();
+
+    // No renewal scheduled for an active domain.
+    let mut lost = active.clone();
+    lost.events.retain(|e| e.kind != EventKind::AutoRenew);
+    let err = check_events(&r.state, &lost).unwrap_err();
+    assert!(err.contains("no AutoRenew event"), "{err}");
+
+    // A handle whose entry is gone from the index.
+    let handle = active.events[0];
+    let mut writes = WriteSet::new();
+    writes.insert(
+        (Cf::DueEvents, due_event_key(handle.due_ms, handle.id)),
+        None,
+    );
+    let mut state = r.state.clone();
+    state.write(writes);
+    let err = check_events(&state, &active).unwrap_err();
+    assert!(err.contains("has no due-event entry"), "{err}");
+
+    // A handle that finds another domain's entry.
+    let mut other = active.clone();
+    other.name = "other.nz".into();
+    let err = check_events(&r.state, &other).unwrap_err();
+    assert!(err.contains("finds the entry"), "{err}");
+}
+
+fn load(r: &Registry, name: &str) -> DomainRecord {
+    let state: &dyn StateRead = &r.state;
+    state
+        .load::<DomainRecord>(name.as_bytes())
+        .unwrap()
+        .unwrap()
+}
