@@ -38,22 +38,39 @@ fn declared_modules(mod_rs: &str) -> Vec<String> {
     modules
 }
 
-/// The source of a module without comments and without its unit tests.
+/// The source of a module (`m.rs`, or `m/mod.rs` and the files beside
+/// it) without comments and without unit tests.
 fn production_source(module: &str) -> String {
     let dir = registry_dir();
     let file = dir.join(format!("{module}.rs"));
-    let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    let text = match text.find("#[cfg(test)]\nmod tests") {
-        Some(i) => &text[..i],
-        None => &text[..],
+    let files = if file.exists() {
+        vec![file]
+    } else {
+        let sub = dir.join(module);
+        let mut files: Vec<PathBuf> = fs::read_dir(&sub)
+            .unwrap_or_else(|e| panic!("{}: {e}", sub.display()))
+            .map(|entry| entry.expect("directory entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .collect();
+        files.sort();
+        files
     };
-    text.lines()
-        .map(|l| match l.find("//") {
-            Some(i) => &l[..i],
-            None => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut source = String::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text = match text.find("#[cfg(test)]\nmod tests") {
+            Some(i) => &text[..i],
+            None => &text[..],
+        };
+        for line in text.lines() {
+            source.push_str(match line.find("//") {
+                Some(i) => &line[..i],
+                None => line,
+            });
+            source.push('\n');
+        }
+    }
+    source
 }
 
 /// The sibling modules `source` refers to: `super::m`, `super::{m, ...}`

@@ -1,0 +1,424 @@
+//! Domains (RFC 5731) and what hangs off them: their lifecycle state,
+//! grace periods, transfers, suspensions and the handles on their due
+//! events (with the due-event records themselves).
+
+use super::*;
+
+/// A domain contact's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) enum ContactRole {
+    Admin,
+    Tech,
+    Billing,
+}
+
+impl ContactRole {
+    pub fn from_proto(value: i32) -> Option<Self> {
+        match v1::ContactType::try_from(value).ok()? {
+            v1::ContactType::Admin => Some(ContactRole::Admin),
+            v1::ContactType::Tech => Some(ContactRole::Tech),
+            v1::ContactType::Billing => Some(ContactRole::Billing),
+            v1::ContactType::Unspecified => None,
+        }
+    }
+
+    pub fn to_proto(self) -> v1::ContactType {
+        match self {
+            ContactRole::Admin => v1::ContactType::Admin,
+            ContactRole::Tech => v1::ContactType::Tech,
+            ContactRole::Billing => v1::ContactType::Billing,
+        }
+    }
+}
+
+/// A domain object, keyed by its A-label name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DomainRecord {
+    pub name: String,
+    pub roid: String,
+    /// `client*` statuses, set by the sponsor.
+    pub statuses: BTreeSet<ClientStatus>,
+    /// `server*` statuses set by registry staff (registry lock); suspensions
+    /// add theirs on top (see [`DomainRecord::server_statuses_in_effect`]).
+    pub server_statuses: BTreeSet<ServerStatus>,
+    /// AUP suspensions in effect, by case id.
+    pub suspensions: BTreeMap<u64, SuspensionInfo>,
+    pub registrant: String,
+    pub contacts: BTreeSet<(ContactRole, String)>,
+    pub nameservers: BTreeSet<String>,
+    /// In-bailiwick hosts that exist under this domain.
+    pub subordinate_hosts: BTreeSet<String>,
+    pub sponsor: String,
+    pub created_by: String,
+    pub created_ms: i64,
+    pub updated_by: String,
+    pub updated_ms: i64,
+    pub expiry_ms: i64,
+    pub auth_info: String,
+    /// Where the domain is in its life.
+    pub state: DomainState,
+    /// Grace periods that may still be in effect (expired ones are dropped
+    /// on the next change).
+    pub graces: Vec<Grace>,
+    /// The pending transfer, or the most recent one.
+    pub transfer: Option<TransferRecord>,
+    /// Transfers are refused before this time.
+    pub transfer_lock_until_ms: i64,
+    /// This domain's entries in [`Cf::DueEvents`], so they can be moved or
+    /// removed when the domain changes.
+    pub events: Vec<ScheduledEvent>,
+}
+
+/// A suspension recorded against an AUP case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SuspensionInfo {
+    pub reason: String,
+    pub suspended_ms: i64,
+    pub suspended_by: String,
+}
+
+/// Where a domain is in its life (RFC 3915).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum DomainState {
+    /// Registered (possibly in a grace period or pending transfer).
+    Active,
+    /// Deleted, restorable until `ends_ms` (rgp redemptionPeriod).
+    Redemption { deleted_ms: i64, ends_ms: i64 },
+    /// A restore was requested; the report is due by `report_due_ms`
+    /// (rgp pendingRestore). The renewal charged with the request is
+    /// refunded if the report never comes.
+    PendingRestore {
+        deleted_ms: i64,
+        redemption_ends_ms: i64,
+        report_due_ms: i64,
+        renewal_minor_units: i64,
+        renewal_sv_trid: String,
+    },
+    /// Past redemption; purged at `purge_ms` (rgp pendingDelete).
+    PendingPurge { deleted_ms: i64, purge_ms: i64 },
+}
+
+impl DomainState {
+    /// Whether the domain is pending deletion (any phase).
+    pub fn is_deleted(&self) -> bool {
+        !matches!(self, DomainState::Active)
+    }
+}
+
+/// What a grace period covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) enum GraceKind {
+    Add,
+    Renew,
+    AutoRenew,
+    Transfer,
+}
+
+impl GraceKind {
+    /// The RFC 3915 rgpStatus name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GraceKind::Add => "addPeriod",
+            GraceKind::Renew => "renewPeriod",
+            GraceKind::AutoRenew => "autoRenewPeriod",
+            GraceKind::Transfer => "transferPeriod",
+        }
+    }
+}
+
+/// A grace period: a delete before `ends_ms` refunds `amount` to
+/// `registrar` (the charge made by `sv_trid`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Grace {
+    pub kind: GraceKind,
+    pub ends_ms: i64,
+    pub registrar: String,
+    pub amount_minor_units: i64,
+    pub currency: String,
+    pub sv_trid: String,
+}
+
+/// A domain transfer's outcome (RFC 5731 trStatus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum TransferStatus {
+    Pending,
+    ClientApproved,
+    ClientCancelled,
+    ClientRejected,
+    ServerApproved,
+    ServerCancelled,
+}
+
+impl TransferStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Pending => "pending",
+            TransferStatus::ClientApproved => "clientApproved",
+            TransferStatus::ClientCancelled => "clientCancelled",
+            TransferStatus::ClientRejected => "clientRejected",
+            TransferStatus::ServerApproved => "serverApproved",
+            TransferStatus::ServerCancelled => "serverCancelled",
+        }
+    }
+
+    pub fn to_proto(self) -> v1::TransferStatus {
+        match self {
+            TransferStatus::Pending => v1::TransferStatus::Pending,
+            TransferStatus::ClientApproved => v1::TransferStatus::ClientApproved,
+            TransferStatus::ClientCancelled => v1::TransferStatus::ClientCancelled,
+            TransferStatus::ClientRejected => v1::TransferStatus::ClientRejected,
+            TransferStatus::ServerApproved => v1::TransferStatus::ServerApproved,
+            TransferStatus::ServerCancelled => v1::TransferStatus::ServerCancelled,
+        }
+    }
+}
+
+/// A domain transfer, pending or done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TransferRecord {
+    pub status: TransferStatus,
+    pub gaining: String,
+    pub losing: String,
+    pub requested_ms: i64,
+    pub action_due_ms: i64,
+    pub acted_ms: i64,
+    /// What the gaining registrar was charged with the request.
+    pub charged_minor_units: i64,
+    pub currency: String,
+    pub charge_sv_trid: String,
+}
+
+impl TransferRecord {
+    pub fn to_proto(&self, name: &str, expiry_ms: i64) -> v1::TransferData {
+        v1::TransferData {
+            name: name.into(),
+            status: self.status.to_proto() as i32,
+            status_name: self.status.as_str().into(),
+            gaining_registrar: self.gaining.clone(),
+            requested_ms: self.requested_ms,
+            losing_registrar: self.losing.clone(),
+            action_due_ms: self.action_due_ms,
+            acted_ms: self.acted_ms,
+            expiry_ms,
+        }
+    }
+}
+
+/// What a scheduled lifecycle event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) enum EventKind {
+    /// At expiry: renew for a year, or delete if that is impossible.
+    AutoRenew,
+    /// The registry approves a pending transfer.
+    TransferAutoApprove,
+    /// Redemption ends: the domain becomes pendingDelete (purge pending).
+    RedemptionEnd,
+    /// A restore request's report is overdue: back to redemption.
+    RestoreReportDue,
+    /// The domain is purged.
+    Purge,
+}
+
+impl EventKind {
+    /// The name audit records use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AutoRenew => "AutoRenew",
+            EventKind::TransferAutoApprove => "TransferAutoApprove",
+            EventKind::RedemptionEnd => "RedemptionEnd",
+            EventKind::RestoreReportDue => "RestoreReportDue",
+            EventKind::Purge => "Purge",
+        }
+    }
+}
+
+/// A domain's handle on one of its events in [`Cf::DueEvents`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ScheduledEvent {
+    pub kind: EventKind,
+    pub due_ms: i64,
+    pub id: u64,
+}
+
+/// The key of a due event: due time (sign bit flipped, so negative times
+/// sort first), then the event id.
+pub(crate) fn due_event_key(due_ms: i64, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16);
+    key.extend_from_slice(&((due_ms as u64) ^ (1 << 63)).to_be_bytes());
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// A lifecycle event waiting in [`Cf::DueEvents`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EventRecord {
+    pub id: u64,
+    pub due_ms: i64,
+    pub kind: EventKind,
+    pub domain: String,
+}
+
+impl Record for EventRecord {
+    const CF: Cf = Cf::DueEvents;
+    fn key(&self) -> Vec<u8> {
+        due_event_key(self.due_ms, self.id)
+    }
+}
+
+impl Record for DomainRecord {
+    const CF: Cf = Cf::Domains;
+    fn key(&self) -> Vec<u8> {
+        self.name.as_bytes().to_vec()
+    }
+}
+
+impl DomainRecord {
+    /// Every contact id the domain refers to, in any role (registrant too),
+    /// once each: the unit of [`ContactRecord::domain_refs`].
+    pub fn referenced_contacts(&self) -> BTreeSet<&str> {
+        self.contacts
+            .iter()
+            .map(|(_, id)| id.as_str())
+            .chain(std::iter::once(self.registrant.as_str()))
+            .collect()
+    }
+
+    /// The server statuses in effect: those staff set, plus serverHold and
+    /// the update, delete and transfer prohibitions while suspended.
+    pub fn server_statuses_in_effect(&self) -> BTreeSet<ServerStatus> {
+        let mut all = self.server_statuses.clone();
+        if !self.suspensions.is_empty() {
+            all.extend(ServerStatus::SUSPENSION);
+        }
+        all
+    }
+
+    /// Whether a transfer is pending.
+    pub fn transfer_pending(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| t.status == TransferStatus::Pending)
+    }
+
+    /// Whether the domain is published in the zone.
+    pub fn in_zone(&self) -> bool {
+        !self.nameservers.is_empty()
+            && !self.statuses.contains(&ClientStatus::Hold)
+            && !self
+                .server_statuses_in_effect()
+                .contains(&ServerStatus::Hold)
+            && !self.state.is_deleted()
+    }
+
+    /// Every EPP status shown, sorted: client*, server*, pendingDelete,
+    /// pendingTransfer, inactive, or ok when none applies.
+    pub fn shown_statuses(&self) -> Vec<String> {
+        let mut shown: BTreeSet<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
+        shown.extend(self.server_statuses_in_effect().iter().map(|s| s.as_str()));
+        if self.state.is_deleted() {
+            shown.insert("pendingDelete");
+        }
+        if self.transfer_pending() {
+            shown.insert("pendingTransfer");
+        }
+        if self.nameservers.is_empty() {
+            shown.insert("inactive");
+        }
+        if shown.is_empty() {
+            shown.insert("ok");
+        }
+        shown.into_iter().map(String::from).collect()
+    }
+
+    /// Grace periods still in effect at `now_ms`.
+    pub fn active_graces(&self, now_ms: i64) -> impl Iterator<Item = &Grace> {
+        self.graces.iter().filter(move |g| g.ends_ms > now_ms)
+    }
+
+    /// RFC 3915 rgpStatus values at `now_ms`.
+    pub fn rgp_statuses(&self, now_ms: i64) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .active_graces(now_ms)
+            .map(|g| g.kind.as_str().to_string())
+            .collect();
+        match &self.state {
+            DomainState::Active => {}
+            DomainState::Redemption { .. } => out.push("redemptionPeriod".into()),
+            DomainState::PendingRestore { .. } => out.push("pendingRestore".into()),
+            DomainState::PendingPurge { .. } => out.push("pendingDelete".into()),
+        }
+        out
+    }
+
+    /// The wire form at registry time `now_ms`; auth info only for the
+    /// sponsor.
+    pub fn to_proto(&self, viewer: &str, now_ms: i64) -> v1::Domain {
+        let (deleted_ms, purge_ms) = match &self.state {
+            DomainState::Active => (0, 0),
+            DomainState::Redemption { deleted_ms, .. }
+            | DomainState::PendingRestore { deleted_ms, .. } => (*deleted_ms, 0),
+            DomainState::PendingPurge {
+                deleted_ms,
+                purge_ms,
+            } => (*deleted_ms, *purge_ms),
+        };
+        v1::Domain {
+            name: self.name.clone(),
+            unicode_name: names::to_unicode(&self.name).unwrap_or_default(),
+            roid: self.roid.clone(),
+            statuses: self.shown_statuses(),
+            registrant: self.registrant.clone(),
+            contacts: self
+                .contacts
+                .iter()
+                .map(|(role, id)| v1::DomainContact {
+                    r#type: role.to_proto() as i32,
+                    contact_id: id.clone(),
+                })
+                .collect(),
+            nameservers: self.nameservers.iter().cloned().collect(),
+            subordinate_hosts: self.subordinate_hosts.iter().cloned().collect(),
+            sponsor: self.sponsor.clone(),
+            created_by: self.created_by.clone(),
+            created_ms: self.created_ms,
+            updated_by: self.updated_by.clone(),
+            updated_ms: self.updated_ms,
+            expiry_ms: self.expiry_ms,
+            auth_info: if viewer == self.sponsor {
+                self.auth_info.clone()
+            } else {
+                String::new()
+            },
+            rgp_statuses: self.rgp_statuses(now_ms),
+            in_zone: self.in_zone(),
+            suspensions: self
+                .suspensions
+                .iter()
+                .map(|(id, s)| v1::Suspension {
+                    case_id: *id,
+                    reason: s.reason.clone(),
+                    suspended_ms: s.suspended_ms,
+                    suspended_by: s.suspended_by.clone(),
+                })
+                .collect(),
+            transfer_lock_until_ms: self.transfer_lock_until_ms,
+            deleted_ms,
+            purge_ms,
+            grace_periods: self
+                .active_graces(now_ms)
+                .map(|g| v1::GracePeriod {
+                    kind: g.kind.as_str().into(),
+                    ends_ms: g.ends_ms,
+                    refundable: Some(v1::Money {
+                        minor_units: g.amount_minor_units,
+                        currency: g.currency.clone(),
+                    }),
+                })
+                .collect(),
+            transfer: self
+                .transfer
+                .as_ref()
+                .map(|t| t.to_proto(&self.name, self.expiry_ms)),
+        }
+    }
+}
