@@ -164,6 +164,83 @@ fn generate() -> Registry {
         let p = tick_proposal(r.time_ms);
         r.apply(&p);
     }
+    // A restore with reports refused for each thing they get wrong, then
+    // one accepted; a restore request and a report out of turn; an unknown
+    // operation.
+    r.run(
+        "rar-a",
+        create_domain("golden-report.nz", 1, "c-rar-a", &[]),
+    );
+    r.time_ms += 6 * DAY_MS;
+    r.run("rar-a", restore("golden-report.nz", false));
+    r.run("rar-a", restore("golden-report.nz", true));
+    r.run("rar-a", Kind::DeleteDomain(delete("golden-report.nz")));
+    r.run("rar-a", restore("golden-report.nz", true));
+    r.run("rar-a", restore("golden-report.nz", false));
+    r.run("rar-a", restore("golden-report.nz", false));
+    let good = match restore("golden-report.nz", true) {
+        Kind::RestoreDomain(req) => req,
+        _ => unreachable!(),
+    };
+    let report = good.report.clone().expect("a report");
+    let now = r.time_ms;
+    let bad_reports = [
+        None,
+        Some(v1::RestoreReport {
+            statements: strings(&["only one"]),
+            ..report.clone()
+        }),
+        Some(v1::RestoreReport {
+            statements: vec!["s".into(); 9],
+            ..report.clone()
+        }),
+        Some(v1::RestoreReport {
+            pre_data: "x".repeat(4001),
+            ..report.clone()
+        }),
+        Some(v1::RestoreReport {
+            restore_reason: String::new(),
+            ..report.clone()
+        }),
+        Some(v1::RestoreReport {
+            delete_ms: now + DAY_MS,
+            ..report.clone()
+        }),
+        Some(v1::RestoreReport {
+            delete_ms: 1,
+            ..report.clone()
+        }),
+        Some(v1::RestoreReport {
+            delete_ms: now - DAY_MS,
+            restore_ms: now - 2 * DAY_MS,
+            ..report.clone()
+        }),
+    ];
+    for bad in bad_reports {
+        let req = v1::RestoreDomainRequest {
+            report: bad,
+            ..good.clone()
+        };
+        r.run("rar-a", Kind::RestoreDomain(req));
+    }
+    r.run(
+        "rar-a",
+        Kind::RestoreDomain(v1::RestoreDomainRequest {
+            op: 7,
+            ..good.clone()
+        }),
+    );
+    r.run(
+        "rar-a",
+        Kind::RestoreDomain(v1::RestoreDomainRequest {
+            report: Some(v1::RestoreReport {
+                delete_ms: now - DAY_MS,
+                restore_ms: now - 1,
+                ..report
+            }),
+            ..good
+        }),
+    );
     // Years of ticks: auto-renewals, redemption, purges, expired sessions
     // and idempotency records.
     for _ in 0..40 {
