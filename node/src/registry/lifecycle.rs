@@ -28,6 +28,7 @@ use super::fields::{self, MAX_TEXT_CHARS};
 use super::lookup::{self, tld_of};
 use super::model::{
     DomainRecord, DomainState, EventKind, EventRecord, LedgerKind, PollKind, RegistrarRecord,
+    TldRecord,
 };
 use super::schedule::{schedule, unschedule};
 use super::status::ServerStatus;
@@ -38,6 +39,11 @@ use super::{audit, billing, poll, tld_rules, transitions};
 pub const AUTO_RENEW_RETRY_MS: i64 = 86_400_000;
 /// Fewest statements a restore report must make (RFC 3915).
 pub const MIN_RESTORE_STATEMENTS: usize = 2;
+/// Most statements a restore report may make.
+pub const MAX_RESTORE_STATEMENTS: usize = 8;
+/// Longest pre- and post-deletion data of a restore report, in characters.
+pub const MAX_RESTORE_DATA_CHARS: usize = 4000;
+const _: () = assert!(MIN_RESTORE_STATEMENTS <= MAX_RESTORE_STATEMENTS);
 
 /// Runs one due event.
 pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<(), RegistryError> {
@@ -236,116 +242,11 @@ pub(crate) fn restore(
     let mut d = lookup::load_sponsored(&*cx, &caller, &req.name)?;
     let before = d.clone();
     let tld = tld_of(cx, &d)?;
-    let label = d.name.split('.').next().unwrap_or_default().to_string();
-    let prices = tld_rules::prices(&tld, &label);
-    let currency = tld.policy.currency.clone();
-    let charged;
-    match v1::RestoreOp::try_from(req.op) {
-        Ok(v1::RestoreOp::Request) => {
-            let DomainState::Redemption {
-                deleted_ms,
-                ends_ms,
-            } = d.state
-            else {
-                return Err(not_in(&d, "redemptionPeriod"));
-            };
-            let total = prices.restore.saturating_add(prices.renew);
-            billing::quote(&caller, &d.name, total, &currency, "name")?;
-            let money = |minor_units| v1::Money {
-                minor_units,
-                currency: currency.clone(),
-            };
-            billing::charge(
-                cx,
-                &caller.id,
-                LedgerKind::Restore,
-                &money(prices.restore),
-                &d.name,
-            )?;
-            let renewal = billing::charge(
-                cx,
-                &caller.id,
-                LedgerKind::Renew,
-                &money(prices.renew),
-                &d.name,
-            )?;
-            let report_due_ms = cx.now_ms + tld.lifecycle.restore_report_ms;
-            d.state = DomainState::PendingRestore {
-                deleted_ms,
-                redemption_ends_ms: ends_ms,
-                report_due_ms,
-                renewal_minor_units: prices.renew,
-                renewal_sv_trid: renewal.sv_trid,
-            };
-            unschedule(cx, &mut d, EventKind::RedemptionEnd);
-            schedule(cx, &mut d, EventKind::RestoreReportDue, report_due_ms)?;
-            charged = Some(money(total));
-        }
+    let charged = match v1::RestoreOp::try_from(req.op) {
+        Ok(v1::RestoreOp::Request) => Some(request_restore(cx, &caller, &mut d, &tld)?),
         Ok(v1::RestoreOp::Report) => {
-            if !matches!(d.state, DomainState::PendingRestore { .. }) {
-                return Err(not_in(&d, "pendingRestore"));
-            }
-            let report = req
-                .report
-                .as_ref()
-                .ok_or_else(|| RegistryError::invalid("report", "is required with REPORT"))?;
-            fields::text("report.pre_data", &report.pre_data, true, 4000)?;
-            fields::text("report.post_data", &report.post_data, true, 4000)?;
-            fields::text(
-                "report.restore_reason",
-                &report.restore_reason,
-                true,
-                MAX_TEXT_CHARS,
-            )?;
-            fields::text("report.other", &report.other, false, MAX_TEXT_CHARS)?;
-            // RFC 3915: the deletion and the restore request, both in the
-            // past and in that order, and no earlier than the domain (0: not
-            // stated, as older clients send).
-            let stated = |ms: i64| ms != 0;
-            if stated(report.delete_ms)
-                && (report.delete_ms < d.created_ms || report.delete_ms > cx.now_ms)
-            {
-                return Err(RegistryError::invalid(
-                    "report.delete_ms",
-                    format!(
-                        "{} is not a time between the domain's creation ({}) and now ({})",
-                        report.delete_ms, d.created_ms, cx.now_ms
-                    ),
-                ));
-            }
-            if stated(report.restore_ms)
-                && (report.restore_ms < report.delete_ms || report.restore_ms > cx.now_ms)
-            {
-                return Err(RegistryError::invalid(
-                    "report.restore_ms",
-                    format!(
-                        "{} is not a time between the deletion ({}) and now ({})",
-                        report.restore_ms, report.delete_ms, cx.now_ms
-                    ),
-                ));
-            }
-            if report.statements.len() < MIN_RESTORE_STATEMENTS || report.statements.len() > 8 {
-                return Err(RegistryError::invalid(
-                    "report.statements",
-                    format!(
-                        "{} statements given; RFC 3915 asks for {MIN_RESTORE_STATEMENTS} to 8",
-                        report.statements.len()
-                    ),
-                ));
-            }
-            for s in &report.statements {
-                fields::text("report.statements", s, true, MAX_TEXT_CHARS)?;
-            }
-            let horizon = add_years(cx.now_ms, tld.lifecycle.max_expiry_horizon_years)
-                .ok_or_else(|| StorageFault("registry time out of range".into()))?;
-            let renewed = add_years(d.expiry_ms, 1)
-                .ok_or_else(|| StorageFault(format!("expiry of {:?} out of range", d.name)))?;
-            d.expiry_ms = renewed.min(horizon);
-            d.state = DomainState::Active;
-            unschedule(cx, &mut d, EventKind::RestoreReportDue);
-            let expiry = d.expiry_ms;
-            schedule(cx, &mut d, EventKind::AutoRenew, expiry)?;
-            charged = None;
+            report_restore(cx, &mut d, &tld, req.report.as_ref())?;
+            None
         }
         _ => {
             return Err(RegistryError::invalid(
@@ -353,7 +254,7 @@ pub(crate) fn restore(
                 "must be RESTORE_OP_REQUEST or RESTORE_OP_REPORT",
             ))
         }
-    }
+    };
     d.updated_by = caller.id.clone();
     d.updated_ms = cx.now_ms;
     let changes = audit::domain_changes(&before, &d);
@@ -365,6 +266,140 @@ pub(crate) fn restore(
         read_info: None,
         charged,
     }))
+}
+
+/// A restore request: charges the restore fee and a year's renewal, and
+/// makes the domain pendingRestore until its report is due. Returns what
+/// was charged.
+fn request_restore(
+    cx: &mut Exec<'_, '_>,
+    caller: &RegistrarRecord,
+    d: &mut DomainRecord,
+    tld: &TldRecord,
+) -> Result<v1::Money, RegistryError> {
+    let label = d.name.split('.').next().unwrap_or_default().to_string();
+    let prices = tld_rules::prices(tld, &label);
+    let currency = tld.policy.currency.clone();
+    let DomainState::Redemption {
+        deleted_ms,
+        ends_ms,
+    } = d.state
+    else {
+        return Err(not_in(d, "redemptionPeriod"));
+    };
+    let total = prices.restore.saturating_add(prices.renew);
+    billing::quote(caller, &d.name, total, &currency, "name")?;
+    let money = |minor_units| v1::Money {
+        minor_units,
+        currency: currency.clone(),
+    };
+    billing::charge(
+        cx,
+        &caller.id,
+        LedgerKind::Restore,
+        &money(prices.restore),
+        &d.name,
+    )?;
+    let renewal = billing::charge(
+        cx,
+        &caller.id,
+        LedgerKind::Renew,
+        &money(prices.renew),
+        &d.name,
+    )?;
+    let report_due_ms = cx.now_ms + tld.lifecycle.restore_report_ms;
+    d.state = DomainState::PendingRestore {
+        deleted_ms,
+        redemption_ends_ms: ends_ms,
+        report_due_ms,
+        renewal_minor_units: prices.renew,
+        renewal_sv_trid: renewal.sv_trid,
+    };
+    unschedule(cx, d, EventKind::RedemptionEnd);
+    schedule(cx, d, EventKind::RestoreReportDue, report_due_ms)?;
+    Ok(money(total))
+}
+
+/// A restore report: the domain is active again, renewed by a year (capped
+/// at the TLD's horizon), with its auto-renewal scheduled.
+fn report_restore(
+    cx: &mut Exec<'_, '_>,
+    d: &mut DomainRecord,
+    tld: &TldRecord,
+    report: Option<&v1::RestoreReport>,
+) -> Result<(), RegistryError> {
+    if !matches!(d.state, DomainState::PendingRestore { .. }) {
+        return Err(not_in(d, "pendingRestore"));
+    }
+    let report =
+        report.ok_or_else(|| RegistryError::invalid("report", "is required with REPORT"))?;
+    check_report(d, cx.now_ms, report)?;
+    let horizon = add_years(cx.now_ms, tld.lifecycle.max_expiry_horizon_years)
+        .ok_or_else(|| StorageFault("registry time out of range".into()))?;
+    let renewed = add_years(d.expiry_ms, 1)
+        .ok_or_else(|| StorageFault(format!("expiry of {:?} out of range", d.name)))?;
+    d.expiry_ms = renewed.min(horizon);
+    d.state = DomainState::Active;
+    unschedule(cx, d, EventKind::RestoreReportDue);
+    let expiry = d.expiry_ms;
+    schedule(cx, d, EventKind::AutoRenew, expiry)?;
+    Ok(())
+}
+
+/// Checks what a restore report states (RFC 3915 section 4.2.5).
+fn check_report(
+    d: &DomainRecord,
+    now_ms: i64,
+    report: &v1::RestoreReport,
+) -> Result<(), RegistryError> {
+    let data_chars = MAX_RESTORE_DATA_CHARS;
+    fields::text("report.pre_data", &report.pre_data, true, data_chars)?;
+    fields::text("report.post_data", &report.post_data, true, data_chars)?;
+    fields::text(
+        "report.restore_reason",
+        &report.restore_reason,
+        true,
+        MAX_TEXT_CHARS,
+    )?;
+    fields::text("report.other", &report.other, false, MAX_TEXT_CHARS)?;
+    // The deletion and the restore request, both in the past and in that
+    // order, and no earlier than the domain (0: not stated, as older
+    // clients send).
+    let stated = |ms: i64| ms != 0;
+    if stated(report.delete_ms) && (report.delete_ms < d.created_ms || report.delete_ms > now_ms) {
+        return Err(RegistryError::invalid(
+            "report.delete_ms",
+            format!(
+                "{} is not a time between the domain's creation ({}) and now ({now_ms})",
+                report.delete_ms, d.created_ms
+            ),
+        ));
+    }
+    if stated(report.restore_ms)
+        && (report.restore_ms < report.delete_ms || report.restore_ms > now_ms)
+    {
+        return Err(RegistryError::invalid(
+            "report.restore_ms",
+            format!(
+                "{} is not a time between the deletion ({}) and now ({now_ms})",
+                report.restore_ms, report.delete_ms
+            ),
+        ));
+    }
+    if !(MIN_RESTORE_STATEMENTS..=MAX_RESTORE_STATEMENTS).contains(&report.statements.len()) {
+        return Err(RegistryError::invalid(
+            "report.statements",
+            format!(
+                "{} statements given; RFC 3915 asks for {MIN_RESTORE_STATEMENTS} to \
+                 {MAX_RESTORE_STATEMENTS}",
+                report.statements.len()
+            ),
+        ));
+    }
+    for s in &report.statements {
+        fields::text("report.statements", s, true, MAX_TEXT_CHARS)?;
+    }
+    Ok(())
 }
 
 fn not_in(d: &DomainRecord, rgp: &str) -> RegistryError {
