@@ -244,25 +244,6 @@ pub(crate) fn lifecycle_from_proto(
 ) -> Result<Lifecycle, RegistryError> {
     let default = v1::TldLifecyclePolicy::default();
     let l = given.unwrap_or(&default);
-    let period = |field: &str, v: Option<i64>, default_s: i64| -> Result<i64, RegistryError> {
-        let seconds = v.unwrap_or(default_s);
-        if !(0..=MAX_PERIOD_S).contains(&seconds) {
-            return Err(RegistryError::invalid(
-                format!("lifecycle.{field}"),
-                format!("{seconds} s is not between 0 and {MAX_PERIOD_S} s (ten years)"),
-            ));
-        }
-        Ok(seconds * 1000)
-    };
-    let price = |field: &str, v: Option<i64>| -> Result<Option<i64>, RegistryError> {
-        match v {
-            Some(p) if !(0..=MAX_PRICE_MINOR_UNITS).contains(&p) => Err(RegistryError::invalid(
-                format!("lifecycle.{field}"),
-                format!("{p} is not a price between 0 and {MAX_PRICE_MINOR_UNITS}"),
-            )),
-            other => Ok(other),
-        }
-    };
     let horizon = l
         .max_expiry_horizon_years
         .unwrap_or(DEFAULT_MAX_EXPIRY_HORIZON_YEARS);
@@ -272,14 +253,117 @@ pub(crate) fn lifecycle_from_proto(
             format!("{horizon} years is not between 1 and {MAX_PERIOD_YEARS}"),
         ));
     }
+    let premium = premium_table(&l.premium_names)?;
+    if l.premium_names.len() > MAX_LISTED_NAMES {
+        return Err(RegistryError::LimitExceeded {
+            field: "lifecycle.premium_names".into(),
+            message: format!(
+                "{} names, at most {MAX_LISTED_NAMES}",
+                l.premium_names.len()
+            ),
+        });
+    }
+    Ok(Lifecycle {
+        add_grace_ms: grace_period(
+            "add_grace_seconds",
+            l.add_grace_seconds,
+            DEFAULT_ADD_GRACE_S,
+        )?,
+        renew_grace_ms: grace_period(
+            "renew_grace_seconds",
+            l.renew_grace_seconds,
+            DEFAULT_RENEW_GRACE_S,
+        )?,
+        auto_renew_grace_ms: grace_period(
+            "auto_renew_grace_seconds",
+            l.auto_renew_grace_seconds,
+            DEFAULT_AUTO_RENEW_GRACE_S,
+        )?,
+        transfer_grace_ms: grace_period(
+            "transfer_grace_seconds",
+            l.transfer_grace_seconds,
+            DEFAULT_TRANSFER_GRACE_S,
+        )?,
+        transfer_auto_approve_ms: grace_period(
+            "transfer_auto_approve_seconds",
+            l.transfer_auto_approve_seconds,
+            DEFAULT_TRANSFER_AUTO_APPROVE_S,
+        )?,
+        redemption_ms: grace_period(
+            "redemption_seconds",
+            l.redemption_seconds,
+            DEFAULT_REDEMPTION_S,
+        )?,
+        pending_delete_ms: grace_period(
+            "pending_delete_seconds",
+            l.pending_delete_seconds,
+            DEFAULT_PENDING_DELETE_S,
+        )?,
+        restore_report_ms: grace_period(
+            "restore_report_seconds",
+            l.restore_report_seconds,
+            DEFAULT_RESTORE_REPORT_S,
+        )?,
+        transfer_lock_ms: grace_period(
+            "transfer_lock_seconds",
+            l.transfer_lock_seconds,
+            DEFAULT_TRANSFER_LOCK_S,
+        )?,
+        max_expiry_horizon_years: horizon,
+        auto_renew_price_minor_units: optional_price(
+            "auto_renew_price_minor_units",
+            l.auto_renew_price_minor_units,
+        )?,
+        transfer_price_minor_units: optional_price(
+            "transfer_price_minor_units",
+            l.transfer_price_minor_units,
+        )?,
+        restore_price_minor_units: optional_price(
+            "restore_price_minor_units",
+            l.restore_price_minor_units,
+        )?
+        .unwrap_or(0),
+        premium,
+        reserved: listed_names("reserved_names", &l.reserved_names)?,
+        blocked: listed_names("blocked_names", &l.blocked_names)?,
+        create_period_prices: period_price_table("create_period_prices", &l.create_period_prices)?,
+        renew_period_prices: period_price_table("renew_period_prices", &l.renew_period_prices)?,
+    })
+}
+
+/// A lifecycle period given in seconds (or its default), in ms.
+fn grace_period(field: &str, given: Option<i64>, default_s: i64) -> Result<i64, RegistryError> {
+    let seconds = given.unwrap_or(default_s);
+    if !(0..=MAX_PERIOD_S).contains(&seconds) {
+        return Err(RegistryError::invalid(
+            format!("lifecycle.{field}"),
+            format!("{seconds} s is not between 0 and {MAX_PERIOD_S} s (ten years)"),
+        ));
+    }
+    Ok(seconds * 1000)
+}
+
+/// A price the lifecycle may leave unset.
+fn optional_price(field: &str, given: Option<i64>) -> Result<Option<i64>, RegistryError> {
+    match given {
+        Some(p) if !(0..=MAX_PRICE_MINOR_UNITS).contains(&p) => Err(RegistryError::invalid(
+            format!("lifecycle.{field}"),
+            format!("{p} is not a price between 0 and {MAX_PRICE_MINOR_UNITS}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Premium names and their (create, renew) prices, each listed once.
+fn premium_table(given: &[v1::PremiumName]) -> Result<BTreeMap<String, (i64, i64)>, RegistryError> {
     let mut premium = BTreeMap::new();
-    for p in &l.premium_names {
+    for p in given {
         let label = listed_label("lifecycle.premium_names", &p.label)?;
         for (what, v) in [
             ("create_price_minor_units", p.create_price_minor_units),
             ("renew_price_minor_units", p.renew_price_minor_units),
         ] {
-            price(&format!("premium_names.{what}"), Some(v))?;
+            optional_price(&format!("premium_names.{what}"), Some(v))?;
         }
         if premium
             .insert(
@@ -294,122 +378,58 @@ pub(crate) fn lifecycle_from_proto(
             ));
         }
     }
-    let period_prices =
-        |field: &str, given: &[v1::PeriodPrice]| -> Result<BTreeMap<u32, i64>, RegistryError> {
-            let field = format!("lifecycle.{field}");
-            let mut table = BTreeMap::new();
-            for p in given {
-                if !(1..=MAX_PERIOD_YEARS).contains(&p.years) {
-                    return Err(RegistryError::invalid(
-                        &field,
-                        format!(
-                            "{} years is not a period of 1 to {MAX_PERIOD_YEARS}",
-                            p.years
-                        ),
-                    ));
-                }
-                if !(0..=MAX_PRICE_MINOR_UNITS).contains(&p.price_minor_units) {
-                    return Err(RegistryError::invalid(
-                        &field,
-                        format!(
-                            "{} years: {} is not a price between 0 and {MAX_PRICE_MINOR_UNITS}",
-                            p.years, p.price_minor_units
-                        ),
-                    ));
-                }
-                if table.insert(p.years, p.price_minor_units).is_some() {
-                    return Err(RegistryError::invalid(
-                        &field,
-                        format!("{} years is listed twice", p.years),
-                    ));
-                }
-            }
-            Ok(table)
-        };
-    let list = |field: &str, given: &[String]| -> Result<BTreeSet<String>, RegistryError> {
-        if given.len() > MAX_LISTED_NAMES {
-            return Err(RegistryError::LimitExceeded {
-                field: format!("lifecycle.{field}"),
-                message: format!("{} names, at most {MAX_LISTED_NAMES}", given.len()),
-            });
+    Ok(premium)
+}
+
+/// A table of prices by period in years, each period allowed and listed
+/// once.
+fn period_price_table(
+    field: &str,
+    given: &[v1::PeriodPrice],
+) -> Result<BTreeMap<u32, i64>, RegistryError> {
+    let field = format!("lifecycle.{field}");
+    let mut table = BTreeMap::new();
+    for p in given {
+        if !(1..=MAX_PERIOD_YEARS).contains(&p.years) {
+            return Err(RegistryError::invalid(
+                &field,
+                format!(
+                    "{} years is not a period of 1 to {MAX_PERIOD_YEARS}",
+                    p.years
+                ),
+            ));
         }
-        given
-            .iter()
-            .map(|n| listed_label(&format!("lifecycle.{field}"), n))
-            .collect()
-    };
-    if l.premium_names.len() > MAX_LISTED_NAMES {
+        if !(0..=MAX_PRICE_MINOR_UNITS).contains(&p.price_minor_units) {
+            return Err(RegistryError::invalid(
+                &field,
+                format!(
+                    "{} years: {} is not a price between 0 and {MAX_PRICE_MINOR_UNITS}",
+                    p.years, p.price_minor_units
+                ),
+            ));
+        }
+        if table.insert(p.years, p.price_minor_units).is_some() {
+            return Err(RegistryError::invalid(
+                &field,
+                format!("{} years is listed twice", p.years),
+            ));
+        }
+    }
+    Ok(table)
+}
+
+/// Reserved or blocked names, at most [`MAX_LISTED_NAMES`].
+fn listed_names(field: &str, given: &[String]) -> Result<BTreeSet<String>, RegistryError> {
+    if given.len() > MAX_LISTED_NAMES {
         return Err(RegistryError::LimitExceeded {
-            field: "lifecycle.premium_names".into(),
-            message: format!(
-                "{} names, at most {MAX_LISTED_NAMES}",
-                l.premium_names.len()
-            ),
+            field: format!("lifecycle.{field}"),
+            message: format!("{} names, at most {MAX_LISTED_NAMES}", given.len()),
         });
     }
-    Ok(Lifecycle {
-        add_grace_ms: period(
-            "add_grace_seconds",
-            l.add_grace_seconds,
-            DEFAULT_ADD_GRACE_S,
-        )?,
-        renew_grace_ms: period(
-            "renew_grace_seconds",
-            l.renew_grace_seconds,
-            DEFAULT_RENEW_GRACE_S,
-        )?,
-        auto_renew_grace_ms: period(
-            "auto_renew_grace_seconds",
-            l.auto_renew_grace_seconds,
-            DEFAULT_AUTO_RENEW_GRACE_S,
-        )?,
-        transfer_grace_ms: period(
-            "transfer_grace_seconds",
-            l.transfer_grace_seconds,
-            DEFAULT_TRANSFER_GRACE_S,
-        )?,
-        transfer_auto_approve_ms: period(
-            "transfer_auto_approve_seconds",
-            l.transfer_auto_approve_seconds,
-            DEFAULT_TRANSFER_AUTO_APPROVE_S,
-        )?,
-        redemption_ms: period(
-            "redemption_seconds",
-            l.redemption_seconds,
-            DEFAULT_REDEMPTION_S,
-        )?,
-        pending_delete_ms: period(
-            "pending_delete_seconds",
-            l.pending_delete_seconds,
-            DEFAULT_PENDING_DELETE_S,
-        )?,
-        restore_report_ms: period(
-            "restore_report_seconds",
-            l.restore_report_seconds,
-            DEFAULT_RESTORE_REPORT_S,
-        )?,
-        transfer_lock_ms: period(
-            "transfer_lock_seconds",
-            l.transfer_lock_seconds,
-            DEFAULT_TRANSFER_LOCK_S,
-        )?,
-        max_expiry_horizon_years: horizon,
-        auto_renew_price_minor_units: price(
-            "auto_renew_price_minor_units",
-            l.auto_renew_price_minor_units,
-        )?,
-        transfer_price_minor_units: price(
-            "transfer_price_minor_units",
-            l.transfer_price_minor_units,
-        )?,
-        restore_price_minor_units: price("restore_price_minor_units", l.restore_price_minor_units)?
-            .unwrap_or(0),
-        premium,
-        reserved: list("reserved_names", &l.reserved_names)?,
-        blocked: list("blocked_names", &l.blocked_names)?,
-        create_period_prices: period_prices("create_period_prices", &l.create_period_prices)?,
-        renew_period_prices: period_prices("renew_period_prices", &l.renew_period_prices)?,
-    })
+    given
+        .iter()
+        .map(|n| listed_label(&format!("lifecycle.{field}"), n))
+        .collect()
 }
 
 /// Refuses period prices for periods the TLD's policy does not allow.
