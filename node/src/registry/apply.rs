@@ -113,27 +113,46 @@ pub fn apply_proposal(
         return Ok(error_result(&conflict, tx));
     }
 
+    let outcome = run_command(txn, now_ms, kind, meta, &proposal.via, tx)?;
+    let result = CommandResult {
+        outcome: Some(outcome),
+    };
+    remember(txn, ctx, now_ms, meta, proposal, &result);
+    Ok(result)
+}
+
+/// Runs a command whose envelope and key are checked, in its own overlay:
+/// its writes stay when it succeeds and are rolled back (and asserted gone)
+/// when it is rejected, which the outcome then says.
+fn run_command(
+    txn: &mut Txn<'_>,
+    now_ms: i64,
+    kind: &command::Kind,
+    meta: &v1::RequestMeta,
+    via: &str,
+    tx: TxInfo,
+) -> Result<Outcome, StorageFault> {
     let writes_before = txn.pending_writes();
     let mut cx = Exec::new(
         &mut *txn,
         now_ms,
         (&meta.actor, actor_kind(kind)),
-        &proposal.via,
+        via,
         command_name(kind),
         tx.clone(),
     );
-    let outcome = match dispatch(&mut cx, kind).and_then(|o| {
+    match dispatch(&mut cx, kind).and_then(|o| {
         audit::flush(&mut cx)?;
         Ok(o)
     }) {
         Ok(outcome) => {
             schedule::debug_assert_written_domains(txn);
             txn.commit_command();
-            outcome
+            Ok(outcome)
         }
         Err(RegistryError::Storage(fault)) => {
             txn.rollback_command();
-            return Err(fault);
+            Err(fault)
         }
         Err(rejection) => {
             txn.rollback_command();
@@ -145,12 +164,21 @@ pub fn apply_proposal(
                 "a rejected {} left writes in the batch",
                 command_name(kind)
             );
-            Outcome::Error(command_error(&rejection, tx))
+            Ok(Outcome::Error(command_error(&rejection, tx)))
         }
-    };
-    let result = CommandResult {
-        outcome: Some(outcome),
-    };
+    }
+}
+
+/// Remembers `result` under the request's idempotency key, with the time
+/// its retention ends.
+fn remember(
+    txn: &mut Txn<'_>,
+    ctx: &ApplyContext,
+    now_ms: i64,
+    meta: &v1::RequestMeta,
+    proposal: &Proposal,
+    result: &CommandResult,
+) {
     let record = IdempotencyRecord {
         actor: meta.actor.clone(),
         cl_trid: meta.cl_trid.clone(),
@@ -169,7 +197,6 @@ pub fn apply_proposal(
     );
     model::save(txn, &record);
     txn.commit_command();
-    Ok(result)
 }
 
 /// Registry time (ms since the epoch) after the last applied entry; 0 on an
@@ -197,46 +224,7 @@ fn tick(txn: &mut Txn<'_>, ctx: &ApplyContext, now_ms: i64) -> Result<CommandRes
             more_due = true;
             break;
         }
-        let mut cx = Exec::system(
-            &mut *txn,
-            now_ms,
-            event.kind.as_str(),
-            ctx.sv_trid(),
-            ctx.log_index,
-        );
-        cx.delete::<EventRecord>(key);
-        let ran = lifecycle::run_event(&mut cx, &event)
-            .and_then(|()| cx.adjust_counter(&meta::events_run(event.kind), 1))
-            .and_then(|()| audit::flush(&mut cx));
-        match ran {
-            Ok(()) => {}
-            Err(RegistryError::Storage(fault)) => {
-                txn.rollback_command();
-                return Err(fault);
-            }
-            Err(refused) => {
-                txn.rollback_command();
-                let mut cx = Exec::system(
-                    &mut *txn,
-                    now_ms,
-                    event.kind.as_str(),
-                    ctx.sv_trid(),
-                    ctx.log_index,
-                );
-                cx.delete::<EventRecord>(key);
-                let forgot = schedule::forget_event(&mut cx, &event);
-                cx.audit(
-                    "domain",
-                    &event.domain,
-                    vec![format!("event {} not run: {refused}", event.kind.as_str())],
-                );
-                match forgot.and_then(|()| audit::flush(&mut cx)) {
-                    Ok(()) => {}
-                    Err(RegistryError::Storage(fault)) => return Err(fault),
-                    Err(e) => return Err(StorageFault(format!("audit write refused: {e}"))),
-                }
-            }
-        }
+        run_due_event(txn, ctx, now_ms, key, &event)?;
         schedule::debug_assert_written_domains(txn);
         txn.commit_command();
         events += 1;
@@ -252,6 +240,47 @@ fn tick(txn: &mut Txn<'_>, ctx: &ApplyContext, now_ms: i64) -> Result<CommandRes
             sessions_pruned,
         })),
     })
+}
+
+/// Runs one due event as its own command. An event the registry refuses
+/// (the domain is no longer in a state it applies to) changes nothing but
+/// dropping the event and the domain's handle on it, and leaves an audit
+/// record saying why.
+fn run_due_event(
+    txn: &mut Txn<'_>,
+    ctx: &ApplyContext,
+    now_ms: i64,
+    key: &[u8],
+    event: &EventRecord,
+) -> Result<(), StorageFault> {
+    let name = event.kind.as_str();
+    let mut cx = Exec::system(&mut *txn, now_ms, name, ctx.sv_trid(), ctx.log_index);
+    cx.delete::<EventRecord>(key);
+    let ran = lifecycle::run_event(&mut cx, event)
+        .and_then(|()| cx.adjust_counter(&meta::events_run(event.kind), 1))
+        .and_then(|()| audit::flush(&mut cx));
+    let refused = match ran {
+        Ok(()) => return Ok(()),
+        Err(RegistryError::Storage(fault)) => {
+            txn.rollback_command();
+            return Err(fault);
+        }
+        Err(refused) => refused,
+    };
+    txn.rollback_command();
+    let mut cx = Exec::system(&mut *txn, now_ms, name, ctx.sv_trid(), ctx.log_index);
+    cx.delete::<EventRecord>(key);
+    let forgot = schedule::forget_event(&mut cx, event);
+    cx.audit(
+        "domain",
+        &event.domain,
+        vec![format!("event {name} not run: {refused}")],
+    );
+    match forgot.and_then(|()| audit::flush(&mut cx)) {
+        Ok(()) => Ok(()),
+        Err(RegistryError::Storage(fault)) => Err(fault),
+        Err(e) => Err(StorageFault(format!("audit write refused: {e}"))),
+    }
 }
 
 /// Key of an idempotency record's expiry: big-endian time (non-negative
