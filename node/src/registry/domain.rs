@@ -178,68 +178,8 @@ pub(crate) fn update(
         &req.remove_statuses,
     )?;
 
-    for ns in nameserver_names("remove_nameservers", &req.remove_nameservers)? {
-        if !after.nameservers.remove(&ns) {
-            return Err(RegistryError::policy(
-                "remove_nameservers",
-                format!("{ns:?} is not a name server of {:?}", after.name),
-            ));
-        }
-    }
-    for ns in nameserver_list(&*cx, "add_nameservers", &req.add_nameservers)? {
-        if after.nameservers.contains(&ns) {
-            return Err(RegistryError::policy(
-                "add_nameservers",
-                format!("{ns:?} is already a name server of {:?}", after.name),
-            ));
-        }
-        after.nameservers.insert(ns);
-    }
-    if after.nameservers.len() > MAX_NAMESERVERS {
-        return Err(RegistryError::policy(
-            "add_nameservers",
-            format!(
-                "{:?} would have {} name servers, at most {MAX_NAMESERVERS} allowed",
-                after.name,
-                after.nameservers.len()
-            ),
-        ));
-    }
-
-    for pair in contact_pairs("remove_contacts", &req.remove_contacts)? {
-        if !after.contacts.remove(&pair) {
-            return Err(RegistryError::policy(
-                "remove_contacts",
-                format!(
-                    "{:?} is not a {:?} contact of {:?}",
-                    pair.1, pair.0, after.name
-                ),
-            ));
-        }
-    }
-    for pair in contact_list(&*cx, "add_contacts", &req.add_contacts)? {
-        if after.contacts.contains(&pair) {
-            return Err(RegistryError::policy(
-                "add_contacts",
-                format!(
-                    "{:?} is already a {:?} contact of {:?}",
-                    pair.1, pair.0, after.name
-                ),
-            ));
-        }
-        after.contacts.insert(pair);
-    }
-    if after.contacts.len() > MAX_DOMAIN_CONTACTS {
-        return Err(RegistryError::policy(
-            "add_contacts",
-            format!(
-                "{:?} would have {} contacts, at most {MAX_DOMAIN_CONTACTS} allowed",
-                after.name,
-                after.contacts.len()
-            ),
-        ));
-    }
-
+    change_nameservers(&*cx, &mut after, req)?;
+    change_contacts(&*cx, &mut after, req)?;
     if !req.registrant.is_empty() {
         after.registrant = existing_registrant(&*cx, &req.registrant)?;
     }
@@ -261,6 +201,81 @@ pub(crate) fn update(
     cx.audit("domain", &after.name, changes);
     cx.save(&after);
     Ok(response(cx, &after, None))
+}
+
+/// Applies an update's name server removals and additions to `d`.
+fn change_nameservers(
+    r: &dyn StateRead,
+    d: &mut DomainRecord,
+    req: &v1::UpdateDomainRequest,
+) -> Result<(), RegistryError> {
+    for ns in nameserver_names("remove_nameservers", &req.remove_nameservers)? {
+        if !d.nameservers.remove(&ns) {
+            return Err(RegistryError::policy(
+                "remove_nameservers",
+                format!("{ns:?} is not a name server of {:?}", d.name),
+            ));
+        }
+    }
+    for ns in nameserver_list(r, "add_nameservers", &req.add_nameservers)? {
+        if d.nameservers.contains(&ns) {
+            return Err(RegistryError::policy(
+                "add_nameservers",
+                format!("{ns:?} is already a name server of {:?}", d.name),
+            ));
+        }
+        d.nameservers.insert(ns);
+    }
+    if d.nameservers.len() > MAX_NAMESERVERS {
+        return Err(RegistryError::policy(
+            "add_nameservers",
+            format!(
+                "{:?} would have {} name servers, at most {MAX_NAMESERVERS} allowed",
+                d.name,
+                d.nameservers.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies an update's contact removals and additions to `d`.
+fn change_contacts(
+    r: &dyn StateRead,
+    d: &mut DomainRecord,
+    req: &v1::UpdateDomainRequest,
+) -> Result<(), RegistryError> {
+    for pair in contact_pairs("remove_contacts", &req.remove_contacts)? {
+        if !d.contacts.remove(&pair) {
+            return Err(RegistryError::policy(
+                "remove_contacts",
+                format!("{:?} is not a {:?} contact of {:?}", pair.1, pair.0, d.name),
+            ));
+        }
+    }
+    for pair in contact_list(r, "add_contacts", &req.add_contacts)? {
+        if d.contacts.contains(&pair) {
+            return Err(RegistryError::policy(
+                "add_contacts",
+                format!(
+                    "{:?} is already a {:?} contact of {:?}",
+                    pair.1, pair.0, d.name
+                ),
+            ));
+        }
+        d.contacts.insert(pair);
+    }
+    if d.contacts.len() > MAX_DOMAIN_CONTACTS {
+        return Err(RegistryError::policy(
+            "add_contacts",
+            format!(
+                "{:?} would have {} contacts, at most {MAX_DOMAIN_CONTACTS} allowed",
+                d.name,
+                d.contacts.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub(crate) fn renew(
