@@ -80,52 +80,8 @@ pub(crate) fn update(
         ));
     }
     let name = match action {
-        v1::CaseAction::Suspend => {
-            if case.suspended {
-                return Err(RegistryError::policy(
-                    "action",
-                    format!("case {} already suspends {}", case.id, case.domain),
-                ));
-            }
-            let mut d = load_domain(&*cx, "case_id", &case.domain)?;
-            if d.state.is_deleted() {
-                return Err(RegistryError::StatusProhibits {
-                    field: "case_id".into(),
-                    kind: ObjectKind::Domain,
-                    name: d.name.clone(),
-                    status: "pendingDelete".into(),
-                });
-            }
-            let before = d.clone();
-            d.suspensions.insert(
-                case.id,
-                SuspensionInfo {
-                    reason: case.reason.clone(),
-                    suspended_ms: cx.now_ms,
-                    suspended_by: cx.actor.clone(),
-                },
-            );
-            let why = format!("suspended under case {}: {}", case.id, case.reason);
-            changed(cx, &before, &mut d, &why)?;
-            case.suspended = true;
-            "suspended"
-        }
-        v1::CaseAction::Lift => {
-            if !case.suspended {
-                return Err(RegistryError::policy(
-                    "action",
-                    format!("case {} has no suspension to lift", case.id),
-                ));
-            }
-            if let Some(mut d) = cx.load::<DomainRecord>(case.domain.as_bytes())? {
-                let before = d.clone();
-                d.suspensions.remove(&case.id);
-                let why = format!("suspension of case {} lifted", case.id);
-                changed(cx, &before, &mut d, &why)?;
-            }
-            case.suspended = false;
-            "lifted"
-        }
+        v1::CaseAction::Suspend => suspend(cx, &mut case)?,
+        v1::CaseAction::Lift => lift(cx, &mut case)?,
         v1::CaseAction::Escalate => {
             case.state = CaseState::Escalated;
             "escalated"
@@ -153,6 +109,56 @@ pub(crate) fn update(
     );
     cx.save(&case);
     Ok(response(cx, &case))
+}
+
+/// Suspends the case's domain (it leaves the zone) for the case's reason.
+fn suspend(cx: &mut Exec<'_, '_>, case: &mut CaseRecord) -> Result<&'static str, RegistryError> {
+    if case.suspended {
+        return Err(RegistryError::policy(
+            "action",
+            format!("case {} already suspends {}", case.id, case.domain),
+        ));
+    }
+    let mut d = load_domain(&*cx, "case_id", &case.domain)?;
+    if d.state.is_deleted() {
+        return Err(RegistryError::StatusProhibits {
+            field: "case_id".into(),
+            kind: ObjectKind::Domain,
+            name: d.name.clone(),
+            status: "pendingDelete".into(),
+        });
+    }
+    let before = d.clone();
+    d.suspensions.insert(
+        case.id,
+        SuspensionInfo {
+            reason: case.reason.clone(),
+            suspended_ms: cx.now_ms,
+            suspended_by: cx.actor.clone(),
+        },
+    );
+    let why = format!("suspended under case {}: {}", case.id, case.reason);
+    changed(cx, &before, &mut d, &why)?;
+    case.suspended = true;
+    Ok("suspended")
+}
+
+/// Lifts the case's suspension (a purged domain has nothing left to lift).
+fn lift(cx: &mut Exec<'_, '_>, case: &mut CaseRecord) -> Result<&'static str, RegistryError> {
+    if !case.suspended {
+        return Err(RegistryError::policy(
+            "action",
+            format!("case {} has no suspension to lift", case.id),
+        ));
+    }
+    if let Some(mut d) = cx.load::<DomainRecord>(case.domain.as_bytes())? {
+        let before = d.clone();
+        d.suspensions.remove(&case.id);
+        let why = format!("suspension of case {} lifted", case.id);
+        changed(cx, &before, &mut d, &why)?;
+    }
+    case.suspended = false;
+    Ok("lifted")
 }
 
 /// Staff set or clear server statuses of a domain, with a reason.
