@@ -60,63 +60,8 @@ pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<()
         EventKind::TransferAutoApprove => {
             transitions::complete(cx, &mut d, super::model::TransferStatus::ServerApproved)?
         }
-        EventKind::RedemptionEnd => {
-            let DomainState::Redemption { deleted_ms, .. } = d.state else {
-                return Err(RegistryError::policy("domain", "not in redemption"));
-            };
-            let purge_ms = cx.now_ms + tld_of(cx, &d)?.lifecycle.pending_delete_ms;
-            d.state = DomainState::PendingPurge {
-                deleted_ms,
-                purge_ms,
-            };
-            schedule(cx, &mut d, EventKind::Purge, purge_ms)?;
-            let sponsor = d.sponsor.clone();
-            poll::push(
-                cx,
-                &sponsor,
-                PollKind::RedemptionEnded,
-                &d.name,
-                format!(
-                    "the redemption period of {} is over; it will be purged on {}",
-                    d.name,
-                    date(purge_ms)
-                ),
-                None,
-            )?;
-        }
-        EventKind::RestoreReportDue => {
-            let DomainState::PendingRestore {
-                deleted_ms,
-                redemption_ends_ms,
-                renewal_minor_units,
-                ref renewal_sv_trid,
-                ..
-            } = d.state
-            else {
-                return Err(RegistryError::policy("domain", "no restore pending"));
-            };
-            let renewal_sv_trid = renewal_sv_trid.clone();
-            let sponsor = d.sponsor.clone();
-            billing::refund(cx, &sponsor, renewal_minor_units, &d.name, &renewal_sv_trid)?;
-            let ends_ms = redemption_ends_ms.max(cx.now_ms);
-            d.state = DomainState::Redemption {
-                deleted_ms,
-                ends_ms,
-            };
-            schedule(cx, &mut d, EventKind::RedemptionEnd, ends_ms)?;
-            poll::push(
-                cx,
-                &sponsor,
-                PollKind::RestoreReportOverdue,
-                &d.name,
-                format!(
-                    "no restore report for {} arrived in time; it is back in redemption and \
-                     the renewal was refunded",
-                    d.name
-                ),
-                None,
-            )?;
-        }
+        EventKind::RedemptionEnd => end_redemption(cx, &mut d)?,
+        EventKind::RestoreReportDue => restore_report_overdue(cx, &mut d)?,
         EventKind::Purge => {
             let sponsor = d.sponsor.clone();
             transitions::purge(cx, d)?;
@@ -134,6 +79,73 @@ pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<()
     let changes = audit::domain_changes(&before, &d);
     cx.audit("domain", &d.name, changes);
     cx.save(&d);
+    Ok(())
+}
+
+/// The redemption period is over: the domain waits for its purge.
+fn end_redemption(cx: &mut Exec<'_, '_>, d: &mut DomainRecord) -> Result<(), RegistryError> {
+    let DomainState::Redemption { deleted_ms, .. } = d.state else {
+        return Err(RegistryError::policy("domain", "not in redemption"));
+    };
+    let purge_ms = cx.now_ms + tld_of(cx, d)?.lifecycle.pending_delete_ms;
+    d.state = DomainState::PendingPurge {
+        deleted_ms,
+        purge_ms,
+    };
+    schedule(cx, d, EventKind::Purge, purge_ms)?;
+    let sponsor = d.sponsor.clone();
+    poll::push(
+        cx,
+        &sponsor,
+        PollKind::RedemptionEnded,
+        &d.name,
+        format!(
+            "the redemption period of {} is over; it will be purged on {}",
+            d.name,
+            date(purge_ms)
+        ),
+        None,
+    )?;
+    Ok(())
+}
+
+/// No restore report came in time: back to redemption, the renewal
+/// refunded.
+fn restore_report_overdue(
+    cx: &mut Exec<'_, '_>,
+    d: &mut DomainRecord,
+) -> Result<(), RegistryError> {
+    let DomainState::PendingRestore {
+        deleted_ms,
+        redemption_ends_ms,
+        renewal_minor_units,
+        ref renewal_sv_trid,
+        ..
+    } = d.state
+    else {
+        return Err(RegistryError::policy("domain", "no restore pending"));
+    };
+    let renewal_sv_trid = renewal_sv_trid.clone();
+    let sponsor = d.sponsor.clone();
+    billing::refund(cx, &sponsor, renewal_minor_units, &d.name, &renewal_sv_trid)?;
+    let ends_ms = redemption_ends_ms.max(cx.now_ms);
+    d.state = DomainState::Redemption {
+        deleted_ms,
+        ends_ms,
+    };
+    schedule(cx, d, EventKind::RedemptionEnd, ends_ms)?;
+    poll::push(
+        cx,
+        &sponsor,
+        PollKind::RestoreReportOverdue,
+        &d.name,
+        format!(
+            "no restore report for {} arrived in time; it is back in redemption and \
+             the renewal was refunded",
+            d.name
+        ),
+        None,
+    )?;
     Ok(())
 }
 
