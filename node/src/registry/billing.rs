@@ -121,17 +121,8 @@ pub(crate) fn refund(
         return Ok(());
     }
     let mut account = load_registrar(cx.state(), id)?;
-    let overflow = || StorageFault(format!("the balance of {id:?} would overflow"));
-    account.balance_minor_units = account
-        .balance_minor_units
-        .checked_add(amount)
-        .ok_or_else(overflow)?;
-    account.total_refunds_minor_units = account
-        .total_refunds_minor_units
-        .checked_add(amount)
-        .ok_or_else(overflow)?;
-    if account.balance_minor_units >= account.low_balance_threshold_minor_units {
-        account.low_balance_notified = false;
+    if !credit(&mut account, amount, |a| &mut a.total_refunds_minor_units) {
+        return Err(StorageFault(format!("the balance of {id:?} would overflow")).into());
     }
     append_ledger(
         cx,
@@ -145,9 +136,49 @@ pub(crate) fn refund(
     Ok(())
 }
 
+/// Credits a deposit of `amount` to `account`, with its ledger entry.
+pub(crate) fn deposit(
+    cx: &mut Exec<'_, '_>,
+    account: &mut RegistrarRecord,
+    amount: i64,
+    reference: &str,
+) -> Result<LedgerRecord, RegistryError> {
+    if !credit(account, amount, |a| &mut a.total_deposits_minor_units) {
+        return Err(RegistryError::LimitExceeded {
+            field: "amount_minor_units".into(),
+            message: format!("the balance of {:?} would overflow", account.id),
+        });
+    }
+    append_ledger(cx, account, LedgerKind::Deposit, amount, "", reference, "")
+}
+
+/// Adds `amount` to the balance of `account` and to the running total
+/// `total` picks (deposits or refunds), and re-arms the low-balance notice
+/// once the balance is back above its threshold. False when either sum
+/// would overflow.
+fn credit(
+    account: &mut RegistrarRecord,
+    amount: i64,
+    total: impl FnOnce(&mut RegistrarRecord) -> &mut i64,
+) -> bool {
+    let Some(balance) = account.balance_minor_units.checked_add(amount) else {
+        return false;
+    };
+    account.balance_minor_units = balance;
+    let total = total(account);
+    let Some(sum) = total.checked_add(amount) else {
+        return false;
+    };
+    *total = sum;
+    if account.balance_minor_units >= account.low_balance_threshold_minor_units {
+        account.low_balance_notified = false;
+    }
+    true
+}
+
 /// Appends one ledger entry for a movement already applied to `account`,
 /// and saves the account.
-pub(crate) fn append_ledger(
+fn append_ledger(
     cx: &mut Exec<'_, '_>,
     account: &mut RegistrarRecord,
     kind: LedgerKind,

@@ -20,7 +20,7 @@ use super::billing;
 use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
 use super::fields::{self, MAX_TEXT_CHARS};
-use super::model::{LedgerKind, RegistrarRecord};
+use super::model::RegistrarRecord;
 
 /// Largest single deposit, in minor units.
 pub const MAX_DEPOSIT_MINOR_UNITS: i64 = 1_000_000_000_000_000;
@@ -97,30 +97,7 @@ pub(crate) fn deposit(
             name: req.registrar.clone(),
         })?;
 
-    let overflow = || RegistryError::LimitExceeded {
-        field: "amount_minor_units".into(),
-        message: format!("the balance of {:?} would overflow", req.registrar),
-    };
-    account.balance_minor_units = account
-        .balance_minor_units
-        .checked_add(amount)
-        .ok_or_else(overflow)?;
-    account.total_deposits_minor_units = account
-        .total_deposits_minor_units
-        .checked_add(amount)
-        .ok_or_else(overflow)?;
-    if account.balance_minor_units >= account.low_balance_threshold_minor_units {
-        account.low_balance_notified = false;
-    }
-    let entry = billing::append_ledger(
-        cx,
-        &mut account,
-        LedgerKind::Deposit,
-        amount,
-        "",
-        &req.reference,
-        "",
-    )?;
+    let entry = billing::deposit(cx, &mut account, amount, &req.reference)?;
     cx.audit(
         "registrar",
         &account.id,

@@ -226,15 +226,7 @@ enum Party {
 
 /// Refuses unless a transfer is pending and `caller` is its `party`.
 fn pending_by(d: &DomainRecord, caller: &str, party: Party) -> Result<(), RegistryError> {
-    let t = d
-        .transfer
-        .as_ref()
-        .filter(|t| t.status == TransferStatus::Pending)
-        .ok_or_else(|| RegistryError::NotPendingTransfer {
-            field: "name".into(),
-            kind: ObjectKind::Domain,
-            name: d.name.clone(),
-        })?;
+    let t = d.pending_transfer()?;
     let (who, what) = match party {
         Party::Losing => (&t.losing, "the sponsoring registrar approves or rejects"),
         Party::Gaining => (&t.gaining, "the requesting registrar cancels"),

@@ -11,7 +11,7 @@ use kauri_proto::v1;
 
 use super::calendar::{add_years, sub_years};
 use super::engine::StorageFault;
-use super::error::{ObjectKind, RegistryError};
+use super::error::RegistryError;
 use super::exec::Exec;
 use super::lookup::tld_of;
 use super::model::{
@@ -117,15 +117,7 @@ pub(crate) fn complete(
     d: &mut DomainRecord,
     status: TransferStatus,
 ) -> Result<(), RegistryError> {
-    let mut t = d
-        .transfer
-        .clone()
-        .filter(|t| t.status == TransferStatus::Pending)
-        .ok_or_else(|| RegistryError::NotPendingTransfer {
-            field: "name".into(),
-            kind: ObjectKind::Domain,
-            name: d.name.clone(),
-        })?;
+    let mut t = d.pending_transfer()?.clone();
     let tld = tld_of(cx, d)?;
     let out_of_range = || StorageFault(format!("expiry of {:?} out of range", d.name));
     // An auto-renewal still in grace goes back to the losing registrar.
@@ -208,15 +200,7 @@ pub(crate) fn end_unapproved(
     d: &mut DomainRecord,
     status: TransferStatus,
 ) -> Result<v1::Money, RegistryError> {
-    let mut t = d
-        .transfer
-        .clone()
-        .filter(|t| t.status == TransferStatus::Pending)
-        .ok_or_else(|| RegistryError::NotPendingTransfer {
-            field: "name".into(),
-            kind: ObjectKind::Domain,
-            name: d.name.clone(),
-        })?;
+    let mut t = d.pending_transfer()?.clone();
     billing::refund(
         cx,
         &t.gaining,

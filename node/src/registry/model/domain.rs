@@ -293,6 +293,19 @@ impl DomainRecord {
         all
     }
 
+    /// The transfer pending on this domain; `NOT_PENDING_TRANSFER` about
+    /// the request's `name` when none is.
+    pub fn pending_transfer(&self) -> Result<&TransferRecord, RegistryError> {
+        self.transfer
+            .as_ref()
+            .filter(|t| t.status == TransferStatus::Pending)
+            .ok_or_else(|| RegistryError::NotPendingTransfer {
+                field: "name".into(),
+                kind: ObjectKind::Domain,
+                name: self.name.clone(),
+            })
+    }
+
     /// Whether a transfer is pending.
     pub fn transfer_pending(&self) -> bool {
         self.transfer

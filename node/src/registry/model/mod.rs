@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::engine::{Cf, StateRead, StorageFault, Txn};
+use super::error::{ObjectKind, RegistryError};
 use super::idn::IdnTable;
 use super::names;
 use super::status::{ClientStatus, ServerStatus};
