@@ -179,6 +179,16 @@ fn remember(
     proposal: &Proposal,
     result: &CommandResult,
 ) {
+    debug_assert!(
+        {
+            let state: &dyn StateRead = &*txn;
+            let key = idempotency_key(&meta.actor, &meta.cl_trid);
+            matches!(state.exists::<IdempotencyRecord>(&key), Ok(false))
+        },
+        "a result is already remembered under {:?}/{:?}",
+        meta.actor,
+        meta.cl_trid
+    );
     let record = IdempotencyRecord {
         actor: meta.actor.clone(),
         cl_trid: meta.cl_trid.clone(),

@@ -78,6 +78,12 @@ pub(crate) fn charge(
     )?;
     let amount = price.minor_units;
     account.balance_minor_units -= amount;
+    // The quote above keeps a charge within balance plus credit limit.
+    assert!(
+        account.balance_minor_units >= -account.credit_limit_minor_units,
+        "charging {amount} overdraws {:?} beyond its credit limit",
+        account.id
+    );
     account.total_charges_minor_units = account
         .total_charges_minor_units
         .checked_add(amount)

@@ -17,7 +17,7 @@ use super::engine::{Cf, StateRead};
 use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
 use super::lookup;
-use super::model::{self, poll_key, PollKind, PollRecord, RegistrarRecord, TransferRecord};
+use super::model::{self, poll_key, PollKind, PollRecord, Record, RegistrarRecord, TransferRecord};
 use super::status::ServerStatus;
 
 /// Queues a message for registrar `to`.
@@ -32,6 +32,12 @@ pub(crate) fn push(
     let mut account = lookup::load_registrar(&*cx, to)?;
     account.poll_seq += 1;
     account.poll_count += 1;
+    assert!(
+        account.poll_count <= account.poll_seq,
+        "{to:?} has {} messages waiting but only {} were ever queued",
+        account.poll_count,
+        account.poll_seq
+    );
     let record = PollRecord {
         registrar: to.into(),
         id: account.poll_seq,
@@ -42,6 +48,11 @@ pub(crate) fn push(
         transfer,
         sv_trid: cx.tx.sv_trid.clone(),
     };
+    debug_assert!(
+        !cx.exists::<PollRecord>(&record.key())?,
+        "poll message {} of {to:?} queued twice",
+        record.id
+    );
     cx.save(&record);
     cx.save(&account);
     Ok(())

@@ -31,6 +31,12 @@ pub(crate) fn schedule(
         domain: domain.name.clone(),
     });
     domain.events.push(ScheduledEvent { kind, due_ms, id });
+    debug_assert_eq!(
+        domain.events.iter().filter(|e| e.kind == kind).count(),
+        1,
+        "{} holds more than one {kind:?} event",
+        domain.name
+    );
     Ok(())
 }
 

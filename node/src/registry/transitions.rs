@@ -103,6 +103,12 @@ pub(crate) fn purge(cx: &mut Exec<'_, '_>, mut d: DomainRecord) -> Result<(), Re
     ] {
         unschedule(cx, &mut d, kind);
     }
+    assert!(
+        d.events.is_empty(),
+        "purging {} left event handles {:?}",
+        d.name,
+        d.events
+    );
     cx.adjust_counter(meta::DOMAIN_COUNT, -1)?;
     cx.adjust_counter(&meta::domains_in(lookup::tld_label(&d.name)), -1)?;
     cx.delete::<DomainRecord>(d.name.as_bytes());
