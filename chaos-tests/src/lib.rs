@@ -81,6 +81,8 @@ pub struct TestNode {
     pub addr: String,
     /// Its data directory.
     pub data_dir: PathBuf,
+    /// Its `--site`.
+    pub site: String,
     /// Where it serves `/metrics`, `/healthz` and `/readyz` (HOST:PORT).
     pub metrics_addr: String,
     /// File receiving its stdout and stderr.
@@ -90,6 +92,17 @@ pub struct TestNode {
     wrapper: Vec<String>,
     /// Stopped with SIGSTOP and not yet continued.
     paused: bool,
+}
+
+/// How [`TestCluster::launch`] sets a cluster up.
+struct Layout {
+    /// Mutual TLS with a development CA (else plain text).
+    tls: bool,
+    /// Nodes serve `--metrics-addr`.
+    metrics: bool,
+    /// The sites of spare nodes: the last nodes, not among the initial
+    /// voters and not started, to be added later (`--join`).
+    spare_sites: Vec<String>,
 }
 
 /// A running test cluster. Dropping it kills every node it started (by PID)
@@ -179,8 +192,35 @@ impl TestCluster {
             Vec::new(),
             extra_args,
             None,
-            true,
-            true,
+            Layout {
+                tls: true,
+                metrics: true,
+                spare_sites: Vec::new(),
+            },
+        )
+    }
+
+    /// Like [`TestCluster::start`] with `voters` initial voters, plus one
+    /// spare node per entry of `spare_sites` (ids after the voters, each in
+    /// that site) that is not started: [`TestCluster::spawn_with`] starts
+    /// it with `--join` when a test adds it to the membership.
+    pub fn start_with_spares(
+        node_bin: impl Into<PathBuf>,
+        voters: usize,
+        spare_sites: &[&str],
+        extra_args: &[&str],
+    ) -> TestCluster {
+        Self::launch(
+            node_bin.into(),
+            loopback_addrs(voters + spare_sites.len()),
+            Vec::new(),
+            extra_args,
+            None,
+            Layout {
+                tls: true,
+                metrics: true,
+                spare_sites: spare_sites.iter().map(|s| s.to_string()).collect(),
+            },
         )
     }
 
@@ -199,8 +239,11 @@ impl TestCluster {
             Vec::new(),
             extra_args,
             None,
-            false,
-            true,
+            Layout {
+                tls: false,
+                metrics: true,
+                spare_sites: Vec::new(),
+            },
         )
     }
 
@@ -219,8 +262,11 @@ impl TestCluster {
             Vec::new(),
             extra_args,
             None,
-            tls,
-            false,
+            Layout {
+                tls,
+                metrics: false,
+                spare_sites: Vec::new(),
+            },
         )
     }
 
@@ -243,8 +289,11 @@ impl TestCluster {
             wrappers,
             extra_args,
             Some(net),
-            true,
-            true,
+            Layout {
+                tls: true,
+                metrics: true,
+                spare_sites: Vec::new(),
+            },
         )
     }
 
@@ -254,9 +303,14 @@ impl TestCluster {
         mut wrappers: Vec<Vec<String>>,
         extra_args: &[&str],
         net: Option<NetLab>,
-        tls: bool,
-        metrics: bool,
+        layout: Layout,
     ) -> TestCluster {
+        let Layout {
+            tls,
+            metrics,
+            spare_sites,
+        } = layout;
+        let voters = addrs.len() - spare_sites.len();
         let dir = tempfile::tempdir().expect("create a temp dir");
         let pki = tls.then(|| {
             let hosts: Vec<String> = addrs
@@ -281,6 +335,7 @@ impl TestCluster {
         wrappers.resize(n, Vec::new());
         let peers = addrs
             .iter()
+            .take(voters)
             .enumerate()
             .map(|(i, a)| format!("{}={a}", i + 1))
             .collect::<Vec<_>>()
@@ -299,6 +354,9 @@ impl TestCluster {
                 ),
                 addr,
                 data_dir: dir.path().join(format!("node{}", i + 1)),
+                site: i
+                    .checked_sub(voters)
+                    .map_or_else(|| "test".to_string(), |s| spare_sites[s].clone()),
                 log: dir.path().join(format!("node{}.log", i + 1)),
                 child: None,
                 wrapper,
@@ -316,7 +374,7 @@ impl TestCluster {
             metrics,
             _dir: dir,
         };
-        for id in 1..=n as u64 {
+        for id in 1..=voters as u64 {
             cluster.spawn(id);
         }
         cluster
@@ -507,7 +565,7 @@ impl TestCluster {
                 "--peers",
                 &peers,
                 "--site",
-                "test",
+                &node.site,
             ])
             .arg("--data-dir")
             .arg(&node.data_dir)

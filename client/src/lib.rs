@@ -355,6 +355,12 @@ impl KauriClient {
     }
 
     leader_rpc!(
+        /// Changes the cluster's membership by one step (staff): add a
+        /// learner, promote, demote or remove a node. Safe to retry: a step
+        /// that already holds changes nothing.
+        change_membership, ClusterClient, change_membership, ChangeMembershipRequest,
+        ChangeMembershipResponse);
+    leader_rpc!(
         /// Creates a TLD with its policy.
         create_tld, AdminClient, create_tld, CreateTldRequest, TldResponse);
     leader_rpc!(

@@ -109,6 +109,12 @@ struct Args {
     /// without this flag.
     #[arg(long)]
     recover: bool,
+    /// This is a new node joining a running cluster: it never bootstraps
+    /// one, and waits with its empty data dir until the leader adds it as a
+    /// learner (kauri cluster add-learner). --peers may then name the
+    /// cluster's nodes or be left out.
+    #[arg(long, conflicts_with = "recover")]
+    join: bool,
     /// How log lines look on stderr: text, or json (one object a line, with
     /// node_id and term in each, and a request's method, request_id,
     /// cl_trid and sv_trid in the lines about it).
@@ -155,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
         tick_interval_ms: args.tick_interval_ms,
         test_clock: args.test_clock,
         recover: args.recover,
+        join: args.join,
     })
     .await
 }

@@ -94,6 +94,9 @@ pub struct NodeConfig {
     /// This node lost its storage and rejoins an existing cluster: it stays
     /// out of elections until it has caught up (see [`VoteFence`]).
     pub recover: bool,
+    /// This is a new node joining a running cluster as a learner: it never
+    /// bootstraps and does not expect to be in `peers`.
+    pub join: bool,
 }
 
 /// Parses `ID=HOST:PORT,ID=HOST:PORT,...`.
@@ -127,7 +130,7 @@ impl NodeConfig {
         if self.id == 0 {
             bail!("--id must be at least 1");
         }
-        if !self.peers.is_empty() {
+        if !self.peers.is_empty() && !self.join {
             match self.peers.get(&self.id) {
                 None => bail!("--peers must include this node (id {})", self.id),
                 Some(addr) if addr.parse::<SocketAddr>().ok() != Some(self.grpc_addr) => bail!(
@@ -225,7 +228,13 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         }
     };
     let peer_tls = tls.as_ref().map(|t| t.client().clone());
-    let fence = lost_storage_check(&store, &config, peer_tls.as_ref()).await?;
+    // A joining node is new: its empty data dir is expected, and the
+    // leader brings it up to date.
+    let fence = if config.join {
+        VoteFence::none()
+    } else {
+        lost_storage_check(&store, &config, peer_tls.as_ref()).await?
+    };
     let contacts = crate::peer::network::Contacts::default();
     let raft = typ::Raft::new(
         config.id,
@@ -529,7 +538,7 @@ async fn bootstrap(raft: typ::Raft, config: NodeConfig, tls: Option<ClientTls>) 
             return;
         }
     }
-    if config.peers.keys().next() != Some(&config.id) {
+    if config.join || config.peers.keys().next() != Some(&config.id) {
         tracing::info!("waiting to be contacted by the cluster");
         return;
     }

@@ -1,4 +1,5 @@
-//! `kauri cluster status`, `digest`, `snapshot`, `advance-clock`.
+//! `kauri cluster status`, `digest`, `snapshot`, `advance-clock`, and the
+//! membership steps `add-learner`, `promote`, `demote`, `remove`.
 
 use clap::Subcommand;
 use kauri_client::ClientError;
@@ -15,6 +16,32 @@ pub enum ClusterCmd {
     /// Build a snapshot on every endpoint now (a RocksDB checkpoint, cheap
     /// at any size) so each may purge its log; prints the index each covers.
     Snapshot,
+    /// Add a new node as a learner: it receives the log but does not vote.
+    /// Start it first with --join (and its own --id, --grpc-addr, --site).
+    AddLearner {
+        /// The new node's id (unused in the cluster).
+        id: u64,
+        /// Its gRPC address, IP:PORT.
+        addr: String,
+        /// Its site label (e.g. auckland).
+        #[arg(long)]
+        site: String,
+    },
+    /// Make a learner a voter, once it has caught up with the leader.
+    Promote {
+        /// The learner's id.
+        id: u64,
+    },
+    /// Make a voter a learner (it keeps the log but stops voting).
+    Demote {
+        /// The voter's id.
+        id: u64,
+    },
+    /// Remove a node from the cluster; stop its process afterwards.
+    Remove {
+        /// The node's id.
+        id: u64,
+    },
     /// Move every endpoint's proposer clock forward (nodes started with
     /// --test-clock only): registry time jumps, lifecycle events fall due.
     AdvanceClock {
@@ -24,7 +51,16 @@ pub enum ClusterCmd {
 }
 
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
+    if let Some(request) = membership_step(&cmd) {
+        let done = ctx.client.change_membership(request).await?;
+        ctx.print(&done);
+        return Ok(());
+    }
     match cmd {
+        ClusterCmd::AddLearner { .. }
+        | ClusterCmd::Promote { .. }
+        | ClusterCmd::Demote { .. }
+        | ClusterCmd::Remove { .. } => Ok(()),
         ClusterCmd::AdvanceClock { ms } => {
             on_each(
                 ctx,
@@ -95,6 +131,27 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
             Ok(())
         }
     }
+}
+
+/// The membership change a command asks for, if it is one.
+fn membership_step(cmd: &ClusterCmd) -> Option<kauri_client::proto::ChangeMembershipRequest> {
+    use kauri_client::proto::{ChangeMembershipRequest, MembershipOp};
+    let step = |op: MembershipOp, id: u64| ChangeMembershipRequest {
+        op: op as i32,
+        node_id: id,
+        ..Default::default()
+    };
+    Some(match cmd {
+        ClusterCmd::AddLearner { id, addr, site } => ChangeMembershipRequest {
+            addr: addr.clone(),
+            site: site.clone(),
+            ..step(MembershipOp::AddLearner, *id)
+        },
+        ClusterCmd::Promote { id } => step(MembershipOp::Promote, *id),
+        ClusterCmd::Demote { id } => step(MembershipOp::Demote, *id),
+        ClusterCmd::Remove { id } => step(MembershipOp::Remove, *id),
+        _ => return None,
+    })
 }
 
 /// Asks every endpoint in turn with `call`; prints each answer as `human`

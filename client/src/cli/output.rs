@@ -724,14 +724,43 @@ impl Output for StatusResponse {
                 ),
             );
         }
-        for m in &self.members {
-            let kind = if m.voter { "voter" } else { "learner" };
-            line(
-                &mut out,
-                &format!("member {}", m.id),
-                format!("{} {kind} site {}", m.addr, m.site),
-            );
-        }
+        line(&mut out, "commit index", self.commit_index);
+        members(&mut out, &self.members);
+        out
+    }
+}
+
+/// One line per member: address, voter or learner, site, and (from the
+/// leader) how far behind it is.
+fn members(out: &mut String, members: &[Member]) {
+    for m in members {
+        let kind = if m.voter { "voter" } else { "learner" };
+        let progress = if m.matched_index > 0 || m.lag_entries > 0 {
+            format!(
+                ", holds index {} ({} behind)",
+                m.matched_index, m.lag_entries
+            )
+        } else {
+            String::new()
+        };
+        line(
+            out,
+            &format!("member {}", m.id),
+            format!("{} {kind} site {}{progress}", m.addr, m.site),
+        );
+    }
+}
+
+impl Output for ChangeMembershipResponse {
+    fn human(&self) -> String {
+        let mut out = String::new();
+        let what = if self.changed {
+            format!("changed at log index {}", self.log_index)
+        } else {
+            "already as asked; nothing changed".to_string()
+        };
+        line(&mut out, "membership", what);
+        members(&mut out, &self.members);
         out
     }
 }

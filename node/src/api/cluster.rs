@@ -2,13 +2,13 @@
 
 use kauri_proto::v1::cluster_server::Cluster;
 use kauri_proto::v1::{
-    ChainPoint, Consistency, Member, SnapshotRequest, SnapshotResponse, StateDigestRequest,
-    StateDigestResponse, StatusRequest, StatusResponse,
+    ChainPoint, ChangeMembershipRequest, ChangeMembershipResponse, Consistency, SnapshotRequest,
+    SnapshotResponse, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
 };
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
 
-use super::Node;
+use super::{membership, Node};
 
 /// Serves `kauri.v1.Cluster` on a node.
 pub struct ClusterService {
@@ -41,16 +41,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<StatusResponse>, Status> {
         let m = self.node.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
-        let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, node)| Member {
-                id: *id,
-                addr: node.addr.clone(),
-                site: node.site.clone(),
-                voter: voters.contains(id),
-            })
-            .collect();
+        let members = membership::members(&membership::view(&self.node.raft, &self.node.site));
         let leader = m.current_leader;
         let leader_addr = leader
             .and_then(|id| membership.get_node(&id))
@@ -105,6 +96,32 @@ impl Cluster for ClusterService {
             applied_index: digest.applied_index,
             digest: digest.digest.iter().map(|b| format!("{b:02x}")).collect(),
             records: digest.records,
+        }))
+    }
+
+    async fn change_membership(
+        &self,
+        request: Request<ChangeMembershipRequest>,
+    ) -> Result<Response<ChangeMembershipResponse>, Status> {
+        let who = crate::security::actor::caller(&request).describe();
+        let req = request.into_inner();
+        let raft = &self.node.raft;
+        if raft.metrics().borrow().state != ServerState::Leader {
+            return Err(super::status::not_leader(self.node.leader()));
+        }
+        let plan = membership::plan(&membership::view(raft, &self.node.site), &req)?;
+        let changed = plan != membership::Plan::Unchanged;
+        if changed {
+            tracing::info!(?plan, by = %who, "changing the membership");
+        }
+        let log_index = membership::change(raft, plan).await?;
+        if changed {
+            tracing::info!(log_index, "membership changed");
+        }
+        Ok(Response::new(ChangeMembershipResponse {
+            members: membership::members(&membership::view(raft, &self.node.site)),
+            log_index,
+            changed,
         }))
     }
 

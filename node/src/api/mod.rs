@@ -5,6 +5,7 @@
 
 mod admin;
 mod cluster;
+pub mod membership;
 mod registry;
 pub mod status;
 

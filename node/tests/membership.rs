@@ -1,0 +1,278 @@
+//! Membership changes through the real binaries: a 3-node cluster grows to
+//! five across two sites (each new node a learner first, promoted once it
+//! has caught up) and shrinks back to three, while a registrar keeps
+//! writing; nothing is lost and no write fails beyond the client's retries.
+//! The refusals (promoting a learner not reached yet, taking the main
+//! site's majority away, a registrar asking) name their reason.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kauri_chaos_tests::{wait_until, TestCluster};
+use kauri_client::proto::*;
+use kauri_client::{linearizable, meta, KauriClient};
+
+const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
+/// Most domains the background writer creates (the load is bounded in
+/// count as well as in time).
+const MAX_WRITES: usize = 5_000;
+
+fn step(op: MembershipOp, id: u64) -> ChangeMembershipRequest {
+    ChangeMembershipRequest {
+        op: op as i32,
+        node_id: id,
+        ..Default::default()
+    }
+}
+
+fn add_learner(id: u64, addr: &str, site: &str) -> ChangeMembershipRequest {
+    ChangeMembershipRequest {
+        addr: addr.into(),
+        site: site.into(),
+        ..step(MembershipOp::AddLearner, id)
+    }
+}
+
+fn voters(members: &[Member]) -> Vec<u64> {
+    members.iter().filter(|m| m.voter).map(|m| m.id).collect()
+}
+
+fn learners(members: &[Member]) -> Vec<u64> {
+    members.iter().filter(|m| !m.voter).map(|m| m.id).collect()
+}
+
+/// Waits until the leader sees learner `id` caught up (its lag within what
+/// promotion allows).
+async fn caught_up(cluster: &TestCluster, id: u64) {
+    wait_until(
+        Duration::from_secs(60),
+        "the learner to catch up",
+        || async {
+            let leader = cluster.current_leader().await?;
+            let status = cluster.status(leader).await?;
+            let m = status.members.iter().find(|m| m.id == id)?;
+            (m.matched_index > 0 && m.lag_entries <= 16).then_some(())
+        },
+    )
+    .await;
+}
+
+/// Creates domains `load-N.test` one after another until `stop`; returns
+/// the names created, the failures (after the client's retries) and when
+/// each write was sent and how long it took.
+async fn write_until(
+    client: KauriClient,
+    stop: Arc<AtomicBool>,
+) -> (Vec<String>, Vec<String>, Vec<(Instant, Duration)>) {
+    let (mut created, mut failed, mut took) = (Vec::new(), Vec::new(), Vec::new());
+    let started = Instant::now();
+    for i in 0..MAX_WRITES {
+        if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(240) {
+            break;
+        }
+        let name = format!("load-{i}.test");
+        let request = CreateDomainRequest {
+            meta: Some(meta("reg1")),
+            name: name.clone(),
+            period_years: 1,
+            registrant: "owner".into(),
+            ..Default::default()
+        };
+        let sent = Instant::now();
+        match client.create_domain(request).await {
+            Ok(_) => created.push(name),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+        took.push((sent, sent.elapsed()));
+    }
+    (created, failed, took)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
+    let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland", "auckland"], &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let staff = cluster.client();
+    let reg1 = cluster.registrar_client("reg1");
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        &staff,
+        &reg1,
+        "test",
+        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
+        100_000_000,
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(write_until(reg1.clone(), stop.clone()));
+    // A second of writes on the three voters alone, to compare latencies.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let changes_began = Instant::now();
+
+    // Node 4 is added as a learner before its process runs: it cannot be
+    // promoted until the leader has reached it and it has caught up.
+    let (n4, n5) = (cluster.node(4).addr.clone(), cluster.node(5).addr.clone());
+    let added = staff
+        .change_membership(add_learner(4, &n4, "auckland"))
+        .await
+        .expect("add learner 4");
+    assert!(added.changed, "{added:?}");
+    assert_eq!(learners(&added.members), [4]);
+    let early = staff
+        .change_membership(step(MembershipOp::Promote, 4))
+        .await
+        .expect_err("a learner not reached yet is not promoted");
+    assert!(early.message.contains("not been reached"), "{early}");
+    // Adding it again (a retry) changes nothing; elsewhere is refused.
+    let again = staff
+        .change_membership(add_learner(4, &n4, "auckland"))
+        .await
+        .expect("the same learner again");
+    assert!(!again.changed);
+    let elsewhere = staff
+        .change_membership(add_learner(4, &n5, "auckland"))
+        .await
+        .expect_err("node 4 at another address");
+    assert!(
+        elsewhere.message.contains("already a learner"),
+        "{elsewhere}"
+    );
+
+    cluster.spawn_with(4, &["--join"]);
+    caught_up(&cluster, 4).await;
+    let learner = cluster.status(4).await.expect("node 4 answers");
+    assert_eq!(learner.role, "learner");
+    let promoted = staff
+        .change_membership(step(MembershipOp::Promote, 4))
+        .await
+        .expect("promote 4");
+    assert_eq!(voters(&promoted.members), [1, 2, 3, 4]);
+    wait_until(Duration::from_secs(30), "node 4 to vote", || async {
+        let s = cluster.status(4).await?;
+        (s.role == "follower" || s.role == "leader").then_some(())
+    })
+    .await;
+
+    cluster.spawn_with(5, &["--join"]);
+    staff
+        .change_membership(add_learner(5, &n5, "auckland"))
+        .await
+        .expect("add learner 5");
+    caught_up(&cluster, 5).await;
+    let five = staff
+        .change_membership(step(MembershipOp::Promote, 5))
+        .await
+        .expect("promote 5");
+    assert_eq!(voters(&five.members), [1, 2, 3, 4, 5]);
+    let main_site = five
+        .members
+        .iter()
+        .filter(|m| m.site == "test" && m.voter)
+        .count();
+    assert_eq!(main_site, 3);
+
+    // The main site (the leader's, "test") holds 3 of 5 voters; demoting
+    // one of them would leave it 2 of 4.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let other = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap_or(1);
+    let thin = staff
+        .change_membership(step(MembershipOp::Demote, other))
+        .await
+        .expect_err("the main site keeps its majority");
+    assert!(thin.message.contains("no majority"), "{thin}");
+
+    // Shrink back: demote 5, remove it, remove voter 4.
+    let demoted = staff
+        .change_membership(step(MembershipOp::Demote, 5))
+        .await
+        .expect("demote 5");
+    assert_eq!(learners(&demoted.members), [5]);
+    staff
+        .change_membership(step(MembershipOp::Remove, 5))
+        .await
+        .expect("remove 5");
+    let three = staff
+        .change_membership(step(MembershipOp::Remove, 4))
+        .await
+        .expect("remove 4");
+    assert_eq!(voters(&three.members), [1, 2, 3]);
+    assert!(learners(&three.members).is_empty());
+    let gone = staff
+        .change_membership(step(MembershipOp::Remove, 4))
+        .await
+        .expect("removing it again");
+    assert!(!gone.changed);
+    let changes_ended = Instant::now();
+    for id in [4, 5] {
+        cluster.terminate(id, Duration::from_secs(10));
+    }
+
+    // Keep writing a moment on the three, then stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (created, failed, took) = writer.await.expect("writer task");
+    assert!(failed.is_empty(), "writes failed: {failed:?}");
+    assert!(
+        created.len() > 10,
+        "only {} writes went through",
+        created.len()
+    );
+    // Reported, not asserted: tests check behaviour, not timings.
+    let latencies = |during: bool| {
+        let mut l: Vec<Duration> = took
+            .iter()
+            .filter(|(sent, _)| (*sent >= changes_began && *sent < changes_ended) == during)
+            .map(|(_, took)| *took)
+            .collect();
+        l.sort();
+        let at = |q: f64| l.get(((l.len().max(1) - 1) as f64 * q) as usize).copied();
+        format!(
+            "{} writes, p50 {:?} p99 {:?} max {:?}",
+            l.len(),
+            at(0.5).unwrap_or_default(),
+            at(0.99).unwrap_or_default(),
+            at(1.0).unwrap_or_default()
+        )
+    };
+    eprintln!(
+        "membership changes took {:?}; during them {}; otherwise {}; none failed",
+        changes_ended - changes_began,
+        latencies(true),
+        latencies(false)
+    );
+    for name in &created {
+        reg1.info_domain(InfoRequest {
+            registrar: "reg1".into(),
+            name: name.clone(),
+            read: linearizable(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name} was acknowledged but is gone: {e}"));
+    }
+    let digests = cluster.converged_digests(Duration::from_secs(30)).await;
+    assert_eq!(digests.len(), 3);
+    assert!(
+        digests.windows(2).all(|w| w[0].digest == w[1].digest),
+        "replicas differ after the changes: {digests:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_staff_change_the_membership() {
+    let cluster = TestCluster::start(NODE_BIN, 1, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let reg = cluster.registrar_client("reg1");
+    let refused = reg
+        .change_membership(step(MembershipOp::Remove, 1))
+        .await
+        .expect_err("a registrar may not change the membership");
+    assert_eq!(refused.code, tonic::Code::PermissionDenied, "{refused}");
+    let staff = cluster.client();
+    let last = staff
+        .change_membership(step(MembershipOp::Remove, 1))
+        .await
+        .expect_err("the last voter stays");
+    assert!(last.message.contains("last voter"), "{last}");
+    let status = cluster.status(1).await.expect("node 1 answers");
+    assert_eq!(voters(&status.members), [1]);
+}
