@@ -86,6 +86,19 @@ fn refresh(node: &Node) {
             gauge!("kauri_raft_last_contact_seconds", "peer" => peer.to_string()).set(since);
         }
     }
+    let view = crate::api::membership::view(node);
+    for (peer, seconds) in &view.lag_seconds {
+        if *peer != node.id {
+            gauge!("kauri_raft_replication_lag_seconds", "peer" => peer.to_string()).set(*seconds);
+        }
+    }
+    let window = crate::api::membership::loss_window(
+        &view,
+        crate::api::membership::whole_log_seconds(node, view.last_log_index),
+    );
+    gauge!("kauri_dr_far_site_nodes").set(window.far_site_nodes as f64);
+    gauge!("kauri_dr_loss_window_entries").set(window.entries as f64);
+    gauge!("kauri_dr_loss_window_seconds").set(window.seconds);
     for (cf, bytes) in node.store.cf_bytes() {
         gauge!("kauri_storage_bytes", "cf" => cf).set(bytes as f64);
     }

@@ -101,6 +101,25 @@ pub fn describe() {
         "On the leader: entries a peer's log is behind the leader's"
     );
     describe_gauge!(
+        "kauri_raft_replication_lag_seconds",
+        Unit::Seconds,
+        "On the leader: seconds of registry time a peer's log is behind the leader's"
+    );
+    describe_gauge!(
+        "kauri_dr_far_site_nodes",
+        "On the leader (0 elsewhere): members outside the main site, the leader's"
+    );
+    describe_gauge!(
+        "kauri_dr_loss_window_entries",
+        "On the leader (0 elsewhere): log entries that losing the main site now would lose \
+         (what the best-placed node outside it lacks; the whole log if there is none)"
+    );
+    describe_gauge!(
+        "kauri_dr_loss_window_seconds",
+        Unit::Seconds,
+        "On the leader (0 elsewhere): the same window in seconds of registry time"
+    );
+    describe_gauge!(
         "kauri_raft_last_contact_seconds",
         Unit::Seconds,
         "On the leader: seconds since a peer last answered a replication or heartbeat message"

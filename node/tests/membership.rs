@@ -89,6 +89,22 @@ async fn write_until(
     (created, failed, took)
 }
 
+/// The first domain the background writer created (it starts at once).
+async fn created_so_far(reg1: &KauriClient) -> String {
+    let name = "load-0.test".to_string();
+    wait_until(Duration::from_secs(30), "the first write", || async {
+        reg1.info_domain(InfoRequest {
+            registrar: "reg1".into(),
+            name: name.clone(),
+            read: linearizable(),
+        })
+        .await
+        .ok()
+    })
+    .await;
+    name
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland", "auckland"], &[]);
@@ -108,6 +124,12 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     // A second of writes on the three voters alone, to compare latencies.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let changes_began = Instant::now();
+
+    // One site: losing it loses everything, and the leader says so.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let solo = cluster.status(leader).await.expect("the leader answers");
+    assert_eq!(solo.dr_far_site_nodes, 0);
+    assert!(solo.dr_loss_window_entries >= 10, "{solo:?}");
 
     // Node 4 is added as a learner before its process runs: it cannot be
     // promoted until the leader has reached it and it has caught up.
@@ -142,6 +164,26 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     caught_up(&cluster, 4).await;
     let learner = cluster.status(4).await.expect("node 4 answers");
     assert_eq!(learner.role, "learner");
+    // Caught up, the far site would lose little with the main one.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let near = cluster.status(leader).await.expect("the leader answers");
+    assert_eq!(near.dr_far_site_nodes, 1);
+    assert!(near.dr_loss_window_entries <= 64, "{near:?}");
+    assert!(near.dr_loss_window_seconds < 60.0, "{near:?}");
+    // The learner serves bounded-stale reads of what it holds.
+    let first = created_so_far(&reg1).await;
+    let read = reg1
+        .info_domain_at(
+            &cluster.node(4).addr,
+            InfoRequest {
+                registrar: "reg1".into(),
+                name: first,
+                read: kauri_client::bounded_stale(0, 60_000),
+            },
+        )
+        .await
+        .expect("the learner answers a bounded-stale read");
+    assert_eq!(read.read_info.map(|r| r.node_id), Some(4));
     let promoted = staff
         .change_membership(step(MembershipOp::Promote, 4))
         .await

@@ -725,6 +725,21 @@ impl Output for StatusResponse {
             );
         }
         line(&mut out, "commit index", self.commit_index);
+        if self.role == "leader" {
+            let window = format!(
+                "{} entries, {:.1} s of registry time",
+                self.dr_loss_window_entries, self.dr_loss_window_seconds
+            );
+            let what = if self.dr_far_site_nodes == 0 {
+                format!("{window} (no node outside site {}: all of it)", self.site)
+            } else {
+                format!(
+                    "{window} (best of {} node(s) outside site {})",
+                    self.dr_far_site_nodes, self.site
+                )
+            };
+            line(&mut out, "lost with this site", what);
+        }
         members(&mut out, &self.members);
         out
     }
@@ -735,14 +750,21 @@ impl Output for StatusResponse {
 fn members(out: &mut String, members: &[Member]) {
     for m in members {
         let kind = if m.voter { "voter" } else { "learner" };
-        let progress = if m.matched_index > 0 || m.lag_entries > 0 {
+        let mut progress = if m.matched_index > 0 || m.lag_entries > 0 {
             format!(
-                ", holds index {} ({} behind)",
-                m.matched_index, m.lag_entries
+                ", holds index {} ({} behind, {:.1} s)",
+                m.matched_index, m.lag_entries, m.lag_seconds
             )
         } else {
             String::new()
         };
+        if m.last_contact_ms_ago >= 0 {
+            let _ = write!(
+                progress,
+                ", last answered {:.1} s ago",
+                m.last_contact_ms_ago as f64 / 1000.0
+            );
+        }
         line(
             out,
             &format!("member {}", m.id),

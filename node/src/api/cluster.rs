@@ -41,7 +41,12 @@ impl Cluster for ClusterService {
     ) -> Result<Response<StatusResponse>, Status> {
         let m = self.node.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
-        let members = membership::members(&membership::view(&self.node.raft, &self.node.site));
+        let view = membership::view(&self.node);
+        let members = membership::members(&view);
+        let window = membership::loss_window(
+            &view,
+            membership::whole_log_seconds(&self.node, view.last_log_index),
+        );
         let leader = m.current_leader;
         let leader_addr = leader
             .and_then(|id| membership.get_node(&id))
@@ -79,6 +84,9 @@ impl Cluster for ClusterService {
                 .unwrap_or_default(),
             certificate_not_after_s: certificate.map_or(0, |c| c.not_after_s),
             commit_index: self.node.store.committed_index(),
+            dr_far_site_nodes: window.far_site_nodes,
+            dr_loss_window_entries: window.entries,
+            dr_loss_window_seconds: window.seconds,
         }))
     }
 
@@ -109,7 +117,7 @@ impl Cluster for ClusterService {
         if raft.metrics().borrow().state != ServerState::Leader {
             return Err(super::status::not_leader(self.node.leader()));
         }
-        let plan = membership::plan(&membership::view(raft, &self.node.site), &req)?;
+        let plan = membership::plan(&membership::view(&self.node), &req)?;
         let changed = plan != membership::Plan::Unchanged;
         if changed {
             tracing::info!(?plan, by = %who, "changing the membership");
@@ -119,7 +127,7 @@ impl Cluster for ClusterService {
             tracing::info!(log_index, "membership changed");
         }
         Ok(Response::new(ChangeMembershipResponse {
-            members: membership::members(&membership::view(raft, &self.node.site)),
+            members: membership::members(&membership::view(&self.node)),
             log_index,
             changed,
         }))

@@ -48,8 +48,63 @@ pub struct View {
     pub leader_site: String,
     /// The leader's last log index.
     pub last_log_index: u64,
-    /// The last log index each member is known to hold.
+    /// The last log index each member is known to hold (on the leader;
+    /// empty elsewhere).
     pub matched: BTreeMap<NodeId, u64>,
+    /// How far behind each member is in registry time, seconds: the
+    /// proposal time of the leader's last entry less that of the member's
+    /// (on the leader).
+    pub lag_seconds: BTreeMap<NodeId, f64>,
+    /// How long ago each peer last answered this node.
+    pub last_contact: BTreeMap<NodeId, std::time::Duration>,
+}
+
+/// What losing the main site now would cost: what the best-placed node
+/// outside it lacks of the leader's log.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LossWindow {
+    /// Members outside the main site.
+    pub far_site_nodes: u64,
+    /// Log entries the best of them lacks (the whole log when there is
+    /// none).
+    pub entries: u64,
+    /// The same in seconds of registry time.
+    pub seconds: f64,
+}
+
+/// The data-loss window, computed on the leader (all zero elsewhere,
+/// where replication progress is not known).
+pub fn loss_window(view: &View, whole_log_seconds: f64) -> LossWindow {
+    if view.matched.is_empty() {
+        return LossWindow::default();
+    }
+    let far: Vec<NodeId> = view
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.site != view.leader_site)
+        .map(|(id, _)| *id)
+        .collect();
+    let best = far
+        .iter()
+        .max_by_key(|id| view.matched.get(id).copied().unwrap_or(0));
+    match best {
+        None => LossWindow {
+            far_site_nodes: 0,
+            entries: view.last_log_index,
+            seconds: whole_log_seconds,
+        },
+        Some(id) => LossWindow {
+            far_site_nodes: far.len() as u64,
+            entries: view
+                .last_log_index
+                .saturating_sub(view.matched.get(id).copied().unwrap_or(0)),
+            seconds: view
+                .lag_seconds
+                .get(id)
+                .copied()
+                .unwrap_or(whole_log_seconds),
+        },
+    }
 }
 
 /// One membership step.
@@ -283,27 +338,73 @@ pub fn members(view: &View) -> Vec<Member> {
                 } else {
                     view.last_log_index.saturating_sub(matched)
                 },
+                lag_seconds: view.lag_seconds.get(id).copied().unwrap_or(0.0),
+                last_contact_ms_ago: view
+                    .last_contact
+                    .get(id)
+                    .map_or(-1, |d| d.as_millis().min(i64::MAX as u128) as i64),
             }
         })
         .collect()
 }
 
-/// The membership `raft` holds now, with replication progress if it leads.
-pub fn view(raft: &typ::Raft, site_of_leader: &str) -> View {
-    let m = raft.metrics().borrow().clone();
+/// The membership `node` holds now, with replication progress if it leads.
+pub fn view(node: &super::Node) -> View {
+    let m = node.raft.metrics().borrow().clone();
     let membership = m.membership_config.membership();
+    let last_log_index = m.last_log_index.unwrap_or(0);
+    let matched: BTreeMap<NodeId, u64> = m
+        .replication
+        .iter()
+        .flatten()
+        .map(|(id, log)| (*id, log.map_or(0, |l| l.index)))
+        .collect();
+    let nodes: BTreeMap<NodeId, NodeInfo> =
+        membership.nodes().map(|(id, n)| (*id, n.clone())).collect();
+    let mut lag_seconds = BTreeMap::new();
+    if !matched.is_empty() {
+        let time = |index| crate::storage::proposal_time_at(&node.store, index);
+        let last_time = time(last_log_index);
+        let oldest = crate::storage::oldest_proposal_time(&node.store);
+        for (id, &at) in &matched {
+            let seconds = if at >= last_log_index {
+                0.0
+            } else {
+                // An entry no longer in the log (or none with a time):
+                // at least as old as the oldest one that is.
+                let then = time(at).or(oldest);
+                match (last_time, then) {
+                    (Some(last), Some(then)) => (last - then).max(0) as f64 / 1000.0,
+                    _ => 0.0,
+                }
+            };
+            lag_seconds.insert(*id, seconds);
+        }
+    }
+    let last_contact = nodes
+        .keys()
+        .filter(|id| **id != node.id)
+        .filter_map(|id| node.contacts.since(*id).map(|d| (*id, d)))
+        .collect();
     View {
-        nodes: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+        nodes,
         voters: membership.voter_ids().collect(),
-        leader_site: site_of_leader.to_string(),
-        last_log_index: m.last_log_index.unwrap_or(0),
-        matched: m
-            .replication
-            .iter()
-            .flatten()
-            .map(|(id, log)| (*id, log.map_or(0, |l| l.index)))
-            .filter(|(_, index)| *index > 0)
-            .collect(),
+        leader_site: node.site.clone(),
+        last_log_index,
+        matched: matched.into_iter().filter(|(_, i)| *i > 0).collect(),
+        lag_seconds,
+        last_contact,
+    }
+}
+
+/// Registry time the whole log on `node` spans, seconds: what is lost with
+/// the main site when no copy exists outside it.
+pub fn whole_log_seconds(node: &super::Node, last_log_index: u64) -> f64 {
+    let last = crate::storage::proposal_time_at(&node.store, last_log_index);
+    let first = crate::storage::oldest_proposal_time(&node.store);
+    match (last, first) {
+        (Some(l), Some(f)) => (l - f).max(0) as f64 / 1000.0,
+        _ => 0.0,
     }
 }
 
@@ -377,6 +478,8 @@ mod tests {
             leader_site: "paris".into(),
             last_log_index: 1000,
             matched: BTreeMap::from([(1, 1000), (2, 1000), (3, 998), (4, 990), (5, 10)]),
+            lag_seconds: BTreeMap::from([(3, 0.5), (4, 3.0), (5, 600.0)]),
+            last_contact: BTreeMap::new(),
         }
     }
 
@@ -485,6 +588,36 @@ mod tests {
             Plan::RemoveLearner(5)
         );
         assert!(refused(&v, &req(MembershipOp::Unspecified, 4)).contains("must be"));
+    }
+
+    #[test]
+    fn the_loss_window_is_what_the_best_far_node_lacks() {
+        let v = view();
+        assert_eq!(
+            loss_window(&v, 9999.0),
+            LossWindow {
+                far_site_nodes: 2,
+                entries: 10,
+                seconds: 3.0
+            }
+        );
+        // No node outside the main site: losing it loses everything.
+        let mut alone = view();
+        alone.nodes.retain(|id, _| *id <= 3);
+        assert_eq!(
+            loss_window(&alone, 9999.0),
+            LossWindow {
+                far_site_nodes: 0,
+                entries: 1000,
+                seconds: 9999.0
+            }
+        );
+        // A follower does not know: zero.
+        let follower = View {
+            matched: BTreeMap::new(),
+            ..view()
+        };
+        assert_eq!(loss_window(&follower, 9999.0), LossWindow::default());
     }
 
     #[test]

@@ -124,6 +124,48 @@ impl LogStore {
     }
 }
 
+/// How far back from an index [`proposal_time_at`] looks for an entry that
+/// carries a proposal time (membership and blank entries carry none).
+const TIME_LOOKBACK: usize = 64;
+
+/// The proposal time (registry time, ms) of the newest client or tick
+/// entry at or before `index` still in the log, looking back at most
+/// [`TIME_LOOKBACK`] entries; `None` when there is none (purged, or only
+/// membership entries).
+pub fn proposal_time_at(store: &Store, index: u64) -> Option<i64> {
+    let key = index_key(index);
+    first_time(store.db().iterator_cf(
+        store.cf(super::CF_RAFT_LOG),
+        rocksdb::IteratorMode::From(&key, rocksdb::Direction::Reverse),
+    ))
+}
+
+/// The proposal time of the oldest entry still in the log, if any within
+/// [`TIME_LOOKBACK`] entries of its start.
+pub fn oldest_proposal_time(store: &Store) -> Option<i64> {
+    first_time(
+        store
+            .db()
+            .iterator_cf(store.cf(super::CF_RAFT_LOG), rocksdb::IteratorMode::Start),
+    )
+}
+
+/// The proposal time of the first entry `entries` yields that has one,
+/// among the first [`TIME_LOOKBACK`].
+fn first_time(entries: rocksdb::DBIteratorWithThreadMode<'_, rocksdb::DB>) -> Option<i64> {
+    use prost::Message;
+    for item in entries.take(TIME_LOOKBACK) {
+        let (_, value) = item.ok()?;
+        let entry = decode_entry(&value).ok()?;
+        if let openraft::EntryPayload::Normal(payload) = entry.payload {
+            if let Ok(p) = kauri_proto::v1::Proposal::decode(payload.0.as_slice()) {
+                return Some(p.time_ms);
+            }
+        }
+    }
+    None
+}
+
 /// Encodes a log entry for storage (postcard: compact and deterministic).
 pub(crate) fn encode_entry(entry: &typ::Entry) -> Result<Vec<u8>, typ::StorageError> {
     postcard::to_allocvec(entry).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Write, e))

@@ -32,7 +32,7 @@ use crate::registry::engine::KeyValue;
 use crate::registry::{Cf, StateRead, StorageFault};
 
 pub use crate::archive::SnapshotData;
-pub use log_store::LogStore;
+pub use log_store::{oldest_proposal_time, proposal_time_at, LogStore};
 pub use state_machine::StateMachineStore;
 
 /// Column family of Raft log entries, keyed by big-endian index.
