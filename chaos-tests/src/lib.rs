@@ -17,6 +17,7 @@
 //! - [`scenario`]: a whole run (cluster, workload, faults, checks).
 
 pub mod checkers;
+pub mod delay;
 pub mod faults;
 pub mod fixtures;
 pub mod history;
