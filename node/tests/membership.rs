@@ -170,7 +170,15 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     assert_eq!(near.dr_far_site_nodes, 1);
     assert!(near.dr_loss_window_entries <= 64, "{near:?}");
     assert!(near.dr_loss_window_seconds < 60.0, "{near:?}");
-    // The learner serves bounded-stale reads of what it holds.
+    // The learner serves bounded-stale reads of what it has applied.
+    let held = near
+        .members
+        .iter()
+        .find(|m| m.id == 4)
+        .map_or(0, |m| m.matched_index);
+    cluster
+        .wait_for_applied(4, held, Duration::from_secs(30))
+        .await;
     let first = created_so_far(&reg1).await;
     let read = reg1
         .info_domain_at(
