@@ -43,6 +43,16 @@ pub const CF_RAFT_STATE: &str = "raft_state";
 /// current snapshot metadata.
 pub const CF_SM_META: &str = "sm_meta";
 
+/// The on-disk format this binary reads and writes. A data directory
+/// records the format it was written in ([`KEY_FORMAT_VERSION`]); those
+/// from before it did are format 1, the same layout. A later format change
+/// raises this and migrates older directories at open, in one synced
+/// `WriteBatch` that also records the new version, so a crash leaves the
+/// old format whole or the new one complete.
+pub const FORMAT_VERSION: u32 = 1;
+/// Where a data directory records its format, in [`CF_SM_META`].
+pub const KEY_FORMAT_VERSION: &[u8] = b"format_version";
+
 /// Write-ahead log size at which RocksDB flushes the memtables holding the
 /// oldest log file, so a restart replays at most this much.
 const MAX_TOTAL_WAL_BYTES: u64 = 128 << 20;
@@ -69,6 +79,19 @@ pub enum StorageError {
     /// The state is being replaced by a snapshot install; try again later.
     #[error("busy: {0}")]
     Busy(String),
+    /// The data directory is of a format this binary does not know.
+    #[error(
+        "{dir}: written in on-disk format {found}, but this kauri-node reads formats 1 to \
+         {supported}: run the newer kauri-node that wrote it (nothing was changed)"
+    )]
+    UnknownFormat {
+        /// The data directory.
+        dir: PathBuf,
+        /// The format it records.
+        found: u32,
+        /// The newest format this binary reads.
+        supported: u32,
+    },
 }
 
 /// The node's open database, shared by the log store, the state machine and
@@ -116,6 +139,7 @@ impl Store {
             ColumnFamilyDescriptor::new(name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?;
+        check_format(&db, dir)?;
         let store = Store {
             db: Arc::new(db),
             dir: dir.to_path_buf(),
@@ -333,6 +357,50 @@ impl StateRead for Store {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+}
+
+/// Checks the on-disk format of an opened data directory: a newer format
+/// is refused before anything is written; a directory that records none
+/// (new, or from before formats were recorded) is format 1 and says so
+/// from now on.
+fn check_format(db: &DB, dir: &Path) -> Result<(), StorageError> {
+    let cf = db
+        .cf_handle(CF_SM_META)
+        .ok_or_else(|| StorageError::Corrupt {
+            what: "column families",
+            detail: format!("{CF_SM_META} is missing"),
+        })?;
+    match db.get_cf(cf, KEY_FORMAT_VERSION)? {
+        Some(bytes) => {
+            let found = <[u8; 4]>::try_from(bytes.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StorageError::Corrupt {
+                    what: "format version",
+                    detail: format!("{} bytes, not 4", bytes.len()),
+                })?;
+            if found == 0 || found > FORMAT_VERSION {
+                return Err(StorageError::UnknownFormat {
+                    dir: dir.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            // found < FORMAT_VERSION: the migrations of later formats go
+            // here. There are none yet: format 1 is the only one.
+            Ok(())
+        }
+        None => {
+            let mut synced = rocksdb::WriteOptions::default();
+            synced.set_sync(true);
+            db.put_cf_opt(
+                cf,
+                KEY_FORMAT_VERSION,
+                FORMAT_VERSION.to_be_bytes(),
+                &synced,
+            )?;
+            Ok(())
+        }
     }
 }
 

@@ -1,0 +1,238 @@
+//! Upgrades keep the data: a data directory records its on-disk format.
+//! One written by this format (committed under tests/fixtures/, made by
+//! `cargo test -p kauri-node --test upgrade record_the_format1_fixture --
+//! --ignored`) opens under this code with its registry intact, also when it
+//! predates formats being recorded; one of a newer, unknown format makes
+//! the node refuse to start, say why, and leave the directory as it was.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kauri_client::proto::*;
+use kauri_client::{linearizable, meta, ClientConfig, KauriClient};
+use kauri_node::storage::{StorageError, Store, CF_SM_META, FORMAT_VERSION, KEY_FORMAT_VERSION};
+
+const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-data-dir.tar.gz")
+}
+
+fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    l.local_addr().expect("an address").to_string()
+}
+
+/// Starts a single plain-text node on `data_dir`.
+fn start_node(data_dir: &Path, addr: &str) -> Child {
+    Command::new(NODE_BIN)
+        .args(["--id", "1", "--grpc-addr", addr, "--site", "test"])
+        .arg("--peers")
+        .arg(format!("1={addr}"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--insecure-plaintext")
+        .env("KAURI_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kauri-node")
+}
+
+/// Stops `child` (ours, by PID) with SIGTERM and waits for it.
+fn stop(mut child: Child) {
+    // SAFETY: signalling a child this test started and has not reaped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn client(addr: &str) -> KauriClient {
+    KauriClient::new(
+        &[addr],
+        ClientConfig {
+            tls: None,
+            deadline: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(5),
+            retry_backoff: Duration::from_millis(100),
+        },
+    )
+    .expect("a client")
+}
+
+fn stored_format(data_dir: &Path) -> Option<u32> {
+    let store = Store::open(data_dir).expect("open the data dir");
+    let bytes = store
+        .db()
+        .get_cf(store.cf(CF_SM_META), KEY_FORMAT_VERSION)
+        .expect("read the format")?;
+    Some(u32::from_be_bytes(bytes.as_slice().try_into().ok()?))
+}
+
+/// Removes the format record, as data directories written before formats
+/// were recorded lack it.
+fn forget_format(data_dir: &Path) {
+    let db_dir = data_dir.join("db");
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &db_dir).expect("list cfs");
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), &db_dir, names).expect("open db");
+    let cf = db.cf_handle(CF_SM_META).expect("sm_meta");
+    db.delete_cf(cf, KEY_FORMAT_VERSION)
+        .expect("delete the format");
+}
+
+fn unpack_fixture(into: &Path) {
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(fixture())
+        .arg("-C")
+        .arg(into)
+        .status()
+        .expect("run tar");
+    assert!(
+        status.success(),
+        "tar could not unpack {}",
+        fixture().display()
+    );
+}
+
+async fn reads_the_fixture_and_writes(addr: &str) {
+    let c = client(addr);
+    let kept = c
+        .info_domain(InfoRequest {
+            registrar: "reg1".into(),
+            name: "kept.fixture".into(),
+            read: linearizable(),
+        })
+        .await
+        .expect("the fixture's domain is there after the upgrade");
+    assert_eq!(kept.domain.map(|d| d.name), Some("kept.fixture".into()));
+    c.create_domain(CreateDomainRequest {
+        meta: Some(meta("reg1")),
+        name: "after-upgrade.fixture".into(),
+        period_years: 1,
+        registrant: "owner".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("a write after the upgrade");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_of_this_format_opens_with_its_registry() {
+    for predates_formats in [false, true] {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        unpack_fixture(dir.path());
+        if predates_formats {
+            forget_format(dir.path());
+        }
+        let addr = free_addr();
+        let node = start_node(dir.path(), &addr);
+        reads_the_fixture_and_writes(&addr).await;
+        stop(node);
+        assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
+    }
+}
+
+#[test]
+fn a_data_dir_of_a_newer_format_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    unpack_fixture(dir.path());
+    {
+        let store = Store::open(dir.path()).expect("open the data dir");
+        store
+            .db()
+            .put_cf(
+                store.cf(CF_SM_META),
+                KEY_FORMAT_VERSION,
+                99u32.to_be_bytes(),
+            )
+            .expect("pretend a newer kauri-node wrote it");
+    }
+    let addr = free_addr();
+    let mut node = start_node(dir.path(), &addr);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = node.try_wait().expect("poll the node") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = node.kill();
+            panic!("kauri-node started on a data dir of format 99");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    node.stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        stderr.contains("on-disk format 99") && stderr.contains("reads formats 1 to 1"),
+        "{stderr}"
+    );
+    match Store::open(dir.path()) {
+        Err(StorageError::UnknownFormat { found: 99, .. }) => {}
+        Err(e) => panic!("the data dir changed: {e}"),
+        Ok(_) => panic!("the data dir changed: it opens"),
+    }
+}
+
+/// Writes the fixture: a data directory of this format holding TLD
+/// "fixture", registrar reg1 and its contact owner, and domain
+/// kept.fixture.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes tests/fixtures/format1-data-dir.tar.gz; run by hand when the format changes"]
+async fn record_the_format1_fixture() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let addr = free_addr();
+    let node = start_node(dir.path(), &addr);
+    let c = client(&addr);
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        &c,
+        &c,
+        "fixture",
+        kauri_chaos_tests::fixtures::tld_policy("USD", 100),
+        100_000,
+    )
+    .await;
+    c.create_domain(CreateDomainRequest {
+        meta: Some(meta("reg1")),
+        name: "kept.fixture".into(),
+        period_years: 1,
+        registrant: "owner".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("create kept.fixture");
+    stop(node);
+    let status = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-czf",
+        ])
+        .arg(fixture())
+        .arg("-C")
+        .arg(dir.path())
+        .args(["--exclude=LOG*", "."])
+        .status()
+        .expect("run tar");
+    assert!(status.success());
+}
