@@ -93,3 +93,51 @@ pub async fn registry_with_reg1(
     .await
     .expect("create contact owner");
 }
+
+/// What [`write_steadily`] did.
+#[derive(Debug, Default)]
+pub struct Writes {
+    /// Names created, in order.
+    pub created: Vec<String>,
+    /// Writes that failed after the client's retries, with the error.
+    pub failed: Vec<String>,
+    /// When each write was sent and how long it took.
+    pub took: Vec<(std::time::Instant, std::time::Duration)>,
+}
+
+/// Creates domains `{prefix}-N.{tld}` for registrar reg1 (registrant
+/// `owner`, as [`registry_with_reg1`] sets up) one after another until
+/// `stop` is set, at most `max` of them and for at most `limit`: a steady
+/// write load for tests that change the cluster underneath it.
+pub async fn write_steadily(
+    reg1: kauri_client::KauriClient,
+    tld: &str,
+    prefix: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    max: usize,
+    limit: std::time::Duration,
+) -> Writes {
+    use kauri_client::proto::CreateDomainRequest;
+    let mut writes = Writes::default();
+    let started = std::time::Instant::now();
+    for i in 0..max {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || started.elapsed() > limit {
+            break;
+        }
+        let name = format!("{prefix}-{i}.{tld}");
+        let request = CreateDomainRequest {
+            meta: Some(kauri_client::meta("reg1")),
+            name: name.clone(),
+            period_years: 1,
+            registrant: "owner".into(),
+            ..Default::default()
+        };
+        let sent = std::time::Instant::now();
+        match reg1.create_domain(request).await {
+            Ok(_) => writes.created.push(name),
+            Err(e) => writes.failed.push(format!("{name}: {e}")),
+        }
+        writes.took.push((sent, sent.elapsed()));
+    }
+    writes
+}

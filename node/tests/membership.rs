@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use kauri_chaos_tests::{wait_until, TestCluster};
 use kauri_client::proto::*;
-use kauri_client::{linearizable, meta, KauriClient};
+use kauri_client::{linearizable, KauriClient};
 
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
 /// Most domains the background writer creates (the load is bounded in
@@ -58,37 +58,6 @@ async fn caught_up(cluster: &TestCluster, id: u64) {
     .await;
 }
 
-/// Creates domains `load-N.test` one after another until `stop`; returns
-/// the names created, the failures (after the client's retries) and when
-/// each write was sent and how long it took.
-async fn write_until(
-    client: KauriClient,
-    stop: Arc<AtomicBool>,
-) -> (Vec<String>, Vec<String>, Vec<(Instant, Duration)>) {
-    let (mut created, mut failed, mut took) = (Vec::new(), Vec::new(), Vec::new());
-    let started = Instant::now();
-    for i in 0..MAX_WRITES {
-        if stop.load(Ordering::Relaxed) || started.elapsed() > Duration::from_secs(240) {
-            break;
-        }
-        let name = format!("load-{i}.test");
-        let request = CreateDomainRequest {
-            meta: Some(meta("reg1")),
-            name: name.clone(),
-            period_years: 1,
-            registrant: "owner".into(),
-            ..Default::default()
-        };
-        let sent = Instant::now();
-        match client.create_domain(request).await {
-            Ok(_) => created.push(name),
-            Err(e) => failed.push(format!("{name}: {e}")),
-        }
-        took.push((sent, sent.elapsed()));
-    }
-    (created, failed, took)
-}
-
 /// The first domain the background writer created (it starts at once).
 async fn created_so_far(reg1: &KauriClient) -> String {
     let name = "load-0.test".to_string();
@@ -120,7 +89,14 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     )
     .await;
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(write_until(reg1.clone(), stop.clone()));
+    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
+        reg1.clone(),
+        "test",
+        "load",
+        stop.clone(),
+        MAX_WRITES,
+        Duration::from_secs(240),
+    ));
     // A second of writes on the three voters alone, to compare latencies.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let changes_began = Instant::now();
@@ -260,7 +236,11 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     // Keep writing a moment on the three, then stop.
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
-    let (created, failed, took) = writer.await.expect("writer task");
+    let kauri_chaos_tests::fixtures::Writes {
+        created,
+        failed,
+        took,
+    } = writer.await.expect("writer task");
     assert!(failed.is_empty(), "writes failed: {failed:?}");
     assert!(
         created.len() > 10,

@@ -236,3 +236,77 @@ async fn record_the_format1_fixture() {
         .expect("run tar");
     assert!(status.success());
 }
+
+/// The procedure of a rolling upgrade, node by node under a steady write
+/// load: stop one node (SIGTERM), start it again on its data dir (an
+/// upgrade would start the new binary here), wait until it has caught up,
+/// go on to the next. No write fails beyond the client's retries and every
+/// acknowledged one is there afterwards, on replicas that agree. (One
+/// build is all this machine has: the versions differ in the next format
+/// change, not here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rolling_restart_under_load_fails_no_write() {
+    use kauri_chaos_tests::TestCluster;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut cluster = TestCluster::start(NODE_BIN, 3, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let staff = cluster.client();
+    let reg1 = cluster.registrar_client("reg1");
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        &staff,
+        &reg1,
+        "test",
+        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
+        100_000_000,
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
+        reg1.clone(),
+        "test",
+        "rolling",
+        stop.clone(),
+        5_000,
+        Duration::from_secs(240),
+    ));
+    for id in 1..=3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let exit = cluster.terminate(id, Duration::from_secs(20));
+        assert!(
+            exit.is_some_and(|e| e.success()),
+            "node {id} stopped: {exit:?}"
+        );
+        cluster.spawn(id);
+        cluster.wait_caught_up(Duration::from_secs(60)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.expect("writer task");
+    assert!(
+        writes.failed.is_empty(),
+        "writes failed: {:?}",
+        writes.failed
+    );
+    assert!(
+        writes.created.len() > 10,
+        "only {} writes",
+        writes.created.len()
+    );
+    for name in &writes.created {
+        reg1.info_domain(InfoRequest {
+            registrar: "reg1".into(),
+            name: name.clone(),
+            read: linearizable(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name} was acknowledged but is gone: {e}"));
+    }
+    let digests = cluster.converged_digests(Duration::from_secs(30)).await;
+    assert_eq!(digests.len(), 3);
+    assert!(
+        digests.windows(2).all(|w| w[0].digest == w[1].digest),
+        "replicas differ after the rolling restart: {digests:?}"
+    );
+}
