@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 pub mod devpki;
 mod error;
 pub mod tls;

@@ -258,6 +258,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         tls: tls.clone(),
         throttle: Arc::default(),
         contacts,
+        cluster: config.cluster.clone(),
     };
     if config.test_clock {
         tracing::warn!(

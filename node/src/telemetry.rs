@@ -172,6 +172,11 @@ pub fn describe() {
         "When this node last built or installed a snapshot (seconds since the epoch; 0: never)"
     );
     describe_gauge!(
+        "kauri_backup_last_success_timestamp_seconds",
+        Unit::Seconds,
+        "When this node last sent a whole backup stream (seconds since the epoch)"
+    );
+    describe_gauge!(
         "kauri_registry_objects",
         "Objects that exist in the registry, by kind (domains also by TLD); from counters the state machine keeps"
     );
@@ -278,6 +283,14 @@ pub fn snapshot_built(took: Duration) {
 pub fn snapshot_installed(took: Duration) {
     histogram!("kauri_snapshot_install_duration_seconds").record(took.as_secs_f64());
     snapshot_succeeded_at(SystemTime::now());
+}
+
+/// A backup stream was sent whole at `when`.
+pub fn backup_served(when: SystemTime) {
+    let seconds = when
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    gauge!("kauri_backup_last_success_timestamp_seconds").set(seconds);
 }
 
 /// Sets when the current snapshot was made (at start: from its files).

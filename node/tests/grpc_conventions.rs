@@ -296,7 +296,13 @@ async fn stock_reflection_describes_the_api_and_strangers_are_refused() {
         assert_eq!(answer["symbol_defined"], true, "{version}: {answer}");
         assert_eq!(
             answer["services_in_file"]["Cluster"],
-            serde_json::json!(["ChangeMembership", "Snapshot", "StateDigest", "Status"]),
+            serde_json::json!([
+                "Backup",
+                "ChangeMembership",
+                "Snapshot",
+                "StateDigest",
+                "Status"
+            ]),
             "{version}"
         );
         listed.push(answer["services"].clone());

@@ -2,6 +2,7 @@
 //! output rendering and exit codes.
 
 mod audit;
+mod backup;
 mod case;
 mod cluster;
 mod contact;
@@ -106,6 +107,9 @@ pub enum Command {
     /// Cluster membership and health.
     #[command(subcommand)]
     Cluster(cluster::ClusterCmd),
+    /// Online backups of the registry state, and checking them.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
     /// Top-level domains and their policy.
     #[command(subcommand)]
     Tld(tld::TldCmd),
@@ -268,6 +272,7 @@ pub async fn run(args: Args) -> ExitCode {
     };
     let result = match args.command {
         Command::Cluster(c) => cluster::run(&ctx, c).await,
+        Command::Backup(c) => backup::run(&ctx, c).await,
         Command::Tld(c) => tld::run(&ctx, c).await,
         Command::Registrar(c) => registrar::run(&ctx, c).await,
         Command::Contact(c) => contact::run(&ctx, c).await,

@@ -2,8 +2,9 @@
 
 use kauri_proto::v1::cluster_server::Cluster;
 use kauri_proto::v1::{
-    ChainPoint, ChangeMembershipRequest, ChangeMembershipResponse, Consistency, SnapshotRequest,
-    SnapshotResponse, StateDigestRequest, StateDigestResponse, StatusRequest, StatusResponse,
+    backup_chunk, BackupChunk, BackupHeader, BackupRequest, ChainPoint, ChangeMembershipRequest,
+    ChangeMembershipResponse, Consistency, SnapshotRequest, SnapshotResponse, StateDigestRequest,
+    StateDigestResponse, StatusRequest, StatusResponse,
 };
 use openraft::ServerState;
 use tonic::{Request, Response, Status};
@@ -137,30 +138,123 @@ impl Cluster for ClusterService {
         &self,
         _request: Request<SnapshotRequest>,
     ) -> Result<Response<SnapshotResponse>, Status> {
-        let raft = &self.node.raft;
-        let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
-        raft.trigger()
-            .snapshot()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot start a snapshot: {e}")))?;
-        let built = raft
-            .wait(Some(SNAPSHOT_PATIENCE))
-            .metrics(
-                |m| m.snapshot.is_some_and(|s| s.index >= applied),
-                "a snapshot covering what was applied",
-            )
-            .await
-            .map_err(|e| {
-                Status::deadline_exceeded(format!(
-                    "no snapshot up to index {applied} within {} s: {e}",
-                    SNAPSHOT_PATIENCE.as_secs()
-                ))
-            })?;
+        let snapshot_index = build_snapshot(&self.node.raft).await?;
         Ok(Response::new(SnapshotResponse {
             node_id: self.node.id,
-            snapshot_index: built.snapshot.map_or(0, |s| s.index),
+            snapshot_index,
         }))
     }
+
+    type BackupStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<BackupChunk, Status>> + Send + 'static>,
+    >;
+
+    async fn backup(
+        &self,
+        request: Request<BackupRequest>,
+    ) -> Result<Response<Self::BackupStream>, Status> {
+        let who = crate::security::actor::caller(&request).describe();
+        build_snapshot(&self.node.raft).await?;
+        let snapshot = self
+            .node
+            .raft
+            .get_snapshot()
+            .await
+            .map_err(|e| Status::unavailable(format!("cannot read the snapshot: {e}")))?
+            .ok_or_else(|| Status::unavailable("no snapshot to back up yet"))?;
+        let meta = snapshot.meta;
+        let mut data = snapshot.snapshot;
+        let archive_bytes =
+            match data.as_ref() {
+                crate::storage::SnapshotData::Checkpoint(reader) => reader.len(),
+                _ => return Err(Status::unavailable(
+                    "the current snapshot is not a checkpoint of this node; retry after its next \
+                     snapshot",
+                )),
+            };
+        let applied = meta.last_log_id;
+        let registry_time_ms = crate::registry::registry_now_ms(&self.node.store)
+            .map_err(|e| super::status::internal(e.to_string()))?;
+        let header = BackupHeader {
+            node_id: self.node.id,
+            cluster: self.node.cluster.clone(),
+            applied_term: applied.map_or(0, |l| l.leader_id.term),
+            applied_index: applied.map_or(0, |l| l.index),
+            registry_time_ms,
+            membership_json: serde_json::to_string(&meta.last_membership)
+                .map_err(|e| super::status::internal(e.to_string()))?,
+            on_disk_format: crate::storage::FORMAT_VERSION,
+            archive_format: 3,
+            archive_bytes,
+        };
+        tracing::info!(by = %who, index = header.applied_index, bytes = archive_bytes, "backup started");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let header = BackupChunk {
+                part: Some(backup_chunk::Part::Header(header)),
+            };
+            if tx.send(Ok(header)).await.is_err() {
+                return;
+            }
+            let mut sent = 0u64;
+            loop {
+                let mut buf = vec![0u8; BACKUP_CHUNK_BYTES];
+                match data.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        sent += n as u64;
+                        let chunk = BackupChunk {
+                            part: Some(backup_chunk::Part::Data(buf)),
+                        };
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            tracing::warn!("backup abandoned by the client after {sent} bytes");
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(Status::internal(format!("reading the snapshot: {e}"))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+            crate::telemetry::backup_served(std::time::SystemTime::now());
+            tracing::info!(bytes = sent, "backup sent");
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+/// Bytes per data chunk of a backup stream.
+const BACKUP_CHUNK_BYTES: usize = 1 << 20;
+
+/// Builds a snapshot covering what this node has applied now; returns the
+/// index it covers once it is durable.
+async fn build_snapshot(raft: &crate::raft::typ::Raft) -> Result<u64, Status> {
+    let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+    raft.trigger()
+        .snapshot()
+        .await
+        .map_err(|e| Status::unavailable(format!("cannot start a snapshot: {e}")))?;
+    let built = raft
+        .wait(Some(SNAPSHOT_PATIENCE))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index >= applied),
+            "a snapshot covering what was applied",
+        )
+        .await
+        .map_err(|e| {
+            Status::deadline_exceeded(format!(
+                "no snapshot up to index {applied} within {} s: {e}",
+                SNAPSHOT_PATIENCE.as_secs()
+            ))
+        })?;
+    Ok(built.snapshot.map_or(0, |s| s.index))
 }
 
 /// How long `Cluster.Snapshot` waits for the build (a memtable flush and a

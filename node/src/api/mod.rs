@@ -99,6 +99,8 @@ pub struct Node {
     pub throttle: std::sync::Arc<PasswordThrottle>,
     /// When each peer last answered this node's Raft messages.
     pub contacts: crate::peer::network::Contacts,
+    /// The cluster's name (`--cluster-name`).
+    pub cluster: String,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;

@@ -35,7 +35,7 @@ pub fn allowed_roles(service: &str, method: &str) -> &'static [Role] {
         ("kauri.v1.Cluster", "Status") => ANY,
         ("kauri.v1.Cluster", "StateDigest") => &[Node, Staff, Monitor],
         ("kauri.v1.Cluster", "Snapshot") => &[Node, Staff],
-        ("kauri.v1.Cluster", "ChangeMembership") => &[Staff],
+        ("kauri.v1.Cluster", "ChangeMembership" | "Backup") => &[Staff],
 
         (
             "kauri.v1.Registry",

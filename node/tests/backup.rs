@@ -1,0 +1,161 @@
+//! Online backups through the real binaries: `kauri backup create` takes a
+//! node's state while a registrar keeps writing, `kauri backup verify`
+//! accepts it; the backup holds exactly the state the node had at the
+//! index it names (same digest); a flipped byte, a truncated or missing
+//! file is refused with the file named; only staff may take one.
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kauri_chaos_tests::TestCluster;
+use kauri_client::backup::{self, BackupError, ARCHIVE_FILE, MANIFEST_FILE};
+use kauri_node::registry::{state_digest, Cf};
+
+const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
+
+/// The registry digest of the state inside a backup, computed from its
+/// archive as `Cluster.StateDigest` computes it from a live node.
+fn digest_of_backup(dir: &Path) -> String {
+    let scratch = tempfile::tempdir().expect("a temp dir");
+    let unpacked = scratch.path().join("checkpoint");
+    let archive = fs::File::open(dir.join(ARCHIVE_FILE)).expect("open the archive");
+    kauri_node::archive::extract_archive(archive, &unpacked).expect("unpack the archive");
+    let opts = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&opts, &unpacked).expect("list column families");
+    let db = rocksdb::DB::open_cf_for_read_only(&opts, &unpacked, &names, false)
+        .expect("open the checkpoint");
+    let mut entries = Vec::new();
+    for cf in Cf::ALL {
+        let handle = db.cf_handle(cf.name()).expect("a registry column family");
+        for item in db.iterator_cf(handle, rocksdb::IteratorMode::Start) {
+            let (k, v) = item.expect("read the checkpoint");
+            entries.push((cf, k, v));
+        }
+    }
+    let digest = state_digest(entries.iter().map(|(cf, k, v)| (*cf, &k[..], &v[..])));
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn damaged_file(e: BackupError) -> String {
+    match e {
+        BackupError::Damaged { file, problem } => format!("{} {problem}", file.display()),
+        other => panic!("not a damaged-file error: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_online_backup_holds_the_state_at_its_index_and_damage_is_named() {
+    let cluster = TestCluster::start(NODE_BIN, 3, &[]);
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let staff = cluster.client();
+    let reg1 = cluster.registrar_client("reg1");
+    kauri_chaos_tests::fixtures::registry_with_reg1(
+        &staff,
+        &reg1,
+        "test",
+        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
+        100_000_000,
+    )
+    .await;
+    let root = tempfile::tempdir().expect("a temp dir");
+
+    // While writes go on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
+        reg1.clone(),
+        "test",
+        "busy",
+        stop.clone(),
+        5_000,
+        Duration::from_secs(120),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = root.path().join("during");
+    let follower = if leader == 1 { 2 } else { 1 };
+    let made = backup::create(&staff, &cluster.node(follower).addr, &during)
+        .await
+        .expect("a backup while writes go on");
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.expect("the writer");
+    assert!(writes.failed.is_empty(), "{:?}", writes.failed);
+    assert_eq!(made.node_id, follower);
+    assert!(made.applied_index > 0);
+    assert_eq!(backup::verify(&during).expect("it verifies"), made);
+
+    // The state at the index it names: compare with the leader's digest
+    // when no tick moved it between the backup and the digest.
+    let mut compared = false;
+    for attempt in 0..10 {
+        let dir = root.path().join(format!("quiet-{attempt}"));
+        let m = backup::create(&staff, &cluster.node(leader).addr, &dir)
+            .await
+            .expect("a backup of the leader");
+        let live = staff
+            .state_digest(&cluster.node(leader).addr)
+            .await
+            .expect("the leader's digest");
+        if live.applied_index == m.applied_index {
+            assert_eq!(
+                digest_of_backup(&dir),
+                live.digest,
+                "the backup's state differs"
+            );
+            compared = true;
+            break;
+        }
+    }
+    assert!(
+        compared,
+        "no backup and digest at the same index in 10 tries"
+    );
+
+    // Refused into a directory that is not empty.
+    let refused = backup::create(&staff, &cluster.node(leader).addr, &during)
+        .await
+        .expect_err("into a non-empty directory");
+    assert!(refused.to_string().contains("not empty"), "{refused}");
+
+    // Damage, each named.
+    let copy = |name: &str| {
+        let dir = root.path().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        for f in [ARCHIVE_FILE, MANIFEST_FILE] {
+            fs::copy(during.join(f), dir.join(f)).unwrap();
+        }
+        dir
+    };
+    let flipped = copy("flipped");
+    let mut bytes = fs::read(flipped.join(ARCHIVE_FILE)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    fs::write(flipped.join(ARCHIVE_FILE), &bytes).unwrap();
+    let e = damaged_file(backup::verify(&flipped).unwrap_err());
+    assert!(e.contains(ARCHIVE_FILE) && e.contains("SHA-256"), "{e}");
+
+    let truncated = copy("truncated");
+    let bytes = fs::read(truncated.join(ARCHIVE_FILE)).unwrap();
+    fs::write(truncated.join(ARCHIVE_FILE), &bytes[..bytes.len() - 100]).unwrap();
+    let e = damaged_file(backup::verify(&truncated).unwrap_err());
+    assert!(e.contains(ARCHIVE_FILE) && e.contains("bytes"), "{e}");
+
+    let missing = copy("missing");
+    fs::remove_file(missing.join(ARCHIVE_FILE)).unwrap();
+    let e = damaged_file(backup::verify(&missing).unwrap_err());
+    assert!(e.contains(ARCHIVE_FILE), "{e}");
+    let no_manifest = copy("no-manifest");
+    fs::remove_file(no_manifest.join(MANIFEST_FILE)).unwrap();
+    let e = damaged_file(backup::verify(&no_manifest).unwrap_err());
+    assert!(e.contains(MANIFEST_FILE), "{e}");
+
+    // Only staff.
+    let as_registrar = backup::create(&reg1, &cluster.node(leader).addr, &root.path().join("reg"))
+        .await
+        .expect_err("a registrar may not take a backup");
+    match as_registrar {
+        BackupError::Client(e) => assert_eq!(e.code, tonic::Code::PermissionDenied, "{e}"),
+        other => panic!("{other}"),
+    }
+}
