@@ -687,3 +687,33 @@ async fn the_cli_runs_transfers_polls_cases_locks_audit_and_restores() {
         .expect("rgp statuses")
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_takes_and_verifies_backups_and_changes_the_membership() {
+    let cluster = TestCluster::start(node_bin(), 3, &[]);
+    cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let cli = Cli::new(&cluster);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let dest = dir.path().join("b1");
+    let dest = dest.to_str().expect("a UTF-8 path");
+    let made = cli.ok(&["backup", "create", "--dest", dest]);
+    assert!(made.contains("verified against its manifest"), "{made}");
+    let checked = cli.json(&["backup", "verify", dest]);
+    assert_eq!(checked["kind"], "kauri-backup");
+    assert_eq!(checked["files"][0]["name"], "state.kauri");
+    // Into the same directory again: a usage error.
+    cli.fails(&["backup", "create", "--dest", dest], 2, "not empty");
+    // A flipped byte: refused, the file named.
+    let archive = dir.path().join("b1/state.kauri");
+    let mut bytes = std::fs::read(&archive).expect("read the archive");
+    bytes[20] ^= 0xff;
+    std::fs::write(&archive, bytes).expect("damage the archive");
+    cli.fails(&["backup", "verify", dest], 1, "state.kauri");
+
+    // Membership steps: an unknown node, a retry that changes nothing.
+    cli.fails(&["cluster", "promote", "9"], 1, "not a member");
+    let unchanged = cli.ok(&["cluster", "remove", "9"]);
+    assert!(unchanged.contains("nothing changed"), "{unchanged}");
+    let status = cli.ok(&["cluster", "status"]);
+    assert!(status.contains("lost with this site"), "{status}");
+}

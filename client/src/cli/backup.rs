@@ -30,10 +30,18 @@ pub enum BackupCmd {
     },
 }
 
+/// A backup error as the CLI reports it: the cluster's own error; a bad
+/// destination as a usage error (exit 2); a damaged backup as a refusal
+/// about the directory given (exit 1).
 fn failed(e: BackupError) -> ClientError {
     match e {
         BackupError::Client(e) => e,
-        other => super::usage(other.to_string()),
+        BackupError::Destination(message) => super::usage(message),
+        damaged @ BackupError::Damaged { .. } => {
+            let mut e = super::usage(damaged.to_string());
+            e.field = "dir".into();
+            e
+        }
     }
 }
 
