@@ -104,6 +104,8 @@ struct Layout {
     /// The sites of spare nodes: the last nodes, not among the initial
     /// voters and not started, to be added later (`--join`).
     spare_sites: Vec<String>,
+    /// Start the voters at once (else the test starts them).
+    start: bool,
 }
 
 /// A running test cluster. Dropping it kills every node it started (by PID)
@@ -197,6 +199,7 @@ impl TestCluster {
                 tls: true,
                 metrics: true,
                 spare_sites: Vec::new(),
+                start: true,
             },
         )
     }
@@ -221,6 +224,27 @@ impl TestCluster {
                 tls: true,
                 metrics: true,
                 spare_sites: spare_sites.iter().map(|s| s.to_string()).collect(),
+                start: true,
+            },
+        )
+    }
+
+    /// Like [`TestCluster::start`], but no node is started: the test
+    /// prepares their data directories (e.g. restores a backup into one)
+    /// and starts them with [`TestCluster::spawn`] or
+    /// [`TestCluster::spawn_with`].
+    pub fn prepare(node_bin: impl Into<PathBuf>, n: usize, extra_args: &[&str]) -> TestCluster {
+        Self::launch(
+            node_bin.into(),
+            loopback_addrs(n),
+            Vec::new(),
+            extra_args,
+            None,
+            Layout {
+                tls: true,
+                metrics: true,
+                spare_sites: Vec::new(),
+                start: false,
             },
         )
     }
@@ -244,6 +268,7 @@ impl TestCluster {
                 tls: false,
                 metrics: true,
                 spare_sites: Vec::new(),
+                start: true,
             },
         )
     }
@@ -267,6 +292,7 @@ impl TestCluster {
                 tls,
                 metrics: false,
                 spare_sites: Vec::new(),
+                start: true,
             },
         )
     }
@@ -294,6 +320,7 @@ impl TestCluster {
                 tls: true,
                 metrics: true,
                 spare_sites: Vec::new(),
+                start: true,
             },
         )
     }
@@ -310,6 +337,7 @@ impl TestCluster {
             tls,
             metrics,
             spare_sites,
+            start,
         } = layout;
         let voters = addrs.len() - spare_sites.len();
         let dir = tempfile::tempdir().expect("create a temp dir");
@@ -375,8 +403,10 @@ impl TestCluster {
             metrics,
             _dir: dir,
         };
-        for id in 1..=voters as u64 {
-            cluster.spawn(id);
+        if start {
+            for id in 1..=voters as u64 {
+                cluster.spawn(id);
+            }
         }
         cluster
     }

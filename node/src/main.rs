@@ -124,6 +124,22 @@ struct Args {
     /// TARGET=LEVEL,... e.g. info,kauri_node::security=debug).
     #[arg(long, env = "KAURI_LOG", default_value = "info,openraft=warn")]
     log: String,
+    #[command(subcommand)]
+    command: Option<NodeCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum NodeCommand {
+    /// Seed this node's empty --data-dir from a backup (kauri backup
+    /// create) as the first node of a new cluster whose voters are
+    /// --peers (each in --site), then exit. Start this node as usual
+    /// afterwards, and the other voters with --join: they receive the
+    /// state from it.
+    Restore {
+        /// The backup directory (verified first).
+        #[arg(long)]
+        from: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -132,6 +148,29 @@ async fn main() -> anyhow::Result<()> {
     logging::init(args.log_format, &args.log)?;
     logging::set_node_id(args.id);
     let peers = server::parse_peers(&args.peers)?;
+    if let Some(NodeCommand::Restore { from }) = &args.command {
+        let voters = peers
+            .iter()
+            .map(|(id, addr)| {
+                let info = kauri_node::raft::NodeInfo {
+                    addr: addr.clone(),
+                    site: args.site.clone(),
+                };
+                (*id, info)
+            })
+            .collect();
+        let restored =
+            kauri_node::storage::restore::seed(&args.data_dir, from, args.id, voters).await?;
+        eprintln!(
+            "restored {} into {}: the state at log index {} (term {}); voters {:?}",
+            from.display(),
+            args.data_dir.display(),
+            restored.applied.index,
+            restored.applied.leader_id.term,
+            restored.voters
+        );
+        return Ok(());
+    }
     let transport = match (args.tls_ca, args.tls_cert, args.tls_key) {
         (Some(ca), Some(cert), Some(key)) => Transport::Tls(TlsFiles { ca, cert, key }),
         _ if args.insecure_plaintext => Transport::InsecurePlaintext {

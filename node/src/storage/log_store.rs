@@ -334,6 +334,13 @@ impl LogStore {
         }
     }
 
+    /// Purges the log up to `log_id` now, whatever snapshot there is: for
+    /// seeding a data directory whose snapshot covers it
+    /// ([`super::restore`]).
+    pub(crate) fn purge_through(&self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
+        self.purge_now(log_id)
+    }
+
     fn purge_now(&self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
         let purged: Option<typ::LogId> = self
             .get_state::<Option<typ::LogId>>(KEY_LAST_PURGED)?

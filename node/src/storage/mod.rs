@@ -20,6 +20,7 @@ mod checkpoint;
 pub mod inbox;
 pub mod legacy_stream;
 mod log_store;
+pub mod restore;
 mod state_machine;
 
 use std::path::{Path, PathBuf};
