@@ -141,3 +141,34 @@ pub async fn write_steadily(
     }
     writes
 }
+
+/// Staff and registrar reg1 clients of `cluster`, once its leader is
+/// known, over a registry with TLD "test" (creates cost 1 minor unit),
+/// reg1 funded with 100,000,000 and its contact `owner`: where the tests
+/// that change a cluster under a steady write load start.
+pub async fn staff_and_reg1(
+    cluster: &crate::TestCluster,
+) -> (kauri_client::KauriClient, kauri_client::KauriClient) {
+    cluster
+        .wait_for_leader(std::time::Duration::from_secs(30))
+        .await;
+    let staff = cluster.client();
+    let reg1 = cluster.registrar_client("reg1");
+    registry_with_reg1(&staff, &reg1, "test", tld_policy("USD", 1), 100_000_000).await;
+    (staff, reg1)
+}
+
+/// Panics unless every domain in `names` is there (linearizable reads as
+/// reg1): nothing acknowledged was lost.
+pub async fn assert_all_present(reg1: &kauri_client::KauriClient, names: &[String]) {
+    use kauri_client::proto::InfoRequest;
+    for name in names {
+        reg1.info_domain(InfoRequest {
+            registrar: "reg1".into(),
+            name: name.clone(),
+            read: kauri_client::linearizable(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name} was acknowledged but is gone: {e}"));
+    }
+}

@@ -49,17 +49,8 @@ fn damaged_file(e: BackupError) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_online_backup_holds_the_state_at_its_index_and_damage_is_named() {
     let cluster = TestCluster::start(NODE_BIN, 3, &[]);
+    let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let staff = cluster.client();
-    let reg1 = cluster.registrar_client("reg1");
-    kauri_chaos_tests::fixtures::registry_with_reg1(
-        &staff,
-        &reg1,
-        "test",
-        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
-        100_000_000,
-    )
-    .await;
     let root = tempfile::tempdir().expect("a temp dir");
 
     // While writes go on.
@@ -170,17 +161,8 @@ async fn a_backup_restores_into_a_new_cluster_with_the_same_state() {
     use kauri_client::{linearizable, meta};
 
     let source = TestCluster::start(NODE_BIN, 3, &[]);
+    let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&source).await;
     let leader = source.wait_for_leader(Duration::from_secs(30)).await;
-    let staff = source.client();
-    let reg1 = source.registrar_client("reg1");
-    kauri_chaos_tests::fixtures::registry_with_reg1(
-        &staff,
-        &reg1,
-        "test",
-        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
-        100_000_000,
-    )
-    .await;
     let stop = Arc::new(AtomicBool::new(false));
     stop.store(false, Ordering::Relaxed);
     let writes = kauri_chaos_tests::fixtures::write_steadily(

@@ -77,17 +77,7 @@ async fn created_so_far(reg1: &KauriClient) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland", "auckland"], &[]);
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let staff = cluster.client();
-    let reg1 = cluster.registrar_client("reg1");
-    kauri_chaos_tests::fixtures::registry_with_reg1(
-        &staff,
-        &reg1,
-        "test",
-        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
-        100_000_000,
-    )
-    .await;
+    let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
         reg1.clone(),
@@ -270,15 +260,7 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
         latencies(true),
         latencies(false)
     );
-    for name in &created {
-        reg1.info_domain(InfoRequest {
-            registrar: "reg1".into(),
-            name: name.clone(),
-            read: linearizable(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{name} was acknowledged but is gone: {e}"));
-    }
+    kauri_chaos_tests::fixtures::assert_all_present(&reg1, &created).await;
     let digests = cluster.converged_digests(Duration::from_secs(30)).await;
     assert_eq!(digests.len(), 3);
     assert!(

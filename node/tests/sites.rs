@@ -64,17 +64,7 @@ async fn a_far_learner_keeps_up_over_a_slow_link_without_elections() {
     // so it must exceed the round trip to the farthest node (280 ms here).
     let timeouts = ["--heartbeat-ms", "500", "--election-timeout-ms", "2500"];
     let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland"], &timeouts);
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let staff = cluster.client();
-    let reg1 = cluster.registrar_client("reg1");
-    kauri_chaos_tests::fixtures::registry_with_reg1(
-        &staff,
-        &reg1,
-        "test",
-        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
-        100_000_000,
-    )
-    .await;
+    let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
 
     // The leader reaches node 4 only through the slow link.
     let link = DelayProxy::start(&cluster.node(4).addr, ONE_WAY).await;

@@ -251,17 +251,7 @@ async fn a_rolling_restart_under_load_fails_no_write() {
     use std::sync::Arc;
 
     let mut cluster = TestCluster::start(NODE_BIN, 3, &[]);
-    cluster.wait_for_leader(Duration::from_secs(30)).await;
-    let staff = cluster.client();
-    let reg1 = cluster.registrar_client("reg1");
-    kauri_chaos_tests::fixtures::registry_with_reg1(
-        &staff,
-        &reg1,
-        "test",
-        kauri_chaos_tests::fixtures::tld_policy("USD", 1),
-        100_000_000,
-    )
-    .await;
+    let (_staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
         reg1.clone(),
@@ -294,15 +284,7 @@ async fn a_rolling_restart_under_load_fails_no_write() {
         "only {} writes",
         writes.created.len()
     );
-    for name in &writes.created {
-        reg1.info_domain(InfoRequest {
-            registrar: "reg1".into(),
-            name: name.clone(),
-            read: linearizable(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{name} was acknowledged but is gone: {e}"));
-    }
+    kauri_chaos_tests::fixtures::assert_all_present(&reg1, &writes.created).await;
     let digests = cluster.converged_digests(Duration::from_secs(30)).await;
     assert_eq!(digests.len(), 3);
     assert!(
