@@ -108,6 +108,18 @@ struct Layout {
     start: bool,
 }
 
+impl Layout {
+    /// Every initial voter started at once, no spares.
+    fn new(tls: bool, metrics: bool) -> Self {
+        Layout {
+            tls,
+            metrics,
+            spare_sites: Vec::new(),
+            start: true,
+        }
+    }
+}
+
 /// A running test cluster. Dropping it kills every node it started (by PID)
 /// and then removes its network namespaces, if it has any.
 pub struct TestCluster {
@@ -195,12 +207,7 @@ impl TestCluster {
             Vec::new(),
             extra_args,
             None,
-            Layout {
-                tls: true,
-                metrics: true,
-                spare_sites: Vec::new(),
-                start: true,
-            },
+            Layout::new(true, true),
         )
     }
 
@@ -221,10 +228,8 @@ impl TestCluster {
             extra_args,
             None,
             Layout {
-                tls: true,
-                metrics: true,
                 spare_sites: spare_sites.iter().map(|s| s.to_string()).collect(),
-                start: true,
+                ..Layout::new(true, true)
             },
         )
     }
@@ -241,10 +246,8 @@ impl TestCluster {
             extra_args,
             None,
             Layout {
-                tls: true,
-                metrics: true,
-                spare_sites: Vec::new(),
                 start: false,
+                ..Layout::new(true, true)
             },
         )
     }
@@ -264,12 +267,7 @@ impl TestCluster {
             Vec::new(),
             extra_args,
             None,
-            Layout {
-                tls: false,
-                metrics: true,
-                spare_sites: Vec::new(),
-                start: true,
-            },
+            Layout::new(false, true),
         )
     }
 
@@ -316,12 +314,7 @@ impl TestCluster {
             wrappers,
             extra_args,
             Some(net),
-            Layout {
-                tls: true,
-                metrics: true,
-                spare_sites: Vec::new(),
-                start: true,
-            },
+            Layout::new(true, true),
         )
     }
 

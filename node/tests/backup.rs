@@ -184,34 +184,27 @@ async fn a_backup_restores_into_a_new_cluster_with_the_same_state() {
     drop(source);
 
     let mut target = TestCluster::prepare(NODE_BIN, 3, &["--tick-interval-ms", "0"]);
-    let restore = std::process::Command::new(NODE_BIN)
-        .args(["--id", "1", "--site", "test", "--grpc-addr"])
-        .arg(&target.node(1).addr)
-        .arg("--peers")
-        .arg(&target.peers)
-        .arg("--data-dir")
-        .arg(&target.node(1).data_dir)
-        .args(["restore", "--from"])
-        .arg(&dir)
-        .output()
-        .expect("run kauri-node restore");
+    let restore = || {
+        std::process::Command::new(NODE_BIN)
+            .args(["--id", "1", "--site", "test", "--grpc-addr"])
+            .arg(&target.node(1).addr)
+            .arg("--peers")
+            .arg(&target.peers)
+            .arg("--data-dir")
+            .arg(&target.node(1).data_dir)
+            .args(["restore", "--from"])
+            .arg(&dir)
+            .output()
+            .expect("run kauri-node restore")
+    };
+    let restored = restore();
     assert!(
-        restore.status.success(),
+        restored.status.success(),
         "restore failed: {}",
-        String::from_utf8_lossy(&restore.stderr)
+        String::from_utf8_lossy(&restored.stderr)
     );
     // Restoring again into the now seeded data dir is refused.
-    let again = std::process::Command::new(NODE_BIN)
-        .args(["--id", "1", "--site", "test", "--grpc-addr"])
-        .arg(&target.node(1).addr)
-        .arg("--peers")
-        .arg(&target.peers)
-        .arg("--data-dir")
-        .arg(&target.node(1).data_dir)
-        .args(["restore", "--from"])
-        .arg(&dir)
-        .output()
-        .expect("run kauri-node restore");
+    let again = restore();
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("already holds"),
