@@ -99,6 +99,9 @@ pub async fn registry_with_reg1(
 pub struct Writes {
     /// Names created, in order.
     pub created: Vec<String>,
+    /// The requests that created them and the server transaction ids
+    /// they were answered with, in the same order.
+    pub acknowledged: Vec<(kauri_client::proto::CreateDomainRequest, String)>,
     /// Writes that failed after the client's retries, with the error.
     pub failed: Vec<String>,
     /// When each write was sent and how long it took.
@@ -133,8 +136,12 @@ pub async fn write_steadily(
             ..Default::default()
         };
         let sent = std::time::Instant::now();
-        match reg1.create_domain(request).await {
-            Ok(_) => writes.created.push(name),
+        match reg1.create_domain(request.clone()).await {
+            Ok(answer) => {
+                writes.created.push(name);
+                let sv_trid = answer.tx.map(|t| t.sv_trid).unwrap_or_default();
+                writes.acknowledged.push((request, sv_trid));
+            }
             Err(e) => writes.failed.push(format!("{name}: {e}")),
         }
         writes.took.push((sent, sent.elapsed()));

@@ -140,6 +140,14 @@ enum NodeCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Disaster recovery: make this (stopped) node the only voter of a new
+    /// cluster from the state it has applied, when the rest of its cluster
+    /// is lost, then exit. Entries it had not applied are dropped (the
+    /// data-loss window); the new cluster has a new identity, so nodes of
+    /// the old one are refused if they come back. Start it again (with
+    /// --join, since --peers names the lost cluster) and grow the new
+    /// cluster with kauri cluster add-learner and promote.
+    ForceNewCluster,
 }
 
 #[tokio::main]
@@ -148,6 +156,20 @@ async fn main() -> anyhow::Result<()> {
     logging::init(args.log_format, &args.log)?;
     logging::set_node_id(args.id);
     let peers = server::parse_peers(&args.peers)?;
+    if let Some(NodeCommand::ForceNewCluster) = &args.command {
+        let node = kauri_node::raft::NodeInfo {
+            addr: args.grpc_addr.to_string(),
+            site: args.site.clone(),
+        };
+        let recovered =
+            kauri_node::storage::restore::recover_alone(&args.data_dir, args.id, node).await?;
+        eprintln!(
+            "node {} is now the only voter of a new cluster, at log index {} (term {}): what it \
+             had not applied is dropped",
+            args.id, recovered.applied.index, recovered.applied.leader_id.term
+        );
+        return Ok(());
+    }
     if let Some(NodeCommand::Restore { from }) = &args.command {
         let voters = peers
             .iter()

@@ -242,6 +242,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         Network {
             tls: peer_tls.clone(),
             contacts: contacts.clone(),
+            store: Some(store.clone()),
         },
         LogStore::new(store.clone()),
         state_machine,
@@ -309,6 +310,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
                 raft.clone(),
                 fence,
                 crate::storage::inbox::SnapshotInbox::new(store.clone()),
+                store.clone(),
             ))
             .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES),
         )
@@ -329,7 +331,12 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         });
     let server = tokio::spawn(server);
 
-    let bootstrap = tokio::spawn(bootstrap(raft.clone(), config.clone(), peer_tls.clone()));
+    let bootstrap = tokio::spawn(bootstrap(
+        raft.clone(),
+        config.clone(),
+        peer_tls.clone(),
+        store.clone(),
+    ));
     let crosscheck = tokio::spawn(crate::crosscheck::run(node.clone(), peer_tls.clone()));
     let leader_watch = tokio::spawn(crate::observe::watch_leader(node.clone()));
     let health = tokio::spawn(crate::health::follow_readiness(
@@ -530,7 +537,7 @@ async fn shutdown_signal() {
 /// it has no state of its own and every other peer answers that it has none
 /// either. A node restarted with its data, or a wiped node rejoining an
 /// existing cluster, never re-bootstraps: it waits for the leader.
-async fn bootstrap(raft: typ::Raft, config: NodeConfig, tls: Option<ClientTls>) {
+async fn bootstrap(raft: typ::Raft, config: NodeConfig, tls: Option<ClientTls>, store: Store) {
     match raft.is_initialized().await {
         Ok(true) => return,
         Ok(false) => {}
@@ -547,6 +554,12 @@ async fn bootstrap(raft: typ::Raft, config: NodeConfig, tls: Option<ClientTls>) 
         match probe_peers(&config, tls.as_ref()).await {
             Ok(Some(members)) => {
                 tracing::info!(voters = ?members.keys().collect::<Vec<_>>(), "bootstrapping a new cluster");
+                if store.cluster_id().is_none() {
+                    if let Err(e) = store.set_cluster_id(&crate::storage::new_cluster_id()) {
+                        tracing::error!("cannot record the new cluster's identity: {e}");
+                        return;
+                    }
+                }
                 if let Err(e) = raft.initialize(members).await {
                     tracing::error!("bootstrap failed: {e}");
                 }

@@ -230,6 +230,7 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
         created,
         failed,
         took,
+        ..
     } = writer.await.expect("writer task");
     assert!(failed.is_empty(), "writes failed: {failed:?}");
     assert!(

@@ -21,10 +21,36 @@ use tonic::Code;
 
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
 
-/// A Raft client speaking to `addr` with node identity `files`.
-fn raft_as(addr: &str, files: &TlsFiles) -> RaftClient<tonic::transport::Channel> {
+/// Adds the cluster identity Raft messages carry.
+#[derive(Clone)]
+struct ClusterHeader(String);
+
+impl tonic::service::Interceptor for ClusterHeader {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Ok(value) = self.0.parse() {
+            request
+                .metadata_mut()
+                .insert(kauri_node::peer::network::CLUSTER_ID_HEADER, value);
+        }
+        Ok(request)
+    }
+}
+
+type Peer = RaftClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, ClusterHeader>,
+>;
+
+/// A Raft client speaking to `addr` with node identity `files`, as a
+/// member of cluster `cluster_id` (empty: no identity).
+fn raft_as(addr: &str, files: &TlsFiles, cluster_id: &str) -> Peer {
     let tls = ClientTls::load(files.clone()).unwrap();
-    RaftClient::new(tls::channel(addr, Some(&tls), Duration::from_secs(2)).unwrap())
+    RaftClient::with_interceptor(
+        tls::channel(addr, Some(&tls), Duration::from_secs(2)).unwrap(),
+        ClusterHeader(cluster_id.to_string()),
+    )
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> RaftMessage {
@@ -94,9 +120,11 @@ async fn extreme_messages_from_a_node_certificate_leave_every_node_serving() {
     let follower = cluster.ids().into_iter().find(|&i| i != leader).unwrap();
     let (certs, _) = cluster.pki().unwrap();
     let addr = cluster.node(follower).addr.clone();
-    let term_before = cluster.status(follower).await.unwrap().term;
-    // The leader's own certificate: the worst a compromised peer can hold.
-    let mut raft = raft_as(&addr, &certs.nodes[leader as usize - 1]);
+    let status = cluster.status(follower).await.unwrap();
+    let term_before = status.term;
+    // The leader's own certificate and the cluster's identity: the worst
+    // a compromised peer can hold.
+    let mut raft = raft_as(&addr, &certs.nodes[leader as usize - 1], &status.cluster_id);
 
     let refused = |r: Result<tonic::Response<RaftMessage>, tonic::Status>, what: &str| {
         let s = r.expect_err(what);
@@ -113,6 +141,17 @@ async fn extreme_messages_from_a_node_certificate_leave_every_node_serving() {
     };
     let m = refused(raft.append_entries(encode(&append)).await, "append");
     assert!(m.contains("above the highest term"), "{m}");
+    // Without the cluster's identity, or with another's (a node of a
+    // cluster this one was restored or recovered from): refused first.
+    for other in ["", "0123456789abcdef0123456789abcdef"] {
+        let mut stranger = raft_as(&addr, &certs.nodes[leader as usize - 1], other);
+        let e = stranger
+            .append_entries(encode(&append))
+            .await
+            .expect_err("a message of another cluster");
+        assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+        assert!(e.message().contains("refused"), "{}", e.message());
+    }
     let ballot = typ::VoteRequest {
         vote: vote(u64::MAX, leader),
         last_log_id: Some(log_id(u64::MAX, leader, u64::MAX)),
@@ -254,6 +293,7 @@ async fn an_entry_forged_into_one_replica_is_reported_by_the_cross_check() {
     let mut raft = raft_as(
         &cluster.node(victim).addr,
         &certs.nodes[leader as usize - 1],
+        &s.cluster_id,
     );
     raft.append_entries(encode(&append))
         .await

@@ -88,6 +88,7 @@ impl Cluster for ClusterService {
             dr_far_site_nodes: window.far_site_nodes,
             dr_loss_window_entries: window.entries,
             dr_loss_window_seconds: window.seconds,
+            cluster_id: self.node.store.cluster_id().unwrap_or_default(),
         }))
     }
 

@@ -45,7 +45,13 @@ pub struct Network {
     pub tls: Option<ClientTls>,
     /// Records when each peer answered.
     pub contacts: Contacts,
+    /// The node's storage, for the identity of its cluster that every
+    /// message carries.
+    pub store: Option<crate::storage::Store>,
 }
+
+/// The gRPC metadata key of the sender's cluster identity on Raft messages.
+pub const CLUSTER_ID_HEADER: &str = "kauri-cluster-id";
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -59,6 +65,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             client: channel.map(RaftClient::new),
             contacts: self.contacts.clone(),
+            store: self.store.clone(),
         }
     }
 }
@@ -68,6 +75,7 @@ pub struct PeerClient {
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
     contacts: Contacts,
+    store: Option<crate::storage::Store>,
 }
 
 /// Errors before the peer answered: these make openraft back off.
@@ -93,6 +101,11 @@ macro_rules! call {
         let payload = encode(&$rpc).map_err(network)?;
         let mut request = tonic::Request::new(RaftMessage { payload });
         request.set_timeout($option.hard_ttl());
+        if let Some(id) = $self.store.as_ref().and_then(|s| s.cluster_id()) {
+            if let Ok(value) = id.parse() {
+                request.metadata_mut().insert(CLUSTER_ID_HEADER, value);
+            }
+        }
         let mut client = client;
         let reply = match client.$method(request).await {
             Ok(r) => r.into_inner(),

@@ -20,6 +20,7 @@ pub struct RaftService {
     raft: typ::Raft,
     fence: VoteFence,
     inbox: SnapshotInbox,
+    store: crate::storage::Store,
 }
 
 /// Keeps a node that lost its disk out of elections until it holds every
@@ -53,8 +54,61 @@ impl VoteFence {
 impl RaftService {
     /// Serves RPCs for `raft`, refusing votes while `fence` holds and
     /// receiving snapshots into `inbox`.
-    pub fn new(raft: typ::Raft, fence: VoteFence, inbox: SnapshotInbox) -> Self {
-        RaftService { raft, fence, inbox }
+    pub fn new(
+        raft: typ::Raft,
+        fence: VoteFence,
+        inbox: SnapshotInbox,
+        store: crate::storage::Store,
+    ) -> Self {
+        RaftService {
+            raft,
+            fence,
+            inbox,
+            store,
+        }
+    }
+
+    /// Refuses a message from another cluster: one whose identity differs
+    /// from this node's, or that carries none when this node has one (a
+    /// node of a cluster this one was restored or recovered from). A node
+    /// that holds nothing yet (joining, or rejoining after losing its
+    /// disk) takes on the sender's identity.
+    fn check_cluster<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let theirs = request
+            .metadata()
+            .get(crate::peer::network::CLUSTER_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mine = self.store.cluster_id();
+        match (mine, theirs) {
+            (None, None) => Ok(()),
+            (Some(mine), Some(theirs)) if mine == theirs => Ok(()),
+            (None, Some(theirs))
+                if crate::storage::is_cluster_id(&theirs) && self.holds_nothing() =>
+            {
+                tracing::info!(cluster_id = %theirs, "joined cluster");
+                self.store
+                    .set_cluster_id(&theirs)
+                    .map_err(|e| Status::internal(format!("cannot record the cluster: {e}")))
+            }
+            (mine, theirs) => {
+                tracing::warn!(mine = ?mine, theirs = ?theirs, "refused a raft message from another cluster");
+                Err(Status::failed_precondition(format!(
+                    "this node belongs to cluster {}, the sender to {}: refused (a node of the \
+                     cluster this one was restored or recovered from?)",
+                    mine.as_deref().unwrap_or("(no identity)"),
+                    theirs.as_deref().unwrap_or("(no identity)")
+                )))
+            }
+        }
+    }
+
+    /// Whether this node has no Raft state at all yet.
+    fn holds_nothing(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.last_log_index.is_none()
+            && m.last_applied.is_none()
+            && m.membership_config.membership().nodes().next().is_none()
     }
 
     /// What the bounds are checked against: this node's term and the
@@ -105,6 +159,7 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.check_cluster(&request)?;
         let receiver = self.receiver(&request);
         let rpc: typ::AppendEntriesRequest =
             decode(&request.into_inner().payload).map_err(bad_payload)?;
@@ -113,6 +168,7 @@ impl RaftRpc for RaftService {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        self.check_cluster(&request)?;
         if let Some(until) = self.fenced() {
             return Err(Status::unavailable(format!(
                 "recovering from lost storage: not voting until index {until} is applied"
@@ -128,6 +184,7 @@ impl RaftRpc for RaftService {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.check_cluster(&request)?;
         let receiver = self.receiver(&request);
         let rpc: typ::InstallSnapshotRequest =
             decode(&request.into_inner().payload).map_err(bad_payload)?;

@@ -341,6 +341,21 @@ impl LogStore {
         self.purge_now(log_id)
     }
 
+    /// Deletes every entry after `index` (synced): for a node recovering
+    /// alone from what it has applied ([`super::restore`]).
+    pub(crate) fn drop_after(&self, index: u64) -> Result<(), typ::StorageError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            self.store.cf(CF_RAFT_LOG),
+            index_key(index + 1),
+            index_key(u64::MAX),
+        );
+        self.store
+            .db()
+            .write_opt(batch, &synced())
+            .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+    }
+
     fn purge_now(&self, log_id: typ::LogId) -> Result<(), typ::StorageError> {
         let purged: Option<typ::LogId> = self
             .get_state::<Option<typ::LogId>>(KEY_LAST_PURGED)?

@@ -111,6 +111,27 @@ pub struct Store {
     chain: Arc<chain::ChainPoints>,
     /// Last log index Raft told this node is committed (0: none yet).
     committed: Arc<std::sync::atomic::AtomicU64>,
+    /// The identity of the cluster this node belongs to (see
+    /// [`Store::cluster_id`]), cached from [`CF_RAFT_STATE`].
+    cluster_id: Arc<std::sync::RwLock<Option<String>>>,
+}
+
+/// Where a node records the identity of its cluster, in [`CF_RAFT_STATE`].
+const KEY_CLUSTER_ID: &[u8] = b"cluster_id";
+
+/// Length of a cluster identity: 16 random bytes, hex.
+pub const CLUSTER_ID_CHARS: usize = 32;
+
+/// Whether `id` has the shape of a cluster identity.
+pub fn is_cluster_id(id: &str) -> bool {
+    id.len() == CLUSTER_ID_CHARS && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A new random cluster identity.
+pub fn new_cluster_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {
@@ -148,11 +169,41 @@ impl Store {
             installing: Arc::default(),
             chain: Arc::default(),
             committed: Arc::default(),
+            cluster_id: Arc::default(),
         };
+        let id = store.db.get_cf(store.cf(CF_RAFT_STATE), KEY_CLUSTER_ID)?;
+        *store.cluster_id.write().unwrap_or_else(|p| p.into_inner()) =
+            id.and_then(|b| String::from_utf8(b).ok());
         let meta: Option<typ::SnapshotMeta> =
             read_json(&store, CF_SM_META, checkpoint::KEY_SNAPSHOT_META)?;
         store.snapshot_durable(meta.and_then(|m| m.last_log_id).map_or(0, |l| l.index));
         Ok(store)
+    }
+
+    /// The identity of the cluster this node belongs to: made when a
+    /// cluster is bootstrapped, restored or recovered from one of its
+    /// nodes, and taken on by a node that joins while it holds nothing.
+    /// Raft messages carry it, and a node refuses those of another
+    /// cluster. `None` for a cluster made before identities existed.
+    pub fn cluster_id(&self) -> Option<String> {
+        self.cluster_id
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records (synced) the identity of this node's cluster.
+    pub fn set_cluster_id(&self, id: &str) -> Result<(), StorageError> {
+        let mut synced = rocksdb::WriteOptions::default();
+        synced.set_sync(true);
+        self.db.put_cf_opt(
+            self.cf(CF_RAFT_STATE),
+            KEY_CLUSTER_ID,
+            id.as_bytes(),
+            &synced,
+        )?;
+        *self.cluster_id.write().unwrap_or_else(|p| p.into_inner()) = Some(id.to_string());
+        Ok(())
     }
 
     /// Whether a snapshot install is rewriting the registry state; reads

@@ -13,9 +13,10 @@
 //! 4. records the log as purged up to that log id and a vote of its term,
 //!    so this node's first election opens a later term.
 //!
-//! The new cluster is a new cluster: its nodes hold the new membership and
-//! its own certificates (another CA) keep the nodes of the backed-up
-//! cluster out.
+//! The new cluster is a new cluster: a new identity (see
+//! [`Store::cluster_id`]) that its nodes take on as they join, and that
+//! keeps the nodes of the backed-up cluster out. [`recover_alone`] does
+//! the same for a node's own state: disaster recovery.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -112,6 +113,58 @@ pub async fn seed(
     log.purge_through(applied)?;
     log.save_vote(&typ::Vote::new(applied.leader_id.term, id))
         .await?;
+    store.set_cluster_id(&super::new_cluster_id())?;
+    drop((sm, log));
+    store.db().flush_wal(true)?;
+    Ok(Restored {
+        applied,
+        voters: ids,
+    })
+}
+
+/// Makes the node whose data directory is `data_dir` (stopped) the only
+/// voter of a new cluster, from the state it has applied: the disaster
+/// recovery of a far-site node when the main site is lost.
+///
+/// Log entries after what it applied are dropped (they are the data-loss
+/// window: nothing of them is half there), its membership becomes itself
+/// alone (at `node`), a fresh snapshot holds that, the log is purged to
+/// its applied entry, its vote moves to the newest term it knew, and the
+/// cluster gets a new identity: nodes of the old cluster, should they come
+/// back, are refused.
+pub async fn recover_alone(
+    data_dir: &Path,
+    id: NodeId,
+    node: NodeInfo,
+) -> anyhow::Result<Restored> {
+    let store = Store::open(data_dir)?;
+    let applied = store
+        .applied()?
+        .with_context(|| format!("{} has applied nothing to recover from", data_dir.display()))?;
+    let mut log = LogStore::new(store.clone());
+    let vote = log.read_vote().await?;
+    let ids = BTreeSet::from([id]);
+    let membership = typ::StoredMembership::new(
+        Some(applied),
+        openraft::Membership::new(vec![ids.clone()], BTreeMap::from([(id, node)])),
+    );
+    store.db().put_cf(
+        store.cf(CF_SM_META),
+        KEY_MEMBERSHIP,
+        serde_json::to_vec(&membership)?,
+    )?;
+    let mut sm = StateMachineStore::new(store.clone());
+    let built = sm.get_snapshot_builder().await.build_snapshot().await?;
+    if built.meta.last_membership != membership || built.meta.last_log_id != Some(applied) {
+        bail!("the rebuilt snapshot does not hold the new membership at the applied entry");
+    }
+    log.drop_after(applied.index)?;
+    log.purge_through(applied)?;
+    let term = vote
+        .map_or(0, |v| v.leader_id().term)
+        .max(applied.leader_id.term);
+    log.save_vote(&typ::Vote::new(term, id)).await?;
+    store.set_cluster_id(&super::new_cluster_id())?;
     drop((sm, log));
     store.db().flush_wal(true)?;
     Ok(Restored {

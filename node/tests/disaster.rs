@@ -1,0 +1,220 @@
+//! Paris burns, Auckland serves: the disaster-recovery drill, short form.
+//!
+//! Three voters in the main site and a learner in the far one; a
+//! registrar writes steadily; every main-site node is SIGKILLed at once.
+//! The learner, stopped, is made the only voter of a new cluster from what
+//! it had applied (`kauri-node ... force-new-cluster`) and started again.
+//! Then: every write acknowledged up to the learner's applied index is
+//! there and none after it, money is conserved, a retry of an acknowledged
+//! request is answered from its idempotency record, writes resume; and
+//! when the old main-site nodes come back with their data they cannot
+//! reach the new cluster (another cluster identity).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kauri_chaos_tests::{wait_until, TestCluster};
+use kauri_client::proto::*;
+use kauri_client::{linearizable, meta};
+
+const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
+
+fn index_of(sv_trid: &str) -> u64 {
+    sv_trid
+        .strip_prefix("kauri-")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{sv_trid:?} is not a server transaction id"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_far_site_takes_over_from_what_it_applied() {
+    let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland"], &[]);
+    let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
+    let paris_id = {
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        cluster.status(leader).await.expect("the leader").cluster_id
+    };
+    assert_eq!(paris_id.len(), 32, "the cluster has an identity");
+    let n4 = cluster.node(4).addr.clone();
+    cluster.spawn_with(4, &["--join"]);
+    staff
+        .change_membership(ChangeMembershipRequest {
+            op: MembershipOp::AddLearner as i32,
+            node_id: 4,
+            addr: n4.clone(),
+            site: "auckland".into(),
+        })
+        .await
+        .expect("add the Auckland learner");
+
+    // Writes go on; Paris burns in the middle of them.
+    let stop = Arc::new(AtomicBool::new(false));
+    // A short client deadline: the writes in flight at the fire give up
+    // soon instead of retrying against the dead site for 30 s.
+    let impatient = cluster.registrar_client_with(
+        "reg1",
+        kauri_client::ClientConfig {
+            deadline: Duration::from_secs(3),
+            ..Default::default()
+        },
+    );
+    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
+        impatient,
+        "test",
+        "dr",
+        stop.clone(),
+        5_000,
+        Duration::from_secs(30),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let window = {
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        cluster.status(leader).await.expect("the leader")
+    };
+    for id in [1, 2, 3] {
+        cluster.kill(id);
+    }
+    let burned = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.expect("the writer");
+    let held = cluster.status(4).await.expect("the learner answers");
+    assert_eq!(held.role, "learner");
+    assert_eq!(held.cluster_id, paris_id);
+
+    // Recover: stop the learner, make it a new cluster, start it.
+    let promoting = Instant::now();
+    let writes_gave_up = burned.elapsed();
+    cluster.terminate(4, Duration::from_secs(20));
+    let forced = std::process::Command::new(NODE_BIN)
+        .args(["--id", "4", "--site", "auckland", "--grpc-addr", &n4])
+        .arg("--data-dir")
+        .arg(&cluster.node(4).data_dir)
+        .arg("force-new-cluster")
+        .output()
+        .expect("run force-new-cluster");
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    cluster.spawn_with(4, &["--join"]);
+    let auckland = wait_until(Duration::from_secs(30), "node 4 to lead", || async {
+        let s = cluster.status(4).await?;
+        (s.role == "leader").then_some(s)
+    })
+    .await;
+    assert_ne!(auckland.cluster_id, paris_id, "a new cluster identity");
+    assert_eq!(auckland.members.len(), 1);
+    reg1.create_domain(CreateDomainRequest {
+        meta: Some(meta("reg1")),
+        name: "after-the-fire.test".into(),
+        period_years: 1,
+        registrant: "owner".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("writes resume in Auckland");
+    let recovery = promoting.elapsed();
+
+    // Up to what Auckland applied, everything; after it, nothing.
+    let (mut kept, mut lost) = (0u64, 0u64);
+    for (request, sv_trid) in &writes.acknowledged {
+        let found = reg1
+            .info_domain(InfoRequest {
+                registrar: "reg1".into(),
+                name: request.name.clone(),
+                read: linearizable(),
+            })
+            .await;
+        if index_of(sv_trid) <= held.applied_index {
+            found.unwrap_or_else(|e| panic!("{} ({sv_trid}) lost: {e}", request.name));
+            kept += 1;
+        } else {
+            let e = found.expect_err("an entry after the learner's applied index");
+            assert_eq!(e.reason, Reason::ObjectNotFound, "{e}");
+            lost += 1;
+        }
+    }
+    assert!(kept > 0, "nothing was acknowledged before the fire");
+    // A retry of an acknowledged request is answered as the first time.
+    let (request, sv_trid) = writes
+        .acknowledged
+        .iter()
+        .find(|(_, t)| index_of(t) <= held.applied_index)
+        .expect("a kept write");
+    let retried = reg1
+        .create_domain(request.clone())
+        .await
+        .expect("the retry is answered");
+    let tx = retried.tx.expect("transaction ids");
+    assert!(tx.replayed);
+    assert_eq!(&tx.sv_trid, sv_trid);
+    // Money: every domain there (the kept writes, any whose answer was lost
+    // in the fire but which Auckland applied, and the one after it) was
+    // charged once, and nothing else was.
+    let mut present = kept;
+    for failed in &writes.failed {
+        let name = failed.split(':').next().unwrap_or_default().to_string();
+        let there = reg1
+            .info_domain(InfoRequest {
+                registrar: "reg1".into(),
+                name,
+                read: linearizable(),
+            })
+            .await
+            .is_ok();
+        present += u64::from(there);
+    }
+    let account = staff
+        .info_registrar(InfoRegistrarRequest {
+            id: "reg1".into(),
+            ledger_limit: 0,
+            read: linearizable(),
+        })
+        .await
+        .expect("reg1's account");
+    let balance = account
+        .registrar
+        .and_then(|r| r.balance)
+        .map_or(0, |b| b.minor_units);
+    assert_eq!(
+        balance,
+        100_000_000 - (present as i64 + 1),
+        "money is conserved"
+    );
+
+    // The old Paris nodes come back with their data: they cannot reach
+    // the new cluster.
+    for id in [1, 2, 3] {
+        cluster.spawn(id);
+    }
+    cluster
+        .wait_for_leader_among(&[1, 2, 3], Duration::from_secs(30))
+        .await;
+    wait_until(
+        Duration::from_secs(30),
+        "node 4 to refuse Paris",
+        || async {
+            cluster
+                .log_tail(4)
+                .contains("refused a raft message from another cluster")
+                .then_some(())
+        },
+    )
+    .await;
+    let still = cluster.status(4).await.expect("node 4 answers");
+    assert_eq!(still.role, "leader");
+    assert_eq!(still.members.len(), 1);
+    eprintln!(
+        "the leader reported a window of {} entries / {:.2} s before the fire; Auckland held \
+         index {}: {kept} acknowledged writes kept, {lost} lost; the writer gave up {:?} after \
+         the kill (its client deadline); from the start of the promotion to the first accepted \
+         write {:?}",
+        window.dr_loss_window_entries,
+        window.dr_loss_window_seconds,
+        held.applied_index,
+        writes_gave_up,
+        recovery
+    );
+}
