@@ -5,10 +5,12 @@
 //! the state machine writes or answers for the same log fails this test.
 //!
 //! The file is compiled in (`include_str!`), so the check reads nothing at
-//! run time. A deliberate change of behaviour regenerates it in the same
-//! commit and says why:
-//! `cargo test -p kauri-node --lib regenerate_the_golden_log -- --ignored`,
-//! the one place that writes it. The log itself is stored, not regenerated
+//! run time, and nothing in the registry module touches the file system.
+//! A deliberate change of behaviour regenerates it in the same commit and
+//! says why: `scripts/regenerate-golden-log.sh` runs the ignored test
+//! `regenerate_the_golden_log`, which prints the log between two marker
+//! lines, and writes what is between them to the file. The log itself is
+//! stored, not regenerated
 //! by the check, so it stays the same log whatever later changes to the
 //! test helpers or proptest do.
 
@@ -301,14 +303,18 @@ fn parse(text: &str) -> (Vec<Entry>, Vec<u8>) {
     (entries, digest.expect("a D line"))
 }
 
-/// Rewrites golden/log.txt from [`generate`]; run by hand, never by the
-/// suite (see the module docs).
+/// Marks where the regenerated log begins in the test's output.
+const BEGIN_MARKER: &str = "---- kauri golden log begins ----";
+/// Marks where it ends.
+const END_MARKER: &str = "---- kauri golden log ends ----";
+
+/// Prints the log [`generate`] makes between [`BEGIN_MARKER`] and
+/// [`END_MARKER`], for scripts/regenerate-golden-log.sh; run by hand,
+/// never by the suite (see the module docs).
 #[test]
-#[ignore = "rewrites the golden log; run only for a deliberate change"]
+#[ignore = "prints the golden log; scripts/regenerate-golden-log.sh writes it"]
 fn regenerate_the_golden_log() {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/registry/tests/golden/log.txt");
-    std::fs::write(&path, render(&generate())).expect("write the golden file");
+    println!("{BEGIN_MARKER}\n{}{END_MARKER}", render(&generate()));
 }
 
 #[test]
