@@ -716,4 +716,23 @@ async fn the_cli_takes_and_verifies_backups_and_changes_the_membership() {
     assert!(unchanged.contains("nothing changed"), "{unchanged}");
     let status = cli.ok(&["cluster", "status"]);
     assert!(status.contains("lost with this site"), "{status}");
+
+    // The leadership goes where it is sent.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let target = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let moved = cli.ok(&["cluster", "transfer-leader", &target.to_string()]);
+    assert!(moved.contains("the leadership moved"), "{moved}");
+    assert!(moved.contains(&format!("node {target}")), "{moved}");
+    assert_eq!(
+        cluster.wait_for_leader(Duration::from_secs(30)).await,
+        target
+    );
+    let again = cli.ok(&["cluster", "transfer-leader", &target.to_string()]);
+    assert!(again.contains("nothing changed"), "{again}");
+    cli.fails(&["cluster", "transfer-leader", "9"], 1, "not a member");
+    cli.fails(
+        &["cluster", "promote", "1", "--main-site", "tokyo"],
+        1,
+        "no member is in site",
+    );
 }

@@ -236,14 +236,15 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         lost_storage_check(&store, &config, peer_tls.as_ref()).await?
     };
     let contacts = crate::peer::network::Contacts::default();
+    let network = Network {
+        tls: peer_tls.clone(),
+        contacts: contacts.clone(),
+        store: Some(store.clone()),
+    };
     let raft = typ::Raft::new(
         config.id,
         Arc::new(config.raft_config()?),
-        Network {
-            tls: peer_tls.clone(),
-            contacts: contacts.clone(),
-            store: Some(store.clone()),
-        },
+        network.clone(),
         LogStore::new(store.clone()),
         state_machine,
     )
@@ -260,6 +261,8 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         throttle: Arc::default(),
         contacts,
         cluster: config.cluster.clone(),
+        handover: Arc::default(),
+        peers: network,
     };
     if config.test_clock {
         tracing::warn!(

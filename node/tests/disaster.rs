@@ -9,6 +9,11 @@
 //! request is answered from its idempotency record, writes resume; and
 //! when the old main-site nodes come back with their data they cannot
 //! reach the new cluster (another cluster identity).
+//!
+//! Then failback, under writes: the old main-site nodes, wiped, rejoin as
+//! learners, become voters (the request naming the main site they return
+//! to), the leadership moves back to the main site, and the far-site node
+//! steps down to a learner.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,6 +49,7 @@ async fn the_far_site_takes_over_from_what_it_applied() {
             node_id: 4,
             addr: n4.clone(),
             site: "auckland".into(),
+            ..Default::default()
         })
         .await
         .expect("add the Auckland learner");
@@ -206,7 +212,7 @@ async fn the_far_site_takes_over_from_what_it_applied() {
     let still = cluster.status(4).await.expect("node 4 answers");
     assert_eq!(still.role, "leader");
     assert_eq!(still.members.len(), 1);
-    eprintln!(
+    let fire = format!(
         "the leader reported a window of {} entries / {:.2} s before the fire; Auckland held \
          index {}: {kept} acknowledged writes kept, {lost} lost; the writer gave up {:?} after \
          the kill (its client deadline); from the start of the promotion to the first accepted \
@@ -217,4 +223,123 @@ async fn the_far_site_takes_over_from_what_it_applied() {
         writes_gave_up,
         recovery
     );
+    let failback = fail_back(&mut cluster, &staff, &reg1).await;
+    eprintln!("{fire}\n{failback}");
+}
+
+fn step(op: MembershipOp, id: u64, main_site: &str) -> ChangeMembershipRequest {
+    ChangeMembershipRequest {
+        op: op as i32,
+        node_id: id,
+        main_site: main_site.into(),
+        ..Default::default()
+    }
+}
+
+/// Moves the voters back to the main site ("test") while reg1 writes:
+/// wiped, the old nodes rejoin as learners, are promoted naming the main
+/// site, take the leadership, and node 4 becomes a learner again.
+async fn fail_back(
+    cluster: &mut TestCluster,
+    staff: &kauri_client::KauriClient,
+    reg1: &kauri_client::KauriClient,
+) -> String {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
+        reg1.clone(),
+        "test",
+        "back",
+        stop.clone(),
+        5_000,
+        Duration::from_secs(120),
+    ));
+    let began = Instant::now();
+    for id in [1, 2, 3] {
+        cluster.terminate(id, Duration::from_secs(10));
+        cluster.wipe(id);
+        cluster.spawn_with(id, &["--join"]);
+        let addr = cluster.node(id).addr.clone();
+        staff
+            .change_membership(ChangeMembershipRequest {
+                addr,
+                site: "test".into(),
+                ..step(MembershipOp::AddLearner, id, "")
+            })
+            .await
+            .unwrap_or_else(|e| panic!("add node {id} back as a learner: {e}"));
+    }
+    for id in [1, 2, 3] {
+        wait_until(Duration::from_secs(60), "a learner to catch up", || async {
+            let s = cluster.status(4).await?;
+            let m = s.members.iter().find(|m| m.id == id)?;
+            (m.matched_index > 0 && m.lag_entries <= 16).then_some(())
+        })
+        .await;
+    }
+    // The leader's site is Auckland now: growing the main site's voters
+    // must say that the main site is where they are going.
+    let thin = staff
+        .change_membership(step(MembershipOp::Promote, 1, ""))
+        .await
+        .expect_err("Auckland would hold 1 of 2 voters");
+    assert!(thin.message.contains("no majority"), "{thin}");
+    for id in [1, 2] {
+        staff
+            .change_membership(step(MembershipOp::Promote, id, "test"))
+            .await
+            .unwrap_or_else(|e| panic!("promote node {id} back: {e}"));
+    }
+    staff
+        .change_membership(step(MembershipOp::TransferLeader, 1, ""))
+        .await
+        .expect("the leadership moves back to the main site");
+    assert_eq!(cluster.wait_for_leader(Duration::from_secs(30)).await, 1);
+    staff
+        .change_membership(step(MembershipOp::Demote, 4, ""))
+        .await
+        .expect("Auckland steps down to a learner");
+    let home = staff
+        .change_membership(step(MembershipOp::Promote, 3, ""))
+        .await
+        .expect("the third main-site voter");
+    let voters: Vec<u64> = home
+        .members
+        .iter()
+        .filter(|m| m.voter)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(voters, [1, 2, 3]);
+    let took = began.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.expect("the writer");
+    assert!(
+        writes.failed.is_empty(),
+        "writes failed: {:?}",
+        writes.failed
+    );
+    kauri_chaos_tests::fixtures::assert_all_present(reg1, &writes.created).await;
+    let leader = cluster.status(1).await.expect("node 1 answers");
+    assert_eq!(leader.role, "leader");
+    assert_eq!(
+        leader.dr_far_site_nodes, 1,
+        "Auckland is the far site again"
+    );
+    let digests = cluster.converged_digests(Duration::from_secs(30)).await;
+    assert_eq!(digests.len(), 4);
+    assert!(
+        digests.windows(2).all(|w| w[0].digest == w[1].digest),
+        "replicas differ after failback: {digests:?}"
+    );
+    let slowest = writes
+        .took
+        .iter()
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap_or_default();
+    format!(
+        "failback (wipe, rejoin, promote, transfer, demote) took {took:?}; {} writes during it, \
+         the slowest {slowest:?}, none failed",
+        writes.created.len()
+    )
 }

@@ -60,7 +60,12 @@ async fn caught_up(cluster: &TestCluster, id: u64) {
 
 /// The first domain the background writer created (it starts at once).
 async fn created_so_far(reg1: &KauriClient) -> String {
-    let name = "load-0.test".to_string();
+    created_so_far_named(reg1, "load-0.test").await
+}
+
+/// Waits until the background writer has created `name`, and returns it.
+async fn created_so_far_named(reg1: &KauriClient, name: &str) -> String {
+    let name = name.to_string();
     wait_until(Duration::from_secs(30), "the first write", || async {
         reg1.info_domain(InfoRequest {
             registrar: "reg1".into(),
@@ -187,10 +192,23 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
         .count();
     assert_eq!(main_site, 3);
 
-    // The main site (the leader's, "test") holds 3 of 5 voters; demoting
-    // one of them would leave it 2 of 4.
+    // The leadership moves to another main-site voter: with five voters
+    // the target needs a vote beyond the old leader's, so this waits out
+    // the followers' leases.
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
     let other = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap_or(1);
+    staff
+        .change_membership(step(MembershipOp::TransferLeader, other))
+        .await
+        .expect("transfer the leadership among five voters");
+    assert_eq!(
+        cluster.wait_for_leader(Duration::from_secs(30)).await,
+        other
+    );
+    let other = leader;
+
+    // The main site (the leader's, "test") holds 3 of 5 voters; demoting
+    // one of them would leave it 2 of 4.
     let thin = staff
         .change_membership(step(MembershipOp::Demote, other))
         .await
@@ -267,6 +285,98 @@ async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     assert!(
         digests.windows(2).all(|w| w[0].digest == w[1].digest),
         "replicas differ after the changes: {digests:?}"
+    );
+}
+
+/// Leadership transfer under writes: the leader holds writes for the
+/// moment of the handover (a pause, no failed write), the target is the
+/// next leader, a transfer to the leader changes nothing and one to a
+/// learner or a stranger is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leadership_moves_where_it_is_sent_under_writes() {
+    let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland"], &[]);
+    let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
+    cluster.spawn_with(4, &["--join"]);
+    let n4 = cluster.node(4).addr.clone();
+    staff
+        .change_membership(add_learner(4, &n4, "auckland"))
+        .await
+        .expect("add learner 4");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
+        reg1.clone(),
+        "test",
+        "handover",
+        stop.clone(),
+        MAX_WRITES,
+        Duration::from_secs(120),
+    ));
+    created_so_far_named(&reg1, "handover-0.test").await;
+    let mut pauses = Vec::new();
+    for _ in 0..3 {
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+        let target = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap_or(1);
+        let began = Instant::now();
+        let moved = staff
+            .change_membership(step(MembershipOp::TransferLeader, target))
+            .await
+            .expect("transfer the leadership");
+        pauses.push(began.elapsed());
+        assert_eq!(voters(&moved.members), [1, 2, 3]);
+        assert_eq!(
+            cluster.wait_for_leader(Duration::from_secs(30)).await,
+            target
+        );
+        // Some writes at the new leader before the next handover.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let stay = staff
+        .change_membership(step(MembershipOp::TransferLeader, leader))
+        .await
+        .expect("to the leader itself");
+    assert!(!stay.changed);
+    let learner = staff
+        .change_membership(step(MembershipOp::TransferLeader, 4))
+        .await
+        .expect_err("a learner does not lead");
+    assert!(
+        learner.message.contains("only a voter can lead"),
+        "{learner}"
+    );
+    let stranger = staff
+        .change_membership(step(MembershipOp::TransferLeader, 9))
+        .await
+        .expect_err("not a member");
+    assert!(stranger.message.contains("not a member"), "{stranger}");
+    let refused = reg1
+        .change_membership(step(MembershipOp::TransferLeader, 1))
+        .await
+        .expect_err("a registrar may not move the leadership");
+    assert_eq!(refused.code, tonic::Code::PermissionDenied, "{refused}");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer.await.expect("writer task");
+    assert!(
+        writes.failed.is_empty(),
+        "writes failed: {:?}",
+        writes.failed
+    );
+    let slowest = writes
+        .took
+        .iter()
+        .map(|(_, t)| *t)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "three handovers took {pauses:?}; {} writes, the slowest {slowest:?}, none failed",
+        writes.created.len()
+    );
+    kauri_chaos_tests::fixtures::assert_all_present(&reg1, &writes.created).await;
+    assert_eq!(
+        cluster.status(4).await.expect("node 4 answers").role,
+        "learner"
     );
 }
 

@@ -224,6 +224,60 @@ async fn extreme_messages_from_a_node_certificate_leave_every_node_serving() {
         assert!(!name.starts_with("receiving"), "{name} left behind");
     }
 
+    // Leadership transfer is the leader's word alone: another node's
+    // certificate, a stale term or an unbounded hold are refused, and the
+    // follower neither stands for election nor stops electing.
+    let current = cluster.status(follower).await.unwrap();
+    let ask = |target, term, hold_elections_ms| TransferLeadershipRequest {
+        target,
+        term,
+        hold_elections_ms,
+    };
+    let mut bystander = raft_as(&addr, &certs.nodes[other as usize - 1], &current.cluster_id);
+    for (req, what) in [
+        (
+            ask(follower, current.term, 1000),
+            "a non-leader asks it to stand",
+        ),
+        (
+            ask(leader, current.term, 60_000),
+            "a non-leader asks it to stand aside",
+        ),
+    ] {
+        let e = bystander.transfer_leadership(req).await.expect_err(what);
+        assert_eq!(
+            e.code(),
+            Code::FailedPrecondition,
+            "{what}: {}",
+            e.message()
+        );
+        assert!(
+            e.message().contains("only the current leader"),
+            "{}",
+            e.message()
+        );
+    }
+    let e = raft
+        .transfer_leadership(ask(follower, current.term.saturating_sub(1), 1000))
+        .await
+        .expect_err("a stale term");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    let e = raft
+        .transfer_leadership(ask(other, current.term, u32::MAX))
+        .await
+        .expect_err("an unbounded hold");
+    assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
+    let mut stranger = raft_as(&addr, &certs.nodes[leader as usize - 1], "");
+    let e = stranger
+        .transfer_leadership(ask(follower, current.term, 1000))
+        .await
+        .expect_err("no cluster identity");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert_eq!(
+        cluster.wait_for_leader(Duration::from_secs(30)).await,
+        leader
+    );
+
     // Every node is up, the term did not move, and writes go on.
     for id in cluster.ids() {
         assert!(cluster.is_running(id), "node {id} exited");

@@ -1,5 +1,6 @@
 //! `kauri cluster status`, `digest`, `snapshot`, `advance-clock`, and the
-//! membership steps `add-learner`, `promote`, `demote`, `remove`.
+//! membership steps `add-learner`, `promote`, `demote`, `remove`, and
+//! `transfer-leader`.
 
 use clap::Subcommand;
 use kauri_client::ClientError;
@@ -31,15 +32,28 @@ pub enum ClusterCmd {
     Promote {
         /// The learner's id.
         id: u64,
+        #[command(flatten)]
+        main: MainSite,
     },
     /// Make a voter a learner (it keeps the log but stops voting).
     Demote {
         /// The voter's id.
         id: u64,
+        #[command(flatten)]
+        main: MainSite,
     },
     /// Remove a node from the cluster; stop its process afterwards.
     Remove {
         /// The node's id.
+        id: u64,
+        #[command(flatten)]
+        main: MainSite,
+    },
+    /// Hand the leadership to another voter: the leader holds new writes
+    /// (clients see a short pause, not errors), waits until the voter has
+    /// its whole log, and has it elected.
+    TransferLeader {
+        /// The voter that is to lead.
         id: u64,
     },
     /// Move every endpoint's proposer clock forward (nodes started with
@@ -48,6 +62,16 @@ pub enum ClusterCmd {
         /// Milliseconds to add.
         ms: i64,
     },
+}
+
+/// The site whose majority of voters a membership step must keep.
+#[derive(Debug, clap::Args)]
+pub struct MainSite {
+    /// The site that must keep a majority of the voters (default: the
+    /// leader's). Failing back after a disaster names the site the voters
+    /// are returning to, e.g. --main-site paris.
+    #[arg(long)]
+    main_site: Option<String>,
 }
 
 pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
@@ -60,7 +84,8 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
         ClusterCmd::AddLearner { .. }
         | ClusterCmd::Promote { .. }
         | ClusterCmd::Demote { .. }
-        | ClusterCmd::Remove { .. } => Ok(()),
+        | ClusterCmd::Remove { .. }
+        | ClusterCmd::TransferLeader { .. } => Ok(()),
         ClusterCmd::AdvanceClock { ms } => {
             on_each(
                 ctx,
@@ -136,20 +161,23 @@ pub async fn run(ctx: &Ctx, cmd: ClusterCmd) -> Result<(), ClientError> {
 /// The membership change a command asks for, if it is one.
 fn membership_step(cmd: &ClusterCmd) -> Option<kauri_client::proto::ChangeMembershipRequest> {
     use kauri_client::proto::{ChangeMembershipRequest, MembershipOp};
-    let step = |op: MembershipOp, id: u64| ChangeMembershipRequest {
+    let step = |op: MembershipOp, id: u64, main: &MainSite| ChangeMembershipRequest {
         op: op as i32,
         node_id: id,
+        main_site: main.main_site.clone().unwrap_or_default(),
         ..Default::default()
     };
+    let none = MainSite { main_site: None };
     Some(match cmd {
         ClusterCmd::AddLearner { id, addr, site } => ChangeMembershipRequest {
             addr: addr.clone(),
             site: site.clone(),
-            ..step(MembershipOp::AddLearner, *id)
+            ..step(MembershipOp::AddLearner, *id, &none)
         },
-        ClusterCmd::Promote { id } => step(MembershipOp::Promote, *id),
-        ClusterCmd::Demote { id } => step(MembershipOp::Demote, *id),
-        ClusterCmd::Remove { id } => step(MembershipOp::Remove, *id),
+        ClusterCmd::Promote { id, main } => step(MembershipOp::Promote, *id, main),
+        ClusterCmd::Demote { id, main } => step(MembershipOp::Demote, *id, main),
+        ClusterCmd::Remove { id, main } => step(MembershipOp::Remove, *id, main),
+        ClusterCmd::TransferLeader { id } => step(MembershipOp::TransferLeader, *id, &none),
         _ => return None,
     })
 }

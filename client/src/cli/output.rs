@@ -776,12 +776,15 @@ fn members(out: &mut String, members: &[Member]) {
 impl Output for ChangeMembershipResponse {
     fn human(&self) -> String {
         let mut out = String::new();
-        let what = if self.changed {
-            format!("changed at log index {}", self.log_index)
-        } else {
-            "already as asked; nothing changed".to_string()
+        let what = match (self.changed, self.log_index) {
+            (true, 0) => "unchanged (the leadership moved)".to_string(),
+            (true, index) => format!("changed at log index {index}"),
+            (false, _) => "already as asked; nothing changed".to_string(),
         };
         line(&mut out, "membership", what);
+        if self.leader_id != 0 {
+            line(&mut out, "leader", format!("node {}", self.leader_id));
+        }
         members(&mut out, &self.members);
         out
     }

@@ -124,7 +124,15 @@ impl Cluster for ClusterService {
         if changed {
             tracing::info!(?plan, by = %who, "changing the membership");
         }
-        let log_index = membership::change(raft, plan).await?;
+        let mut leader_id = None;
+        let log_index = match plan {
+            membership::Plan::TransferLeader(target) => {
+                super::handover::transfer(&self.node, target).await?;
+                leader_id = Some(target);
+                0
+            }
+            plan => membership::change(raft, plan).await?,
+        };
         if changed {
             tracing::info!(log_index, "membership changed");
         }
@@ -132,6 +140,9 @@ impl Cluster for ClusterService {
             members: membership::members(&membership::view(&self.node)),
             log_index,
             changed,
+            leader_id: leader_id
+                .or(raft.metrics().borrow().current_leader)
+                .unwrap_or(0),
         }))
     }
 

@@ -16,10 +16,13 @@
 //! - a learner is promoted only once it is at most [`MAX_PROMOTE_LAG`]
 //!   entries behind the leader's log;
 //! - the last voter is never demoted or removed;
-//! - the main site, the site of the leader, keeps a majority of the voters
-//!   by itself: a change that would take that away (or make it thinner
-//!   when it is already missing) is refused, so losing the far site never
-//!   costs the main one its quorum.
+//! - the main site, the site of the leader unless the request names one,
+//!   keeps a majority of the voters by itself: a change that would take
+//!   that away (or make it thinner when it is already missing) is refused,
+//!   so losing the far site never costs the main one its quorum. Failing
+//!   back names the site the voters return to;
+//! - the leadership goes only to a voter, and not while a membership change
+//!   is in progress (the transfer itself is [`super::handover`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -44,8 +47,12 @@ pub struct View {
     pub nodes: BTreeMap<NodeId, NodeInfo>,
     /// The voters.
     pub voters: BTreeSet<NodeId>,
+    /// This node (the leader, when a plan is made).
+    pub leader: NodeId,
     /// The leader's site: the main site.
     pub leader_site: String,
+    /// Whether a joint (two-configuration) membership is in effect.
+    pub joint: bool,
     /// The leader's last log index.
     pub last_log_index: u64,
     /// The last log index each member is known to hold (on the leader;
@@ -122,6 +129,8 @@ pub enum Plan {
     RemoveVoter(NodeId),
     /// Remove a learner.
     RemoveLearner(NodeId),
+    /// Hand the leadership to a voter.
+    TransferLeader(NodeId),
 }
 
 fn refuse(reason: Reason, field: &str, message: String) -> Status {
@@ -146,7 +155,7 @@ pub fn plan(view: &View, req: &ChangeMembershipRequest) -> Result<Plan, Status> 
             return Err(refuse(
                 Reason::InvalidField,
                 "op",
-                "must be ADD_LEARNER, PROMOTE, DEMOTE or REMOVE".into(),
+                "must be ADD_LEARNER, PROMOTE, DEMOTE, REMOVE or TRANSFER_LEADER".into(),
             ))
         }
         MembershipOp::AddLearner => {
@@ -220,9 +229,54 @@ pub fn plan(view: &View, req: &ChangeMembershipRequest) -> Result<Plan, Status> 
             (Some(_), true) => Plan::RemoveVoter(id),
             (Some(_), false) => Plan::RemoveLearner(id),
         },
+        MembershipOp::TransferLeader => {
+            match (member, voter) {
+                (None, _) => return Err(not_member(id)),
+                (Some(_), false) => {
+                    return Err(refuse(
+                        Reason::PolicyViolation,
+                        "node_id",
+                        format!("node {id} is a learner: only a voter can lead (promote it first)"),
+                    ))
+                }
+                (Some(_), true) if id == view.leader => Plan::Unchanged,
+                (Some(_), true) if view.joint => return Err(refuse(
+                    Reason::PolicyViolation,
+                    "op",
+                    "a membership change is in progress; transfer the leadership when it is done"
+                        .into(),
+                )),
+                (Some(_), true) => Plan::TransferLeader(id),
+            }
+        }
     };
-    check_voters(view, &plan)?;
+    let main_site = main_site(view, req)?;
+    check_voters(view, &main_site, &plan)?;
     Ok(plan)
+}
+
+/// The site that must keep a majority of the voters: the one the request
+/// names, or the leader's.
+fn main_site(view: &View, req: &ChangeMembershipRequest) -> Result<String, Status> {
+    let named = req.main_site.trim();
+    if named.is_empty() {
+        return Ok(view.leader_site.clone());
+    }
+    if !view.nodes.values().any(|n| n.site == named) {
+        let mut sites: Vec<&str> = view.nodes.values().map(|n| n.site.as_str()).collect();
+        sites.sort_unstable();
+        sites.dedup();
+        return Err(refuse(
+            Reason::InvalidField,
+            "main_site",
+            format!(
+                "no member is in site {:?} (the sites are {})",
+                crate::registry::fields::clip(named),
+                sites.join(", ")
+            ),
+        ));
+    }
+    Ok(named.to_string())
 }
 
 /// The address and site of a learner to add.
@@ -265,7 +319,7 @@ fn not_member(id: NodeId) -> Status {
 
 /// Refuses a step that would leave no voter, or take from the main site
 /// its majority of the voters.
-fn check_voters(view: &View, plan: &Plan) -> Result<(), Status> {
+fn check_voters(view: &View, main_site: &str, plan: &Plan) -> Result<(), Status> {
     let mut after = view.voters.clone();
     match plan {
         Plan::Promote(id) => {
@@ -274,7 +328,10 @@ fn check_voters(view: &View, plan: &Plan) -> Result<(), Status> {
         Plan::Demote(id) | Plan::RemoveVoter(id) => {
             after.remove(id);
         }
-        Plan::Unchanged | Plan::AddLearner(..) | Plan::RemoveLearner(_) => return Ok(()),
+        Plan::Unchanged
+        | Plan::AddLearner(..)
+        | Plan::RemoveLearner(_)
+        | Plan::TransferLeader(_) => return Ok(()),
     }
     if after.is_empty() {
         return Err(refuse(
@@ -284,35 +341,28 @@ fn check_voters(view: &View, plan: &Plan) -> Result<(), Status> {
                 .into(),
         ));
     }
-    // How many voters the main site holds beyond half of them.
-    let margin = |voters: &BTreeSet<NodeId>| {
-        let main = voters
+    let in_main = |voters: &BTreeSet<NodeId>| {
+        voters
             .iter()
-            .filter(|id| {
-                view.nodes
-                    .get(id)
-                    .is_some_and(|n| n.site == view.leader_site)
-            })
-            .count() as i64;
-        2 * main - voters.len() as i64
+            .filter(|id| view.nodes.get(id).is_some_and(|n| n.site == main_site))
+            .count() as i64
     };
+    // How many voters the main site holds beyond half of them.
+    let margin = |voters: &BTreeSet<NodeId>| 2 * in_main(voters) - voters.len() as i64;
     let (before, then) = (margin(&view.voters), margin(&after));
     if then <= 0 && then < before {
-        let main = after
-            .iter()
-            .filter(|id| {
-                view.nodes
-                    .get(id)
-                    .is_some_and(|n| n.site == view.leader_site)
-            })
-            .count();
+        let whose = if main_site == view.leader_site {
+            "the leader's"
+        } else {
+            "as named"
+        };
         return Err(refuse(
             Reason::PolicyViolation,
             "node_id",
             format!(
-                "the main site {:?} (the leader's) would hold {main} of {} voters, no majority: \
-                 losing the other sites would then stop writes",
-                view.leader_site,
+                "the main site {main_site:?} ({whose}) would hold {} of {} voters, no \
+                 majority: losing the other sites would then stop writes",
+                in_main(&after),
                 after.len()
             ),
         ));
@@ -389,7 +439,9 @@ pub fn view(node: &super::Node) -> View {
     View {
         nodes,
         voters: membership.voter_ids().collect(),
+        leader: node.id,
         leader_site: node.site.clone(),
+        joint: membership.get_joint_config().len() > 1,
         last_log_index,
         matched: matched.into_iter().filter(|(_, i)| *i > 0).collect(),
         lag_seconds,
@@ -413,6 +465,11 @@ pub fn whole_log_seconds(node: &super::Node, last_log_index: u64) -> f64 {
 pub async fn change(raft: &typ::Raft, plan: Plan) -> Result<u64, Status> {
     let result = match plan {
         Plan::Unchanged => return Ok(0),
+        Plan::TransferLeader(_) => {
+            return Err(status::internal(
+                "a leadership transfer is not a membership change (see api::handover)",
+            ))
+        }
         Plan::AddLearner(id, node) => raft.add_learner(id, node, false).await,
         Plan::Promote(id) => {
             raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
@@ -475,7 +532,9 @@ mod tests {
                 (5, node("10.1.0.5:7000", "auckland")),
             ]),
             voters: BTreeSet::from([1, 2, 3]),
+            leader: 1,
             leader_site: "paris".into(),
+            joint: false,
             last_log_index: 1000,
             matched: BTreeMap::from([(1, 1000), (2, 1000), (3, 998), (4, 990), (5, 10)]),
             lag_seconds: BTreeMap::from([(3, 0.5), (4, 3.0), (5, 600.0)]),
@@ -570,6 +629,52 @@ mod tests {
         for op in [MembershipOp::Demote, MembershipOp::Remove] {
             assert!(refused(&alone, &req(op, 1)).contains("last voter"));
         }
+    }
+
+    /// After a disaster the far site leads alone; failing back grows the
+    /// voters in the named main site, which the leader's site rule would
+    /// refuse.
+    #[test]
+    fn failing_back_names_the_site_the_voters_return_to() {
+        let mut v = view();
+        v.voters = BTreeSet::from([4]);
+        v.leader = 4;
+        v.leader_site = "auckland".into();
+        let back = |id, site: &str| ChangeMembershipRequest {
+            main_site: site.into(),
+            ..req(MembershipOp::Promote, id)
+        };
+        let thin = refused(&v, &req(MembershipOp::Promote, 1));
+        assert!(
+            thin.contains("\"auckland\" (the leader's) would hold 1 of 2"),
+            "{thin}"
+        );
+        assert_eq!(plan(&v, &back(1, "paris")).unwrap(), Plan::Promote(1));
+        v.voters.insert(1);
+        assert_eq!(plan(&v, &back(2, "paris")).unwrap(), Plan::Promote(2));
+        // Named or not, the site must exist, and the rule still holds for it.
+        assert!(refused(&v, &back(2, "tokyo")).contains("no member is in site \"tokyo\""));
+        v.voters = BTreeSet::from([1, 2, 4]);
+        let demote = ChangeMembershipRequest {
+            main_site: "paris".into(),
+            ..req(MembershipOp::Demote, 1)
+        };
+        assert!(refused(&v, &demote).contains("\"paris\" (as named) would hold 1 of 2"));
+    }
+
+    #[test]
+    fn the_leadership_goes_only_to_a_voter_between_changes() {
+        let v = view();
+        let to = |id| req(MembershipOp::TransferLeader, id);
+        assert_eq!(plan(&v, &to(2)).unwrap(), Plan::TransferLeader(2));
+        assert_eq!(plan(&v, &to(1)).unwrap(), Plan::Unchanged);
+        assert!(refused(&v, &to(4)).contains("only a voter can lead"));
+        assert!(refused(&v, &to(9)).contains("not a member"));
+        let joint = View {
+            joint: true,
+            ..view()
+        };
+        assert!(refused(&joint, &to(2)).contains("in progress"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod admin;
 mod cluster;
+pub mod handover;
 pub mod membership;
 mod registry;
 pub mod status;
@@ -101,6 +102,10 @@ pub struct Node {
     pub contacts: crate::peer::network::Contacts,
     /// The cluster's name (`--cluster-name`).
     pub cluster: String,
+    /// Holds proposals while the leadership is handed over.
+    pub handover: std::sync::Arc<handover::Gate>,
+    /// Messages to peers outside openraft's (leadership transfer).
+    pub peers: crate::peer::network::Network,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;
@@ -165,6 +170,7 @@ impl Node {
             ));
         }
         use crate::telemetry::{proposal as counted, ProposalResult};
+        let _pass = self.handover.pass().await;
         let write = self.raft.client_write(LogPayload(bytes));
         let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => {
@@ -224,6 +230,7 @@ impl Node {
             via: String::new(),
         };
         use crate::telemetry::{proposal as counted, ProposalResult};
+        let _pass = self.handover.pass().await;
         let write = self.raft.client_write(LogPayload(proposal.encode_to_vec()));
         let response = match tokio::time::timeout(WRITE_TIMEOUT, write).await {
             Err(_) => {

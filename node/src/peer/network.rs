@@ -70,6 +70,32 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+impl Network {
+    /// Sends `Raft.TransferLeadership` to node `peer` at `addr` (see
+    /// `api::handover`).
+    pub async fn transfer_leadership(
+        &self,
+        peer: NodeId,
+        addr: &str,
+        req: kauri_proto::v1::TransferLeadershipRequest,
+    ) -> Result<(), String> {
+        let tls = self.tls.as_ref().map(|t| t.expecting_node(peer));
+        let channel = kauri_client::tls::channel(addr, tls.as_ref(), CONNECT_TIMEOUT)?;
+        let mut request = tonic::Request::new(req);
+        request.set_timeout(Duration::from_secs(2));
+        if let Some(id) = self.store.as_ref().and_then(|s| s.cluster_id()) {
+            if let Ok(value) = id.parse() {
+                request.metadata_mut().insert(CLUSTER_ID_HEADER, value);
+            }
+        }
+        RaftClient::new(channel)
+            .transfer_leadership(request)
+            .await
+            .map(|_| ())
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+}
+
 /// Raft RPC client for one peer.
 pub struct PeerClient {
     target: NodeId,

@@ -4,8 +4,11 @@
 //! (including its errors) back. Snapshots are received by the node's
 //! [`SnapshotInbox`] and reach openraft only once verified.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use kauri_proto::v1::raft_server::Raft as RaftRpc;
-use kauri_proto::v1::RaftMessage;
+use kauri_proto::v1::{RaftMessage, TransferLeadershipRequest, TransferLeadershipResponse};
 use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
 use openraft::SnapshotSegmentId;
 use tonic::{Request, Response, Status};
@@ -21,6 +24,9 @@ pub struct RaftService {
     fence: VoteFence,
     inbox: SnapshotInbox,
     store: crate::storage::Store,
+    /// Counts requests to stand aside, so that only the latest one's
+    /// timer lets this node elect again.
+    standing_aside: Arc<AtomicU64>,
 }
 
 /// Keeps a node that lost its disk out of elections until it holds every
@@ -65,7 +71,27 @@ impl RaftService {
             fence,
             inbox,
             store,
+            standing_aside: Arc::default(),
         }
+    }
+
+    /// Lets this node start elections again after `hold` (at once when
+    /// zero), unless a later request says otherwise.
+    fn stand_aside(&self, hold: std::time::Duration) {
+        let generation = self.standing_aside.fetch_add(1, Ordering::SeqCst) + 1;
+        let runtime = self.raft.runtime_config();
+        if hold.is_zero() {
+            runtime.elect(true);
+            return;
+        }
+        runtime.elect(false);
+        let (raft, latest) = (self.raft.clone(), self.standing_aside.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            if latest.load(Ordering::SeqCst) == generation {
+                raft.runtime_config().elect(true);
+            }
+        });
     }
 
     /// Refuses a message from another cluster: one whose identity differs
@@ -178,6 +204,65 @@ impl RaftRpc for RaftService {
         let rpc: typ::VoteRequest = decode(&request.into_inner().payload).map_err(bad_payload)?;
         bounds::vote(&rpc, &receiver).map_err(|e| out_of_bounds("Vote", e))?;
         reply(&self.raft.vote(rpc).await)
+    }
+
+    async fn transfer_leadership(
+        &self,
+        request: Request<TransferLeadershipRequest>,
+    ) -> Result<Response<TransferLeadershipResponse>, Status> {
+        self.check_cluster(&request)?;
+        let sender = self.receiver(&request).sender;
+        let req = request.into_inner();
+        let hold = std::time::Duration::from_millis(u64::from(req.hold_elections_ms));
+        if hold > crate::api::handover::MAX_HOLD {
+            return Err(Status::invalid_argument(format!(
+                "hold_elections_ms {} exceeds {}",
+                req.hold_elections_ms,
+                crate::api::handover::MAX_HOLD.as_millis()
+            )));
+        }
+        let m = self.raft.metrics().borrow().clone();
+        // Electing again is what a node does anyway: any peer may ask.
+        if hold.is_zero() && req.target != m.id {
+            self.stand_aside(hold);
+            return Ok(Response::new(TransferLeadershipResponse {}));
+        }
+        // Standing aside or for election only at the word of the leader
+        // this node follows now.
+        let from_leader = m.current_leader.is_some()
+            && m.current_leader != Some(m.id)
+            && (sender.is_none() || sender == m.current_leader);
+        if !from_leader || req.term != m.current_term {
+            tracing::warn!(
+                ?sender,
+                term = req.term,
+                "refused a leadership transfer request"
+            );
+            return Err(Status::failed_precondition(format!(
+                "only the current leader ({:?}, term {}) hands over the leadership; the request                  came from {:?} in term {}",
+                m.current_leader, m.current_term, sender, req.term
+            )));
+        }
+        if req.target == m.id {
+            tracing::info!(
+                term = req.term,
+                "standing for election: the leader hands over"
+            );
+            self.stand_aside(std::time::Duration::ZERO);
+            self.raft
+                .trigger()
+                .elect()
+                .await
+                .map_err(|e| Status::unavailable(format!("cannot start an election: {e}")))?;
+        } else {
+            tracing::info!(
+                target = req.target,
+                ?hold,
+                "standing aside for a leadership transfer"
+            );
+            self.stand_aside(hold);
+        }
+        Ok(Response::new(TransferLeadershipResponse {}))
     }
 
     async fn install_snapshot(
