@@ -53,9 +53,7 @@ pub async fn registry_with_reg1(
 ) {
     use kauri_client::devpki::DEV_STAFF;
     use kauri_client::meta;
-    use kauri_client::proto::{
-        CreateContactRequest, CreateRegistrarRequest, CreateTldRequest, DepositFundsRequest,
-    };
+    use kauri_client::proto::CreateTldRequest;
     let currency = policy.currency.clone();
     staff
         .create_tld(CreateTldRequest {
@@ -65,33 +63,60 @@ pub async fn registry_with_reg1(
         })
         .await
         .expect("create the TLD");
+    add_registrar(staff, reg1, "reg1", &currency, deposit).await;
+}
+
+/// The contact [`add_registrar`] makes for registrar `id` (contact ids are
+/// registry-wide): `owner` for reg1, `owner-{id}` for the others.
+pub fn owner_of(id: &str) -> String {
+    if id == "reg1" {
+        "owner".into()
+    } else {
+        format!("owner-{id}")
+    }
+}
+
+/// Creates registrar `id` (password "correct horse") in `currency`, funds
+/// it with `deposit` and gives it the contact [`owner_of`] `id`, through
+/// `registrar` (a client acting as `id`).
+pub async fn add_registrar(
+    staff: &kauri_client::KauriClient,
+    registrar: &kauri_client::KauriClient,
+    id: &str,
+    currency: &str,
+    deposit: i64,
+) {
+    use kauri_client::devpki::DEV_STAFF;
+    use kauri_client::meta;
+    use kauri_client::proto::{CreateContactRequest, CreateRegistrarRequest, DepositFundsRequest};
     staff
         .create_registrar(CreateRegistrarRequest {
             meta: Some(meta(DEV_STAFF)),
-            id: "reg1".into(),
-            name: "Registrar One".into(),
+            id: id.into(),
+            name: format!("Registrar {id}"),
             password: "correct horse".into(),
-            currency,
+            currency: currency.into(),
         })
         .await
-        .expect("create registrar reg1");
+        .unwrap_or_else(|e| panic!("create registrar {id}: {e}"));
     staff
         .deposit_funds(DepositFundsRequest {
             meta: Some(meta(DEV_STAFF)),
-            registrar: "reg1".into(),
+            registrar: id.into(),
             amount_minor_units: deposit,
-            reference: "wire 1".into(),
+            reference: format!("wire for {id}"),
         })
         .await
-        .expect("deposit for reg1");
-    reg1.create_contact(CreateContactRequest {
-        meta: Some(meta("reg1")),
-        id: "owner".into(),
-        fields: Some(contact_fields("Owner Person", "owner@example.nz")),
-        auth_info: String::new(),
-    })
-    .await
-    .expect("create contact owner");
+        .unwrap_or_else(|e| panic!("deposit for {id}: {e}"));
+    registrar
+        .create_contact(CreateContactRequest {
+            meta: Some(meta(id)),
+            id: owner_of(id),
+            fields: Some(contact_fields("Owner Person", "owner@example.nz")),
+            auth_info: String::new(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create contact owner of {id}: {e}"));
 }
 
 /// What [`write_steadily`] did.
@@ -120,6 +145,20 @@ pub async fn write_steadily(
     max: usize,
     limit: std::time::Duration,
 ) -> Writes {
+    write_steadily_as(reg1, "reg1", tld, prefix, stop, max, limit).await
+}
+
+/// [`write_steadily`] as registrar `registrar` (set up with
+/// [`add_registrar`]) through `client`.
+pub async fn write_steadily_as(
+    client: kauri_client::KauriClient,
+    registrar: &str,
+    tld: &str,
+    prefix: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    max: usize,
+    limit: std::time::Duration,
+) -> Writes {
     use kauri_client::proto::CreateDomainRequest;
     let mut writes = Writes::default();
     let started = std::time::Instant::now();
@@ -129,14 +168,14 @@ pub async fn write_steadily(
         }
         let name = format!("{prefix}-{i}.{tld}");
         let request = CreateDomainRequest {
-            meta: Some(kauri_client::meta("reg1")),
+            meta: Some(kauri_client::meta(registrar)),
             name: name.clone(),
             period_years: 1,
-            registrant: "owner".into(),
+            registrant: owner_of(registrar),
             ..Default::default()
         };
         let sent = std::time::Instant::now();
-        match reg1.create_domain(request.clone()).await {
+        match client.create_domain(request.clone()).await {
             Ok(answer) => {
                 writes.created.push(name);
                 let sv_trid = answer.tx.map(|t| t.sv_trid).unwrap_or_default();

@@ -1,12 +1,13 @@
 //! Paris burns, Auckland serves: the disaster-recovery drill, short form.
 //!
-//! Three voters in the main site and a learner in the far one; a
-//! registrar writes steadily; every main-site node is SIGKILLed at once.
+//! Three voters in the main site and a learner in the far one; several
+//! registrars write steadily; every main-site node is SIGKILLed at once.
 //! The learner, stopped, is made the only voter of a new cluster from what
 //! it had applied (`kauri-node ... force-new-cluster`) and started again.
 //! Then: every write acknowledged up to the learner's applied index is
-//! there and none after it, money is conserved, a retry of an acknowledged
-//! request is answered from its idempotency record, writes resume; and
+//! there and none after it, each registrar's money is conserved, a retry
+//! of an acknowledged request is answered from its idempotency record,
+//! writes resume; and
 //! when the old main-site nodes come back with their data they cannot
 //! reach the new cluster (another cluster identity).
 //!
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use kauri_chaos_tests::{wait_until, TestCluster};
 use kauri_client::proto::*;
-use kauri_client::{linearizable, meta};
+use kauri_client::{linearizable, meta, KauriClient};
 
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
 
@@ -32,10 +33,47 @@ fn index_of(sv_trid: &str) -> u64 {
         .unwrap_or_else(|| panic!("{sv_trid:?} is not a server transaction id"))
 }
 
+/// The short drill (CI): three registrars, two seconds of load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_far_site_takes_over_from_what_it_applied() {
+    let report = drill(3, Duration::from_secs(2)).await;
+    eprintln!("{report}");
+}
+
+/// The long drill, on demand: `KAURI_DR_LOAD_SECS` (default 120) of load
+/// from six registrars before the fire.
+/// `KAURI_DR_LOAD_SECS=300 cargo test -p kauri-node --test disaster -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "long; run on demand"]
+async fn the_long_drill() {
+    let secs = std::env::var("KAURI_DR_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let report = drill(6, Duration::from_secs(secs)).await;
+    eprintln!("{report}");
+}
+
+/// Starting balance of every registrar; creates cost 1.
+const DEPOSIT: i64 = 100_000_000;
+
+/// One registrar's writes in the drill.
+struct Writer {
+    id: String,
+    client: KauriClient,
+    writes: tokio::task::JoinHandle<kauri_chaos_tests::fixtures::Writes>,
+}
+
+/// Runs the drill with `registrars` writing for `load` before the fire,
+/// then fails back; returns what it measured.
+async fn drill(registrars: usize, load: Duration) -> String {
     let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland"], &[]);
     let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
+    for i in 2..=registrars {
+        let id = format!("reg{i}");
+        let client = cluster.registrar_client(&id);
+        kauri_chaos_tests::fixtures::add_registrar(&staff, &client, &id, "USD", DEPOSIT).await;
+    }
     let paris_id = {
         let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster.status(leader).await.expect("the leader").cluster_id
@@ -56,24 +94,42 @@ async fn the_far_site_takes_over_from_what_it_applied() {
 
     // Writes go on; Paris burns in the middle of them.
     let stop = Arc::new(AtomicBool::new(false));
-    // A short client deadline: the writes in flight at the fire give up
-    // soon instead of retrying against the dead site for 30 s.
-    let impatient = cluster.registrar_client_with(
-        "reg1",
-        kauri_client::ClientConfig {
-            deadline: Duration::from_secs(3),
-            ..Default::default()
-        },
-    );
-    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
-        impatient,
-        "test",
-        "dr",
-        stop.clone(),
-        5_000,
-        Duration::from_secs(30),
-    ));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writers: Vec<Writer> = (1..=registrars)
+        .map(|i| {
+            let id = format!("reg{i}");
+            // A short client deadline: the writes in flight at the fire
+            // give up soon instead of retrying against the dead site for
+            // 30 s.
+            let impatient = cluster.registrar_client_with(
+                &id,
+                kauri_client::ClientConfig {
+                    deadline: Duration::from_secs(3),
+                    ..Default::default()
+                },
+            );
+            let writes = tokio::spawn({
+                let (id, stop) = (id.clone(), stop.clone());
+                async move {
+                    kauri_chaos_tests::fixtures::write_steadily_as(
+                        impatient,
+                        &id,
+                        "test",
+                        &format!("dr-{id}"),
+                        stop,
+                        5_000 + 200 * load.as_secs() as usize,
+                        load + Duration::from_secs(30),
+                    )
+                    .await
+                }
+            });
+            Writer {
+                client: cluster.registrar_client(&id),
+                id,
+                writes,
+            }
+        })
+        .collect();
+    tokio::time::sleep(load).await;
     let window = {
         let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster.status(leader).await.expect("the leader")
@@ -83,14 +139,18 @@ async fn the_far_site_takes_over_from_what_it_applied() {
     }
     let burned = Instant::now();
     stop.store(true, Ordering::Relaxed);
-    let writes = writer.await.expect("the writer");
+    let mut done = Vec::new();
+    for w in writers {
+        let writes = w.writes.await.expect("a writer");
+        done.push((w.id, w.client, writes));
+    }
+    let writes_gave_up = burned.elapsed();
     let held = cluster.status(4).await.expect("the learner answers");
     assert_eq!(held.role, "learner");
     assert_eq!(held.cluster_id, paris_id);
 
     // Recover: stop the learner, make it a new cluster, start it.
     let promoting = Instant::now();
-    let writes_gave_up = burned.elapsed();
     cluster.terminate(4, Duration::from_secs(20));
     let forced = std::process::Command::new(NODE_BIN)
         .args(["--id", "4", "--site", "auckland", "--grpc-addr", &n4])
@@ -123,72 +183,13 @@ async fn the_far_site_takes_over_from_what_it_applied() {
     .expect("writes resume in Auckland");
     let recovery = promoting.elapsed();
 
-    // Up to what Auckland applied, everything; after it, nothing.
     let (mut kept, mut lost) = (0u64, 0u64);
-    for (request, sv_trid) in &writes.acknowledged {
-        let found = reg1
-            .info_domain(InfoRequest {
-                registrar: "reg1".into(),
-                name: request.name.clone(),
-                read: linearizable(),
-            })
-            .await;
-        if index_of(sv_trid) <= held.applied_index {
-            found.unwrap_or_else(|e| panic!("{} ({sv_trid}) lost: {e}", request.name));
-            kept += 1;
-        } else {
-            let e = found.expect_err("an entry after the learner's applied index");
-            assert_eq!(e.reason, Reason::ObjectNotFound, "{e}");
-            lost += 1;
-        }
+    for (id, client, writes) in &done {
+        let (k, l) = check_registrar(&staff, id, client, writes, held.applied_index).await;
+        kept += k;
+        lost += l;
     }
     assert!(kept > 0, "nothing was acknowledged before the fire");
-    // A retry of an acknowledged request is answered as the first time.
-    let (request, sv_trid) = writes
-        .acknowledged
-        .iter()
-        .find(|(_, t)| index_of(t) <= held.applied_index)
-        .expect("a kept write");
-    let retried = reg1
-        .create_domain(request.clone())
-        .await
-        .expect("the retry is answered");
-    let tx = retried.tx.expect("transaction ids");
-    assert!(tx.replayed);
-    assert_eq!(&tx.sv_trid, sv_trid);
-    // Money: every domain there (the kept writes, any whose answer was lost
-    // in the fire but which Auckland applied, and the one after it) was
-    // charged once, and nothing else was.
-    let mut present = kept;
-    for failed in &writes.failed {
-        let name = failed.split(':').next().unwrap_or_default().to_string();
-        let there = reg1
-            .info_domain(InfoRequest {
-                registrar: "reg1".into(),
-                name,
-                read: linearizable(),
-            })
-            .await
-            .is_ok();
-        present += u64::from(there);
-    }
-    let account = staff
-        .info_registrar(InfoRegistrarRequest {
-            id: "reg1".into(),
-            ledger_limit: 0,
-            read: linearizable(),
-        })
-        .await
-        .expect("reg1's account");
-    let balance = account
-        .registrar
-        .and_then(|r| r.balance)
-        .map_or(0, |b| b.minor_units);
-    assert_eq!(
-        balance,
-        100_000_000 - (present as i64 + 1),
-        "money is conserved"
-    );
 
     // The old Paris nodes come back with their data: they cannot reach
     // the new cluster.
@@ -213,18 +214,90 @@ async fn the_far_site_takes_over_from_what_it_applied() {
     assert_eq!(still.role, "leader");
     assert_eq!(still.members.len(), 1);
     let fire = format!(
-        "the leader reported a window of {} entries / {:.2} s before the fire; Auckland held \
-         index {}: {kept} acknowledged writes kept, {lost} lost; the writer gave up {:?} after \
-         the kill (its client deadline); from the start of the promotion to the first accepted \
-         write {:?}",
-        window.dr_loss_window_entries,
-        window.dr_loss_window_seconds,
-        held.applied_index,
-        writes_gave_up,
-        recovery
+        "{registrars} registrars wrote for {load:?}; the leader reported a window of {} entries \
+         / {:.2} s before the fire; Auckland held index {}: {kept} acknowledged writes kept, \
+         {lost} lost; the writers gave up {writes_gave_up:?} after the kill (their client \
+         deadline); from the start of the promotion to the first accepted write {recovery:?}",
+        window.dr_loss_window_entries, window.dr_loss_window_seconds, held.applied_index,
     );
     let failback = fail_back(&mut cluster, &staff, &reg1).await;
-    eprintln!("{fire}\n{failback}");
+    format!("{fire}\n{failback}")
+}
+
+/// Checks one registrar's writes after the promotion: every write
+/// acknowledged up to the applied index `held` is there and none after
+/// it, a retry is answered from its idempotency record, and the balance
+/// is the deposit less one per domain present (reg1 also made
+/// `after-the-fire.test`). Returns how many acknowledged writes were kept
+/// and lost.
+async fn check_registrar(
+    staff: &KauriClient,
+    id: &str,
+    client: &KauriClient,
+    writes: &kauri_chaos_tests::fixtures::Writes,
+    held: u64,
+) -> (u64, u64) {
+    let info = |name: String| async move {
+        client
+            .info_domain(InfoRequest {
+                registrar: id.into(),
+                name,
+                read: linearizable(),
+            })
+            .await
+    };
+    let (mut kept, mut lost) = (0u64, 0u64);
+    for (request, sv_trid) in &writes.acknowledged {
+        let found = info(request.name.clone()).await;
+        if index_of(sv_trid) <= held {
+            found.unwrap_or_else(|e| panic!("{} ({sv_trid}) lost: {e}", request.name));
+            kept += 1;
+        } else {
+            let e = found.expect_err("an entry after the learner's applied index");
+            assert_eq!(e.reason, Reason::ObjectNotFound, "{e}");
+            lost += 1;
+        }
+    }
+    // A retry of an acknowledged request is answered as the first time.
+    if let Some((request, sv_trid)) = writes
+        .acknowledged
+        .iter()
+        .find(|(_, t)| index_of(t) <= held)
+    {
+        let retried = client
+            .create_domain(request.clone())
+            .await
+            .expect("the retry is answered");
+        let tx = retried.tx.expect("transaction ids");
+        assert!(tx.replayed, "{id}: the retry was applied again");
+        assert_eq!(&tx.sv_trid, sv_trid);
+    }
+    // Money: every domain there (the kept writes, and any whose answer was
+    // lost in the fire but which Auckland applied) was charged once, and
+    // nothing else was.
+    let mut present = kept + u64::from(id == "reg1");
+    for failed in &writes.failed {
+        let name = failed.split(':').next().unwrap_or_default().to_string();
+        present += u64::from(info(name).await.is_ok());
+    }
+    let account = staff
+        .info_registrar(InfoRegistrarRequest {
+            id: id.into(),
+            ledger_limit: 0,
+            read: linearizable(),
+        })
+        .await
+        .expect("the registrar's account");
+    let balance = account
+        .registrar
+        .and_then(|r| r.balance)
+        .map_or(0, |b| b.minor_units);
+    assert_eq!(
+        balance,
+        DEPOSIT - present as i64,
+        "{id}: money is conserved"
+    );
+    (kept, lost)
 }
 
 fn step(op: MembershipOp, id: u64, main_site: &str) -> ChangeMembershipRequest {
@@ -239,11 +312,7 @@ fn step(op: MembershipOp, id: u64, main_site: &str) -> ChangeMembershipRequest {
 /// Moves the voters back to the main site ("test") while reg1 writes:
 /// wiped, the old nodes rejoin as learners, are promoted naming the main
 /// site, take the leadership, and node 4 becomes a learner again.
-async fn fail_back(
-    cluster: &mut TestCluster,
-    staff: &kauri_client::KauriClient,
-    reg1: &kauri_client::KauriClient,
-) -> String {
+async fn fail_back(cluster: &mut TestCluster, staff: &KauriClient, reg1: &KauriClient) -> String {
     let stop = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
         reg1.clone(),
