@@ -55,6 +55,29 @@ fn role_code(state: ServerState) -> f64 {
     }
 }
 
+/// How far this node's applied state is behind what it knows the leader
+/// has committed: entries, and seconds of registry time. What a far-site
+/// learner would lose of the acknowledged writes if the main site burned
+/// now, as far as it knows; zero on the leader, which reports the window
+/// for all of them.
+fn behind_leader(node: &Node, m: &crate::raft::typ::RaftMetrics) -> (u64, f64) {
+    if m.state == openraft::ServerState::Leader {
+        return (0, 0.0);
+    }
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let committed = node.store.committed_index();
+    if committed <= applied {
+        return (0, 0.0);
+    }
+    let then = crate::storage::proposal_time_at(&node.store, committed);
+    let now = crate::registry::registry_now_ms(&node.store).ok();
+    let seconds = match (then, now) {
+        (Some(then), Some(now)) => (then - now).max(0) as f64 / 1000.0,
+        _ => 0.0,
+    };
+    (committed - applied, seconds)
+}
+
 /// Sets the gauges read from openraft and the store, just before a scrape.
 fn refresh(node: &Node) {
     let m = node.raft.metrics().borrow().clone();
@@ -99,6 +122,9 @@ fn refresh(node: &Node) {
     gauge!("kauri_dr_far_site_nodes").set(window.far_site_nodes as f64);
     gauge!("kauri_dr_loss_window_entries").set(window.entries as f64);
     gauge!("kauri_dr_loss_window_seconds").set(window.seconds);
+    let (entries, seconds) = behind_leader(node, &m);
+    gauge!("kauri_node_behind_leader_entries").set(entries as f64);
+    gauge!("kauri_node_behind_leader_seconds").set(seconds);
     for (cf, bytes) in node.store.cf_bytes() {
         gauge!("kauri_storage_bytes", "cf" => cf).set(bytes as f64);
     }

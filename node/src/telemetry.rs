@@ -120,6 +120,17 @@ pub fn describe() {
         "On the leader (0 elsewhere): the same window in seconds of registry time"
     );
     describe_gauge!(
+        "kauri_node_behind_leader_entries",
+        "On followers and learners (0 on the leader): entries the leader has committed, as \
+         this node last heard, that it has not applied; what it would lack of the acknowledged \
+         writes if it had to take over now"
+    );
+    describe_gauge!(
+        "kauri_node_behind_leader_seconds",
+        Unit::Seconds,
+        "The same in seconds of registry time"
+    );
+    describe_gauge!(
         "kauri_raft_last_contact_seconds",
         Unit::Seconds,
         "On the leader: seconds since a peer last answered a replication or heartbeat message"

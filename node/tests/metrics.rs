@@ -96,6 +96,12 @@ async fn every_node_exports_what_its_status_says_and_counts_calls() {
             sample(&text, "kauri_tls_certificate_expiry_timestamp_seconds", &[]).unwrap() > 1.7e9
         );
         assert_eq!(sample(&text, "kauri_state_mismatches", &[]), Some(0.0));
+        // Caught up (no ticks: nothing new is committed): nothing behind.
+        assert_eq!(
+            sample(&text, "kauri_node_behind_leader_entries", &[]),
+            Some(0.0),
+            "node {id}"
+        );
         assert_eq!(sample(&text, "kauri_node_ready", &[]), Some(1.0));
         assert!(sample(&text, "kauri_storage_disk_free_bytes", &[]).unwrap() > 0.0);
         assert!(sample(&text, "kauri_storage_bytes", &["cf=\"raft_log\""]).unwrap() > 0.0);
