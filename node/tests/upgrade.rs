@@ -4,6 +4,9 @@
 //! --ignored`) opens under this code with its registry intact, also when it
 //! predates formats being recorded; one of a newer, unknown format makes
 //! the node refuse to start, say why, and leave the directory as it was.
+//! A backup of this format (also committed, made by
+//! `record_the_format1_backup_fixture`) verifies and restores into a new
+//! node under this code.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,10 @@ const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-data-dir.tar.gz")
+}
+
+fn backup_fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-backup.tar.gz")
 }
 
 fn free_addr() -> String {
@@ -93,9 +100,13 @@ fn forget_format(data_dir: &Path) {
 }
 
 fn unpack_fixture(into: &Path) {
+    unpack(&fixture(), into);
+}
+
+fn unpack(archive: &Path, into: &Path) {
     let status = Command::new("tar")
         .arg("-xzf")
-        .arg(fixture())
+        .arg(archive)
         .arg("-C")
         .arg(into)
         .status()
@@ -103,7 +114,30 @@ fn unpack_fixture(into: &Path) {
     assert!(
         status.success(),
         "tar could not unpack {}",
-        fixture().display()
+        archive.display()
+    );
+}
+
+/// Packs directory `dir` into `archive` reproducibly.
+fn pack(dir: &Path, archive: &Path) {
+    let status = Command::new("tar")
+        .args([
+            "--sort=name",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-czf",
+        ])
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .args(["--exclude=LOG*", "."])
+        .status()
+        .expect("run tar");
+    assert!(
+        status.success(),
+        "tar could not write {}",
+        archive.display()
     );
 }
 
@@ -220,21 +254,76 @@ async fn record_the_format1_fixture() {
     .await
     .expect("create kept.fixture");
     stop(node);
-    let status = Command::new("tar")
-        .args([
-            "--sort=name",
-            "--owner=0",
-            "--group=0",
-            "--numeric-owner",
-            "-czf",
-        ])
-        .arg(fixture())
-        .arg("-C")
+    pack(dir.path(), &fixture());
+}
+
+/// Writes the backup fixture: a backup (`kauri backup create`) of the
+/// data-directory fixture's node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes tests/fixtures/format1-backup.tar.gz; run by hand when the format changes"]
+async fn record_the_format1_backup_fixture() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    unpack_fixture(dir.path());
+    let addr = free_addr();
+    let node = start_node(dir.path(), &addr);
+    let c = client(&addr);
+    wait_for_leader(&c).await;
+    let backup = tempfile::tempdir().expect("a temp dir");
+    kauri_client::backup::create(&c, &addr, backup.path())
+        .await
+        .expect("a backup");
+    stop(node);
+    pack(backup.path(), &backup_fixture());
+}
+
+/// Waits until the single node at `c` answers as leader.
+async fn wait_for_leader(c: &KauriClient) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if c.info_tld(InfoTldRequest {
+            name: "fixture".into(),
+            read: linearizable(),
+        })
+        .await
+        .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the node did not lead within 30 s");
+}
+
+/// A backup written by this format verifies, restores into a new node
+/// and serves the registry it held, which then takes writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_this_format_verifies_and_restores() {
+    let backup = tempfile::tempdir().expect("a temp dir");
+    unpack(&backup_fixture(), backup.path());
+    let manifest = kauri_client::backup::verify(backup.path()).expect("the fixture verifies");
+    assert_eq!(manifest.on_disk_format, FORMAT_VERSION);
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let addr = free_addr();
+    let restored = Command::new(NODE_BIN)
+        .args(["--id", "1", "--site", "test", "--grpc-addr", &addr])
+        .arg("--peers")
+        .arg(format!("1={addr}"))
+        .arg("--data-dir")
         .arg(dir.path())
-        .args(["--exclude=LOG*", "."])
-        .status()
-        .expect("run tar");
-    assert!(status.success());
+        .arg("--insecure-plaintext")
+        .args(["restore", "--from"])
+        .arg(backup.path())
+        .output()
+        .expect("run kauri-node restore");
+    assert!(
+        restored.status.success(),
+        "restore failed: {}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let node = start_node(dir.path(), &addr);
+    reads_the_fixture_and_writes(&addr).await;
+    stop(node);
+    assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
 }
 
 /// The procedure of a rolling upgrade, node by node under a steady write
