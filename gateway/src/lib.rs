@@ -1,0 +1,19 @@
+//! `kauri-gateway`: the registrars' door to a Kauri cluster. An EPP server
+//! (RFC 5730 over TLS with RFC 5734 framing) that keeps no state of its
+//! own: each EPP login opens a registrar session in the cluster
+//! (`Admin.OpenSession`, checked there with the registrar's password) and
+//! each command is a kauri-client call within it, so any number of
+//! gateways can serve in any site.
+//!
+//! Layers, lowest first: [`frame`] (the length-prefixed frames), [`xml`]
+//! (a bounded, DTD-free XML reader), [`codes`] (result codes and the one
+//! table from the cluster's reasons), [`render`] (greeting and responses),
+//! [`epp`] (what a frame asks), [`server`] (TLS, sessions, the cluster).
+
+pub mod frame;
+pub mod xml;
+pub mod codes;
+pub mod render;
+pub mod epp;
+pub mod server;
+pub mod tls;

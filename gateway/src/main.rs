@@ -1,0 +1,129 @@
+//! `kauri-gateway`: serves EPP over TLS in front of a Kauri cluster.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The registrars' door to a Kauri cluster: an EPP server (RFC 5730-5734)
+/// over TLS. Stateless: logins and commands go to the cluster through
+/// kauri-client as this gateway's identity.
+#[derive(Debug, Parser)]
+#[command(name = "kauri-gateway", version)]
+struct Args {
+    /// The cluster's nodes, HOST:PORT, comma-separated.
+    #[arg(long, env = "KAURI_ENDPOINTS", value_delimiter = ',', required = true)]
+    endpoints: Vec<String>,
+    /// Where to serve EPP.
+    #[arg(long, env = "KAURI_EPP_ADDR", default_value = "0.0.0.0:700")]
+    epp_addr: String,
+    /// The EPP port's certificate chain (PEM).
+    #[arg(long, env = "KAURI_EPP_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// The EPP port's private key (PEM).
+    #[arg(long, env = "KAURI_EPP_TLS_KEY")]
+    tls_key: PathBuf,
+    /// Require client certificates issued by this CA bundle (PEM).
+    #[arg(long, env = "KAURI_EPP_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// This gateway's identity towards the cluster: PREFIX.pem and
+    /// PREFIX.key, with the cluster's ca.pem beside them (a gateway
+    /// certificate, e.g. from `kauri dev certs`).
+    #[arg(long, env = "KAURI_IDENTITY")]
+    identity: PathBuf,
+    /// The server id the greeting names.
+    #[arg(long, env = "KAURI_EPP_SERVER_ID", default_value = "Kauri EPP")]
+    server_id: String,
+    /// Largest EPP frame accepted, bytes; a larger one closes the connection.
+    #[arg(long, env = "KAURI_EPP_MAX_FRAME_BYTES", default_value_t = 65_536,
+        value_parser = clap::value_parser!(u32).range(1024..=16_777_216))]
+    max_frame_bytes: u32,
+    /// Close a connection that sends nothing for this many seconds.
+    #[arg(long, env = "KAURI_EPP_IDLE_TIMEOUT_SECS", default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_secs: u64,
+    /// Most sessions one registrar holds on this gateway at once.
+    #[arg(
+        long,
+        env = "KAURI_EPP_MAX_SESSIONS_PER_REGISTRAR",
+        default_value_t = 10
+    )]
+    max_sessions_per_registrar: usize,
+    /// Most connections at once.
+    #[arg(long, env = "KAURI_EPP_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Failed logins on one connection before it is closed.
+    #[arg(long, env = "KAURI_EPP_MAX_FAILED_LOGINS", default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    max_failed_logins: u32,
+}
+
+fn identity_files(prefix: &std::path::Path) -> kauri_client::tls::TlsFiles {
+    let with = |ext: &str| {
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let dir = prefix.parent().map(PathBuf::from).unwrap_or_default();
+    kauri_client::tls::TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: with(".pem"),
+        key: with(".key"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KAURI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kauri-gateway: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let tls = kauri_gateway::tls::server_config(
+        &args.tls_cert,
+        &args.tls_key,
+        args.tls_client_ca.as_deref(),
+    )?;
+    let identity = kauri_client::tls::ClientTls::load(identity_files(&args.identity))?;
+    let cluster = kauri_client::KauriClient::new(
+        &args.endpoints,
+        kauri_client::ClientConfig {
+            tls: Some(identity),
+            ..Default::default()
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(&args.epp_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.epp_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving EPP");
+    let config = kauri_gateway::server::Config {
+        server_id: args.server_id,
+        tls,
+        cluster,
+        max_frame_bytes: args.max_frame_bytes,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        handshake_timeout: Duration::from_secs(10),
+        max_sessions_per_registrar: args.max_sessions_per_registrar,
+        max_connections: args.max_connections,
+        max_failed_logins: args.max_failed_logins,
+    };
+    tokio::select! {
+        served = kauri_gateway::server::serve(listener, config) => served?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+    }
+    Ok(())
+}
