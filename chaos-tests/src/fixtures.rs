@@ -204,6 +204,25 @@ pub async fn staff_and_reg1(
     (staff, reg1)
 }
 
+/// Ends a [`write_steadily`] load: stops it, waits for it, and panics
+/// unless no write failed and every acknowledged one is there (read as
+/// reg1). What the tests that change a cluster under writes end with.
+pub async fn stop_and_check(
+    stop: &std::sync::atomic::AtomicBool,
+    writer: tokio::task::JoinHandle<Writes>,
+    reg1: &kauri_client::KauriClient,
+) -> Writes {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.await.expect("the writer task");
+    assert!(
+        writes.failed.is_empty(),
+        "writes failed: {:?}",
+        writes.failed
+    );
+    assert_all_present(reg1, &writes.created).await;
+    writes
+}
+
 /// Panics unless every domain in `names` is there (linearizable reads as
 /// reg1): nothing acknowledged was lost.
 pub async fn assert_all_present(reg1: &kauri_client::KauriClient, names: &[String]) {

@@ -380,14 +380,7 @@ async fn fail_back(cluster: &mut TestCluster, staff: &KauriClient, reg1: &KauriC
     assert_eq!(voters, [1, 2, 3]);
     let took = began.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    let writes = writer.await.expect("the writer");
-    assert!(
-        writes.failed.is_empty(),
-        "writes failed: {:?}",
-        writes.failed
-    );
-    kauri_chaos_tests::fixtures::assert_all_present(reg1, &writes.created).await;
+    let writes = kauri_chaos_tests::fixtures::stop_and_check(&stop, writer, reg1).await;
     let leader = cluster.status(1).await.expect("node 1 answers");
     assert_eq!(leader.role, "leader");
     assert_eq!(
