@@ -350,6 +350,52 @@ async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
     }
 }
 
+/// Perl's Net::EPP, unmodified, logs in, checks and logs out
+/// (gateway/tests/clients/net_epp.pl).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn net_epp_logs_in_checks_and_logs_out() {
+    epp_tools();
+    let cluster = TestCluster::start(node_bin(), 3, &[]);
+    let (_staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
+    reg1.create_domain(kauri_client::proto::CreateDomainRequest {
+        meta: Some(kauri_client::meta("reg1")),
+        name: "taken.test".into(),
+        period_years: 1,
+        registrant: "owner".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("a domain to find taken");
+    let gw = start_gateway(&cluster, &[]);
+    let (host, port) = gw.addr.rsplit_once(':').expect("HOST:PORT");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/net_epp.pl");
+    let ca = &cluster.pki().expect("TLS").0.ca;
+    let out = tokio::task::spawn_blocking({
+        let (host, port, ca) = (host.to_string(), port.to_string(), ca.clone());
+        move || {
+            Command::new("perl")
+                .arg(&script)
+                .args([&host, &port, "reg1", "correct horse"])
+                .arg(&ca)
+                .args(["taken.test", "free.test"])
+                .output()
+                .expect("run perl")
+        }
+    })
+    .await
+    .expect("the client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Net::EPP failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "login 1000\ncheck taken.test 0\ncheck free.test 1\nlogout ok\n"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_per_registrar_are_limited_and_idle_connections_closed() {
     epp_tools();
