@@ -6,6 +6,17 @@ use crate::codes::Code;
 use crate::render::{DOMAIN_NS, EPP_NS, OBJECTS};
 use crate::xml::Element;
 
+/// Extensions a login may ask for: those this gateway is being built to
+/// serve (RFC 5910 secDNS, RFC 3915 RGP, RFC 8748 fee). Clients such as
+/// pyepp always ask for secDNS; a login naming one succeeds, and using one
+/// in a command is answered 2103 until it is served. Any other is refused
+/// at login (2103).
+pub const LOGIN_EXTENSIONS: [&str; 3] = [
+    "urn:ietf:params:xml:ns:secDNS-1.1",
+    "urn:ietf:params:xml:ns:rgp-1.0",
+    "urn:ietf:params:xml:ns:epp:fee-1.0",
+];
+
 /// Most names in one check (the registry's limit too).
 pub const MAX_CHECK_NAMES: usize = 100;
 
@@ -232,11 +243,13 @@ fn login(e: &Element) -> Result<Login, Refusal> {
         }
     }
     if let Some(ext) = svcs.child(EPP_NS, "svcExtension") {
-        if let Some(uri) = ext.children_named(EPP_NS, "extURI").next() {
-            return Err(refuse(
-                Code::UNIMPLEMENTED_EXTENSION,
-                format!("extension {:?} is not offered", uri.text),
-            ));
+        for uri in ext.children_named(EPP_NS, "extURI") {
+            if !LOGIN_EXTENSIONS.contains(&uri.text.as_str()) {
+                return Err(refuse(
+                    Code::UNIMPLEMENTED_EXTENSION,
+                    format!("extension {:?} is not offered", uri.text),
+                ));
+            }
         }
     }
     Ok(Login {
@@ -343,6 +356,14 @@ mod tests {
         assert_eq!(code(&LOGIN.replace(">en<", ">fr<")), 2102);
         assert_eq!(code(&LOGIN.replace("domain-1.0", "nothing-1.0")), 2307);
         assert_eq!(code(&LOGIN.replace("<pw>foo-BAR2</pw>", "")), 2003);
+        let with_ext = |uri: &str| {
+            LOGIN.replace(
+                "</svcs>",
+                &format!("<svcExtension><extURI>{uri}</extURI></svcExtension></svcs>"),
+            )
+        };
+        assert!(parsed(&with_ext("urn:ietf:params:xml:ns:secDNS-1.1")).is_ok());
+        assert_eq!(code(&with_ext("urn:example:made-up-1.0")), 2103);
         assert_eq!(code(&LOGIN.replace("ABC-12345", "a b")), 2005);
         let refused = parsed(&LOGIN.replace(">1.0<", ">2.0<")).unwrap_err();
         assert_eq!(refused.cl_trid.as_deref(), Some("ABC-12345"));

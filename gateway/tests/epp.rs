@@ -34,9 +34,10 @@ fn schemas() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/epp/all.xsd")
 }
 
-/// Installs xmllint if missing (once per test process).
-fn epp_tools() {
-    static DONE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+/// Installs xmllint, Net::EPP and pyepp if missing (once per test
+/// process); returns the python of pyepp's virtualenv.
+fn epp_tools() -> PathBuf {
+    static DONE: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let done = DONE.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/epp-tools.sh");
         let out = Command::new("bash")
@@ -44,13 +45,17 @@ fn epp_tools() {
             .output()
             .map_err(|e| e.to_string())?;
         if out.status.success() {
-            Ok(())
+            Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
         } else {
             Err(String::from_utf8_lossy(&out.stderr).into_owned())
         }
     });
-    if let Err(why) = done {
-        panic!("xmllint (libxml2-utils) is needed and could not be installed: {why}");
+    match done {
+        Ok(python) => python.clone(),
+        Err(why) => panic!(
+            "xmllint (libxml2-utils), Net::EPP (libnet-epp-perl) and pyepp are needed and could \
+             not be installed: {why}"
+        ),
     }
 }
 
@@ -350,11 +355,33 @@ async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
     }
 }
 
-/// Perl's Net::EPP, unmodified, logs in, checks and logs out
-/// (gateway/tests/clients/net_epp.pl).
+/// Runs `program` with `args` to completion off the async runtime.
+async fn run_client(program: PathBuf, args: Vec<String>, env: Vec<(String, String)>) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(&program)
+            .args(&args)
+            .envs(env)
+            .output()
+            .expect("run the client")
+    })
+    .await
+    .expect("the client");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the client failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Two registrar clients the project did not write, unmodified: Perl's
+/// Net::EPP (gateway/tests/clients/net_epp.pl) and InternetNZ's pyepp
+/// (gateway/tests/clients/pyepp_day.py) each log in, check a taken and a
+/// free name and log out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn net_epp_logs_in_checks_and_logs_out() {
-    epp_tools();
+async fn net_epp_and_pyepp_log_in_check_and_log_out() {
+    let python = epp_tools();
     let cluster = TestCluster::start(node_bin(), 3, &[]);
     let (_staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
     reg1.create_domain(kauri_client::proto::CreateDomainRequest {
@@ -368,31 +395,47 @@ async fn net_epp_logs_in_checks_and_logs_out() {
     .expect("a domain to find taken");
     let gw = start_gateway(&cluster, &[]);
     let (host, port) = gw.addr.rsplit_once(':').expect("HOST:PORT");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/net_epp.pl");
-    let ca = &cluster.pki().expect("TLS").0.ca;
-    let out = tokio::task::spawn_blocking({
-        let (host, port, ca) = (host.to_string(), port.to_string(), ca.clone());
-        move || {
-            Command::new("perl")
-                .arg(&script)
-                .args([&host, &port, "reg1", "correct horse"])
-                .arg(&ca)
-                .args(["taken.test", "free.test"])
-                .output()
-                .expect("run perl")
-        }
-    })
-    .await
-    .expect("the client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "Net::EPP failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
+    let ca = cluster.pki().expect("TLS").0.ca.display().to_string();
+    let s = |v: &str| v.to_string();
+
+    let perl = run_client(
+        PathBuf::from("perl"),
+        vec![
+            clients.join("net_epp.pl").display().to_string(),
+            s(host),
+            s(port),
+            s("reg1"),
+            s("correct horse"),
+            ca.clone(),
+            s("taken.test"),
+            s("free.test"),
+        ],
+        vec![],
+    )
+    .await;
     assert_eq!(
-        stdout,
+        perl,
         "login 1000\ncheck taken.test 0\ncheck free.test 1\nlogout ok\n"
+    );
+
+    let py = run_client(
+        python,
+        vec![
+            clients.join("pyepp_day.py").display().to_string(),
+            s(host),
+            s(port),
+            s("reg1"),
+            s("correct horse"),
+            s("taken.test"),
+            s("free.test"),
+        ],
+        vec![(s("SSL_CERT_FILE"), ca)],
+    )
+    .await;
+    assert_eq!(
+        py,
+        "login 1000\ncheck 1000\ntaken.test taken, free.test free\nlogout 1500\n"
     );
 }
 
