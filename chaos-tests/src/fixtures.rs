@@ -204,6 +204,31 @@ pub async fn staff_and_reg1(
     (staff, reg1)
 }
 
+/// Starts [`write_steadily`] as reg1 in a task: the flag that stops it and
+/// the task, for [`stop_and_check`].
+pub fn write_in_background(
+    reg1: &kauri_client::KauriClient,
+    tld: &str,
+    prefix: &str,
+    max: usize,
+    limit: std::time::Duration,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<Writes>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (reg1, tld, prefix, stop) = (
+            reg1.clone(),
+            tld.to_string(),
+            prefix.to_string(),
+            stop.clone(),
+        );
+        async move { write_steadily(reg1, &tld, &prefix, stop, max, limit).await }
+    });
+    (stop, writer)
+}
+
 /// Ends a [`write_steadily`] load: stops it, waits for it, and panics
 /// unless no write failed and every acknowledged one is there (read as
 /// reg1). What the tests that change a cluster under writes end with.

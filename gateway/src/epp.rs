@@ -211,25 +211,19 @@ fn login(e: &Element) -> Result<Login, Refusal> {
     let options = e
         .child(EPP_NS, "options")
         .ok_or_else(|| refuse(Code::MISSING_PARAMETER, "<login> needs <options>"))?;
-    match options.child_text(EPP_NS, "version") {
-        Some("1.0") => {}
-        Some(v) => {
-            return Err(refuse(
-                Code::UNIMPLEMENTED_VERSION,
-                format!("version {v:?}: this server speaks EPP 1.0"),
-            ))
-        }
-        None => return Err(refuse(Code::MISSING_PARAMETER, "<options> needs <version>")),
+    let version = required(options, "version")?;
+    if version != "1.0" {
+        return Err(refuse(
+            Code::UNIMPLEMENTED_VERSION,
+            format!("version {version:?}: this server speaks EPP 1.0"),
+        ));
     }
-    match options.child_text(EPP_NS, "lang") {
-        Some("en") => {}
-        Some(l) => {
-            return Err(refuse(
-                Code::UNIMPLEMENTED_OPTION,
-                format!("language {l:?}: this server speaks en"),
-            ))
-        }
-        None => return Err(refuse(Code::MISSING_PARAMETER, "<options> needs <lang>")),
+    let lang = required(options, "lang")?;
+    if lang != "en" {
+        return Err(refuse(
+            Code::UNIMPLEMENTED_OPTION,
+            format!("language {lang:?}: this server speaks en"),
+        ));
     }
     let svcs = e
         .child(EPP_NS, "svcs")

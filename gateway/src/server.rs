@@ -282,10 +282,6 @@ impl Connection<'_> {
             },
             Err(e) => {
                 self.sessions.give_back(&registrar);
-                if e.reason == Reason::SessionLimit {
-                    return Response::new(Code::SESSION_LIMIT, cl_trid, local_sv_trid())
-                        .detail(e.message.clone());
-                }
                 if e.reason == Reason::AuthenticationFailed {
                     self.failed_logins += 1;
                     let code = if self.failed_logins >= self.config.max_failed_logins {

@@ -217,9 +217,9 @@ fn check(names: &[&str]) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
-    epp_tools();
+/// A 3-node cluster with registrar reg1 (password "correct horse") and
+/// its domain taken.test.
+async fn with_a_taken_name() -> TestCluster {
     let cluster = TestCluster::start(node_bin(), 3, &[]);
     let (_staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
     reg1.create_domain(kauri_client::proto::CreateDomainRequest {
@@ -231,6 +231,13 @@ async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
     })
     .await
     .expect("a domain to find taken");
+    cluster
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
+    epp_tools();
+    let cluster = with_a_taken_name().await;
     let gw = start_gateway(&cluster, &["--max-failed-logins", "2"]);
     let out = tempfile::tempdir().expect("a temp dir");
     let mut n = 0;
@@ -382,17 +389,7 @@ async fn run_client(program: PathBuf, args: Vec<String>, env: Vec<(String, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn net_epp_and_pyepp_log_in_check_and_log_out() {
     let python = epp_tools();
-    let cluster = TestCluster::start(node_bin(), 3, &[]);
-    let (_staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
-    reg1.create_domain(kauri_client::proto::CreateDomainRequest {
-        meta: Some(kauri_client::meta("reg1")),
-        name: "taken.test".into(),
-        period_years: 1,
-        registrant: "owner".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("a domain to find taken");
+    let cluster = with_a_taken_name().await;
     let gw = start_gateway(&cluster, &[]);
     let (host, port) = gw.addr.rsplit_once(':').expect("HOST:PORT");
     let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");

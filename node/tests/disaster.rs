@@ -313,15 +313,13 @@ fn step(op: MembershipOp, id: u64, main_site: &str) -> ChangeMembershipRequest {
 /// wiped, the old nodes rejoin as learners, are promoted naming the main
 /// site, take the leadership, and node 4 becomes a learner again.
 async fn fail_back(cluster: &mut TestCluster, staff: &KauriClient, reg1: &KauriClient) -> String {
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
-        reg1.clone(),
+    let (stop, writer) = kauri_chaos_tests::fixtures::write_in_background(
+        reg1,
         "test",
         "back",
-        stop.clone(),
         5_000,
         Duration::from_secs(120),
-    ));
+    );
     let began = Instant::now();
     for id in [1, 2, 3] {
         cluster.terminate(id, Duration::from_secs(10));

@@ -5,8 +5,7 @@
 //! The refusals (promoting a learner not reached yet, taking the main
 //! site's majority away, a registrar asking) name their reason.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kauri_chaos_tests::{wait_until, TestCluster};
@@ -83,15 +82,13 @@ async fn created_so_far_named(reg1: &KauriClient, name: &str) -> String {
 async fn a_cluster_grows_to_two_sites_and_shrinks_back_under_writes() {
     let mut cluster = TestCluster::start_with_spares(NODE_BIN, 3, &["auckland", "auckland"], &[]);
     let (staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
-        reg1.clone(),
+    let (stop, writer) = kauri_chaos_tests::fixtures::write_in_background(
+        &reg1,
         "test",
         "load",
-        stop.clone(),
         MAX_WRITES,
         Duration::from_secs(240),
-    ));
+    );
     // A second of writes on the three voters alone, to compare latencies.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let changes_began = Instant::now();
@@ -302,15 +299,13 @@ async fn the_leadership_moves_where_it_is_sent_under_writes() {
         .change_membership(add_learner(4, &n4, "auckland"))
         .await
         .expect("add learner 4");
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
-        reg1.clone(),
+    let (stop, writer) = kauri_chaos_tests::fixtures::write_in_background(
+        &reg1,
         "test",
         "handover",
-        stop.clone(),
         MAX_WRITES,
         Duration::from_secs(120),
-    ));
+    );
     created_so_far_named(&reg1, "handover-0.test").await;
     let mut pauses = Vec::new();
     for _ in 0..3 {

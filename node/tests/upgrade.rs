@@ -336,20 +336,16 @@ async fn a_backup_of_this_format_verifies_and_restores() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_restart_under_load_fails_no_write() {
     use kauri_chaos_tests::TestCluster;
-    use std::sync::atomic::AtomicBool;
-    use std::sync::Arc;
 
     let mut cluster = TestCluster::start(NODE_BIN, 3, &[]);
     let (_staff, reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = tokio::spawn(kauri_chaos_tests::fixtures::write_steadily(
-        reg1.clone(),
+    let (stop, writer) = kauri_chaos_tests::fixtures::write_in_background(
+        &reg1,
         "test",
         "rolling",
-        stop.clone(),
         5_000,
         Duration::from_secs(240),
-    ));
+    );
     for id in 1..=3 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let exit = cluster.terminate(id, Duration::from_secs(20));

@@ -124,11 +124,9 @@ impl Cluster for ClusterService {
         if changed {
             tracing::info!(?plan, by = %who, "changing the membership");
         }
-        let mut leader_id = None;
         let log_index = match plan {
             membership::Plan::TransferLeader(target) => {
                 super::handover::transfer(&self.node, target).await?;
-                leader_id = Some(target);
                 0
             }
             plan => membership::change(raft, plan).await?,
@@ -140,9 +138,7 @@ impl Cluster for ClusterService {
             members: membership::members(&membership::view(&self.node)),
             log_index,
             changed,
-            leader_id: leader_id
-                .or(raft.metrics().borrow().current_leader)
-                .unwrap_or(0),
+            leader_id: raft.metrics().borrow().current_leader.unwrap_or(0),
         }))
     }
 

@@ -108,38 +108,41 @@ pub async fn transfer(node: &Node, target: NodeId) -> Result<(), Status> {
             CATCH_UP.as_secs()
         )));
     }
-    let voters: Vec<(NodeId, String)> = m
-        .membership_config
-        .membership()
+    let membership = m.membership_config.membership();
+    let (targets, bystanders): (Vec<_>, Vec<_>) = membership
         .voter_ids()
         .filter(|id| *id != node.id)
-        .filter_map(|id| {
-            let n = m.membership_config.membership().get_node(&id)?;
-            Some((id, n.addr.clone()))
-        })
-        .collect();
+        .filter_map(|id| Some((id, membership.get_node(&id)?.addr.clone())))
+        .partition(|(id, _)| *id == target);
     let ask = |hold: Duration| TransferLeadershipRequest {
         target,
         term: m.current_term,
         hold_elections_ms: hold.as_millis() as u32,
     };
+    // Bystanders stand aside for `hold` (zero: they may elect again).
+    let tell_bystanders = |hold: Duration| {
+        let bystanders = &bystanders;
+        async move {
+            for (id, addr) in bystanders {
+                if let Err(e) = node.peers.transfer_leadership(*id, addr, ask(hold)).await {
+                    tracing::warn!(
+                        peer = id,
+                        ?hold,
+                        "could not ask a voter to stand aside: {e}"
+                    );
+                }
+            }
+        }
+    };
     tracing::info!(target, term = m.current_term, "handing over the leadership");
     // Bystanders first, so none of them stands against the target.
-    for (id, addr) in voters.iter().filter(|(id, _)| *id != target) {
-        if let Err(e) = node.peers.transfer_leadership(*id, addr, ask(hold)).await {
-            tracing::warn!(peer = id, "could not ask a voter to stand aside: {e}");
-        }
-    }
-    let target_addr = voters
-        .iter()
-        .find(|(id, _)| *id == target)
-        .map(|(_, a)| a.clone())
-        .unwrap_or_default();
-    let asked = node
+    tell_bystanders(hold).await;
+    let target_addr = targets.first().map(|(_, a)| a.as_str()).unwrap_or_default();
+    let won = match node
         .peers
-        .transfer_leadership(target, &target_addr, ask(hold))
-        .await;
-    let won = match asked {
+        .transfer_leadership(target, target_addr, ask(hold))
+        .await
+    {
         Err(e) => Err(format!("node {target} refused to stand for election: {e}")),
         Ok(()) => raft
             .wait(Some(wait))
@@ -155,15 +158,7 @@ pub async fn transfer(node: &Node, target: NodeId) -> Result<(), Status> {
             }),
     };
     // Let the voters elect again whatever happened.
-    for (id, addr) in voters.iter().filter(|(id, _)| *id != target) {
-        if let Err(e) = node
-            .peers
-            .transfer_leadership(*id, addr, ask(Duration::ZERO))
-            .await
-        {
-            tracing::warn!(peer = id, "could not let a voter elect again: {e}");
-        }
-    }
+    tell_bystanders(Duration::ZERO).await;
     match won {
         Ok(()) => {
             tracing::info!(target, "the leadership moved");

@@ -70,6 +70,17 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// Puts this node's cluster identity (if it has one) on an outgoing Raft
+/// request.
+fn carry_cluster_id<T>(store: Option<&crate::storage::Store>, request: &mut tonic::Request<T>) {
+    if let Some(value) = store
+        .and_then(|s| s.cluster_id())
+        .and_then(|id| id.parse().ok())
+    {
+        request.metadata_mut().insert(CLUSTER_ID_HEADER, value);
+    }
+}
+
 impl Network {
     /// Sends `Raft.TransferLeadership` to node `peer` at `addr` (see
     /// `api::handover`).
@@ -83,11 +94,7 @@ impl Network {
         let channel = kauri_client::tls::channel(addr, tls.as_ref(), CONNECT_TIMEOUT)?;
         let mut request = tonic::Request::new(req);
         request.set_timeout(Duration::from_secs(2));
-        if let Some(id) = self.store.as_ref().and_then(|s| s.cluster_id()) {
-            if let Ok(value) = id.parse() {
-                request.metadata_mut().insert(CLUSTER_ID_HEADER, value);
-            }
-        }
+        carry_cluster_id(self.store.as_ref(), &mut request);
         RaftClient::new(channel)
             .transfer_leadership(request)
             .await
@@ -127,11 +134,7 @@ macro_rules! call {
         let payload = encode(&$rpc).map_err(network)?;
         let mut request = tonic::Request::new(RaftMessage { payload });
         request.set_timeout($option.hard_ttl());
-        if let Some(id) = $self.store.as_ref().and_then(|s| s.cluster_id()) {
-            if let Ok(value) = id.parse() {
-                request.metadata_mut().insert(CLUSTER_ID_HEADER, value);
-            }
-        }
+        carry_cluster_id($self.store.as_ref(), &mut request);
         let mut client = client;
         let reply = match client.$method(request).await {
             Ok(r) => r.into_inner(),
