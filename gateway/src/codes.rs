@@ -10,6 +10,13 @@ pub struct Code(pub u16);
 impl Code {
     /// 1000.
     pub const OK: Code = Code(1000);
+    /// 1001: action pending (a transfer request, a deletion into the
+    /// redemption period).
+    pub const PENDING: Code = Code(1001);
+    /// 1300: the poll queue is empty.
+    pub const NO_MESSAGES: Code = Code(1300);
+    /// 1301: a poll message; acknowledge it to see the next.
+    pub const ACK_TO_DEQUEUE: Code = Code(1301);
     /// 1500: logout.
     pub const ENDING_SESSION: Code = Code(1500);
     /// 2000.
@@ -36,6 +43,8 @@ impl Code {
     pub const AUTHENTICATION: Code = Code(2200);
     /// 2201.
     pub const AUTHORIZATION: Code = Code(2201);
+    /// 2306.
+    pub const POLICY: Code = Code(2306);
     /// 2307.
     pub const UNIMPLEMENTED_OBJECT: Code = Code(2307);
     /// 2400.

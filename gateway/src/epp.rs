@@ -3,8 +3,13 @@
 //! only sees well-formed commands.
 
 use crate::codes::Code;
-use crate::render::{DOMAIN_NS, EPP_NS, OBJECTS};
+use crate::render::Response;
+use crate::render::{CONTACT_NS, DOMAIN_NS, EPP_NS, HOST_NS, OBJECTS};
+pub use crate::request::Refusal;
+use crate::request::{refuse, required};
+use crate::session::Ctx;
 use crate::xml::Element;
+use crate::{contact, domain, host, poll};
 
 /// Extensions a login may ask for: those this gateway is being built to
 /// serve (RFC 5910 secDNS, RFC 3915 RGP, RFC 8748 fee). Clients such as
@@ -21,7 +26,7 @@ pub const LOGIN_EXTENSIONS: [&str; 3] = [
 pub const MAX_CHECK_NAMES: usize = 100;
 
 /// A command the gateway understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// `<hello/>`: answered with a greeting.
     Hello,
@@ -29,8 +34,55 @@ pub enum Command {
     Login(Login),
     /// `<logout/>`.
     Logout,
-    /// `<check>` of domain names.
-    DomainCheck(Vec<String>),
+    /// A command of a logged-in session (boxed: some are large).
+    Op(Box<Op>),
+}
+
+impl Command {
+    /// The command's name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Hello => "hello",
+            Command::Login(_) => "login",
+            Command::Logout => "logout",
+            Command::Op(op) => op.name(),
+        }
+    }
+}
+
+/// A command only a logged-in session may send.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A domain command.
+    Domain(domain::Op),
+    /// A host command.
+    Host(host::Op),
+    /// A contact command.
+    Contact(contact::Op),
+    /// `<poll>`.
+    Poll(poll::Op),
+}
+
+impl Op {
+    /// The command's name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Domain(op) => op.name(),
+            Op::Host(op) => op.name(),
+            Op::Contact(op) => op.name(),
+            Op::Poll(op) => op.name(),
+        }
+    }
+
+    /// Runs the command in the session of `ctx`.
+    pub async fn run(self, ctx: &Ctx<'_>) -> Response {
+        match self {
+            Op::Domain(op) => domain::run(op, ctx).await,
+            Op::Host(op) => host::run(op, ctx).await,
+            Op::Contact(op) => contact::run(op, ctx).await,
+            Op::Poll(op) => poll::run(op, ctx).await,
+        }
+    }
 }
 
 /// The parts of a login.
@@ -53,32 +105,12 @@ impl std::fmt::Debug for Login {
 }
 
 /// A frame's command and its client transaction id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
     /// The command.
     pub command: Command,
     /// `<clTRID>`, if sent.
     pub cl_trid: Option<String>,
-}
-
-/// Why a frame's command is refused: the result code, a message naming
-/// the problem, and the clTRID when it could be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// The result code.
-    pub code: Code,
-    /// What is wrong.
-    pub detail: String,
-    /// The command's clTRID, if it could be read.
-    pub cl_trid: Option<String>,
-}
-
-fn refuse(code: Code, detail: impl Into<String>) -> Refusal {
-    Refusal {
-        code,
-        detail: detail.into(),
-        cl_trid: None,
-    }
 }
 
 /// The command elements RFC 5730 defines.
@@ -163,42 +195,84 @@ fn command(command: &Element) -> Result<Command, Refusal> {
             format!("{} is not an EPP command", verb.qualified()),
         ));
     }
-    if let Some(ext) = command.child(EPP_NS, "extension") {
-        let uris: Vec<&str> = ext.children.iter().map(|c| c.ns.as_str()).collect();
+    let ext: &[Element] = command
+        .child(EPP_NS, "extension")
+        .map(|e| e.children.as_slice())
+        .unwrap_or_default();
+    if let Some(x) = ext
+        .iter()
+        .find(|x| !LOGIN_EXTENSIONS.contains(&x.ns.as_str()))
+    {
         return Err(refuse(
             Code::UNIMPLEMENTED_EXTENSION,
-            format!("extension {} is not offered", uris.join(", ")),
+            format!("extension {} is not offered", x.ns),
         ));
     }
     match verb.name.as_str() {
+        "login" | "logout" | "poll" if !ext.is_empty() => Err(refuse(
+            Code::UNIMPLEMENTED_EXTENSION,
+            format!("<{}> takes no extension", verb.name),
+        )),
         "login" => login(verb).map(Command::Login),
         "logout" => Ok(Command::Logout),
-        "check" => check(verb),
-        other => Err(refuse(
-            Code::UNIMPLEMENTED_COMMAND,
-            format!("<{other}> is not served by this gateway yet"),
-        )),
+        "poll" => poll::parse(verb).map(|op| Command::Op(Box::new(Op::Poll(op)))),
+        _ => object(verb, ext),
     }
 }
 
-fn required<'a>(e: &'a Element, name: &str) -> Result<&'a str, Refusal> {
-    e.child_text(EPP_NS, name).ok_or_else(|| {
-        refuse(
+/// An object command: `verb` holds exactly one object element, whose
+/// namespace picks the object's module.
+fn object(verb: &Element, ext: &[Element]) -> Result<Command, Refusal> {
+    let [e] = verb.children.as_slice() else {
+        return Err(refuse(
+            Code::SYNTAX_ERROR,
+            format!("<{}> must hold exactly one object element", verb.name),
+        ));
+    };
+    if e.name != verb.name {
+        return Err(refuse(
+            Code::SYNTAX_ERROR,
+            format!("<{}> cannot hold {}", verb.name, e.qualified()),
+        ));
+    }
+    match e.ns.as_str() {
+        DOMAIN_NS => domain::parse(verb, e, ext).map(Op::Domain),
+        HOST_NS => host::parse(verb, e, ext).map(Op::Host),
+        CONTACT_NS => contact::parse(verb, e, ext).map(Op::Contact),
+        other => Err(refuse(
+            Code::UNIMPLEMENTED_OBJECT,
+            format!("object service {other:?} is not offered"),
+        )),
+    }
+    .map(|op| Command::Op(Box::new(op)))
+}
+
+/// Refuses a check of no names or of more than [`MAX_CHECK_NAMES`].
+pub fn check_names(names: &[String]) -> Result<(), Refusal> {
+    if names.is_empty() {
+        return Err(refuse(
             Code::MISSING_PARAMETER,
-            format!("<{}> needs <{name}>", e.name),
-        )
-    })
+            "a check needs one or more names",
+        ));
+    }
+    if names.len() > MAX_CHECK_NAMES {
+        return Err(refuse(
+            Code::VALUE_RANGE,
+            format!("at most {MAX_CHECK_NAMES} names per check"),
+        ));
+    }
+    Ok(())
 }
 
 fn login(e: &Element) -> Result<Login, Refusal> {
-    let client_id = required(e, "clID")?.to_string();
+    let client_id = required(e, EPP_NS, "clID")?.to_string();
     if !(3..=16).contains(&client_id.chars().count()) {
         return Err(refuse(
             Code::VALUE_SYNTAX,
             "<clID> must be 3 to 16 characters",
         ));
     }
-    let password = required(e, "pw")?.to_string();
+    let password = required(e, EPP_NS, "pw")?.to_string();
     let new_password = e.child_text(EPP_NS, "newPW").map(str::to_string);
     for pw in std::iter::once(&password).chain(new_password.as_ref()) {
         if !(6..=16).contains(&pw.chars().count()) {
@@ -211,14 +285,14 @@ fn login(e: &Element) -> Result<Login, Refusal> {
     let options = e
         .child(EPP_NS, "options")
         .ok_or_else(|| refuse(Code::MISSING_PARAMETER, "<login> needs <options>"))?;
-    let version = required(options, "version")?;
+    let version = required(options, EPP_NS, "version")?;
     if version != "1.0" {
         return Err(refuse(
             Code::UNIMPLEMENTED_VERSION,
             format!("version {version:?}: this server speaks EPP 1.0"),
         ));
     }
-    let lang = required(options, "lang")?;
+    let lang = required(options, EPP_NS, "lang")?;
     if lang != "en" {
         return Err(refuse(
             Code::UNIMPLEMENTED_OPTION,
@@ -251,43 +325,6 @@ fn login(e: &Element) -> Result<Login, Refusal> {
         password,
         new_password,
     })
-}
-
-fn check(e: &Element) -> Result<Command, Refusal> {
-    let [object] = e.children.as_slice() else {
-        return Err(refuse(
-            Code::SYNTAX_ERROR,
-            "<check> must hold exactly one object's check",
-        ));
-    };
-    if object.ns != DOMAIN_NS {
-        let code = if OBJECTS.contains(&object.ns.as_str()) {
-            Code::UNIMPLEMENTED_COMMAND
-        } else {
-            Code::UNIMPLEMENTED_OBJECT
-        };
-        return Err(refuse(
-            code,
-            format!("check of {} is not served yet", object.qualified()),
-        ));
-    }
-    let names: Vec<String> = object
-        .children_named(DOMAIN_NS, "name")
-        .map(|n| n.text.clone())
-        .collect();
-    if names.is_empty() || object.children.len() != names.len() {
-        return Err(refuse(
-            Code::SYNTAX_ERROR,
-            "<domain:check> holds one or more <domain:name> and nothing else",
-        ));
-    }
-    if names.len() > MAX_CHECK_NAMES {
-        return Err(refuse(
-            Code::VALUE_RANGE,
-            format!("at most {MAX_CHECK_NAMES} names per check"),
-        ));
-    }
-    Ok(Command::DomainCheck(names))
 }
 
 #[cfg(test)]
@@ -326,7 +363,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             check.command,
-            Command::DomainCheck(vec!["example.com".into(), "example.net".into()])
+            Command::Op(Box::new(Op::Domain(domain::Op::Check(vec![
+                "example.com".into(),
+                "example.net".into()
+            ]))))
         );
     }
 
@@ -342,9 +382,9 @@ mod tests {
         );
         assert_eq!(
             code(
-                r#"<epp xmlns="urn:ietf:params:xml:ns:epp-1.0"><command><renew/></command></epp>"#
+                r#"<epp xmlns="urn:ietf:params:xml:ns:epp-1.0"><command><renew><x:renew xmlns:x="urn:example:x"/></renew></command></epp>"#
             ),
-            2101
+            2307
         );
         assert_eq!(code(&LOGIN.replace(">1.0<", ">2.0<")), 2100);
         assert_eq!(code(&LOGIN.replace(">en<", ">fr<")), 2102);

@@ -7,13 +7,24 @@
 //!
 //! Layers, lowest first: [`frame`] (the length-prefixed frames), [`xml`]
 //! (a bounded, DTD-free XML reader), [`codes`] (result codes and the one
-//! table from the cluster's reasons), [`render`] (greeting and responses),
-//! [`epp`] (what a frame asks), [`server`] (TLS, sessions, the cluster).
+//! table from the cluster's reasons), [`render`] (greeting, responses and
+//! an XML writer), [`request`] (reading parameters, refusals),
+//! [`session`] (a command's session, clTRID and cluster answers), the
+//! objects [`domain`], [`host`], [`contact`] and [`poll`] (each one's
+//! commands: parse, run, render), [`epp`] (what a frame asks),
+//! [`server`] (TLS, connections, login); [`observe`] (metrics, probes).
 
 pub mod frame;
 pub mod xml;
 pub mod codes;
 pub mod render;
+pub mod request;
+pub mod session;
+pub mod domain;
+pub mod host;
+pub mod contact;
+pub mod poll;
 pub mod epp;
+pub mod observe;
 pub mod server;
 pub mod tls;

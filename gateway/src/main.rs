@@ -52,6 +52,11 @@ struct Args {
     /// Most connections at once.
     #[arg(long, env = "KAURI_EPP_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
+    /// Serve Prometheus metrics on /metrics, and the /healthz and /readyz
+    /// probes, on this address (plain HTTP: keep it on an internal
+    /// network). Not served when absent.
+    #[arg(long, env = "KAURI_GATEWAY_METRICS_ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Failed logins on one connection before it is closed.
     #[arg(long, env = "KAURI_EPP_MAX_FAILED_LOGINS", default_value_t = 3,
         value_parser = clap::value_parser!(u32).range(1..))]
@@ -106,6 +111,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             ..Default::default()
         },
     )?;
+    if let Some(addr) = args.metrics_addr {
+        let handle = kauri_gateway::observe::install()?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on --metrics-addr {addr}: {e}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "serving /metrics, /healthz and /readyz");
+        let ready = kauri_gateway::observe::Readiness::default();
+        tokio::spawn(ready.clone().watch(cluster.clone()));
+        tokio::spawn(kauri_gateway::observe::serve(listener, handle, ready));
+    }
     let listener = tokio::net::TcpListener::bind(&args.epp_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.epp_addr))?;
@@ -121,9 +136,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_connections: args.max_connections,
         max_failed_logins: args.max_failed_logins,
     };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         served = kauri_gateway::server::serve(listener, config) => served?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("stopping (SIGINT)"),
+        _ = term.recv() => tracing::info!("stopping (SIGTERM)"),
     }
     Ok(())
 }

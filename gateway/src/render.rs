@@ -1,6 +1,8 @@
 //! The XML the gateway sends: the greeting and responses (RFC 5730
 //! sections 2.4 and 2.6), in the order the schemas require.
 
+use kauri_proto::v1::CheckResult;
+
 use crate::codes::Code;
 use crate::xml::escape;
 
@@ -44,10 +46,15 @@ pub struct Response {
     pub code: Code,
     /// A message beyond the code's own (appended after it).
     pub detail: Option<String>,
-    /// `<extValue>`: the offending element as sent, and why.
+    /// `<extValue>`: the offending element (rendered XML) and why.
     pub ext_value: Option<(String, String)>,
+    /// `<msgQ>`: the poll queue's count and the message shown (rendered
+    /// `<qDate>` and `<msg>`), for poll responses.
+    pub msg_q: Option<MsgQ>,
     /// The `<resData>` content, already rendered.
     pub res_data: Option<String>,
+    /// The `<extension>` content, already rendered.
+    pub extension: Option<String>,
     /// The client's transaction id, if it sent one.
     pub cl_trid: Option<String>,
     /// The server's transaction id.
@@ -61,7 +68,9 @@ impl Response {
             code,
             detail: None,
             ext_value: None,
+            msg_q: None,
             res_data: None,
+            extension: None,
             cl_trid,
             sv_trid,
         }
@@ -70,6 +79,12 @@ impl Response {
     /// With a message saying more than the code's.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// With `<resData>` content.
+    pub fn data(mut self, res_data: String) -> Self {
+        self.res_data = Some(res_data);
         self
     }
 
@@ -86,14 +101,22 @@ impl Response {
         );
         if let Some((value, reason)) = &self.ext_value {
             out.push_str(&format!(
-                "<extValue><value>{}</value><reason>{}</reason></extValue>",
-                escape(value),
+                "<extValue><value>{value}</value><reason>{}</reason></extValue>",
                 escape(reason)
             ));
         }
         out.push_str("</result>");
+        if let Some(q) = &self.msg_q {
+            out.push_str(&format!(
+                "<msgQ count=\"{}\" id=\"{}\">{}</msgQ>",
+                q.count, q.id, q.inner
+            ));
+        }
         if let Some(data) = &self.res_data {
             out.push_str(&format!("<resData>{data}</resData>"));
+        }
+        if let Some(ext) = &self.extension {
+            out.push_str(&format!("<extension>{ext}</extension>"));
         }
         out.push_str("<trID>");
         if let Some(cl) = &self.cl_trid {
@@ -107,7 +130,89 @@ impl Response {
     }
 }
 
-/// Longest `<domain:reason>` the schema allows.
+/// `<msgQ>` of a poll response.
+#[derive(Debug, Clone)]
+pub struct MsgQ {
+    /// Messages in the queue.
+    pub count: u64,
+    /// The id of the message shown (or acknowledged).
+    pub id: u64,
+    /// Rendered `<qDate>` and `<msg>`, or empty.
+    pub inner: String,
+}
+
+/// A small XML writer for response data: elements are written in the
+/// order the caller gives, which is the order the schemas require.
+#[derive(Debug, Default)]
+pub struct Xml(String);
+
+impl Xml {
+    /// An empty document fragment.
+    pub fn new() -> Self {
+        Xml(String::new())
+    }
+
+    /// Opens `<tag attrs...>`; attribute values are escaped.
+    pub fn open(&mut self, tag: &str, attrs: &[(&str, &str)]) -> &mut Self {
+        self.0.push('<');
+        self.0.push_str(tag);
+        for (name, value) in attrs {
+            self.0.push_str(&format!(" {name}=\"{}\"", escape(value)));
+        }
+        self.0.push('>');
+        self
+    }
+
+    /// Closes `</tag>`.
+    pub fn close(&mut self, tag: &str) -> &mut Self {
+        self.0.push_str(&format!("</{tag}>"));
+        self
+    }
+
+    /// `<tag attrs...>text</tag>`, or `<tag attrs.../>` when `text` is
+    /// empty.
+    pub fn leaf(&mut self, tag: &str, attrs: &[(&str, &str)], text: &str) -> &mut Self {
+        if text.is_empty() {
+            self.open(tag, attrs);
+            self.0.insert(self.0.len() - 1, '/');
+            return self;
+        }
+        self.open(tag, attrs);
+        self.0.push_str(&escape(text));
+        self.close(tag)
+    }
+
+    /// `<tag>text</tag>` unless `text` is empty.
+    pub fn opt(&mut self, tag: &str, text: &str) -> &mut Self {
+        if !text.is_empty() {
+            self.leaf(tag, &[], text);
+        }
+        self
+    }
+
+    /// `<tag>time</tag>` for a time in ms since the epoch, unless 0.
+    pub fn time(&mut self, tag: &str, ms: i64) -> &mut Self {
+        if ms != 0 {
+            self.leaf(tag, &[], &date_time(ms));
+        }
+        self
+    }
+
+    /// The XML written.
+    pub fn finish(self) -> String {
+        self.0
+    }
+}
+
+/// An XML Schema dateTime (UTC, milliseconds) for ms since the epoch.
+pub fn date_time(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Longest `<reason>` in a check result the schemas allow.
 pub const MAX_REASON_CHARS: usize = 32;
 
 /// A check reason short enough for the schema: the registry's own when it
@@ -116,29 +221,53 @@ fn short_reason(reason: &str) -> String {
     if reason.chars().count() <= MAX_REASON_CHARS {
         return reason.to_string();
     }
-    if reason.contains("not a valid name") {
+    if reason.contains("not a valid") {
         return "not a valid name".into();
     }
     reason.chars().take(MAX_REASON_CHARS).collect()
 }
 
-/// `<domain:chkData>` for (name, available, reason) triples.
-pub fn domain_check(results: &[(String, bool, String)]) -> String {
-    let mut out = format!("<domain:chkData xmlns:domain=\"{DOMAIN_NS}\">");
-    for (name, avail, reason) in results {
-        out.push_str(&format!(
-            "<domain:cd><domain:name avail=\"{}\">{}</domain:name>",
-            u8::from(*avail),
-            escape(name)
-        ));
-        if !*avail && !reason.is_empty() {
-            out.push_str(&format!(
-                "<domain:reason>{}</domain:reason>",
-                escape(&short_reason(reason))
-            ));
+/// `<P:chkData>` of object prefix `prefix` (domain, host or contact, its
+/// namespace `ns`) whose key element is `key` (name, or id for contacts).
+pub fn check_data(prefix: &str, ns: &str, key: &str, results: &[CheckResult]) -> String {
+    let mut x = Xml::new();
+    x.open(
+        &format!("{prefix}:chkData"),
+        &[(&format!("xmlns:{prefix}"), ns)],
+    );
+    let cd = format!("{prefix}:cd");
+    for c in results {
+        x.open(&cd, &[]);
+        x.leaf(
+            &format!("{prefix}:{key}"),
+            &[("avail", if c.available { "1" } else { "0" })],
+            &c.name,
+        );
+        if !c.available && !c.reason.is_empty() {
+            x.leaf(&format!("{prefix}:reason"), &[], &short_reason(&c.reason));
         }
-        out.push_str("</domain:cd>");
+        x.close(&cd);
     }
-    out.push_str("</domain:chkData>");
-    out
+    x.close(&format!("{prefix}:chkData"));
+    x.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_escapes_and_closes() {
+        let mut x = Xml::new();
+        x.open("a:b", &[("x", "1\"<")])
+            .leaf("a:c", &[], "t&u")
+            .leaf("a:d", &[("s", "ok")], "")
+            .opt("a:e", "")
+            .close("a:b");
+        assert_eq!(
+            x.finish(),
+            "<a:b x=\"1&quot;&lt;\"><a:c>t&amp;u</a:c><a:d s=\"ok\"/></a:b>"
+        );
+        assert_eq!(date_time(0), "1970-01-01T00:00:00.000Z");
+    }
 }

@@ -8,16 +8,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kauri_client::proto::{CheckRequest, CloseSessionRequest, OpenSessionRequest, Reason};
-use kauri_client::{ClientError, KauriClient};
+use kauri_client::proto::{CloseSessionRequest, OpenSessionRequest, Reason};
+use kauri_client::KauriClient;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::codes::{self, Code};
+use crate::codes::Code;
 use crate::epp::{self, Command, Login};
 use crate::render::{self, Response};
-use crate::{frame, xml};
+use crate::session::{local_sv_trid, refused, Ctx, Session};
+use crate::{frame, observe, xml};
 
 /// How the gateway serves.
 #[derive(Clone)]
@@ -87,6 +88,7 @@ pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()>
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection refused: at the connection limit");
+            observe::closed("connection_limit");
             continue;
         };
         let _ = tcp.set_nodelay(true);
@@ -98,13 +100,16 @@ pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()>
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::info!(%peer, "TLS handshake failed: {e}");
+                        observe::closed("tls");
                         return;
                     }
                     Err(_) => {
                         tracing::info!(%peer, "TLS handshake timed out");
+                        observe::closed("tls");
                         return;
                     }
                 };
+            observe::connections(1.0);
             let mut conn = Connection {
                 config: &config,
                 sessions: &sessions,
@@ -112,19 +117,15 @@ pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()>
                 session: None,
                 failed_logins: 0,
             };
-            conn.run(&mut tls).await;
+            let reason = conn.run(&mut tls).await;
             // The session is closed (and its place given back) before the
             // client sees the connection close.
             conn.end().await;
             drop(tls);
+            observe::connections(-1.0);
+            observe::closed(reason);
         });
     }
-}
-
-/// A logged-in session.
-struct Session {
-    registrar: String,
-    client: KauriClient,
 }
 
 struct Connection<'a> {
@@ -135,42 +136,40 @@ struct Connection<'a> {
     failed_logins: u32,
 }
 
-/// A server transaction id for an answer the cluster did not give one
-/// (reads, refusals at the gateway).
-fn local_sv_trid() -> String {
-    use rand::Rng;
-    format!("kauri-gw-{:016x}", rand::thread_rng().gen::<u64>())
-}
-
 impl Connection<'_> {
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) {
+    /// Serves the connection until it ends; why it ended.
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> &'static str {
         let greeting = render::greeting(&self.config.server_id, chrono::Utc::now());
         if frame::write(stream, greeting.as_bytes()).await.is_err() {
-            return;
+            return "client";
         }
         loop {
             let read = frame::read(stream, self.config.max_frame_bytes);
             let data = match tokio::time::timeout(self.config.idle_timeout, read).await {
                 Err(_) => {
                     tracing::info!(peer = %self.peer, "idle timeout: closing the connection");
-                    return;
+                    return "idle";
                 }
-                Ok(Err(frame::FrameError::Closed)) => return,
+                Ok(Err(frame::FrameError::Closed)) => return "client",
                 Ok(Err(e)) => {
                     tracing::info!(peer = %self.peer, "closing the connection: {e}");
-                    return;
+                    return "framing";
                 }
                 Ok(Ok(data)) => data,
             };
             let (reply, close) = self.answer(&data).await;
-            if frame::write(stream, reply.as_bytes()).await.is_err() || close {
-                return;
+            if frame::write(stream, reply.as_bytes()).await.is_err() {
+                return "client";
+            }
+            if close {
+                return "result";
             }
         }
     }
 
     /// The reply to one frame, and whether to close the connection after it.
     async fn answer(&mut self, data: &[u8]) -> (String, bool) {
+        let began = std::time::Instant::now();
         let parsed = xml::parse(data)
             .map_err(|e| epp::Refusal {
                 code: Code::SYNTAX_ERROR,
@@ -182,6 +181,7 @@ impl Connection<'_> {
             Ok(p) => p,
             Err(r) => {
                 tracing::info!(peer = %self.peer, code = r.code.0, "refused: {}", r.detail);
+                observe::command("unparsed", r.code.0, began.elapsed());
                 let response = Response::new(r.code, r.cl_trid, local_sv_trid()).detail(r.detail);
                 return (response.render(), false);
             }
@@ -193,7 +193,7 @@ impl Connection<'_> {
             );
         }
         let cl_trid = parsed.cl_trid.clone();
-        let name = command_name(&parsed.command);
+        let name = parsed.command.name();
         let response = self.execute(parsed).await;
         tracing::info!(
             peer = %self.peer,
@@ -204,6 +204,7 @@ impl Connection<'_> {
             code = response.code.0,
             "epp command"
         );
+        observe::command(name, response.code.0, began.elapsed());
         let close = response.code.closes();
         (response.render(), close)
     }
@@ -222,25 +223,18 @@ impl Connection<'_> {
             (Command::Login(login), None) => self.login(login, cl_trid).await,
             (_, None) => refuse(Code::USE_ERROR, "log in first".into()),
             (Command::Logout, Some(_)) => self.logout(cl_trid).await,
-            (Command::DomainCheck(names), Some(s)) => {
-                let request = CheckRequest {
-                    registrar: s.registrar.clone(),
-                    names,
-                    read: kauri_client::linearizable(),
-                };
-                match s.client.check_domains(request).await {
-                    Ok(r) => {
-                        let results: Vec<(String, bool, String)> = r
-                            .results
-                            .into_iter()
-                            .map(|c| (c.name, c.available, c.reason))
-                            .collect();
-                        let mut response = Response::new(Code::OK, cl_trid, local_sv_trid());
-                        response.res_data = Some(render::domain_check(&results));
-                        response
+            (Command::Op(op), Some(session)) => {
+                let ctx = Ctx::new(session, cl_trid);
+                let response = op.run(&ctx).await;
+                if ctx.session_ended() {
+                    // Expired or closed in the cluster: this connection is
+                    // logged out, and may log in again.
+                    if let Some(s) = self.session.take() {
+                        self.sessions.give_back(&s.registrar);
+                        observe::sessions(-1.0);
                     }
-                    Err(e) => from_cluster(&e, cl_trid),
                 }
+                response
             }
         }
     }
@@ -273,11 +267,12 @@ impl Connection<'_> {
                 Ok(client) => {
                     let sv_trid = opened.tx.map(|t| t.sv_trid).unwrap_or_else(local_sv_trid);
                     self.session = Some(Session { registrar, client });
+                    observe::sessions(1.0);
                     Response::new(Code::OK, cl_trid, sv_trid)
                 }
                 Err(e) => {
                     self.sessions.give_back(&registrar);
-                    from_cluster(&e, cl_trid)
+                    refused(&e, cl_trid)
                 }
             },
             Err(e) => {
@@ -292,7 +287,7 @@ impl Connection<'_> {
                     return Response::new(code, cl_trid, local_sv_trid())
                         .detail("wrong client id or password");
                 }
-                from_cluster(&e, cl_trid)
+                refused(&e, cl_trid)
             }
         }
     }
@@ -309,6 +304,7 @@ impl Connection<'_> {
     async fn close_session(&mut self) -> Option<String> {
         let session = self.session.take()?;
         self.sessions.give_back(&session.registrar);
+        observe::sessions(-1.0);
         let closed = session
             .client
             .close_session(CloseSessionRequest {
@@ -331,28 +327,4 @@ impl Connection<'_> {
             self.close_session().await;
         }
     }
-}
-
-fn command_name(command: &Command) -> &'static str {
-    match command {
-        Command::Hello => "hello",
-        Command::Login(_) => "login",
-        Command::Logout => "logout",
-        Command::DomainCheck(_) => "domain:check",
-    }
-}
-
-/// The response for a cluster's refusal.
-fn from_cluster(e: &ClientError, cl_trid: Option<String>) -> Response {
-    let code = codes::for_reason(e.reason);
-    let sv_trid = if e.sv_trid.is_empty() {
-        local_sv_trid()
-    } else {
-        e.sv_trid.clone()
-    };
-    let mut response = Response::new(code, cl_trid, sv_trid).detail(e.message.clone());
-    if !e.field.is_empty() {
-        response.ext_value = Some((e.field.clone(), e.message.clone()));
-    }
-    response
 }

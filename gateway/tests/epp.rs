@@ -311,10 +311,10 @@ async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
     );
     let unimplemented = epp
         .send(&command(
-            "<renew><domain:renew xmlns:domain=\"urn:ietf:params:xml:ns:domain-1.0\">\
-             <domain:name>taken.test</domain:name><domain:curExpDate>2027-01-01</domain:curExpDate>\
-             </domain:renew></renew>",
-            "renew-1",
+            "<transfer op=\"request\"><contact:transfer \
+             xmlns:contact=\"urn:ietf:params:xml:ns:contact-1.0\"><contact:id>owner</contact:id>\
+             </contact:transfer></transfer>",
+            "transfer-1",
         ))
         .await;
     valid(&unimplemented);
@@ -466,4 +466,632 @@ async fn sessions_per_registrar_are_limited_and_idle_connections_closed() {
     let (mut third, _) = Epp::connect(&gw).await;
     let answer = third.send(&login("reg1", "correct horse")).await;
     assert_eq!(code(&answer), 1000, "{answer}");
+}
+
+/// `GET path` on a plain HTTP listener: the status and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(addr).expect("connect to the metrics port");
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).expect("read");
+    let status = answer[9..12].parse().expect("a status");
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (status, body.to_string())
+}
+
+/// Panics unless promtool (Debian's prometheus package, installed by
+/// scripts/monitoring-tools.sh) finds `text` a valid exposition.
+fn assert_promtool_accepts(text: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/monitoring-tools.sh");
+    let installed = Command::new("bash")
+        .arg(&script)
+        .arg("--prometheus-only")
+        .output()
+        .expect("run monitoring-tools.sh");
+    assert!(
+        installed.status.success(),
+        "promtool is needed and could not be installed: {}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A session that validates every answer and checks its code.
+struct Checked<'a> {
+    epp: Epp,
+    dir: &'a Path,
+    n: &'a std::cell::Cell<usize>,
+}
+
+impl Checked<'_> {
+    /// Sends `body` with `cl_trid`; panics unless the answer validates and
+    /// has code `want`.
+    async fn expect(&mut self, want: u16, body: &str, cl_trid: &str) -> String {
+        let answer = self.epp.send(&command(body, cl_trid)).await;
+        self.n.set(self.n.get() + 1);
+        assert_valid(&answer, self.dir, self.n.get());
+        assert_eq!(code(&answer), want, "{body}\n{answer}");
+        assert!(
+            answer.contains(&format!("<clTRID>{cl_trid}</clTRID>")),
+            "{answer}"
+        );
+        answer
+    }
+}
+
+/// Logs `registrar` in on a new connection to `gw`.
+async fn logged_in<'a>(
+    gw: &Gateway,
+    registrar: &str,
+    dir: &'a Path,
+    n: &'a std::cell::Cell<usize>,
+) -> Checked<'a> {
+    let (epp, _) = Epp::connect(gw).await;
+    let mut s = Checked { epp, dir, n };
+    s.login(registrar).await;
+    s
+}
+
+impl Checked<'_> {
+    /// Logs `registrar` in (password "correct horse", every object, RGP).
+    async fn login(&mut self, registrar: &str) {
+        self.expect(
+            1000,
+            &format!(
+            "<login><clID>{registrar}</clID><pw>correct horse</pw><options><version>1.0</version>\
+             <lang>en</lang></options><svcs><objURI>urn:ietf:params:xml:ns:domain-1.0</objURI>\
+             <objURI>urn:ietf:params:xml:ns:host-1.0</objURI>\
+             <objURI>urn:ietf:params:xml:ns:contact-1.0</objURI><svcExtension>\
+             <extURI>urn:ietf:params:xml:ns:rgp-1.0</extURI></svcExtension></svcs></login>"
+        ),
+            &format!("login-{registrar}"),
+        )
+        .await;
+    }
+}
+
+const D: &str = r#"xmlns:domain="urn:ietf:params:xml:ns:domain-1.0""#;
+const H: &str = r#"xmlns:host="urn:ietf:params:xml:ns:host-1.0""#;
+const C: &str = r#"xmlns:contact="urn:ietf:params:xml:ns:contact-1.0""#;
+const RGP: &str = r#"xmlns:rgp="urn:ietf:params:xml:ns:rgp-1.0""#;
+
+fn between<'a>(xml: &'a str, open: &str, close: &str) -> &'a str {
+    let at = xml.find(open).unwrap_or_else(|| panic!("{open} in {xml}")) + open.len();
+    let end = xml[at..].find(close).expect("closed") + at;
+    &xml[at..end]
+}
+
+/// The registrar's day through raw EPP frames, every answer validated
+/// against the schemas: contacts, hosts and domains created, read,
+/// updated, renewed; a domain deleted in its add grace period and one
+/// deleted later and restored (RFC 3915); a transfer between two
+/// registrars with poll messages on both sides; a command resent with its
+/// clTRID answered from the cluster's record, not applied twice; wrong
+/// objects and parameters refused with their codes, changing nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_day_in_raw_frames() {
+    epp_tools();
+    let cluster = TestCluster::start(node_bin(), 3, &["--test-clock"]);
+    let (staff, _reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
+    let reg2 = cluster.registrar_client("reg2");
+    kauri_chaos_tests::fixtures::add_registrar(&staff, &reg2, "reg2", "USD", 100_000_000).await;
+    let metrics = free_addr();
+    let gw = start_gateway(&cluster, &["--metrics-addr", &metrics]);
+    let out = tempfile::tempdir().expect("a temp dir");
+    let n = std::cell::Cell::new(0);
+    let mut r1 = logged_in(&gw, "reg1", out.path(), &n).await;
+
+    // Contacts.
+    let checked = r1
+        .expect(
+            1000,
+            &format!(
+                "<check><contact:check {C}><contact:id>alice-1</contact:id>\
+                 <contact:id>owner</contact:id></contact:check></check>"
+            ),
+            "c-check",
+        )
+        .await;
+    assert!(
+        checked.contains(r#"<contact:id avail="1">alice-1</contact:id>"#),
+        "{checked}"
+    );
+    assert!(
+        checked.contains(r#"<contact:id avail="0">owner</contact:id>"#),
+        "{checked}"
+    );
+    let alice = format!(
+        "<create><contact:create {C}><contact:id>alice-1</contact:id>\
+         <contact:postalInfo type=\"int\"><contact:name>Alice Smith</contact:name>\
+         <contact:addr><contact:street>1 Queen St</contact:street><contact:city>Auckland</contact:city>\
+         <contact:pc>1010</contact:pc><contact:cc>NZ</contact:cc></contact:addr></contact:postalInfo>\
+         <contact:voice>+64.93001234</contact:voice><contact:email>alice@example.nz</contact:email>\
+         <contact:authInfo><contact:pw>alice-pw-1</contact:pw></contact:authInfo>\
+         </contact:create></create>"
+    );
+    let created = r1.expect(1000, &alice, "c-create").await;
+    assert!(
+        created.contains("<contact:id>alice-1</contact:id>"),
+        "{created}"
+    );
+    r1.expect(
+        1000,
+        &format!(
+            "<update><contact:update {C}><contact:id>alice-1</contact:id><contact:chg>\
+             <contact:email>alice@example.org</contact:email></contact:chg></contact:update></update>"
+        ),
+        "c-update",
+    )
+    .await;
+    let info = r1
+        .expect(
+            1000,
+            &format!(
+                "<info><contact:info {C}><contact:id>alice-1</contact:id></contact:info></info>"
+            ),
+            "c-info",
+        )
+        .await;
+    assert!(
+        info.contains("<contact:email>alice@example.org</contact:email>"),
+        "{info}"
+    );
+    assert!(
+        info.contains("<contact:name>Alice Smith</contact:name>"),
+        "kept: {info}"
+    );
+    assert!(
+        info.contains("<contact:city>Auckland</contact:city>"),
+        "kept: {info}"
+    );
+
+    // A domain, its in-bailiwick host with glue, then the delegation.
+    let create_day = format!(
+        "<create><domain:create {D}><domain:name>day.test</domain:name>\
+         <domain:period unit=\"y\">2</domain:period><domain:registrant>alice-1</domain:registrant>\
+         <domain:contact type=\"admin\">alice-1</domain:contact><domain:authInfo>\
+         <domain:pw>day-secret-1</domain:pw></domain:authInfo></domain:create></create>"
+    );
+    let first = r1.expect(1000, &create_day, "d-create-day").await;
+    assert!(
+        first.contains("<domain:name>day.test</domain:name>"),
+        "{first}"
+    );
+    // The same command resent with its clTRID (a client that lost the
+    // answer): the same answer, applied once.
+    let again = r1.expect(1000, &create_day, "d-create-day").await;
+    let sv = |xml: &str| between(xml, "<svTRID>", "</svTRID>").to_string();
+    assert_eq!(
+        sv(&first),
+        sv(&again),
+        "the replay carries the first svTRID"
+    );
+    assert_eq!(
+        between(&first, "<resData>", "</resData>"),
+        between(&again, "<resData>", "</resData>")
+    );
+    // The clTRID of another command: refused, nothing created.
+    r1.expect(
+        2002,
+        &format!(
+            "<create><domain:create {D}><domain:name>other.test</domain:name>\
+             <domain:registrant>alice-1</domain:registrant></domain:create></create>"
+        ),
+        "d-create-day",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &format!(
+            "<create><host:create {H}><host:name>ns1.day.test</host:name>\
+             <host:addr ip=\"v4\">192.0.2.1</host:addr><host:addr ip=\"v6\">2001:db8::1</host:addr>\
+             </host:create></create>"
+        ),
+        "h-create",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &format!(
+            "<create><host:create {H}><host:name>ns1.example.net</host:name></host:create></create>"
+        ),
+        "h-create-ext",
+    )
+    .await;
+    let host = r1
+        .expect(
+            1000,
+            &format!("<info><host:info {H}><host:name>ns1.day.test</host:name></host:info></info>"),
+            "h-info",
+        )
+        .await;
+    assert!(
+        host.contains(r#"<host:addr ip="v6">2001:db8::1</host:addr>"#),
+        "{host}"
+    );
+    r1.expect(
+        1000,
+        &format!(
+            "<update><domain:update {D}><domain:name>day.test</domain:name><domain:add>\
+             <domain:ns><domain:hostObj>ns1.day.test</domain:hostObj>\
+             <domain:hostObj>ns1.example.net</domain:hostObj></domain:ns>\
+             <domain:contact type=\"tech\">alice-1</domain:contact>\
+             <domain:status s=\"clientUpdateProhibited\" lang=\"en\">hands off</domain:status>\
+             </domain:add></domain:update></update>"
+        ),
+        "d-update",
+    )
+    .await;
+    let info = r1
+        .expect(
+            1000,
+            &format!("<info><domain:info {D}><domain:name hosts=\"all\">day.test</domain:name></domain:info></info>"),
+            "d-info",
+        )
+        .await;
+    for want in [
+        "<domain:hostObj>ns1.day.test</domain:hostObj>",
+        "<domain:host>ns1.day.test</domain:host>",
+        r#"<domain:status s="clientUpdateProhibited"/>"#,
+        r#"<domain:contact type="tech">alice-1</domain:contact>"#,
+        "<domain:pw>day-secret-1</domain:pw>",
+        r#"<rgp:rgpStatus s="addPeriod"/>"#,
+    ] {
+        assert!(info.contains(want), "{want} in {info}");
+    }
+    // The status it set prohibits updates until removed.
+    r1.expect(
+        2304,
+        &format!(
+            "<update><domain:update {D}><domain:name>day.test</domain:name><domain:chg>\
+             <domain:registrant>owner</domain:registrant></domain:chg></domain:update></update>"
+        ),
+        "d-update-prohibited",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &format!(
+            "<update><domain:update {D}><domain:name>day.test</domain:name><domain:rem>\
+             <domain:status s=\"clientUpdateProhibited\"/></domain:rem></domain:update></update>"
+        ),
+        "d-update-rem",
+    )
+    .await;
+    let expiry = between(&info, "<domain:exDate>", "</domain:exDate>")[..10].to_string();
+    let renewed = r1
+        .expect(
+            1000,
+            &format!(
+                "<renew><domain:renew {D}><domain:name>day.test</domain:name>\
+                 <domain:curExpDate>{expiry}</domain:curExpDate><domain:period unit=\"y\">1</domain:period>\
+                 </domain:renew></renew>"
+            ),
+            "d-renew",
+        )
+        .await;
+    assert!(renewed.contains("<domain:renData"), "{renewed}");
+    // A renew naming a date that is not the expiry any more: refused.
+    r1.expect(
+        2306,
+        &format!(
+            "<renew><domain:renew {D}><domain:name>day.test</domain:name>\
+             <domain:curExpDate>{expiry}</domain:curExpDate></domain:renew></renew>"
+        ),
+        "d-renew-stale",
+    )
+    .await;
+
+    // Deleted inside the add grace period: gone at once (1000).
+    for (name, cl) in [
+        ("gone.test", "d-create-gone"),
+        ("back.test", "d-create-back"),
+    ] {
+        r1.expect(
+            1000,
+            &format!(
+                "<create><domain:create {D}><domain:name>{name}</domain:name>\
+                 <domain:registrant>alice-1</domain:registrant></domain:create></create>"
+            ),
+            cl,
+        )
+        .await;
+    }
+    r1.expect(
+        1000,
+        &format!("<delete><domain:delete {D}><domain:name>gone.test</domain:name></domain:delete></delete>"),
+        "d-delete-gone",
+    )
+    .await;
+
+    // Two months pass: no grace period and no transfer lock any more.
+    let mut now_ms = 0;
+    for addr in cluster.endpoints() {
+        now_ms = staff
+            .advance_test_clock_at(&addr, 61 * 86_400_000)
+            .await
+            .expect("the test clock moves")
+            .now_ms;
+    }
+    let then = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now_ms)
+        .expect("a time")
+        .format("%Y-%m-%dT%H:%M:%S.0Z")
+        .to_string();
+    // The session expired with the time (24 h): the command says so
+    // (2002), and the connection may log in again.
+    let expired = r1
+        .expect(
+            2002,
+            &format!(
+                "<info><domain:info {D}><domain:name>day.test</domain:name></domain:info></info>"
+            ),
+            "d-info-expired",
+        )
+        .await;
+    assert!(expired.contains("log in again"), "{expired}");
+    r1.login("reg1").await;
+    let mut r2 = logged_in(&gw, "reg2", out.path(), &n).await;
+
+    // Deleted later: pending deletion (1001), then restored.
+    r1.expect(
+        1001,
+        &format!("<delete><domain:delete {D}><domain:name>back.test</domain:name></domain:delete></delete>"),
+        "d-delete-back",
+    )
+    .await;
+    let restore = |op: &str, report: &str| {
+        format!(
+            "<update><domain:update {D}><domain:name>back.test</domain:name><domain:chg/>\
+             </domain:update></update><extension><rgp:update {RGP}><rgp:restore op=\"{op}\">{report}\
+             </rgp:restore></rgp:update></extension>"
+        )
+    };
+    let requested = r1
+        .expect(1000, &restore("request", ""), "rgp-request")
+        .await;
+    assert!(
+        requested.contains(r#"<rgp:rgpStatus s="pendingRestore"/>"#),
+        "{requested}"
+    );
+    let report = format!(
+        "<rgp:report><rgp:preData>Pre-delete registration data</rgp:preData>\
+         <rgp:postData>Post-restore registration data</rgp:postData>\
+         <rgp:delTime>{then}</rgp:delTime><rgp:resTime>{then}</rgp:resTime>\
+         <rgp:resReason>Registrant error.</rgp:resReason>\
+         <rgp:statement>This registrar has not restored the domain in order to assume the rights \
+         to use or sell it.</rgp:statement>\
+         <rgp:statement>The information in this report is true to the best of this registrar's \
+         knowledge.</rgp:statement></rgp:report>"
+    );
+    r1.expect(1000, &restore("report", &report), "rgp-report")
+        .await;
+    let back = r1
+        .expect(
+            1000,
+            &format!(
+                "<info><domain:info {D}><domain:name>back.test</domain:name></domain:info></info>"
+            ),
+            "d-info-back",
+        )
+        .await;
+    assert!(
+        !back.contains("pendingDelete") && !back.contains("pendingRestore"),
+        "{back}"
+    );
+
+    // A transfer: reg2 asks with the auth info, reg1 hears of it by poll
+    // and approves, reg2 hears of that, and the domain is reg2's.
+    r2.expect(
+        2202,
+        &format!(
+            "<transfer op=\"request\"><domain:transfer {D}><domain:name>day.test</domain:name>\
+             <domain:authInfo><domain:pw>wrong-secret</domain:pw></domain:authInfo></domain:transfer></transfer>"
+        ),
+        "t-request-wrong",
+    )
+    .await;
+    let pending = r2
+        .expect(
+            1001,
+            &format!(
+                "<transfer op=\"request\"><domain:transfer {D}><domain:name>day.test</domain:name>\
+                 <domain:period unit=\"y\">1</domain:period><domain:authInfo><domain:pw>day-secret-1</domain:pw>\
+                 </domain:authInfo></domain:transfer></transfer>"
+            ),
+            "t-request",
+        )
+        .await;
+    assert!(
+        pending.contains("<domain:trStatus>pending</domain:trStatus>"),
+        "{pending}"
+    );
+    assert!(
+        pending.contains("<domain:reID>reg2</domain:reID>"),
+        "{pending}"
+    );
+    let query = format!(
+        "<transfer op=\"query\"><domain:transfer {D}><domain:name>day.test</domain:name>\
+         </domain:transfer></transfer>"
+    );
+    let queried = r1.expect(1000, &query, "t-query").await;
+    assert!(
+        queried.contains("<domain:trStatus>pending</domain:trStatus>"),
+        "{queried}"
+    );
+    let polled = r1.expect(1301, r#"<poll op="req"/>"#, "p-req-1").await;
+    assert!(
+        polled.contains("<domain:name>day.test</domain:name>"),
+        "{polled}"
+    );
+    let id = between(&polled, " id=\"", "\"").to_string();
+    r1.expect(
+        1000,
+        &format!(r#"<poll op="ack" msgID="{id}"/>"#),
+        "p-ack-1",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &format!(
+            "<transfer op=\"approve\"><domain:transfer {D}><domain:name>day.test</domain:name>\
+             </domain:transfer></transfer>"
+        ),
+        "t-approve",
+    )
+    .await;
+    let mut heard = false;
+    for i in 0..10 {
+        let polled = r2
+            .epp
+            .send(&command(r#"<poll op="req"/>"#, &format!("p2-{i}")))
+            .await;
+        if code(&polled) == 1300 {
+            break;
+        }
+        n.set(n.get() + 1);
+        assert_valid(&polled, out.path(), n.get());
+        heard |= polled.contains("<domain:trStatus>clientApproved</domain:trStatus>");
+        let id = between(&polled, " id=\"", "\"").to_string();
+        r2.expect(
+            1000,
+            &format!(r#"<poll op="ack" msgID="{id}"/>"#),
+            &format!("p2-ack-{i}"),
+        )
+        .await;
+    }
+    assert!(heard, "reg2 heard of the approval");
+    let theirs = r2
+        .expect(
+            1000,
+            &format!(
+                "<info><domain:info {D}><domain:name>day.test</domain:name></domain:info></info>"
+            ),
+            "d-info-reg2",
+        )
+        .await;
+    assert!(
+        theirs.contains("<domain:clID>reg2</domain:clID>"),
+        "{theirs}"
+    );
+    assert!(theirs.contains("<domain:trDate>"), "{theirs}");
+
+    // Wrong objects and parameters: their codes, nothing changed.
+    for (want, body) in [
+        (
+            2303,
+            format!("<info><domain:info {D}><domain:name>nowhere.test</domain:name></domain:info></info>"),
+        ),
+        (
+            2201,
+            format!("<delete><domain:delete {D}><domain:name>day.test</domain:name></domain:delete></delete>"),
+        ),
+        (
+            2005,
+            format!(
+                "<create><host:create {H}><host:name>ns2.day.test</host:name>\
+                 <host:addr ip=\"v4\">2001:db8::2</host:addr></host:create></create>"
+            ),
+        ),
+        (
+            2004,
+            format!(
+                "<create><domain:create {D}><domain:name>long.test</domain:name>\
+                 <domain:period unit=\"y\">100</domain:period><domain:registrant>alice-1</domain:registrant>\
+                 </domain:create></create>"
+            ),
+        ),
+        (
+            2102,
+            format!(
+                "<create><domain:create {D}><domain:name>attr.test</domain:name><domain:ns>\
+                 <domain:hostAttr><domain:hostName>ns.attr.test</domain:hostName></domain:hostAttr>\
+                 </domain:ns><domain:registrant>alice-1</domain:registrant></domain:create></create>"
+            ),
+        ),
+        (
+            2001,
+            format!("<info><host:info {H} {D}><domain:name>day.test</domain:name></host:info></info>"),
+        ),
+        (
+            2305,
+            format!("<delete><contact:delete {C}><contact:id>alice-1</contact:id></contact:delete></delete>"),
+        ),
+    ] {
+        r1.expect(want, &body, &format!("bad-{want}")).await;
+    }
+    let info = r1
+        .expect(
+            1000,
+            &format!(
+                "<check><domain:check {D}><domain:name>long.test</domain:name>\
+                      <domain:name>attr.test</domain:name></domain:check></check>"
+            ),
+            "d-check-after",
+        )
+        .await;
+    assert_eq!(
+        info.matches("avail=\"1\"").count(),
+        2,
+        "nothing created: {info}"
+    );
+
+    // The audit trail holds one create of day.test, however often it was
+    // sent.
+    let audit = staff
+        .query_audit(kauri_client::proto::AuditQueryRequest {
+            object_kind: "domain".into(),
+            object: "day.test".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the audit trail");
+    let creates = audit
+        .records
+        .iter()
+        .filter(|r| r.command.contains("CreateDomain"))
+        .count();
+    assert_eq!(creates, 1, "{:?}", audit.records);
+
+    // What an SRE sees: the commands by name and result, their latency,
+    // the sessions, a ready gateway; an exposition promtool accepts.
+    let (status, body) = http_get(&metrics, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    for want in [
+        r#"kauri_epp_commands_total{command="domain:create",result="1000"} 4"#,
+        r#"kauri_epp_commands_total{command="domain:create",result="2002"} 1"#,
+        r#"kauri_epp_commands_total{command="domain:transfer",result="1001"} 1"#,
+        r#"kauri_epp_commands_total{command="poll:req",result="1301"}"#,
+        "kauri_epp_sessions 2",
+        "kauri_epp_command_duration_seconds_bucket{command=\"domain:info\"",
+        "kauri_gateway_cluster_reachable 1",
+    ] {
+        assert!(body.contains(want), "{want} in {body}");
+    }
+    assert_promtool_accepts(&body);
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
+    assert_eq!(http_get(&metrics, "/healthz").0, 200);
+
+    r1.expect(1500, "<logout/>", "logout-r1").await;
+    r2.expect(1500, "<logout/>", "logout-r2").await;
 }

@@ -1,9 +1,9 @@
 //! deploy/ against the tools that read it and against `kauri-node`
 //! itself: the systemd unit passes `systemd-analyze verify`, the compose
 //! file the Compose specification's schema, the Kubernetes manifests
-//! Kubernetes' schemas, and every setting of kauri-node anywhere under
-//! deploy/ is a flag or environment variable `kauri-node --help` lists, so
-//! the examples cannot drift from the binary.
+//! Kubernetes' schemas, and every setting anywhere under deploy/ is a flag
+//! or environment variable `kauri-node --help` or `kauri-gateway --help`
+//! lists, so the examples cannot drift from the binaries.
 
 mod support;
 
@@ -136,6 +136,28 @@ fn kauri_vars(line: &str) -> Vec<String> {
     out
 }
 
+/// The flags and variables of `kauri-gateway --help`: the gateway binary
+/// the workspace build puts beside kauri-node.
+fn gateway_settings() -> (BTreeSet<String>, BTreeSet<String>) {
+    let bin = std::path::Path::new(NODE_BIN).with_file_name("kauri-gateway");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the workspace tests (cargo test --workspace) or cargo build -p kauri-gateway first",
+        bin.display()
+    );
+    let help = run(bin.to_str().expect("a UTF-8 path"), &["--help"], None);
+    assert_success("kauri-gateway --help", &help);
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    let flags = help.lines().flat_map(flags).collect();
+    let vars = help
+        .split("[env: ")
+        .skip(1)
+        .filter_map(|s| s.split(['=', ']']).next())
+        .map(str::to_string)
+        .collect();
+    (flags, vars)
+}
+
 #[test]
 fn every_kauri_node_setting_under_deploy_is_one_kauri_node_takes() {
     monitoring_tools();
@@ -150,12 +172,19 @@ fn every_kauri_node_setting_under_deploy_is_one_kauri_node_takes() {
         .map(str::to_string)
         .collect();
     assert!(node_vars.contains("KAURI_PEERS"), "{help}");
-    // KAURI_LOG is the log filter main.rs reads, not a flag.
-    let main = std::fs::read_to_string(repo_root().join("node/src/main.rs")).expect("main.rs");
+    let (gateway_flags, gateway_vars) = gateway_settings();
     assert!(
-        main.contains("\"KAURI_LOG\""),
-        "main.rs no longer reads KAURI_LOG"
+        gateway_vars.contains("KAURI_ENDPOINTS") && gateway_flags.contains("--endpoints"),
+        "kauri-gateway --help: {gateway_flags:?} {gateway_vars:?}"
     );
+    // KAURI_LOG is the log filter both main.rs read, not a flag.
+    for main in ["node/src/main.rs", "gateway/src/main.rs"] {
+        let text = std::fs::read_to_string(repo_root().join(main)).expect("main.rs");
+        assert!(
+            text.contains("\"KAURI_LOG\""),
+            "{main} no longer reads KAURI_LOG"
+        );
+    }
     let prometheus = run("prometheus", &["--help"], None);
     let prometheus_flags: BTreeSet<String> = String::from_utf8_lossy(&prometheus.stderr)
         .lines()
@@ -188,7 +217,7 @@ fn every_kauri_node_setting_under_deploy_is_one_kauri_node_takes() {
         for (n, line) in text.lines().enumerate() {
             for var in kauri_vars(line) {
                 seen_vars += 1;
-                if !node_vars.contains(&var) && var != "KAURI_LOG" {
+                if !node_vars.contains(&var) && !gateway_vars.contains(&var) && var != "KAURI_LOG" {
                     wrong.push(format!("{shown}:{}: {var}", n + 1));
                 }
             }
@@ -201,7 +230,7 @@ fn every_kauri_node_setting_under_deploy_is_one_kauri_node_takes() {
                 let known = if flag.contains('.') {
                     prometheus_flags.contains(&flag)
                 } else {
-                    node_flags.contains(&flag)
+                    node_flags.contains(&flag) || gateway_flags.contains(&flag)
                 };
                 if !known {
                     wrong.push(format!("{shown}:{}: {flag}", n + 1));
@@ -215,7 +244,7 @@ fn every_kauri_node_setting_under_deploy_is_one_kauri_node_takes() {
     );
     assert!(
         wrong.is_empty(),
-        "settings under deploy/ that kauri-node (or prometheus) does not take:\n  {}",
+        "settings under deploy/ that neither kauri-node nor kauri-gateway (nor prometheus) takes:\n  {}",
         wrong.join("\n  ")
     );
 }
