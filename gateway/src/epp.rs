@@ -16,11 +16,24 @@ use crate::{contact, domain, host, poll};
 /// pyepp always ask for secDNS; a login naming one succeeds, and using one
 /// in a command is answered 2103 until it is served. Any other is refused
 /// at login (2103).
-pub const LOGIN_EXTENSIONS: [&str; 3] = [
+pub const LOGIN_EXTENSIONS: [&str; 4] = [
     "urn:ietf:params:xml:ns:secDNS-1.1",
     "urn:ietf:params:xml:ns:rgp-1.0",
     "urn:ietf:params:xml:ns:epp:fee-1.0",
+    LOGIN_SEC_NS,
 ];
+
+/// The login security extension (RFC 8807): passwords longer than the 16
+/// characters of RFC 5730's `<pw>`.
+pub const LOGIN_SEC_NS: &str = "urn:ietf:params:xml:ns:epp:loginSec-1.0";
+
+/// What `<pw>` and `<newPW>` hold when the password is in `<loginSec>`.
+const LOGIN_SECURITY: &str = "[LOGIN-SECURITY]";
+
+/// Password lengths: RFC 5730's `<pw>` is 6 to 16 characters; through
+/// loginSec up to the registry's 64.
+const PW_CHARS: std::ops::RangeInclusive<usize> = 6..=16;
+const LOGIN_SEC_PW_CHARS: std::ops::RangeInclusive<usize> = 6..=64;
 
 /// Most names in one check (the registry's limit too).
 pub const MAX_CHECK_NAMES: usize = 100;
@@ -209,11 +222,11 @@ fn command(command: &Element) -> Result<Command, Refusal> {
         ));
     }
     match verb.name.as_str() {
-        "login" | "logout" | "poll" if !ext.is_empty() => Err(refuse(
+        "login" => login(verb, ext).map(Command::Login),
+        "logout" | "poll" if !ext.is_empty() => Err(refuse(
             Code::UNIMPLEMENTED_EXTENSION,
             format!("<{}> takes no extension", verb.name),
         )),
-        "login" => login(verb).map(Command::Login),
         "logout" => Ok(Command::Logout),
         "poll" => poll::parse(verb).map(|op| Command::Op(Box::new(Op::Poll(op)))),
         _ => object(verb, ext),
@@ -264,7 +277,47 @@ pub fn check_names(names: &[String]) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn login(e: &Element) -> Result<Login, Refusal> {
+/// A password of the login: `<pw>` or `<newPW>` itself, or, when that
+/// says `[LOGIN-SECURITY]`, the same element of `<loginSec:loginSec>`.
+fn read_password(
+    e: &Element,
+    sec: Option<&Element>,
+    name: &str,
+) -> Result<Option<String>, Refusal> {
+    let Some(plain) = e.child_text(EPP_NS, name) else {
+        return Ok(None);
+    };
+    let (pw, range) = if plain == LOGIN_SECURITY {
+        let long = sec.and_then(|s| s.child_text(LOGIN_SEC_NS, name));
+        let long = long.ok_or_else(|| {
+            refuse(
+                Code::MISSING_PARAMETER,
+                format!("<{name}> says {LOGIN_SECURITY}: <loginSec:{name}> must hold it"),
+            )
+        })?;
+        (long, LOGIN_SEC_PW_CHARS)
+    } else {
+        (plain, PW_CHARS)
+    };
+    if !range.contains(&pw.chars().count()) {
+        return Err(refuse(
+            Code::VALUE_SYNTAX,
+            format!(
+                "<{name}> must be {} to {} characters{}",
+                range.start(),
+                range.end(),
+                if plain == LOGIN_SECURITY {
+                    ""
+                } else {
+                    " (longer ones through loginSec, RFC 8807)"
+                }
+            ),
+        ));
+    }
+    Ok(Some(pw.to_string()))
+}
+
+fn login(e: &Element, ext: &[Element]) -> Result<Login, Refusal> {
     let client_id = required(e, EPP_NS, "clID")?.to_string();
     if !(3..=16).contains(&client_id.chars().count()) {
         return Err(refuse(
@@ -272,16 +325,19 @@ fn login(e: &Element) -> Result<Login, Refusal> {
             "<clID> must be 3 to 16 characters",
         ));
     }
-    let password = required(e, EPP_NS, "pw")?.to_string();
-    let new_password = e.child_text(EPP_NS, "newPW").map(str::to_string);
-    for pw in std::iter::once(&password).chain(new_password.as_ref()) {
-        if !(6..=16).contains(&pw.chars().count()) {
+    let sec = match ext {
+        [] => None,
+        [x] if x.ns == LOGIN_SEC_NS && x.name == "loginSec" => Some(x),
+        _ => {
             return Err(refuse(
-                Code::VALUE_SYNTAX,
-                "a password (<pw>, <newPW>) must be 6 to 16 characters",
-            ));
+                Code::UNIMPLEMENTED_EXTENSION,
+                "a login takes only the loginSec extension (RFC 8807)",
+            ))
         }
-    }
+    };
+    let password = read_password(e, sec, "pw")?
+        .ok_or_else(|| refuse(Code::MISSING_PARAMETER, "<login> needs <pw>"))?;
+    let new_password = read_password(e, sec, "newPW")?;
     let options = e
         .child(EPP_NS, "options")
         .ok_or_else(|| refuse(Code::MISSING_PARAMETER, "<login> needs <options>"))?;

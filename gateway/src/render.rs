@@ -14,6 +14,12 @@ pub const DOMAIN_NS: &str = "urn:ietf:params:xml:ns:domain-1.0";
 pub const HOST_NS: &str = "urn:ietf:params:xml:ns:host-1.0";
 /// The contact mapping (RFC 5733).
 pub const CONTACT_NS: &str = "urn:ietf:params:xml:ns:contact-1.0";
+/// The extensions the server serves, as the greeting lists them: RGP (RFC
+/// 3915) and login security (RFC 8807).
+pub const EXTENSIONS: [&str; 2] = [
+    "urn:ietf:params:xml:ns:rgp-1.0",
+    "urn:ietf:params:xml:ns:epp:loginSec-1.0",
+];
 /// The object mappings the server offers, as the greeting lists them.
 pub const OBJECTS: [&str; 3] = [DOMAIN_NS, HOST_NS, CONTACT_NS];
 
@@ -31,8 +37,12 @@ pub fn greeting(server_id: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     for ns in OBJECTS {
         out.push_str(&format!("<objURI>{ns}</objURI>"));
     }
+    out.push_str("<svcExtension>");
+    for ns in EXTENSIONS {
+        out.push_str(&format!("<extURI>{ns}</extURI>"));
+    }
     out.push_str(
-        "</svcMenu><dcp><access><all/></access><statement><purpose><admin/><prov/></purpose>\
+        "</svcExtension></svcMenu><dcp><access><all/></access><statement><purpose><admin/><prov/></purpose>\
          <recipient><ours/><public/></recipient><retention><stated/></retention></statement>\
          </dcp></greeting></epp>",
     );

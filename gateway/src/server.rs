@@ -240,10 +240,6 @@ impl Connection<'_> {
     }
 
     async fn login(&mut self, login: Login, cl_trid: Option<String>) -> Response {
-        if login.new_password.is_some() {
-            return Response::new(Code::UNIMPLEMENTED_OPTION, cl_trid, local_sv_trid())
-                .detail("changing the password at login (<newPW>) is not offered yet");
-        }
         let registrar = login.client_id.clone();
         if !self
             .sessions
@@ -261,6 +257,7 @@ impl Connection<'_> {
             password: login.password,
             lifetime_seconds: 24 * 3600,
             client_address: self.peer.ip().to_string(),
+            new_password: login.new_password.unwrap_or_default(),
         };
         match self.config.cluster.open_session(request).await {
             Ok(opened) => match self.config.cluster.in_session(&opened.token) {

@@ -90,6 +90,7 @@ fn login(registrar: &str, password: &str, client_address: &str) -> OpenSessionRe
         meta: Some(meta(registrar)),
         password: password.into(),
         lifetime_seconds: 0,
+        new_password: String::new(),
         client_address: client_address.into(),
     }
 }

@@ -36,14 +36,14 @@ impl AdminService {
 /// Hashes a registrar password with argon2id and a fresh random salt. Done
 /// by the proposer so the log never carries the password and apply stays
 /// deterministic.
-fn hash_password(password: &str) -> Result<String, Status> {
+fn hash_password(field: &str, password: &str) -> Result<String, Status> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let chars = password.chars().count();
     if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
         return Err(status::reject(
             Reason::InvalidField,
-            "password",
-            format!("password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, got {chars}"),
+            field,
+            format!("{field} must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, got {chars}"),
         ));
     }
     let salt = SaltString::generate(&mut OsRng);
@@ -146,7 +146,7 @@ impl Admin for AdminService {
             meta: req.meta.clone(),
             id: req.id.clone(),
             name: req.name.clone(),
-            password_hash: hash_password(&req.password)?,
+            password_hash: hash_password("password", &req.password)?,
             currency: req.currency.clone(),
         };
         let outcome = self
@@ -210,6 +210,11 @@ impl Admin for AdminService {
             ));
         }
         let password = std::mem::take(&mut req.password);
+        let new_password = std::mem::take(&mut req.new_password);
+        let new_password_hash = match new_password.as_str() {
+            "" => String::new(),
+            new => hash_password("new_password", new)?,
+        };
         if !self.check_password(&meta.actor, password, &source).await? {
             return Err(status::reject(
                 Reason::AuthenticationFailed,
@@ -225,9 +230,10 @@ impl Admin for AdminService {
             meta: Some(meta.clone()),
             token_sha256: token.sha256().to_vec(),
             lifetime_ms,
+            new_password_hash,
         };
-        // The digest is of the request without its password (taken out
-        // above): the log must not carry even a fast hash of it.
+        // The digest is of the request without its passwords (taken out
+        // above): the log must not carry even a fast hash of them.
         let outcome = self
             .node
             .propose(&via, &req, Kind::OpenSession(command))

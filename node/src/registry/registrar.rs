@@ -164,7 +164,7 @@ pub(crate) fn update(
 }
 
 /// Checks that a password hash is an argon2id PHC string with a salt.
-fn check_password_hash(field: &str, hash: &str) -> Result<(), RegistryError> {
+pub(crate) fn check_password_hash(field: &str, hash: &str) -> Result<(), RegistryError> {
     if hash.chars().count() > MAX_PASSWORD_HASH_CHARS {
         return Err(RegistryError::TooLong {
             field: field.into(),

@@ -50,10 +50,13 @@ fn token_hash(field: &str, bytes: &[u8]) -> Result<[u8; TOKEN_SHA256_OCTETS], Re
 /// proposer checked) for the gateway in `cx.via`.
 pub(crate) fn open(
     cx: &mut Exec<'_, '_>,
-    account: RegistrarRecord,
+    mut account: RegistrarRecord,
     req: &v1::OpenSessionCommand,
 ) -> Result<Outcome, RegistryError> {
     let hash = token_hash("token_sha256", &req.token_sha256)?;
+    if !req.new_password_hash.is_empty() {
+        super::registrar::check_password_hash("new_password_hash", &req.new_password_hash)?;
+    }
     if !(1..=MAX_SESSION_LIFETIME_MS).contains(&req.lifetime_ms) {
         return Err(RegistryError::invalid(
             "lifetime_ms",
@@ -111,15 +114,19 @@ pub(crate) fn open(
         &session_expiry_key(session.expires_ms, &hash),
         Vec::new(),
     );
-    cx.audit(
-        "registrar",
-        &account.id,
-        vec![format!(
-            "session {} opened, expires at {} ms",
-            session.id(),
-            session.expires_ms
-        )],
-    );
+    let mut changes = vec![format!(
+        "session {} opened, expires at {} ms",
+        session.id(),
+        session.expires_ms
+    )];
+    // EPP <newPW>: the login changes the password (the hash only; the
+    // proposer checked the old password).
+    if !req.new_password_hash.is_empty() {
+        account.password_hash = req.new_password_hash.clone();
+        cx.save(&account);
+        changes.push("password changed at login".into());
+    }
+    cx.audit("registrar", &account.id, changes);
     Ok(Outcome::Session(v1::SessionResponse {
         session: Some(session.to_proto()),
         tx: Some(cx.tx.clone()),

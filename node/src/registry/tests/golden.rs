@@ -115,6 +115,7 @@ fn generate() -> Registry {
                 meta: None,
                 token_sha256: Sha256::digest([seed]).to_vec(),
                 lifetime_ms: 3_600_000,
+                new_password_hash: String::new(),
             }),
         );
         p.via = via.into();

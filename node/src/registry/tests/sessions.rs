@@ -11,6 +11,7 @@ fn open(seed: u8, lifetime_ms: i64) -> Kind {
         meta: None,
         token_sha256: Sha256::digest([seed]).to_vec(),
         lifetime_ms,
+        new_password_hash: String::new(),
     })
 }
 
@@ -32,6 +33,50 @@ impl Registry {
         p.via = via.into();
         self.apply(&p)
     }
+}
+
+#[test]
+fn a_login_with_a_new_password_replaces_the_hash_and_a_bad_hash_changes_nothing() {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let mut r = world();
+    let hash = argon2::Argon2::default()
+        .hash_password(b"new-secret-1", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    let with_hash = |seed: u8, hash: &str| {
+        Kind::OpenSession(v1::OpenSessionCommand {
+            meta: None,
+            token_sha256: Sha256::digest([seed]).to_vec(),
+            lifetime_ms: HOUR_MS,
+            new_password_hash: hash.into(),
+        })
+    };
+    let account = |r: &Registry| crate::registry::info_registrar(&r.state, "rar-a", 10).unwrap();
+    let before = account(&r);
+    let e = expect_error(r.via("epp1", "rar-a", with_hash(1, "not-a-phc-hash")));
+    assert_eq!(e.field, "new_password_hash");
+    assert!(session(&r, 1).is_none(), "no session opened");
+    assert!(account(&r) == before, "the account is unchanged");
+    r.via("epp1", "rar-a", with_hash(1, &hash));
+    assert!(session(&r, 1).is_some());
+    assert!(crate::registry::verify_registrar_password(&r.state, "rar-a", "new-secret-1").unwrap());
+    let audit = crate::registry::query_audit(
+        &r.state,
+        &v1::AuditQueryRequest {
+            object_kind: "registrar".into(),
+            object: "rar-a".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .0;
+    assert!(
+        audit[0]
+            .changes
+            .iter()
+            .any(|c| c == "password changed at login"),
+        "{audit:?}"
+    );
 }
 
 #[test]
