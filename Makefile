@@ -13,7 +13,7 @@ setup:
 	@scripts/setup.sh
 
 build: setup
-	cargo build -p kauri-node -p kauri-client
+	cargo build -p kauri-node -p kauri-client -p kauri-gateway
 
 # `make dev ARGS=--monitor` also installs Prometheus (Debian's package) when
 # missing, for the Prometheus that `kauri dev up --monitor` starts.

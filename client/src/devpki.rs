@@ -184,6 +184,10 @@ pub struct DevCerts {
     pub registrar: TlsFiles,
     /// Monitor `prometheus`.
     pub monitor: TlsFiles,
+    /// The EPP port's server certificate (for `kauri-gateway --tls-cert`),
+    /// valid for the nodes' hosts and 127.0.0.1/localhost: what registrars'
+    /// EPP clients verify against `ca.pem`.
+    pub epp: TlsFiles,
 }
 
 /// Name of the development staff member.
@@ -198,7 +202,8 @@ pub const DEV_MONITOR: &str = "prometheus";
 impl DevCerts {
     /// Makes a CA in `dir` and certificates for `nodes` nodes (valid for
     /// `hosts` and 127.0.0.1/localhost), a gateway, a staff member, a
-    /// registrar and a monitor of cluster `cluster`.
+    /// registrar and a monitor of cluster `cluster`, and the EPP port's
+    /// server certificate (for the same hosts).
     pub fn create(
         dir: &Path,
         cluster: &str,
@@ -249,6 +254,7 @@ impl DevCerts {
                 &p(Role::Monitor, DEV_MONITOR)?,
                 &[],
             )?,
+            epp: ca.write(dir, "epp", &ca_path, &p(Role::Gateway, "epp")?, &node_hosts)?,
             ca: ca_path,
         };
         Ok((certs, ca))

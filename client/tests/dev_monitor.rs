@@ -1,8 +1,10 @@
 //! `kauri dev up --monitor` through the real binaries: three `kauri-node`
 //! processes and a real Prometheus (Debian's package, installed by
 //! scripts/monitoring-tools.sh when missing) that scrapes all three with the
-//! shipped config and loads the shipped alert rules; SIGINT to `kauri`
-//! stops every process it started, and it exits 0.
+//! shipped config and loads the shipped alert rules, and the EPP gateway,
+//! whose printed Net::EPP example (Debian's libnet-epp-perl, installed by
+//! scripts/epp-tools.sh) works as printed; SIGINT to `kauri` stops every
+//! process it started, and it exits 0.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -41,20 +43,37 @@ fn install_prometheus() {
     );
 }
 
+/// Installs Net::EPP (and xmllint, pyepp) when missing.
+fn install_epp_tools() {
+    let script = repo_root().join("scripts/epp-tools.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "Net::EPP (libnet-epp-perl) is needed and {} could not install it: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Private copies of `kauri` and the `kauri-node` built beside it (so a
 /// rebuild of the shared target directory cannot swap them mid-test); `dev
 /// up` finds the node binary next to itself.
 fn private_binaries(dir: &Path) -> PathBuf {
-    let node = PathBuf::from(KAURI).with_file_name("kauri-node");
-    assert!(
-        node.exists(),
-        "{} is missing: run `cargo build -p kauri-node` first",
-        node.display()
-    );
     let bin = dir.join("bin");
     std::fs::create_dir(&bin).expect("create bin/");
     std::fs::copy(KAURI, bin.join("kauri")).expect("copy kauri");
-    std::fs::copy(&node, bin.join("kauri-node")).expect("copy kauri-node");
+    for name in ["kauri-node", "kauri-gateway"] {
+        let built = PathBuf::from(KAURI).with_file_name(name);
+        assert!(
+            built.exists(),
+            "{} is missing: run `cargo build -p {name}` first",
+            built.display()
+        );
+        std::fs::copy(&built, bin.join(name)).unwrap_or_else(|e| panic!("copy {name}: {e}"));
+    }
     bin.join("kauri")
 }
 
@@ -205,16 +224,20 @@ fn shipped_alerts() -> Vec<String> {
 }
 
 #[test]
-fn dev_up_monitor_scrapes_every_node_with_the_shipped_rules_and_stops_it_all_on_sigint() {
+fn dev_up_monitor_scrapes_every_node_with_the_shipped_rules_serves_epp_and_stops_it_all_on_sigint()
+{
     install_prometheus();
+    install_epp_tools();
     let dir = tempfile::tempdir().expect("create a temp dir");
     let kauri = private_binaries(dir.path());
     let data_dir = dir.path().join("dev");
-    // One free run of ports, so the three ranges cannot overlap: gRPC,
-    // metrics, Prometheus.
-    let base_port = free_ports(7);
+    // One free run of ports, so the ranges cannot overlap: gRPC, metrics,
+    // Prometheus, EPP and the gateway's metrics.
+    let base_port = free_ports(9);
     let metrics_base_port = base_port + 3;
     let prometheus_addr = format!("127.0.0.1:{}", base_port + 6);
+    let epp_addr = format!("127.0.0.1:{}", base_port + 7);
+    let gateway_metrics_addr = format!("127.0.0.1:{}", base_port + 8);
 
     let child = Command::new(&kauri)
         .args(["dev", "up", "--monitor"])
@@ -223,6 +246,8 @@ fn dev_up_monitor_scrapes_every_node_with_the_shipped_rules_and_stops_it_all_on_
         .args(["--base-port", &base_port.to_string()])
         .args(["--metrics-base-port", &metrics_base_port.to_string()])
         .args(["--prometheus-addr", &prometheus_addr])
+        .args(["--epp-addr", &epp_addr])
+        .args(["--gateway-metrics-addr", &gateway_metrics_addr])
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(dir.path().join("dev-up.out")).expect("create stdout"))
         .stderr(std::fs::File::create(dir.path().join("dev-up.err")).expect("create stderr"))
@@ -262,7 +287,7 @@ fn dev_up_monitor_scrapes_every_node_with_the_shipped_rules_and_stops_it_all_on_
         })
         .collect();
     let names: Vec<&str> = dev.pids.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["node1", "node2", "node3", "prometheus"]);
+    assert_eq!(names, ["node1", "node2", "node3", "prometheus", "gateway"]);
 
     // Prometheus scrapes the three nodes as the shipped job ...
     let expected: Vec<String> = metrics_urls
@@ -304,6 +329,51 @@ fn dev_up_monitor_scrapes_every_node_with_the_shipped_rules_and_stops_it_all_on_
     assert!(shipped.len() >= 12, "{shipped:?}");
     assert_eq!(loaded, shipped, "Prometheus loaded the shipped alert rules");
 
+    // The EPP gateway: the printed example of a third-party client works
+    // as printed, once the registrar of the printed commands exists.
+    assert!(
+        stdout.contains(&format!("EPP:       {epp_addr} over TLS")),
+        "{stdout}"
+    );
+    let certs = data_dir.join("certs");
+    let endpoints = (0..3)
+        .map(|i| format!("127.0.0.1:{}", base_port + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    for args in [
+        "tld create nz --currency NZD --create-price 2500 --renew-price 2500",
+        "registrar create acme --name Acme --password s3cret-pw --currency NZD",
+    ] {
+        let out = Command::new(&kauri)
+            .arg("--endpoints")
+            .arg(&endpoints)
+            .arg("--identity")
+            .arg(certs.join("staff"))
+            .args(args.split(' '))
+            .output()
+            .expect("run kauri");
+        assert!(
+            out.status.success(),
+            "kauri {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let example = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("perl -MNet::EPP::Simple"))
+        .unwrap_or_else(|| panic!("no Net::EPP example printed:\n{stdout}"));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(example)
+        .output()
+        .expect("run the example");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "free\n",
+        "{example}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Ctrl-C: kauri exits 0 and nothing it started is left.
     let pid = dev.child().id() as i32;
     // SAFETY: kill(2) on the PID of our own unreaped child.
@@ -337,4 +407,5 @@ fn dev_up_monitor_scrapes_every_node_with_the_shipped_rules_and_stops_it_all_on_
     );
     let stderr = dev.output();
     assert!(stderr.contains("prometheus stopped"), "{stderr}");
+    assert!(stderr.contains("gateway stopped"), "{stderr}");
 }

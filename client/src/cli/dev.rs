@@ -3,7 +3,8 @@
 //! certificates (or, when asked, insecure plain text), each serving its
 //! metrics and probes on a loopback `--metrics-addr`; with `--monitor` also
 //! a Prometheus scraping them with the shipped config and alert rules
-//! (`monitor`). Stops everything it started on Ctrl-C or SIGTERM.
+//! (`monitor`), and an EPP gateway (`kauri-gateway`) on loopback. Stops
+//! everything it started on Ctrl-C or SIGTERM.
 //! `kauri dev certs`: the development CA and certificates alone.
 
 mod monitor;
@@ -29,8 +30,9 @@ pub enum DevCmd {
     /// with --monitor, Prometheus); Ctrl-C or SIGTERM stops it all.
     Up(UpArgs),
     /// Make a development CA and certificates for the nodes, a gateway, a
-    /// staff member, a registrar and a monitor (not for production: the
-    /// CA key is not kept, issue more with `kauri dev certs` again).
+    /// staff member, a registrar, a monitor and the EPP port (not for
+    /// production: the CA key is not kept, issue more with `kauri dev
+    /// certs` again).
     Certs {
         /// Directory to write ca.pem, node1.pem/.key, ..., gateway, staff,
         /// registrar and monitor .pem/.key into.
@@ -79,6 +81,19 @@ pub struct UpArgs {
     /// The kauri-node binary (default: next to this `kauri` binary).
     #[arg(long)]
     node_bin: Option<PathBuf>,
+    /// Where the EPP gateway (kauri-gateway, next to this `kauri` binary)
+    /// serves EPP over TLS, with the development EPP certificate
+    /// (certs/epp.pem, trusted through certs/ca.pem). Not with
+    /// --insecure-plaintext (the gateway speaks to the cluster as its
+    /// gateway certificate).
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    epp_addr: String,
+    /// The gateway's /metrics, /healthz and /readyz (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:9110")]
+    gateway_metrics_addr: String,
+    /// Do not start the EPP gateway.
+    #[arg(long)]
+    no_gateway: bool,
     /// Certificates to run with (made by `kauri dev certs`); created
     /// there when missing. Default: DATA_DIR/certs.
     #[arg(long, conflicts_with = "insecure_plaintext")]
@@ -258,6 +273,79 @@ fn spawn(
     spawn_child(cmd, &dir.join(format!("node{id}.log")))
 }
 
+/// Name of the gateway among the processes.
+const GATEWAY: &str = "gateway";
+
+/// `kauri-gateway` in front of the nodes at `addrs`, as the development
+/// gateway identity, serving EPP on `epp_addr` with the development EPP
+/// certificate.
+fn gateway_command(
+    bin: &Path,
+    addrs: &[String],
+    epp_addr: &str,
+    metrics_addr: &str,
+    certs: &DevCerts,
+) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--endpoints")
+        .arg(addrs.join(","))
+        .arg("--epp-addr")
+        .arg(epp_addr)
+        .arg("--tls-cert")
+        .arg(&certs.epp.cert)
+        .arg("--tls-key")
+        .arg(&certs.epp.key)
+        .arg("--identity")
+        .arg(certs.gateway.cert.with_extension(""))
+        .arg("--metrics-addr")
+        .arg(metrics_addr)
+        .arg("--server-id")
+        .arg("Kauri dev EPP");
+    cmd
+}
+
+/// Waits until something accepts connections on `addr`, or a process
+/// exits, or 30 s pass.
+async fn wait_listening(procs: &mut Processes, addr: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        for (name, child) in &mut procs.running {
+            if let Ok(Some(status)) = child.try_wait() {
+                bail!(
+                    "{name} exited during start-up ({status}); see {}",
+                    log_of(data_dir, name).display()
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "nothing listens on {addr} after 30 s; see {}",
+                log_of(data_dir, GATEWAY).display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How to reach the gateway with third-party EPP clients.
+fn print_epp_example(epp_addr: &str, ca: &Path) {
+    let (host, port) = epp_addr.rsplit_once(':').unwrap_or((epp_addr, "700"));
+    let ca = ca.display();
+    println!();
+    println!(
+        "EPP, with Perl's Net::EPP (Debian: apt-get install libnet-epp-perl), once acme exists:"
+    );
+    println!(
+        "  perl -MNet::EPP::Simple -e 'my $e = Net::EPP::Simple->new(host => \"{host}\", port => {port}, \
+         user => \"acme\", pass => \"s3cret-pw\", verify => 1, ca_file => \"{ca}\", reconnect => 0) \
+         or die $Net::EPP::Simple::Error; print $e->check_domain(\"kauri-example.nz\") ? \"free\\n\" : \"taken\\n\"'"
+    );
+    println!("or openssl's client, typing frames by hand: openssl s_client -connect {epp_addr} -CAfile {ca}");
+}
+
 /// Starts `cmd` with no stdin, its output appended to `log_path`, and
 /// SIGTERM as its signal when this process dies, so no child of `kauri dev
 /// up` (node or Prometheus) outlives it.
@@ -283,7 +371,7 @@ fn spawn_child(mut cmd: Command, log_path: &Path) -> anyhow::Result<Child> {
 }
 
 /// The development certificates in `dir`, made there if it has none.
-fn dev_certs(dir: &Path, nodes: u64) -> anyhow::Result<DevCerts> {
+fn dev_certs(dir: &Path, nodes: u64, need_epp: bool) -> anyhow::Result<DevCerts> {
     let files = |stem: &str| TlsFiles {
         ca: dir.join("ca.pem"),
         cert: dir.join(format!("{stem}.pem")),
@@ -307,8 +395,19 @@ fn dev_certs(dir: &Path, nodes: u64) -> anyhow::Result<DevCerts> {
             dir.display()
         );
     }
+    let epp = files("epp");
+    if need_epp && !epp.cert.exists() {
+        bail!(
+            "{} is missing (certificates from before the EPP gateway): remove {} to have new ones made, \
+             or make them with `kauri dev certs --out {}`",
+            epp.cert.display(),
+            dir.display(),
+            dir.display()
+        );
+    }
     Ok(DevCerts {
         dir: dir.to_path_buf(),
+        epp,
         cluster,
         ca: dir.join("ca.pem"),
         nodes: node_files,
@@ -354,6 +453,7 @@ pub async fn run(cmd: DevCmd) -> anyhow::Result<()> {
                 "  monitor.pem/.key           kauri://{cluster}/monitor/{}",
                 kauri_client::devpki::DEV_MONITOR
             );
+            println!("  epp.pem/.key               the EPP port's server certificate (kauri-gateway --tls-cert)");
             println!(
                 "use them with: kauri --identity {} cluster status",
                 certs.staff.cert.with_extension("").display()
@@ -375,6 +475,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         monitor,
         prometheus_addr,
         node_bin,
+        epp_addr,
+        gateway_metrics_addr,
+        no_gateway,
         certs: certs_dir,
         tls: _,
         insecure_plaintext: insecure,
@@ -390,6 +493,14 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         bail!(
             "{} not found; build it with `cargo build -p kauri-node` (or pass --node-bin)",
             bin.display()
+        );
+    }
+    let gateway_bin = bin.with_file_name("kauri-gateway");
+    let with_gateway = !no_gateway && !insecure;
+    if with_gateway && !gateway_bin.exists() {
+        bail!(
+            "{} not found; build it with `cargo build -p kauri-gateway` (or pass --no-gateway)",
+            gateway_bin.display()
         );
     }
     let addrs = loopback_addrs("--base-port", base_port, count)?;
@@ -412,7 +523,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         Security::Plaintext
     } else {
         let dir = certs_dir.unwrap_or_else(|| data_dir.join("certs"));
-        Security::Tls(Box::new(dev_certs(&dir, count)?))
+        Security::Tls(Box::new(dev_certs(&dir, count, with_gateway)?))
     };
     let mut procs = Processes::new(data_dir.join(PID_FILE));
     for (i, (addr, metrics_addr)) in addrs.iter().zip(&metrics_addrs).enumerate() {
@@ -472,6 +583,22 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         let log = log_of(&data_dir, PROMETHEUS);
         monitor::wait_ready(prometheus, &prometheus_addr, &log).await?;
     }
+    let epp = match (&security, with_gateway) {
+        (Security::Tls(certs), true) => {
+            let cmd = gateway_command(
+                &gateway_bin,
+                &addrs,
+                &epp_addr,
+                &gateway_metrics_addr,
+                certs,
+            );
+            let child = spawn_child(cmd, &log_of(&data_dir, GATEWAY))?;
+            procs.add(GATEWAY.to_string(), child)?;
+            wait_listening(&mut procs, &epp_addr, &data_dir).await?;
+            Some(certs.ca.clone())
+        }
+        _ => None,
+    };
     let endpoints = addrs.join(",");
     println!(
         "Kauri dev cluster is up: {count} nodes, leader is node {} at {}",
@@ -491,6 +618,13 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             "Prometheus: http://{prometheus_addr}  (alerts: http://{prometheus_addr}/alerts, \
              targets: http://{prometheus_addr}/targets; shipped config and rules in {})",
             prometheus_dir.display()
+        );
+    }
+    if let Some(ca) = &epp {
+        println!(
+            "EPP:       {epp_addr} over TLS (kauri-gateway; certificate for 127.0.0.1 and localhost \
+             from {}); its metrics on http://{gateway_metrics_addr}/metrics",
+            ca.display()
         );
     }
     println!("PIDs in {}", data_dir.join(PID_FILE).display());
@@ -534,6 +668,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         "(from a source checkout, `kauri` is {})",
         bin.with_file_name("kauri").display()
     );
+    if let Some(ca) = &epp {
+        print_epp_example(&epp_addr, ca);
+    }
     println!();
     println!(
         "Ctrl-C stops all nodes{}; data stays in {} for the next start.",
