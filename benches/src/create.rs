@@ -421,6 +421,7 @@ async fn operation(
                 name: owned.name.clone(),
                 current_expiry_date: expiry.format("%Y-%m-%d").to_string(),
                 period_years: 1,
+                fee: None,
             };
             let result = client.renew_domain(request).await.map(|r| {
                 let years = owned.years + 1;
@@ -442,6 +443,7 @@ async fn operation(
                 registrar: "bench".into(),
                 names,
                 read: linearizable(),
+                fees: Vec::new(),
             };
             OpOutcome::new(label, client.check_domains(request).await.map(drop))
         }

@@ -344,6 +344,7 @@ async fn count_lost(client: &KauriClient, acked: &[String]) -> anyhow::Result<u6
                 registrar: "bench".into(),
                 names: chunk.to_vec(),
                 read: linearizable(),
+                fees: Vec::new(),
             })
             .await?;
         lost += r.results.iter().filter(|c| c.available).count() as u64;
@@ -362,6 +363,7 @@ async fn count_existing(client: &KauriClient, attempted: u64) -> anyhow::Result<
                 registrar: "bench".into(),
                 names: chunk.to_vec(),
                 read: linearizable(),
+                fees: Vec::new(),
             })
             .await?;
         existing += r.results.iter().filter(|c| !c.available).count() as u64;

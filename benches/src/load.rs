@@ -882,6 +882,7 @@ fn domain_request(spec: DomainSpec) -> CreateDomainRequest {
         ],
         nameservers: spec.nameservers,
         auth_info: String::new(),
+        fee: None,
     }
 }
 

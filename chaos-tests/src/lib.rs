@@ -814,6 +814,7 @@ impl TestCluster {
             registrar: String::new(),
             names: vec!["probe.invalid".into()],
             read: kauri_client::linearizable(),
+            fees: Vec::new(),
         };
         client
             .on_endpoint(&self.node(id).addr, |channel| async move {

@@ -716,6 +716,7 @@ async fn send(
                     registrar: actor.into(),
                     names: vec![key.into()],
                     read: linearizable(),
+                    fees: Vec::new(),
                 })
                 .await?;
             let available = r.results.first().is_some_and(|c| c.available);
@@ -743,6 +744,7 @@ async fn send(
                     contacts: vec![],
                     nameservers: nameservers.clone(),
                     auth_info: auth_info_for(key),
+                    fee: None,
                 })
                 .await?
         }
@@ -760,6 +762,7 @@ async fn send(
                     op: op as i32,
                     auth_info,
                     period_years,
+                    fee: None,
                 })
                 .await?;
             let t = r.transfer.unwrap_or_default();
@@ -800,6 +803,7 @@ async fn send(
                     name: key.into(),
                     current_expiry_date: current_expiry_date.clone(),
                     period_years: *period_years,
+                    fee: None,
                 })
                 .await?
         }

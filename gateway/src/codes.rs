@@ -116,7 +116,8 @@ pub fn for_reason(reason: Reason) -> Code {
     use Reason::*;
     Code(match reason {
         InvalidField | InvalidName => 2005,
-        TooLong => 2004,
+        // RFC 8748: a stated fee below the price is a value range error.
+        TooLong | FeeMismatch => 2004,
         UnknownTld | PeriodNotAllowed | ExpiryDateMismatch | PolicyViolation | LimitExceeded => {
             2306
         }

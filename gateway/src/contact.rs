@@ -333,6 +333,7 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                 registrar: ctx.registrar(),
                 names: ids,
                 read: kauri_client::linearizable(),
+                fees: Vec::new(),
             };
             match client.check_contacts(request).await {
                 Ok(r) => ctx

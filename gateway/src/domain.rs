@@ -8,6 +8,7 @@ use kauri_client::proto::{
 };
 
 use crate::codes::Code;
+use crate::fee::{self, FEE_NS};
 use crate::render::{self, date_time, Response, Xml, DOMAIN_NS};
 use crate::request::{
     auth_info, only, period, refuse, required, required_child, statuses, texts, Refusal,
@@ -21,8 +22,8 @@ pub const RGP_NS: &str = "urn:ietf:params:xml:ns:rgp-1.0";
 /// A domain command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// `<check>`.
-    Check(Vec<String>),
+    /// `<check>`, with the prices asked for (RFC 8748).
+    Check(Vec<String>, Option<fee::Check>),
     /// `<info>`: the name and which hosts to show (all, del, sub, none).
     Info {
         /// The domain.
@@ -55,7 +56,7 @@ impl Op {
     /// The command's name in logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {
-            Op::Check(_) => "domain:check",
+            Op::Check(..) => "domain:check",
             Op::Info { .. } => "domain:info",
             Op::Create(_) => "domain:create",
             Op::Update(_) => "domain:update",
@@ -76,10 +77,17 @@ fn name_of(e: &Element) -> Result<String, Refusal> {
 /// is `e`, with the command's `<extension>` children `ext`.
 pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal> {
     let rgp = ext.iter().find(|x| x.ns == RGP_NS);
-    if let Some(other) = ext.iter().find(|x| x.ns != RGP_NS) {
+    let fee = ext.iter().find(|x| x.ns == FEE_NS);
+    if let Some(other) = ext.iter().find(|x| x.ns != RGP_NS && x.ns != FEE_NS) {
         return Err(refuse(
             Code::UNIMPLEMENTED_EXTENSION,
             format!("extension {} is not offered here", other.ns),
+        ));
+    }
+    if ext.len() > usize::from(rgp.is_some()) + usize::from(fee.is_some()) {
+        return Err(refuse(
+            Code::SYNTAX_ERROR,
+            "one element per extension in <extension>",
         ));
     }
     if rgp.is_some() && verb.name != "update" {
@@ -88,8 +96,13 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
             "the RGP extension belongs on a domain update (restore)",
         ));
     }
-    match verb.name.as_str() {
-        "check" => check(e),
+    // The fee a registrar agrees to, on the commands that charge.
+    let agreed = |command: &str| fee.map(|f| fee::agreed(f, command)).transpose();
+    let mut op = match verb.name.as_str() {
+        "check" => {
+            let asked = fee.map(fee::check).transpose()?;
+            check(e, asked)
+        }
         "info" => {
             only(e, DOMAIN_NS, &["name", "authInfo"])?;
             let name = required_child(e, DOMAIN_NS, "name")?;
@@ -117,6 +130,7 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
                 name: name_of(e)?,
                 current_expiry_date: required(e, DOMAIN_NS, "curExpDate")?.to_string(),
                 period_years: period(e, DOMAIN_NS)?,
+                fee: None,
             }))
         }
         "delete" => {
@@ -128,14 +142,30 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
             Code::UNIMPLEMENTED_COMMAND,
             format!("<{other}> of a domain is not a command"),
         )),
+    }?;
+    match &mut op {
+        Op::Check(..) => {}
+        Op::Create(r) => r.fee = agreed("create")?,
+        Op::Renew(r) => r.fee = agreed("renew")?,
+        Op::Transfer(r) if r.op == TransferOp::Request as i32 => r.fee = agreed("transfer")?,
+        Op::Restore(r) if r.op == RestoreOp::Request as i32 => r.fee = agreed("update")?,
+        _ if fee.is_some() => {
+            return Err(refuse(
+                Code::UNIMPLEMENTED_EXTENSION,
+                "the fee extension belongs on a check, create, renew, transfer request or \
+                 restore request",
+            ))
+        }
+        _ => {}
     }
+    Ok(op)
 }
 
-fn check(e: &Element) -> Result<Op, Refusal> {
+fn check(e: &Element, fees: Option<fee::Check>) -> Result<Op, Refusal> {
     only(e, DOMAIN_NS, &["name"])?;
     let names = texts(e, DOMAIN_NS, "name");
     crate::epp::check_names(&names)?;
-    Ok(Op::Check(names))
+    Ok(Op::Check(names, fees))
 }
 
 fn contact_type(t: Option<&str>) -> Result<ContactType, Refusal> {
@@ -197,6 +227,7 @@ fn create(e: &Element) -> Result<Op, Refusal> {
         contacts: contacts(e)?,
         nameservers: nameservers(e)?,
         auth_info: auth_info(e, DOMAIN_NS)?.unwrap_or_default(),
+        fee: None,
     }))
 }
 
@@ -284,6 +315,7 @@ fn restore(e: &Element, rgp: &Element) -> Result<Op, Refusal> {
             name,
             op: RestoreOp::Request as i32,
             report: None,
+            fee: None,
         })),
         Some("report") => {
             let report = required_child(r, RGP_NS, "report")?;
@@ -301,6 +333,7 @@ fn restore(e: &Element, rgp: &Element) -> Result<Op, Refusal> {
                     statements: texts(report, RGP_NS, "statement"),
                     other: text("other"),
                 }),
+                fee: None,
             }))
         }
         _ => Err(refuse(
@@ -338,6 +371,7 @@ fn transfer(verb: &Element, e: &Element) -> Result<Op, Refusal> {
         op: op as i32,
         auth_info: auth,
         period_years: period(e, DOMAIN_NS)?,
+        fee: None,
     }))
 }
 
@@ -346,16 +380,24 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
     let client = &ctx.session.client;
     let registrar = ctx.registrar();
     match op {
-        Op::Check(names) => {
+        Op::Check(names, asked) => {
             let request = proto::CheckRequest {
                 registrar,
                 names,
                 read: kauri_client::linearizable(),
+                fees: asked
+                    .as_ref()
+                    .map(|a| a.commands.clone())
+                    .unwrap_or_default(),
             };
             match client.check_domains(request).await {
-                Ok(r) => ctx
-                    .read(Code::OK)
-                    .data(render::check_data("domain", DOMAIN_NS, "name", &r.results)),
+                Ok(r) => {
+                    let mut response = ctx
+                        .read(Code::OK)
+                        .data(render::check_data("domain", DOMAIN_NS, "name", &r.results));
+                    response.extension = asked.map(|a| fee::check_data(&a, &r.results));
+                    response
+                }
                 Err(e) => ctx.failed(&e, |_| None),
             }
         }
@@ -378,6 +420,7 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
         Op::Create(mut request) => {
             request.meta = ctx.meta();
             let name = request.name.clone();
+            let with_fee = request.fee.is_some();
             match client.create_domain(request).await {
                 Ok(r) => {
                     let d = r.domain.unwrap_or_default();
@@ -387,7 +430,9 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                         .time("domain:crDate", d.created_ms)
                         .time("domain:exDate", d.expiry_ms)
                         .close("domain:creData");
-                    ctx.done(Code::OK, r.tx.as_ref()).data(x.finish())
+                    let mut response = ctx.done(Code::OK, r.tx.as_ref()).data(x.finish());
+                    response.extension = charged(with_fee, "creData", r.charged.as_ref());
+                    response
                 }
                 Err(e) => ctx.failed(&e, |f| element(f, &name)),
             }
@@ -403,11 +448,16 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
         Op::Restore(mut request) => {
             request.meta = ctx.meta();
             let name = request.name.clone();
+            let with_fee = request.fee.is_some();
             match client.restore_domain(request).await {
                 Ok(r) => {
                     let d = r.domain.unwrap_or_default();
                     let mut response = ctx.done(Code::OK, r.tx.as_ref());
-                    response.extension = rgp_data("upData", &d.rgp_statuses);
+                    let fee = charged(with_fee, "upData", r.charged.as_ref());
+                    response.extension = match (rgp_data("upData", &d.rgp_statuses), fee) {
+                        (Some(a), Some(b)) => Some(a + &b),
+                        (a, b) => a.or(b),
+                    };
                     response
                 }
                 Err(e) => ctx.failed(&e, |f| element(f, &name)),
@@ -417,6 +467,7 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
             request.meta = ctx.meta();
             let name = request.name.clone();
             let expiry = request.current_expiry_date.clone();
+            let with_fee = request.fee.is_some();
             match client.renew_domain(request).await {
                 Ok(r) => {
                     let d = r.domain.unwrap_or_default();
@@ -425,7 +476,9 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                         .leaf("domain:name", &[], &d.name)
                         .time("domain:exDate", d.expiry_ms)
                         .close("domain:renData");
-                    ctx.done(Code::OK, r.tx.as_ref()).data(x.finish())
+                    let mut response = ctx.done(Code::OK, r.tx.as_ref()).data(x.finish());
+                    response.extension = charged(with_fee, "renData", r.charged.as_ref());
+                    response
                 }
                 Err(e) => ctx.failed(&e, |f| match f {
                     "current_expiry_date" => Some(leaf("curExpDate", &expiry)),
@@ -463,6 +516,7 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
         Op::Transfer(mut request) => {
             request.meta = ctx.meta();
             let name = request.name.clone();
+            let with_fee = request.fee.is_some();
             match client.transfer_domain(request).await {
                 Ok(r) => {
                     let t = r.transfer.unwrap_or_default();
@@ -471,12 +525,22 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                     } else {
                         Code::OK
                     };
-                    ctx.done(code, r.tx.as_ref()).data(transfer_data(&t))
+                    let mut response = ctx.done(code, r.tx.as_ref()).data(transfer_data(&t));
+                    response.extension = charged(with_fee, "trnData", r.charged.as_ref());
+                    response
                 }
                 Err(e) => ctx.failed(&e, |f| element(f, &name)),
             }
         }
     }
+}
+
+/// The fee extension's answer (`element`: creData, renData, trnData,
+/// upData) when the command stated a fee and something was charged.
+fn charged(with_fee: bool, element: &str, charged: Option<&proto::Money>) -> Option<String> {
+    charged
+        .filter(|_| with_fee)
+        .map(|m| fee::charged_data(element, m))
 }
 
 fn leaf(name: &str, value: &str) -> String {

@@ -11,11 +11,11 @@ use crate::session::Ctx;
 use crate::xml::Element;
 use crate::{contact, domain, host, poll};
 
-/// Extensions a login may ask for: those this gateway is being built to
-/// serve (RFC 5910 secDNS, RFC 3915 RGP, RFC 8748 fee). Clients such as
-/// pyepp always ask for secDNS; a login naming one succeeds, and using one
-/// in a command is answered 2103 until it is served. Any other is refused
-/// at login (2103).
+/// Extensions a login may ask for: RGP (RFC 3915), fees (RFC 8748) and
+/// login security (RFC 8807), which are served, and secDNS (RFC 5910),
+/// which clients such as pyepp always ask for: a login naming it succeeds,
+/// and using it in a command is answered 2103 until it is served. Any
+/// other is refused at login (2103).
 pub const LOGIN_EXTENSIONS: [&str; 4] = [
     "urn:ietf:params:xml:ns:secDNS-1.1",
     "urn:ietf:params:xml:ns:rgp-1.0",
@@ -419,10 +419,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             check.command,
-            Command::Op(Box::new(Op::Domain(domain::Op::Check(vec![
-                "example.com".into(),
-                "example.net".into()
-            ]))))
+            Command::Op(Box::new(Op::Domain(domain::Op::Check(
+                vec!["example.com".into(), "example.net".into()],
+                None
+            ))))
         );
     }
 

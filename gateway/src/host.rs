@@ -154,6 +154,7 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                 registrar: ctx.registrar(),
                 names,
                 read: kauri_client::linearizable(),
+                fees: Vec::new(),
             };
             match client.check_hosts(request).await {
                 Ok(r) => ctx

@@ -9,7 +9,8 @@
 //! (a bounded, DTD-free XML reader), [`codes`] (result codes and the one
 //! table from the cluster's reasons), [`render`] (greeting, responses and
 //! an XML writer), [`request`] (reading parameters, refusals),
-//! [`session`] (a command's session, clTRID and cluster answers), the
+//! [`session`] (a command's session, clTRID and cluster answers), [`fee`]
+//! (RFC 8748 prices and agreed fees), the
 //! objects [`domain`], [`host`], [`contact`] and [`poll`] (each one's
 //! commands: parse, run, render), [`epp`] (what a frame asks),
 //! [`server`] (TLS, connections, login); [`observe`] (metrics, probes).
@@ -20,6 +21,7 @@ pub mod codes;
 pub mod render;
 pub mod request;
 pub mod session;
+pub mod fee;
 pub mod domain;
 pub mod host;
 pub mod contact;

@@ -15,9 +15,10 @@ pub const HOST_NS: &str = "urn:ietf:params:xml:ns:host-1.0";
 /// The contact mapping (RFC 5733).
 pub const CONTACT_NS: &str = "urn:ietf:params:xml:ns:contact-1.0";
 /// The extensions the server serves, as the greeting lists them: RGP (RFC
-/// 3915) and login security (RFC 8807).
-pub const EXTENSIONS: [&str; 2] = [
+/// 3915), fees (RFC 8748) and login security (RFC 8807).
+pub const EXTENSIONS: [&str; 3] = [
     "urn:ietf:params:xml:ns:rgp-1.0",
+    "urn:ietf:params:xml:ns:epp:fee-1.0",
     "urn:ietf:params:xml:ns:epp:loginSec-1.0",
 ];
 /// The object mappings the server offers, as the greeting lists them.

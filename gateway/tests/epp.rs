@@ -348,6 +348,71 @@ async fn a_registrar_day_in_raw_frames() {
         "d-create-day",
     )
     .await;
+    // Fees (RFC 8748): a premium name's price before it is charged; a
+    // create stating less than the price is refused and charges nothing.
+    staff
+        .update_tld(kauri_client::proto::UpdateTldRequest {
+            meta: Some(kauri_client::meta(kauri_client::devpki::DEV_STAFF)),
+            name: "test".into(),
+            policy: None,
+            lifecycle: Some(kauri_client::proto::TldLifecyclePolicy {
+                premium_names: vec![kauri_client::proto::PremiumName {
+                    label: "gold".into(),
+                    create_price_minor_units: 2500,
+                    renew_price_minor_units: 2000,
+                }],
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("a premium name");
+    const FEE: &str = r#"xmlns:fee="urn:ietf:params:xml:ns:epp:fee-1.0""#;
+    let priced = r1
+        .expect(
+            1000,
+            &format!(
+                "<check><domain:check {D}><domain:name>gold.test</domain:name>\
+                 <domain:name>plain.test</domain:name><domain:name>x.nowhere</domain:name>\
+                 </domain:check></check><extension><fee:check {FEE}><fee:currency>USD</fee:currency>\
+                 <fee:command name=\"create\"><fee:period unit=\"y\">1</fee:period></fee:command>\
+                 <fee:command name=\"renew\"/></fee:check></extension>"
+            ),
+            "fee-check",
+        )
+        .await;
+    for want in [
+        r#"<fee:cd avail="1"><fee:objID>gold.test</fee:objID><fee:class>premium</fee:class><fee:command name="create"><fee:period unit="y">1</fee:period><fee:fee>25.00</fee:fee></fee:command><fee:command name="renew"><fee:period unit="y">1</fee:period><fee:fee>20.00</fee:fee>"#,
+        r#"<fee:objID>plain.test</fee:objID><fee:class>standard</fee:class><fee:command name="create"><fee:period unit="y">1</fee:period><fee:fee>0.01</fee:fee>"#,
+        r#"<fee:cd avail="0"><fee:objID>x.nowhere</fee:objID><fee:reason>"#,
+    ] {
+        assert!(priced.contains(want), "{want} in {priced}");
+    }
+    let create_gold = |fee: &str| {
+        format!(
+            "<create><domain:create {D}><domain:name>gold.test</domain:name>\
+             <domain:registrant>alice-1</domain:registrant></domain:create></create><extension>\
+             <fee:create {FEE}><fee:currency>USD</fee:currency><fee:fee>{fee}</fee:fee></fee:create>\
+             </extension>"
+        )
+    };
+    let low = r1
+        .expect(2004, &create_gold("24.99"), "fee-create-low")
+        .await;
+    assert!(low.contains("more than the fee"), "{low}");
+    let still = r1
+        .expect(
+            1000,
+            &format!("<check><domain:check {D}><domain:name>gold.test</domain:name></domain:check></check>"),
+            "fee-check-after",
+        )
+        .await;
+    assert!(still.contains(r#"avail="1""#), "nothing created: {still}");
+    let bought = r1.expect(1000, &create_gold("25.00"), "fee-create").await;
+    assert!(
+        bought.contains("<fee:creData xmlns:fee=\"urn:ietf:params:xml:ns:epp:fee-1.0\"><fee:currency>USD</fee:currency><fee:fee>25.00</fee:fee></fee:creData>"),
+        "{bought}"
+    );
+
     r1.expect(
         1000,
         &format!(
@@ -507,16 +572,31 @@ async fn a_registrar_day_in_raw_frames() {
         "d-delete-back",
     )
     .await;
-    let restore = |op: &str, report: &str| {
+    let restore = |op: &str, report: &str, fee: &str| {
         format!(
             "<update><domain:update {D}><domain:name>back.test</domain:name><domain:chg/>\
              </domain:update></update><extension><rgp:update {RGP}><rgp:restore op=\"{op}\">{report}\
-             </rgp:restore></rgp:update></extension>"
+             </rgp:restore></rgp:update>{fee}</extension>"
         )
     };
+    // With the fee the registrar agrees to: too little is refused (2004).
+    let agree = |amount: &str| {
+        format!("<fee:update {FEE}><fee:currency>USD</fee:currency><fee:fee>{amount}</fee:fee></fee:update>")
+    };
+    r1.expect(
+        2004,
+        &restore("request", "", &agree("0.00")),
+        "rgp-request-low",
+    )
+    .await;
     let requested = r1
-        .expect(1000, &restore("request", ""), "rgp-request")
+        .expect(
+            1000,
+            &restore("request", "", &agree("1000.00")),
+            "rgp-request",
+        )
         .await;
+    assert!(requested.contains("<fee:upData"), "{requested}");
     assert!(
         requested.contains(r#"<rgp:rgpStatus s="pendingRestore"/>"#),
         "{requested}"
@@ -531,7 +611,7 @@ async fn a_registrar_day_in_raw_frames() {
          <rgp:statement>The information in this report is true to the best of this registrar's \
          knowledge.</rgp:statement></rgp:report>"
     );
-    r1.expect(1000, &restore("report", &report), "rgp-report")
+    r1.expect(1000, &restore("report", &report, ""), "rgp-report")
         .await;
     let back = r1
         .expect(
@@ -564,11 +644,16 @@ async fn a_registrar_day_in_raw_frames() {
             &format!(
                 "<transfer op=\"request\"><domain:transfer {D}><domain:name>day.test</domain:name>\
                  <domain:period unit=\"y\">1</domain:period><domain:authInfo><domain:pw>day-secret-1</domain:pw>\
-                 </domain:authInfo></domain:transfer></transfer>"
+                 </domain:authInfo></domain:transfer></transfer><extension><fee:transfer {FEE}>\
+                 <fee:fee>0.01</fee:fee></fee:transfer></extension>"
             ),
             "t-request",
         )
         .await;
+    assert!(
+        pending.contains("<fee:trnData xmlns:fee=\"urn:ietf:params:xml:ns:epp:fee-1.0\"><fee:currency>USD</fee:currency><fee:fee>0.01</fee:fee>"),
+        "{pending}"
+    );
     assert!(
         pending.contains("<domain:trStatus>pending</domain:trStatus>"),
         "{pending}"
@@ -725,7 +810,8 @@ async fn a_registrar_day_in_raw_frames() {
     let (status, body) = http_get(&metrics, "/metrics");
     assert_eq!(status, 200, "{body}");
     for want in [
-        r#"kauri_epp_commands_total{command="domain:create",result="1000"} 4"#,
+        r#"kauri_epp_commands_total{command="domain:create",result="1000"} 5"#,
+        r#"kauri_epp_commands_total{command="domain:create",result="2004"} 1"#,
         r#"kauri_epp_commands_total{command="domain:create",result="2002"} 1"#,
         r#"kauri_epp_commands_total{command="domain:transfer",result="1001"} 1"#,
         r#"kauri_epp_commands_total{command="poll:req",result="1301"}"#,

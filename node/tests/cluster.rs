@@ -49,6 +49,7 @@ fn create_request(name: &str) -> CreateDomainRequest {
         contacts: vec![],
         nameservers: vec![],
         auth_info: String::new(),
+        fee: None,
     }
 }
 
@@ -314,6 +315,7 @@ async fn malformed_and_oversize_requests_get_clear_errors_and_change_nothing() {
             registrar: "reg1".into(),
             names,
             read: None,
+            fees: Vec::new(),
         })
         .await
         .expect_err("101 names");
@@ -476,6 +478,7 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
             op: TransferOp::Request as i32,
             auth_info: created.auth_info.clone(),
             period_years: 1,
+            fee: None,
         })
         .await
         .expect("transfer request");

@@ -65,6 +65,7 @@ async fn fixture(staff: &KauriClient, reg1: &KauriClient) {
         contacts: vec![],
         nameservers: vec![],
         auth_info: String::new(),
+        fee: None,
     })
     .await
     .expect("create domain");
@@ -324,6 +325,7 @@ fn check_of(n: usize) -> CheckRequest {
             .map(|i| format!("name-{i:03}-{}.test", "x".repeat(40)))
             .collect(),
         read: None,
+        fees: Vec::new(),
     }
 }
 
@@ -365,6 +367,7 @@ async fn the_node_keeps_serving_a_normal_client_through_hostile_clients() {
         contacts: vec![],
         nameservers: vec![],
         auth_info: "x".repeat(8 * kauri_node::api::MAX_REQUEST_BYTES),
+        fee: None,
     };
     let refused = raw
         .create_domain(oversized)

@@ -257,6 +257,7 @@ async fn registry_statistics_are_the_same_on_every_node(cluster: &TestCluster) {
                 contacts: vec![],
                 nameservers: vec![],
                 auth_info: String::new(),
+                fee: None,
             })
             .await
             .expect("create domain");

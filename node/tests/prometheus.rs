@@ -231,6 +231,7 @@ fn create_domain_request(name: &str) -> CreateDomainRequest {
         contacts: vec![],
         nameservers: vec![],
         auth_info: String::new(),
+        fee: None,
     }
 }
 

@@ -118,6 +118,7 @@ pub async fn run(ctx: &Ctx, cmd: ContactCmd) -> Result<(), ClientError> {
                     registrar: ctx.registrar.clone(),
                     names: ids,
                     read: None,
+                    fees: Vec::new(),
                 })
                 .await?;
             ctx.print(&r);

@@ -167,6 +167,7 @@ async fn transfer(ctx: &Ctx, cmd: TransferCmd) -> Result<(), ClientError> {
             op: op as i32,
             auth_info,
             period_years,
+            fee: None,
         })
     };
     let request = match cmd {
@@ -251,6 +252,7 @@ pub async fn run(ctx: &Ctx, cmd: DomainCmd) -> Result<(), ClientError> {
                     registrar: ctx.registrar.clone(),
                     names,
                     read: None,
+                    fees: Vec::new(),
                 })
                 .await?;
             ctx.print(&r);
@@ -275,6 +277,7 @@ pub async fn run(ctx: &Ctx, cmd: DomainCmd) -> Result<(), ClientError> {
                     contacts: contacts(admin, tech, billing),
                     nameservers,
                     auth_info,
+                    fee: None,
                 })
                 .await?;
             ctx.print(&r);
@@ -302,6 +305,7 @@ pub async fn run(ctx: &Ctx, cmd: DomainCmd) -> Result<(), ClientError> {
                     name,
                     current_expiry_date: cur_exp,
                     period_years: period,
+                    fee: None,
                 })
                 .await?;
             ctx.print(&r);
@@ -371,6 +375,7 @@ pub async fn run(ctx: &Ctx, cmd: DomainCmd) -> Result<(), ClientError> {
                     name,
                     op: op as i32,
                     report,
+                    fee: None,
                 })
                 .await?;
             ctx.print(&r);

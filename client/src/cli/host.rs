@@ -63,6 +63,7 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> Result<(), ClientError> {
                     registrar: ctx.registrar.clone(),
                     names,
                     read: None,
+                    fees: Vec::new(),
                 })
                 .await?;
             ctx.print(&r);

@@ -70,7 +70,17 @@ impl Registry for RegistryService {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        self.check(request, reg::check_domains).await
+        let fees = request.get_ref().fees.clone();
+        let names = request.get_ref().names.clone();
+        let mut response = self.check(request, reg::check_domains).await?;
+        if !fees.is_empty() {
+            // Priced from the same applied state the check read.
+            let quotes = reg::fee_quotes(&self.node.store, &names, &fees)?;
+            for (result, quotes) in response.get_mut().results.iter_mut().zip(quotes) {
+                result.fees = quotes;
+            }
+        }
+        Ok(response)
     }
 
     async fn create_domain(

@@ -19,6 +19,7 @@ pub fn code_for(reason: Reason) -> Code {
         NotSponsor | NotAuthorized | InvalidAuthInfo => Code::PermissionDenied,
         AuthenticationFailed | SessionInvalid => Code::Unauthenticated,
         SessionLimit | Throttled => Code::ResourceExhausted,
+        FeeMismatch => Code::FailedPrecondition,
         UnknownTld
         | InsufficientFunds
         | PeriodNotAllowed

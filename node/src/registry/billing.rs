@@ -23,6 +23,39 @@ pub const MAX_LEDGER_LIMIT: u32 = 1000;
 /// checked against the account (balance plus credit limit) before anything
 /// is written. A currency mismatch is about `name`; the amount is about
 /// `funds_field`.
+/// Refuses a price the registrar did not agree to: when it stated a fee
+/// (RFC 8748), the price must not exceed it, in the same currency (when it
+/// names one; RFC 8748's currency is optional).
+pub(crate) fn agreed(
+    stated: Option<&v1::Money>,
+    price_minor_units: i64,
+    currency: &str,
+) -> Result<(), RegistryError> {
+    let Some(fee) = stated else {
+        return Ok(());
+    };
+    if !fee.currency.is_empty() && fee.currency != currency {
+        return Err(RegistryError::FeeMismatch {
+            field: "fee.currency".into(),
+            message: format!(
+                "the price is in {currency}, the fee stated in {:?}",
+                fee.currency
+            ),
+        });
+    }
+    if fee.minor_units < price_minor_units {
+        return Err(RegistryError::FeeMismatch {
+            field: "fee".into(),
+            message: format!(
+                "the price is {price_minor_units} {currency} (minor units), more than the fee \
+                 stated, {}",
+                fee.minor_units
+            ),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn quote(
     account: &RegistrarRecord,
     object: &str,

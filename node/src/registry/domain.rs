@@ -71,10 +71,12 @@ pub(crate) fn create(
     let expiry_ms = add_years(cx.now_ms, years)
         .ok_or_else(|| RegistryError::policy("period_years", "the expiry date is out of range"))?;
     let label = name.labels().next().unwrap_or_default().to_string();
+    let price = tld_rules::period_price(&tld, &label, PeriodCommand::Create, years)?;
+    billing::agreed(req.fee.as_ref(), price, &tld.policy.currency)?;
     let price = billing::quote(
         &caller,
         name.ascii(),
-        tld_rules::period_price(&tld, &label, PeriodCommand::Create, years)?,
+        price,
         &tld.policy.currency,
         "period_years",
     )?;
@@ -332,10 +334,12 @@ pub(crate) fn renew(
         .next()
         .unwrap_or_default()
         .to_string();
+    let price = tld_rules::period_price(&tld, &label, PeriodCommand::Renew, years)?;
+    billing::agreed(req.fee.as_ref(), price, &tld.policy.currency)?;
     let price = billing::quote(
         &caller,
         &record.name,
-        tld_rules::period_price(&tld, &label, PeriodCommand::Renew, years)?,
+        price,
         &tld.policy.currency,
         "period_years",
     )?;

@@ -326,6 +326,15 @@ pub enum RegistryError {
         max: usize,
     },
 
+    /// The fee the registrar agreed to (RFC 8748) does not cover the price.
+    #[error("{field}: {message}")]
+    FeeMismatch {
+        /// The request field.
+        field: String,
+        /// The price and the fee stated.
+        message: String,
+    },
+
     /// The storage underneath failed; not a rejection of the command.
     #[error(transparent)]
     Storage(#[from] StorageFault),
@@ -359,6 +368,7 @@ impl RegistryError {
             RegistryError::NotAuthorized { .. } => Reason::NotAuthorized,
             RegistryError::SessionInvalid { .. } => Reason::SessionInvalid,
             RegistryError::SessionLimit { .. } => Reason::SessionLimit,
+            RegistryError::FeeMismatch { .. } => Reason::FeeMismatch,
             RegistryError::Storage(_) => Reason::Internal,
         }
     }
@@ -390,7 +400,8 @@ impl RegistryError {
             | RegistryError::NotPendingTransfer { field, .. }
             | RegistryError::NotAuthorized { field, .. }
             | RegistryError::SessionInvalid { field, .. }
-            | RegistryError::SessionLimit { field, .. } => field,
+            | RegistryError::SessionLimit { field, .. }
+            | RegistryError::FeeMismatch { field, .. } => field,
             RegistryError::Storage(_) => "",
         }
     }

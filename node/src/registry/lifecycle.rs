@@ -255,7 +255,13 @@ pub(crate) fn restore(
     let before = d.clone();
     let tld = tld_of(cx, &d)?;
     let charged = match v1::RestoreOp::try_from(req.op) {
-        Ok(v1::RestoreOp::Request) => Some(request_restore(cx, &caller, &mut d, &tld)?),
+        Ok(v1::RestoreOp::Request) => Some(request_restore(
+            cx,
+            &caller,
+            &mut d,
+            &tld,
+            req.fee.as_ref(),
+        )?),
         Ok(v1::RestoreOp::Report) => {
             report_restore(cx, &mut d, &tld, req.report.as_ref())?;
             None
@@ -288,6 +294,7 @@ fn request_restore(
     caller: &RegistrarRecord,
     d: &mut DomainRecord,
     tld: &TldRecord,
+    stated_fee: Option<&v1::Money>,
 ) -> Result<v1::Money, RegistryError> {
     let label = d.name.split('.').next().unwrap_or_default().to_string();
     let prices = tld_rules::prices(tld, &label);
@@ -300,6 +307,7 @@ fn request_restore(
         return Err(not_in(d, "redemptionPeriod"));
     };
     let total = prices.restore.saturating_add(prices.renew);
+    billing::agreed(stated_fee, total, &currency)?;
     billing::quote(caller, &d.name, total, &currency, "name")?;
     let money = |minor_units| v1::Money {
         minor_units,

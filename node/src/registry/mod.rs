@@ -105,9 +105,9 @@ pub use error::{ObjectKind, RegistryError};
 pub use exec::SYSTEM_ACTOR;
 pub use poll::head as poll_head;
 pub use query::{
-    check_contacts, check_domains, check_hosts, count_domains, info_contact, info_domain,
-    info_host, info_registrar, info_tld, stats, verify_registrar_password, Stats, MAX_CHECK_NAMES,
-    MAX_STATS_COUNTERS, MAX_STATS_REGISTRARS,
+    check_contacts, check_domains, check_hosts, count_domains, fee_quotes, info_contact,
+    info_domain, info_host, info_registrar, info_tld, stats, verify_registrar_password, Stats,
+    MAX_CHECK_NAMES, MAX_STATS_COUNTERS, MAX_STATS_REGISTRARS,
 };
 pub use session::session_by_token_hash;
 pub use transfer::query_transfer;

@@ -41,6 +41,95 @@ pub fn check_domains(
     })
 }
 
+/// Most commands one check may ask prices for.
+pub const MAX_FEE_COMMANDS: usize = 4;
+
+/// The prices of `commands` for each domain name (RFC 8748 fee check), in
+/// request order: for a name whose TLD is known, one quote per command
+/// (with a reason instead of a fee when it cannot be priced); for another
+/// name, none.
+pub fn fee_quotes(
+    state: &dyn StateRead,
+    names: &[String],
+    commands: &[v1::FeeCommand],
+) -> Result<Vec<Vec<v1::FeeQuote>>, RegistryError> {
+    use super::tld_rules::{self, PeriodCommand};
+    if commands.len() > MAX_FEE_COMMANDS {
+        return Err(RegistryError::LimitExceeded {
+            field: "fees".into(),
+            message: format!(
+                "{} commands to price, at most {MAX_FEE_COMMANDS}",
+                commands.len()
+            ),
+        });
+    }
+    names
+        .iter()
+        .map(|given| {
+            let (name, tld) = match registrable_name(state, "names", given) {
+                Ok(found) => found,
+                Err(RegistryError::Storage(fault)) => return Err(RegistryError::Storage(fault)),
+                Err(_) => return Ok(Vec::new()),
+            };
+            let label = name.labels().next().unwrap_or_default().to_string();
+            let prices = tld_rules::prices(&tld, &label);
+            let class = if tld.lifecycle.premium.contains_key(&label) {
+                "premium"
+            } else {
+                "standard"
+            };
+            Ok(commands
+                .iter()
+                .map(|c| {
+                    let years = || {
+                        tld_rules::period_years(
+                            &tld.policy,
+                            "period_years",
+                            c.period_years,
+                            &tld.name,
+                        )
+                    };
+                    let priced = match c.command.as_str() {
+                        "create" => years().and_then(|y| {
+                            tld_rules::period_price(&tld, &label, PeriodCommand::Create, y)
+                                .map(|p| (y, p))
+                        }),
+                        "renew" => years().and_then(|y| {
+                            tld_rules::period_price(&tld, &label, PeriodCommand::Renew, y)
+                                .map(|p| (y, p))
+                        }),
+                        "transfer" => Ok((1, prices.transfer)),
+                        "restore" => Ok((1, prices.restore.saturating_add(prices.renew))),
+                        other => Err(RegistryError::invalid(
+                            "fees.command",
+                            format!("{other:?}: create, renew, transfer or restore"),
+                        )),
+                    };
+                    match priced {
+                        Ok((years, fee)) => v1::FeeQuote {
+                            command: c.command.clone(),
+                            period_years: years,
+                            fee: Some(v1::Money {
+                                minor_units: fee,
+                                currency: tld.policy.currency.clone(),
+                            }),
+                            class: class.into(),
+                            reason: String::new(),
+                        },
+                        Err(e) => v1::FeeQuote {
+                            command: c.command.clone(),
+                            period_years: c.period_years,
+                            fee: None,
+                            class: class.into(),
+                            reason: e.to_string(),
+                        },
+                    }
+                })
+                .collect())
+        })
+        .collect()
+}
+
 /// Availability of up to [`MAX_CHECK_NAMES`] contact ids, in request order.
 pub fn check_contacts(
     state: &dyn StateRead,
@@ -97,12 +186,14 @@ fn check_each(
                 } else {
                     String::new()
                 },
+                fees: Vec::new(),
             }),
             Err(RegistryError::Storage(fault)) => Err(RegistryError::Storage(fault)),
             Err(invalid) => Ok(v1::CheckResult {
                 name: given.clone(),
                 available: false,
                 reason: invalid.to_string(),
+                fees: Vec::new(),
             }),
         })
         .collect()

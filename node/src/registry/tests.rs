@@ -324,6 +324,7 @@ fn create_domain(name: &str, years: u32, registrant: &str, nameservers: &[&str])
         }],
         nameservers: nameservers.iter().map(|n| n.to_string()).collect(),
         auth_info: "domain-pw".into(),
+        fee: None,
     })
 }
 
@@ -347,6 +348,7 @@ fn renew(name: &str, current_expiry_date: &str, years: u32) -> Kind {
         name: name.into(),
         current_expiry_date: current_expiry_date.into(),
         period_years: years,
+        fee: None,
     })
 }
 
@@ -413,6 +415,7 @@ fn transfer(name: &str, op: i32, auth_info: &str) -> Kind {
         op,
         auth_info: auth_info.into(),
         period_years: 1,
+        fee: None,
     })
 }
 
@@ -436,6 +439,7 @@ fn restore(name: &str, report: bool) -> Kind {
             statements: strings(&["true and accurate", "not restored for unlawful gain"]),
             ..Default::default()
         }),
+        fee: None,
     })
 }
 

@@ -143,13 +143,9 @@ fn request(
     }
     let tld = tld_of(cx, d)?;
     let label = d.name.split('.').next().unwrap_or_default().to_string();
-    let price = billing::quote(
-        caller,
-        &d.name,
-        tld_rules::prices(&tld, &label).transfer,
-        &tld.policy.currency,
-        "name",
-    )?;
+    let price = tld_rules::prices(&tld, &label).transfer;
+    billing::agreed(req.fee.as_ref(), price, &tld.policy.currency)?;
+    let price = billing::quote(caller, &d.name, price, &tld.policy.currency, "name")?;
     let entry = billing::charge(cx, &caller.id, LedgerKind::Transfer, &price, &d.name)?;
     let due = cx.now_ms + tld.lifecycle.transfer_auto_approve_ms;
     d.transfer = Some(TransferRecord {

@@ -998,3 +998,64 @@ fn load(r: &Registry, name: &str) -> DomainRecord {
         .unwrap()
         .unwrap()
 }
+
+#[test]
+fn fee_quotes_show_premium_prices_and_a_stated_fee_below_the_price_charges_nothing() {
+    let mut r = world();
+    r.staff(set_lifecycle(
+        "nz",
+        v1::TldLifecyclePolicy {
+            premium_names: vec![v1::PremiumName {
+                label: "gold".into(),
+                create_price_minor_units: 20_000,
+                renew_price_minor_units: 15_000,
+            }],
+            ..Default::default()
+        },
+    ));
+    let ask = |command: &str, period_years| v1::FeeCommand {
+        command: command.into(),
+        period_years,
+    };
+    let quotes = crate::registry::fee_quotes(
+        &r.state,
+        &strings(&["gold.nz", "plain.nz", "nowhere.zz"]),
+        &[
+            ask("create", 2),
+            ask("renew", 1),
+            ask("restore", 0),
+            ask("x", 1),
+        ],
+    )
+    .unwrap();
+    let fee = |q: &v1::FeeQuote| q.fee.as_ref().map(|m| (m.minor_units, m.currency.clone()));
+    assert_eq!(quotes[0][0].class, "premium");
+    assert_eq!(fee(&quotes[0][0]), Some((40_000, "NZD".into())));
+    assert_eq!(fee(&quotes[0][1]), Some((15_000, "NZD".into())));
+    assert_eq!(quotes[1][0].class, "standard");
+    assert!(quotes[0][3].fee.is_none() && quotes[0][3].reason.contains("create, renew"));
+    assert!(quotes[2].is_empty(), "no TLD, no prices");
+
+    let with_fee = |minor_units: i64, currency: &str| {
+        let Kind::CreateDomain(mut c) = create_domain("gold.nz", 1, "c-a1", &[]) else {
+            unreachable!("create_domain makes a CreateDomain")
+        };
+        c.fee = Some(v1::Money {
+            minor_units,
+            currency: currency.into(),
+        });
+        Kind::CreateDomain(c)
+    };
+    let balance = r.balance("rar-a");
+    let e = r.err("rar-a", with_fee(19_999, "NZD"));
+    assert_eq!((e.reason(), e.field.as_str()), (Reason::FeeMismatch, "fee"));
+    let e = r.err("rar-a", with_fee(20_000, "USD"));
+    assert_eq!(
+        (e.reason(), e.field.as_str()),
+        (Reason::FeeMismatch, "fee.currency")
+    );
+    assert_eq!(r.balance("rar-a"), balance, "nothing charged");
+    assert!(check_domains(&r.state, &strings(&["gold.nz"])).unwrap()[0].available);
+    let created = r.ok("rar-a", with_fee(20_000, "NZD"));
+    assert_eq!(charged(&created), 20_000);
+}
