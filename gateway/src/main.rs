@@ -23,9 +23,17 @@ struct Args {
     /// The EPP port's private key (PEM).
     #[arg(long, env = "KAURI_EPP_TLS_KEY")]
     tls_key: PathBuf,
-    /// Require client certificates issued by this CA bundle (PEM).
+    /// Check client certificates against this CA bundle (PEM): required of
+    /// every client, or, with --registrar-certs, of the registrars listed
+    /// there.
     #[arg(long, env = "KAURI_EPP_CLIENT_CA")]
     tls_client_ca: Option<PathBuf>,
+    /// Registrars bound to client certificates: a file of `CLID SHA256`
+    /// lines (the certificate's SHA-256 fingerprint in hex). A listed
+    /// registrar logs in only over a connection with one of its
+    /// certificates (else 2200); others need none. Needs --tls-client-ca.
+    #[arg(long, env = "KAURI_EPP_REGISTRAR_CERTS", requires = "tls_client_ca")]
+    registrar_certs: Option<PathBuf>,
     /// This gateway's identity towards the cluster: PREFIX.pem and
     /// PREFIX.key, with the cluster's ca.pem beside them (a gateway
     /// certificate, e.g. from `kauri dev certs`).
@@ -98,10 +106,15 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    let registrar_certs = match &args.registrar_certs {
+        Some(path) => kauri_gateway::tls::RegistrarCerts::load(path)?,
+        None => Default::default(),
+    };
     let tls = kauri_gateway::tls::server_config(
         &args.tls_cert,
         &args.tls_key,
         args.tls_client_ca.as_deref(),
+        args.registrar_certs.is_some(),
     )?;
     let identity = kauri_client::tls::ClientTls::load(identity_files(&args.identity))?;
     let cluster = kauri_client::KauriClient::new(
@@ -135,6 +148,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_sessions_per_registrar: args.max_sessions_per_registrar,
         max_connections: args.max_connections,
         max_failed_logins: args.max_failed_logins,
+        registrar_certs,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -42,6 +42,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Failed logins on one connection before it is closed (2501).
     pub max_failed_logins: u32,
+    /// Registrars bound to client certificates.
+    pub registrar_certs: crate::tls::RegistrarCerts,
 }
 
 /// Sessions per registrar on this gateway.
@@ -110,10 +112,17 @@ pub async fn serve(listener: TcpListener, config: Config) -> std::io::Result<()>
                     }
                 };
             observe::connections(1.0);
+            let client_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| crate::tls::fingerprint(c));
             let mut conn = Connection {
                 config: &config,
                 sessions: &sessions,
                 peer,
+                client_cert,
                 session: None,
                 failed_logins: 0,
             };
@@ -132,6 +141,8 @@ struct Connection<'a> {
     config: &'a Config,
     sessions: &'a Sessions,
     peer: SocketAddr,
+    /// The SHA-256 fingerprint of the client's certificate, if it sent one.
+    client_cert: Option<String>,
     session: Option<Session>,
     failed_logins: u32,
 }
@@ -241,6 +252,14 @@ impl Connection<'_> {
 
     async fn login(&mut self, login: Login, cl_trid: Option<String>) -> Response {
         let registrar = login.client_id.clone();
+        if let Some(why) = self
+            .config
+            .registrar_certs
+            .refusal(&registrar, self.client_cert.as_deref())
+        {
+            tracing::warn!(peer = %self.peer, registrar, "login refused: {why}");
+            return self.failed_login(cl_trid, why);
+        }
         if !self
             .sessions
             .take(&registrar, self.config.max_sessions_per_registrar)
@@ -275,18 +294,23 @@ impl Connection<'_> {
             Err(e) => {
                 self.sessions.give_back(&registrar);
                 if e.reason == Reason::AuthenticationFailed {
-                    self.failed_logins += 1;
-                    let code = if self.failed_logins >= self.config.max_failed_logins {
-                        Code::AUTHENTICATION_CLOSING
-                    } else {
-                        Code::AUTHENTICATION
-                    };
-                    return Response::new(code, cl_trid, local_sv_trid())
-                        .detail("wrong client id or password");
+                    return self.failed_login(cl_trid, "wrong client id or password".into());
                 }
                 refused(&e, cl_trid)
             }
         }
+    }
+
+    /// A refused login (2200), counted: the last one allowed closes the
+    /// connection (2501).
+    fn failed_login(&mut self, cl_trid: Option<String>, why: String) -> Response {
+        self.failed_logins += 1;
+        let code = if self.failed_logins >= self.config.max_failed_logins {
+            Code::AUTHENTICATION_CLOSING
+        } else {
+            Code::AUTHENTICATION
+        };
+        Response::new(code, cl_trid, local_sv_trid()).detail(why)
     }
 
     async fn logout(&mut self, cl_trid: Option<String>) -> Response {

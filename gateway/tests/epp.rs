@@ -940,3 +940,74 @@ async fn passwords_change_at_login_and_long_ones_pass_through_login_sec() {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+/// Registrars bound to client certificates (--registrar-certs): a bound
+/// registrar logs in only with its certificate, whatever its password;
+/// one not bound needs none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registrar_bound_to_a_certificate_logs_in_only_with_it() {
+    epp_tools();
+    let cluster = TestCluster::start(node_bin(), 1, &[]);
+    let (staff, _) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
+    let reg2 = cluster.registrar_client("reg2");
+    kauri_chaos_tests::fixtures::add_registrar(&staff, &reg2, "reg2", "USD", 1_000).await;
+    let (certs, ca) = cluster.pki().expect("a TLS cluster");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let issue = |stem: &str| {
+        ca.write(
+            dir.path(),
+            stem,
+            &certs.ca,
+            &kauri_client::tls::Principal::new(
+                &certs.cluster,
+                kauri_client::tls::Role::Registrar,
+                stem,
+            )
+            .unwrap(),
+            &[],
+        )
+        .expect("a client certificate")
+    };
+    let (mine, other) = (issue("reg1"), issue("someone"));
+    let der = kauri_client::tls::load_certs("reg1", &mine.cert).unwrap();
+    let bindings = dir.path().join("registrar-certs");
+    std::fs::write(
+        &bindings,
+        format!(
+            "# reg1 logs in with its certificate\nreg1 {}\n",
+            kauri_gateway::tls::fingerprint(&der[0])
+        ),
+    )
+    .unwrap();
+    let ca_path = certs.ca.display().to_string();
+    let bindings = bindings.display().to_string();
+    let gw = start_gateway(
+        &cluster,
+        &[
+            "--tls-client-ca",
+            &ca_path,
+            "--registrar-certs",
+            &bindings,
+            "--max-failed-logins",
+            "5",
+        ],
+    );
+    let out = tempfile::tempdir().expect("a temp dir");
+    let login_code = |identity: Option<&kauri_client::tls::TlsFiles>, who: &'static str| {
+        let gw = &gw;
+        let dir = out.path().to_path_buf();
+        let identity = identity.cloned();
+        async move {
+            let (mut epp, _) = Epp::connect_as(gw, identity.as_ref()).await;
+            let answer = epp.send(&login(who, "correct horse")).await;
+            assert_valid(&answer, &dir, 0);
+            (code(&answer), answer)
+        }
+    };
+    let (c, answer) = login_code(None, "reg1").await;
+    assert_eq!(c, 2200, "{answer}");
+    assert!(answer.contains("client certificate"), "{answer}");
+    assert_eq!(login_code(Some(&other), "reg1").await.0, 2200);
+    assert_eq!(login_code(Some(&mine), "reg1").await.0, 1000);
+    assert_eq!(login_code(None, "reg2").await.0, 1000, "reg2 is not bound");
+}

@@ -171,11 +171,31 @@ pub struct Epp {
 
 impl Epp {
     pub async fn connect(gw: &Gateway) -> (Epp, String) {
-        let config = rustls::ClientConfig::builder_with_provider(kauri_client::tls::provider())
+        Self::connect_as(gw, None).await
+    }
+
+    /// Connects presenting the client certificate `identity`, if given.
+    pub async fn connect_as(
+        gw: &Gateway,
+        identity: Option<&kauri_client::tls::TlsFiles>,
+    ) -> (Epp, String) {
+        use rustls_pki_types::pem::PemObject;
+        let builder = rustls::ClientConfig::builder_with_provider(kauri_client::tls::provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()
-            .with_root_certificates(gw.roots.clone())
-            .with_no_client_auth();
+            .with_root_certificates(gw.roots.clone());
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some(files) => {
+                let chain = kauri_client::tls::load_certs("client certificate", &files.cert)
+                    .expect("the client certificate");
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_file(&files.key)
+                    .expect("the client key");
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .expect("a client certificate and key")
+            }
+        };
         let tcp = TcpStream::connect(&gw.addr).await.expect("connect");
         let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
         let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
