@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kauri_chaos_tests::TestCluster;
@@ -141,60 +140,6 @@ async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
     for secret in ["correct horse", "not-the-pw", "wrong-pw-1"] {
         assert!(!log.contains(secret), "{secret} in the log");
     }
-}
-
-/// Two registrar clients the project did not write, unmodified: Perl's
-/// Net::EPP (gateway/tests/clients/net_epp.pl) and InternetNZ's pyepp
-/// (gateway/tests/clients/pyepp_day.py) each log in, check a taken and a
-/// free name and log out.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn net_epp_and_pyepp_log_in_check_and_log_out() {
-    let python = epp_tools();
-    let cluster = with_a_taken_name().await;
-    let gw = start_gateway(&cluster, &[]);
-    let (host, port) = gw.addr.rsplit_once(':').expect("HOST:PORT");
-    let clients = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients");
-    let ca = cluster.pki().expect("TLS").0.ca.display().to_string();
-    let s = |v: &str| v.to_string();
-
-    let perl = run_client(
-        PathBuf::from("perl"),
-        vec![
-            clients.join("net_epp.pl").display().to_string(),
-            s(host),
-            s(port),
-            s("reg1"),
-            s("correct horse"),
-            ca.clone(),
-            s("taken.test"),
-            s("free.test"),
-        ],
-        vec![],
-    )
-    .await;
-    assert_eq!(
-        perl,
-        "login 1000\ncheck taken.test 0\ncheck free.test 1\nlogout ok\n"
-    );
-
-    let py = run_client(
-        python,
-        vec![
-            clients.join("pyepp_day.py").display().to_string(),
-            s(host),
-            s(port),
-            s("reg1"),
-            s("correct horse"),
-            s("taken.test"),
-            s("free.test"),
-        ],
-        vec![(s("SSL_CERT_FILE"), ca)],
-    )
-    .await;
-    assert_eq!(
-        py,
-        "login 1000\ncheck 1000\ntaken.test taken, free.test free\nlogout 1500\n"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
