@@ -65,6 +65,14 @@ struct Args {
     /// network). Not served when absent.
     #[arg(long, env = "KAURI_GATEWAY_METRICS_ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// How long a command may take in the cluster, retries across a
+    /// failover included, before it is answered 2400 ("send it again with
+    /// the same clTRID"); each attempt gets half. Keep it under the
+    /// registrars' clients' own timeouts (pyepp waits 10 s, Net::EPP 5 s by
+    /// default), or they give up before the answer.
+    #[arg(long, env = "KAURI_EPP_CLUSTER_TIMEOUT_MS", default_value_t = 8_000,
+        value_parser = clap::value_parser!(u64).range(1_000..=60_000))]
+    cluster_timeout_ms: u64,
     /// Failed logins on one connection before it is closed.
     #[arg(long, env = "KAURI_EPP_MAX_FAILED_LOGINS", default_value_t = 3,
         value_parser = clap::value_parser!(u32).range(1..))]
@@ -121,6 +129,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &args.endpoints,
         kauri_client::ClientConfig {
             tls: Some(identity),
+            deadline: Duration::from_millis(args.cluster_timeout_ms),
+            attempt_timeout: Duration::from_millis(args.cluster_timeout_ms / 2),
             ..Default::default()
         },
     )?;
