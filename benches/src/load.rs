@@ -883,6 +883,7 @@ fn domain_request(spec: DomainSpec) -> CreateDomainRequest {
         nameservers: spec.nameservers,
         auth_info: String::new(),
         fee: None,
+        ds_data: Vec::new(),
     }
 }
 

@@ -745,6 +745,7 @@ async fn send(
                     nameservers: nameservers.clone(),
                     auth_info: auth_info_for(key),
                     fee: None,
+                    ds_data: Vec::new(),
                 })
                 .await?
         }
@@ -825,6 +826,9 @@ async fn send(
                     remove_statuses: remove_statuses.clone(),
                     registrant: String::new(),
                     auth_info: String::new(),
+                    add_ds: Vec::new(),
+                    remove_all_ds: false,
+                    remove_ds: Vec::new(),
                 })
                 .await?
         }

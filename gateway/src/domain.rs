@@ -13,6 +13,7 @@ use crate::render::{self, date_time, Response, Xml, DOMAIN_NS};
 use crate::request::{
     auth_info, only, period, refuse, required, required_child, statuses, texts, Refusal,
 };
+use crate::secdns::{self, SECDNS_NS};
 use crate::session::Ctx;
 use crate::xml::Element;
 
@@ -78,16 +79,28 @@ fn name_of(e: &Element) -> Result<String, Refusal> {
 pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal> {
     let rgp = ext.iter().find(|x| x.ns == RGP_NS);
     let fee = ext.iter().find(|x| x.ns == FEE_NS);
-    if let Some(other) = ext.iter().find(|x| x.ns != RGP_NS && x.ns != FEE_NS) {
+    let dnssec = ext.iter().find(|x| x.ns == SECDNS_NS);
+    if let Some(other) = ext
+        .iter()
+        .find(|x| ![RGP_NS, FEE_NS, SECDNS_NS].contains(&x.ns.as_str()))
+    {
         return Err(refuse(
             Code::UNIMPLEMENTED_EXTENSION,
             format!("extension {} is not offered here", other.ns),
         ));
     }
-    if ext.len() > usize::from(rgp.is_some()) + usize::from(fee.is_some()) {
+    if ext.len()
+        > usize::from(rgp.is_some()) + usize::from(fee.is_some()) + usize::from(dnssec.is_some())
+    {
         return Err(refuse(
             Code::SYNTAX_ERROR,
             "one element per extension in <extension>",
+        ));
+    }
+    if dnssec.is_some() && (verb.name != "create" && verb.name != "update" || rgp.is_some()) {
+        return Err(refuse(
+            Code::UNIMPLEMENTED_EXTENSION,
+            "DNSSEC data (secDNS) belongs on a domain create or update",
         ));
     }
     if rgp.is_some() && verb.name != "update" {
@@ -118,10 +131,10 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
                 hosts,
             })
         }
-        "create" => create(e),
+        "create" => create(e, dnssec),
         "update" => match rgp {
             Some(rgp) => restore(e, rgp),
-            None => update(e),
+            None => update(e, dnssec),
         },
         "renew" => {
             only(e, DOMAIN_NS, &["name", "curExpDate", "period"])?;
@@ -210,7 +223,7 @@ fn nameservers(e: &Element) -> Result<Vec<String>, Refusal> {
     Ok(texts(ns, DOMAIN_NS, "hostObj"))
 }
 
-fn create(e: &Element) -> Result<Op, Refusal> {
+fn create(e: &Element, dnssec: Option<&Element>) -> Result<Op, Refusal> {
     only(
         e,
         DOMAIN_NS,
@@ -228,10 +241,11 @@ fn create(e: &Element) -> Result<Op, Refusal> {
         nameservers: nameservers(e)?,
         auth_info: auth_info(e, DOMAIN_NS)?.unwrap_or_default(),
         fee: None,
+        ds_data: dnssec.map(secdns::create).transpose()?.unwrap_or_default(),
     }))
 }
 
-fn update(e: &Element) -> Result<Op, Refusal> {
+fn update(e: &Element, dnssec: Option<&Element>) -> Result<Op, Refusal> {
     only(e, DOMAIN_NS, &["name", "add", "rem", "chg"])?;
     let mut request = proto::UpdateDomainRequest {
         name: name_of(e)?,
@@ -261,6 +275,11 @@ fn update(e: &Element) -> Result<Op, Refusal> {
             request.registrant = r.text.clone();
         }
         request.auth_info = auth_info(chg, DOMAIN_NS)?.unwrap_or_default();
+    }
+    if let Some(ds) = dnssec.map(secdns::update).transpose()? {
+        request.remove_all_ds = ds.remove_all;
+        request.remove_ds = ds.remove;
+        request.add_ds = ds.add;
     }
     if request
         == (proto::UpdateDomainRequest {
@@ -411,7 +430,14 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                 Ok(r) => {
                     let d = r.domain.unwrap_or_default();
                     let mut response = ctx.read(Code::OK).data(info_data(&d, &hosts));
-                    response.extension = rgp_data("infData", &d.rgp_statuses);
+                    let parts: Vec<String> = [
+                        secdns::info_data(&d.ds_data),
+                        rgp_data("infData", &d.rgp_statuses),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    response.extension = (!parts.is_empty()).then(|| parts.concat());
                     response
                 }
                 Err(e) => ctx.failed(&e, |f| element(f, &name)),

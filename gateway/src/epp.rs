@@ -11,10 +11,8 @@ use crate::session::Ctx;
 use crate::xml::Element;
 use crate::{contact, domain, host, poll};
 
-/// Extensions a login may ask for: RGP (RFC 3915), fees (RFC 8748) and
-/// login security (RFC 8807), which are served, and secDNS (RFC 5910),
-/// which clients such as pyepp always ask for: a login naming it succeeds,
-/// and using it in a command is answered 2103 until it is served. Any
+/// Extensions a login may ask for: all the server serves (secDNS, RFC
+/// 5910; RGP, RFC 3915; fees, RFC 8748; login security, RFC 8807). Any
 /// other is refused at login (2103).
 pub const LOGIN_EXTENSIONS: [&str; 4] = [
     "urn:ietf:params:xml:ns:secDNS-1.1",

@@ -10,7 +10,7 @@
 //! table from the cluster's reasons), [`render`] (greeting, responses and
 //! an XML writer), [`request`] (reading parameters, refusals),
 //! [`session`] (a command's session, clTRID and cluster answers), [`fee`]
-//! (RFC 8748 prices and agreed fees), the
+//! (RFC 8748 prices and agreed fees), [`secdns`] (RFC 5910 DS data), the
 //! objects [`domain`], [`host`], [`contact`] and [`poll`] (each one's
 //! commands: parse, run, render), [`epp`] (what a frame asks),
 //! [`server`] (TLS, connections, login); [`observe`] (metrics, probes).
@@ -22,6 +22,7 @@ pub mod render;
 pub mod request;
 pub mod session;
 pub mod fee;
+pub mod secdns;
 pub mod domain;
 pub mod host;
 pub mod contact;

@@ -14,9 +14,11 @@ pub const DOMAIN_NS: &str = "urn:ietf:params:xml:ns:domain-1.0";
 pub const HOST_NS: &str = "urn:ietf:params:xml:ns:host-1.0";
 /// The contact mapping (RFC 5733).
 pub const CONTACT_NS: &str = "urn:ietf:params:xml:ns:contact-1.0";
-/// The extensions the server serves, as the greeting lists them: RGP (RFC
-/// 3915), fees (RFC 8748) and login security (RFC 8807).
-pub const EXTENSIONS: [&str; 3] = [
+/// The extensions the server serves, as the greeting lists them: DNSSEC DS
+/// data (RFC 5910), RGP (RFC 3915), fees (RFC 8748) and login security
+/// (RFC 8807).
+pub const EXTENSIONS: [&str; 4] = [
+    "urn:ietf:params:xml:ns:secDNS-1.1",
     "urn:ietf:params:xml:ns:rgp-1.0",
     "urn:ietf:params:xml:ns:epp:fee-1.0",
     "urn:ietf:params:xml:ns:epp:loginSec-1.0",

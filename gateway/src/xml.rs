@@ -186,6 +186,12 @@ fn open(
         )));
     }
     let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+    if !is_name(&name) {
+        return Err(malformed(format!(
+            "{:?} is not an element name",
+            escape(&name)
+        )));
+    }
     let mut attrs = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(malformed)?;
@@ -237,14 +243,52 @@ fn push_text(stack: &mut [Element], s: &str) -> Result<(), XmlError> {
     Ok(())
 }
 
-/// Escapes `s` for element content or an attribute value.
+/// Whether `name` can be an XML name (loosely: not empty, no white space,
+/// controls or markup characters, not starting with a digit, '-' or '.').
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    let ok = |c: char| {
+        xml_char(c)
+            && !c.is_whitespace()
+            && !c.is_control()
+            && !"<>&\"'=/!?;,()[]{}`^|\\".contains(c)
+    };
+    ok(first) && !first.is_ascii_digit() && first != '-' && first != '.' && chars.all(ok)
+}
+
+/// Whether XML 1.0 can carry `c` at all (its `Char` production): not the
+/// C0 controls other than tab, newline and carriage return, nor U+FFFE and
+/// U+FFFF.
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escapes `s` for element content or an attribute value. Characters XML
+/// 1.0 cannot carry, even escaped (a client's control characters echoed
+/// back), become U+FFFD, so every response stays well-formed.
 pub fn escape(s: &str) -> String {
-    quick_xml::escape::escape(s).into_owned()
+    if s.chars().all(xml_char) {
+        return quick_xml::escape::escape(s).into_owned();
+    }
+    let clean: String = s
+        .chars()
+        .map(|c| if xml_char(c) { c } else { '\u{FFFD}' })
+        .collect();
+    quick_xml::escape::escape(&clean).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_xml_cannot_carry_is_replaced_when_echoed() {
+        assert_eq!(escape("a\u{1}b<"), "a\u{FFFD}b&lt;");
+        assert_eq!(escape("tab\tok"), "tab\tok");
+    }
 
     #[test]
     fn namespaces_resolve_and_text_is_unescaped() {
@@ -295,6 +339,11 @@ mod tests {
             Err(XmlError::Malformed(_))
         ));
         assert!(matches!(parse(b""), Err(XmlError::Malformed(_))));
+        assert!(matches!(
+            parse(b"<epp>< /></epp>"),
+            Err(XmlError::Malformed(_))
+        ));
+        assert!(matches!(parse(b"<e\x01pp/>"), Err(XmlError::Malformed(_))));
         assert!(matches!(parse(b"\xff\xfe"), Err(XmlError::Malformed(_))));
         assert!(matches!(parse(b"<epp>"), Err(XmlError::Malformed(_))));
     }

@@ -436,6 +436,84 @@ async fn a_registrar_day_in_raw_frames() {
         "d-update-rem",
     )
     .await;
+
+    // DNSSEC delegation data (RFC 5910): DS records added, shown, refused
+    // when the registry does not accept them, removed.
+    const SEC: &str = r#"xmlns:secDNS="urn:ietf:params:xml:ns:secDNS-1.1""#;
+    let ds = |tag: u32, digest_type: u32, digest: &str| {
+        format!(
+            "<secDNS:dsData><secDNS:keyTag>{tag}</secDNS:keyTag><secDNS:alg>13</secDNS:alg>\
+             <secDNS:digestType>{digest_type}</secDNS:digestType><secDNS:digest>{digest}</secDNS:digest>\
+             </secDNS:dsData>"
+        )
+    };
+    let ds_update = |change: &str| {
+        format!(
+            "<update><domain:update {D}><domain:name>day.test</domain:name></domain:update></update>\
+             <extension><secDNS:update {SEC}>{change}</secDNS:update></extension>"
+        )
+    };
+    let sha256 = "ab".repeat(32);
+    r1.expect(
+        1000,
+        &ds_update(&format!(
+            "<secDNS:add>{}</secDNS:add>",
+            ds(12345, 2, &sha256)
+        )),
+        "ds-add",
+    )
+    .await;
+    let signed = r1
+        .expect(
+            1000,
+            &format!(
+                "<info><domain:info {D}><domain:name>day.test</domain:name></domain:info></info>"
+            ),
+            "ds-info",
+        )
+        .await;
+    assert!(
+        signed.contains(&format!(
+            "<secDNS:infData xmlns:secDNS=\"urn:ietf:params:xml:ns:secDNS-1.1\"><secDNS:dsData>\
+             <secDNS:keyTag>12345</secDNS:keyTag><secDNS:alg>13</secDNS:alg><secDNS:digestType>2\
+             </secDNS:digestType><secDNS:digest>{}</secDNS:digest></secDNS:dsData></secDNS:infData>",
+            sha256.to_uppercase()
+        )),
+        "{signed}"
+    );
+    // SHA-1 digests are refused (RFC 8624), and so is a digest of the
+    // wrong length; nothing changes.
+    r1.expect(
+        2306,
+        &ds_update(&format!(
+            "<secDNS:add>{}</secDNS:add>",
+            ds(1, 1, &"ab".repeat(20))
+        )),
+        "ds-add-sha1",
+    )
+    .await;
+    r1.expect(
+        2005,
+        &ds_update(&format!("<secDNS:add>{}</secDNS:add>", ds(1, 2, "abcd"))),
+        "ds-add-short",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &ds_update("<secDNS:rem><secDNS:all>true</secDNS:all></secDNS:rem>"),
+        "ds-rem-all",
+    )
+    .await;
+    let unsigned = r1
+        .expect(
+            1000,
+            &format!(
+                "<info><domain:info {D}><domain:name>day.test</domain:name></domain:info></info>"
+            ),
+            "ds-info-after",
+        )
+        .await;
+    assert!(!unsigned.contains("secDNS"), "{unsigned}");
     let expiry = between(&info, "<domain:exDate>", "</domain:exDate>")[..10].to_string();
     let renewed = r1
         .expect(

@@ -50,6 +50,7 @@ fn create_request(name: &str) -> CreateDomainRequest {
         nameservers: vec![],
         auth_info: String::new(),
         fee: None,
+        ds_data: Vec::new(),
     }
 }
 

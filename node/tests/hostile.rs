@@ -66,6 +66,7 @@ async fn fixture(staff: &KauriClient, reg1: &KauriClient) {
         nameservers: vec![],
         auth_info: String::new(),
         fee: None,
+        ds_data: Vec::new(),
     })
     .await
     .expect("create domain");
@@ -368,6 +369,7 @@ async fn the_node_keeps_serving_a_normal_client_through_hostile_clients() {
         nameservers: vec![],
         auth_info: "x".repeat(8 * kauri_node::api::MAX_REQUEST_BYTES),
         fee: None,
+        ds_data: Vec::new(),
     };
     let refused = raw
         .create_domain(oversized)

@@ -258,6 +258,7 @@ async fn registry_statistics_are_the_same_on_every_node(cluster: &TestCluster) {
                 nameservers: vec![],
                 auth_info: String::new(),
                 fee: None,
+                ds_data: Vec::new(),
             })
             .await
             .expect("create domain");

@@ -232,6 +232,7 @@ fn create_domain_request(name: &str) -> CreateDomainRequest {
         nameservers: vec![],
         auth_info: String::new(),
         fee: None,
+        ds_data: Vec::new(),
     }
 }
 

@@ -278,6 +278,7 @@ pub async fn run(ctx: &Ctx, cmd: DomainCmd) -> Result<(), ClientError> {
                     nameservers,
                     auth_info,
                     fee: None,
+                    ds_data: Vec::new(),
                 })
                 .await?;
             ctx.print(&r);

@@ -175,6 +175,12 @@ pub(crate) fn domain_changes(before: &DomainRecord, after: &DomainRecord) -> Vec
     );
     sets(
         &mut out,
+        "ds",
+        before.ds.iter().map(super::dnssec::describe).collect(),
+        after.ds.iter().map(super::dnssec::describe).collect(),
+    );
+    sets(
+        &mut out,
         "nameservers",
         before.nameservers.iter().cloned().collect(),
         after.nameservers.iter().cloned().collect(),

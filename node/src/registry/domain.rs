@@ -24,6 +24,7 @@ use kauri_proto::v1::{self, command_result::Outcome};
 
 use super::audit;
 use super::calendar::{add_years, date, parse_date, utc_date};
+use super::dnssec;
 use super::engine::{StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
@@ -67,6 +68,8 @@ pub(crate) fn create(
     let contacts = contact_list(&*cx, "contacts", &req.contacts)?;
     let nameservers = nameserver_list(&*cx, "nameservers", &req.nameservers)?;
     fields::auth_info("auth_info", &req.auth_info)?;
+    let ds = dnssec::ds_list("ds_data", &req.ds_data)?;
+    dnssec::check_count("ds_data", name.ascii(), ds.len())?;
 
     let expiry_ms = add_years(cx.now_ms, years)
         .ok_or_else(|| RegistryError::policy("period_years", "the expiry date is out of range"))?;
@@ -103,6 +106,7 @@ pub(crate) fn create(
         transfer: None,
         transfer_lock_until_ms: cx.now_ms + tld.lifecycle.transfer_lock_ms,
         events: Vec::new(),
+        ds: ds.into_iter().collect(),
     };
     let entry = billing::charge(cx, &caller.id, LedgerKind::Create, &price, &record.name)?;
     record.graces.push(Grace {
@@ -182,6 +186,7 @@ pub(crate) fn update(
 
     change_nameservers(&*cx, &mut after, req)?;
     change_contacts(&*cx, &mut after, req)?;
+    change_ds(&mut after, req)?;
     if !req.registrant.is_empty() {
         after.registrant = existing_registrant(&*cx, &req.registrant)?;
     }
@@ -239,6 +244,39 @@ fn change_nameservers(
         ));
     }
     Ok(())
+}
+
+/// Applies an update's DS removals (all first, when asked) and additions
+/// to `d`.
+fn change_ds(d: &mut DomainRecord, req: &v1::UpdateDomainRequest) -> Result<(), RegistryError> {
+    if req.remove_all_ds {
+        d.ds.clear();
+    }
+    for ds in dnssec::ds_list("remove_ds", &req.remove_ds)? {
+        if !d.ds.remove(&ds) {
+            return Err(RegistryError::policy(
+                "remove_ds",
+                format!(
+                    "DS record {} is not one of {:?}'s",
+                    dnssec::describe(&ds),
+                    d.name
+                ),
+            ));
+        }
+    }
+    for ds in dnssec::ds_list("add_ds", &req.add_ds)? {
+        if !d.ds.insert(ds.clone()) {
+            return Err(RegistryError::policy(
+                "add_ds",
+                format!(
+                    "DS record {} is already one of {:?}'s",
+                    dnssec::describe(&ds),
+                    d.name
+                ),
+            ));
+        }
+    }
+    dnssec::check_count("add_ds", &d.name, d.ds.len())
 }
 
 /// Applies an update's contact removals and additions to `d`.

@@ -64,6 +64,7 @@ pub mod status;
 pub mod idn;
 mod model;
 mod tld_rules;
+mod dnssec;
 // The command context, and lookups every command makes.
 mod exec;
 mod lookup;

@@ -325,6 +325,7 @@ fn create_domain(name: &str, years: u32, registrant: &str, nameservers: &[&str])
         nameservers: nameservers.iter().map(|n| n.to_string()).collect(),
         auth_info: "domain-pw".into(),
         fee: None,
+        ds_data: Vec::new(),
     })
 }
 

@@ -67,6 +67,87 @@ pub(crate) struct DomainRecord {
     /// This domain's entries in [`Cf::DueEvents`], so they can be moved or
     /// removed when the domain changes.
     pub events: Vec<ScheduledEvent>,
+    /// DNSSEC delegation signer records (since format version 2).
+    pub ds: BTreeSet<DsRecord>,
+}
+
+/// A DNSSEC delegation signer record, validated (`dnssec`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct DsRecord {
+    pub key_tag: u16,
+    pub algorithm: u8,
+    pub digest_type: u8,
+    pub digest: Vec<u8>,
+}
+
+impl DsRecord {
+    /// The proto form (digest in upper-case hex).
+    pub fn to_proto(&self) -> v1::DsData {
+        v1::DsData {
+            key_tag: self.key_tag.into(),
+            algorithm: self.algorithm.into(),
+            digest_type: self.digest_type.into(),
+            digest: self.digest.iter().map(|b| format!("{b:02X}")).collect(),
+        }
+    }
+}
+
+/// [`DomainRecord`] as format version 1 wrote it, before domains had DS
+/// records. Decoded only, never written; frozen as it was.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) struct DomainRecordV1 {
+    pub(super) name: String,
+    pub(super) roid: String,
+    pub(super) statuses: BTreeSet<ClientStatus>,
+    pub(super) server_statuses: BTreeSet<ServerStatus>,
+    pub(super) suspensions: BTreeMap<u64, SuspensionInfo>,
+    pub(super) registrant: String,
+    pub(super) contacts: BTreeSet<(ContactRole, String)>,
+    pub(super) nameservers: BTreeSet<String>,
+    pub(super) subordinate_hosts: BTreeSet<String>,
+    pub(super) sponsor: String,
+    pub(super) created_by: String,
+    pub(super) created_ms: i64,
+    pub(super) updated_by: String,
+    pub(super) updated_ms: i64,
+    pub(super) expiry_ms: i64,
+    pub(super) auth_info: String,
+    pub(super) state: DomainState,
+    pub(super) graces: Vec<Grace>,
+    pub(super) transfer: Option<TransferRecord>,
+    pub(super) transfer_lock_until_ms: i64,
+    pub(super) events: Vec<ScheduledEvent>,
+}
+
+impl DomainRecordV1 {
+    /// The record as format version 2 has it: no DS records.
+    pub(super) fn upgrade(self) -> DomainRecord {
+        DomainRecord {
+            name: self.name,
+            roid: self.roid,
+            statuses: self.statuses,
+            server_statuses: self.server_statuses,
+            suspensions: self.suspensions,
+            registrant: self.registrant,
+            contacts: self.contacts,
+            nameservers: self.nameservers,
+            subordinate_hosts: self.subordinate_hosts,
+            sponsor: self.sponsor,
+            created_by: self.created_by,
+            created_ms: self.created_ms,
+            updated_by: self.updated_by,
+            updated_ms: self.updated_ms,
+            expiry_ms: self.expiry_ms,
+            auth_info: self.auth_info,
+            state: self.state,
+            graces: self.graces,
+            transfer: self.transfer,
+            transfer_lock_until_ms: self.transfer_lock_until_ms,
+            events: self.events,
+            ds: BTreeSet::new(),
+        }
+    }
 }
 
 /// A suspension recorded against an AUP case.
@@ -267,8 +348,15 @@ impl Record for EventRecord {
 
 impl Record for DomainRecord {
     const CF: Cf = Cf::Domains;
+    const FORMAT: u8 = super::RECORD_FORMAT_V2;
     fn key(&self) -> Vec<u8> {
         self.name.as_bytes().to_vec()
+    }
+    fn decode_older(version: u8, body: &[u8]) -> Option<postcard::Result<(Self, &[u8])>> {
+        (version == super::RECORD_FORMAT_V1).then(|| {
+            postcard::take_from_bytes::<DomainRecordV1>(body)
+                .map(|(old, rest)| (old.upgrade(), rest))
+        })
     }
 }
 
@@ -415,6 +503,7 @@ impl DomainRecord {
                 })
                 .collect(),
             transfer_lock_until_ms: self.transfer_lock_until_ms,
+            ds_data: self.ds.iter().map(DsRecord::to_proto).collect(),
             deleted_ms,
             purge_ms,
             grace_periods: self

@@ -59,7 +59,8 @@ pub(crate) use tld::*;
 const RECORD_FORMAT_V1: u8 = 1;
 
 /// The format version of [`TldRecord`] since its policy has an IDN table,
-/// and of [`AuditRecord`] since it names the gateway (`via`).
+/// of [`AuditRecord`] since it names the gateway (`via`), and of
+/// [`DomainRecord`] since it holds DS records.
 const RECORD_FORMAT_V2: u8 = 2;
 
 /// A record stored in one column family under a key it knows.

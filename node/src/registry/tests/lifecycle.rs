@@ -1059,3 +1059,60 @@ fn fee_quotes_show_premium_prices_and_a_stated_fee_below_the_price_charges_nothi
     let created = r.ok("rar-a", with_fee(20_000, "NZD"));
     assert_eq!(charged(&created), 20_000);
 }
+
+#[test]
+fn ds_records_are_validated_limited_and_changed_by_update() {
+    let mut r = world();
+    let ds = |tag: u32, alg: u32, dt: u32, digest: &str| v1::DsData {
+        key_tag: tag,
+        algorithm: alg,
+        digest_type: dt,
+        digest: digest.into(),
+    };
+    let sha256 = "ab".repeat(32);
+    let with_ds = |list: Vec<v1::DsData>| {
+        let Kind::CreateDomain(mut c) = create_domain("signed.nz", 1, "c-a1", &[]) else {
+            unreachable!("create_domain makes a CreateDomain")
+        };
+        c.ds_data = list;
+        Kind::CreateDomain(c)
+    };
+    // Refused, nothing created: a SHA-1 digest, a deprecated algorithm, a
+    // digest of the wrong length, a key tag out of range, too many.
+    for (bad, field) in [
+        (vec![ds(1, 13, 1, &"ab".repeat(20))], "ds_data"),
+        (vec![ds(1, 5, 2, &sha256)], "ds_data"),
+        (vec![ds(1, 13, 2, "abcd")], "ds_data"),
+        (vec![ds(70_000, 13, 2, &sha256)], "ds_data"),
+        ((0..9).map(|t| ds(t, 13, 2, &sha256)).collect(), "ds_data"),
+        (
+            vec![ds(1, 13, 2, &sha256), ds(1, 13, 2, &sha256)],
+            "ds_data",
+        ),
+    ] {
+        let e = r.err("rar-a", with_ds(bad));
+        assert_eq!(e.field, field, "{}", e.message);
+    }
+    assert!(check_domains(&r.state, &strings(&["signed.nz"])).unwrap()[0].available);
+
+    r.ok("rar-a", with_ds(vec![ds(12345, 13, 2, &sha256)]));
+    let shown = r.domain("rar-a", "signed.nz").ds_data;
+    assert_eq!(shown, [ds(12345, 13, 2, &sha256.to_uppercase())]);
+
+    let mut add = update_domain("signed.nz");
+    add.add_ds = vec![ds(2, 8, 4, &"cd".repeat(48))];
+    r.ok("rar-a", Kind::UpdateDomain(add.clone()));
+    assert_eq!(r.domain("rar-b", "signed.nz").ds_data.len(), 2, "public");
+    let e = r.err("rar-a", Kind::UpdateDomain(add));
+    assert_eq!(e.field, "add_ds", "{}", e.message);
+    let mut rem = update_domain("signed.nz");
+    rem.remove_ds = vec![ds(12345, 13, 2, &sha256)];
+    r.ok("rar-a", Kind::UpdateDomain(rem.clone()));
+    let e = r.err("rar-a", Kind::UpdateDomain(rem));
+    assert_eq!(e.field, "remove_ds", "{}", e.message);
+    let mut all = update_domain("signed.nz");
+    all.remove_all_ds = true;
+    r.ok("rar-a", Kind::UpdateDomain(all));
+    assert!(r.domain("rar-a", "signed.nz").ds_data.is_empty());
+    assert_registry_consistent(&r.state);
+}
