@@ -60,6 +60,15 @@ pub struct CreateArgs {
     /// An extra kauri-node flag for --local-cluster (repeat for more).
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Without --local-cluster: speak mutual TLS to --endpoints as this
+    /// registrar identity (PREFIX.pem and PREFIX.key, ca.pem beside them),
+    /// a certificate for registrar "bench" (`kauri-bench epp certs` makes
+    /// one).
+    #[arg(long, conflicts_with = "local_cluster", requires = "staff_identity")]
+    pub identity: Option<PathBuf>,
+    /// With --identity: the staff identity "bench" that makes the fixture.
+    #[arg(long, requires = "identity")]
+    pub staff_identity: Option<PathBuf>,
 }
 
 /// One kind of operation in a mix.
@@ -291,10 +300,16 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
             }
             None => (c.client(), c.client()),
         },
-        None => {
-            let c = KauriClient::new(endpoints, ClientConfig::default())?;
-            (c.clone(), c)
-        }
+        None => match (&args.staff_identity, &args.identity) {
+            (Some(staff), Some(registrar)) => (
+                crate::epp::client_as(endpoints, staff)?,
+                crate::epp::client_as(endpoints, registrar)?,
+            ),
+            _ => {
+                let c = KauriClient::new(endpoints, ClientConfig::default())?;
+                (c.clone(), c)
+            }
+        },
     };
     fixture(&staff, &client, &args.tld, args.load.expected_operations()).await?;
     let run = format!(

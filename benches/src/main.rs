@@ -17,9 +17,13 @@
 //! - `etcd put` and `etcd failover` do the same to etcd, through the same
 //!   driver and procedure (built with `--features etcd`).
 //! - `report` renders the Kauri vs etcd table from the JSON results.
+//! - `epp` drives the same closed loop through kauri-gateway in EPP
+//!   (creates, checks, infos, idle sessions), beside `create` on the same
+//!   cluster (`benches/compare-epp.sh`).
 
 mod create;
 mod driver;
+mod epp;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod failover;
@@ -58,6 +62,8 @@ enum Cmd {
     Etcd(etcd::EtcdArgs),
     /// The Kauri vs etcd table of a results directory (markdown).
     Report(report::ReportArgs),
+    /// Load through the EPP gateway (kauri-gateway), and its fixtures.
+    Epp(epp::EppArgs),
 }
 
 #[tokio::main]
@@ -70,5 +76,6 @@ async fn main() -> anyhow::Result<()> {
         #[cfg(feature = "etcd")]
         Cmd::Etcd(e) => etcd::run(e).await,
         Cmd::Report(r) => report::run(r),
+        Cmd::Epp(e) => epp::run(&args.endpoints, e).await,
     }
 }
