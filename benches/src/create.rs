@@ -178,15 +178,10 @@ pub(crate) fn exists(e: &ClientError) -> bool {
     e.reason == Reason::ObjectExists
 }
 
-/// The TLD, a registrar funded for `operations` creates or renews, and the
-/// registrant contact. Idempotent: existing objects are reused.
-pub(crate) async fn fixture(
-    client: &KauriClient,
-    registrar_client: &KauriClient,
-    tld: &str,
-    operations: u64,
-) -> anyhow::Result<()> {
-    let policy = TldPolicy {
+/// The benchmark TLD's policy: USD, [`PRICE_MINOR_UNITS`] a year, 1 to 10
+/// years.
+pub(crate) fn bench_tld_policy() -> TldPolicy {
+    TldPolicy {
         min_period_years: 1,
         max_period_years: 10,
         create_price_minor_units: PRICE_MINOR_UNITS,
@@ -196,7 +191,18 @@ pub(crate) async fn fixture(
         max_label_length: 63,
         allow_idn: true,
         idn: None,
-    };
+    }
+}
+
+/// The TLD, a registrar funded for `operations` creates or renews, and the
+/// registrant contact. Idempotent: existing objects are reused.
+pub(crate) async fn fixture(
+    client: &KauriClient,
+    registrar_client: &KauriClient,
+    tld: &str,
+    operations: u64,
+) -> anyhow::Result<()> {
+    let policy = bench_tld_policy();
     match client
         .create_tld(CreateTldRequest {
             meta: Some(meta("bench")),

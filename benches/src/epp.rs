@@ -309,17 +309,7 @@ async fn setup(endpoints: &[String], args: SetupArgs) -> anyhow::Result<()> {
     let staff = client_as(endpoints, &args.staff_identity)?;
     wait_for_leader(&staff).await?;
     let gw = &args.gateway;
-    let policy = TldPolicy {
-        min_period_years: 1,
-        max_period_years: 10,
-        create_price_minor_units: PRICE_MINOR_UNITS,
-        renew_price_minor_units: PRICE_MINOR_UNITS,
-        currency: "USD".into(),
-        min_label_length: 1,
-        max_label_length: 63,
-        allow_idn: true,
-        idn: None,
-    };
+    let policy = crate::create::bench_tld_policy();
     match staff
         .create_tld(CreateTldRequest {
             meta: Some(meta(BENCH_PRINCIPAL)),

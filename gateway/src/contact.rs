@@ -306,14 +306,8 @@ fn update(e: &Element) -> Result<Op, Refusal> {
     Ok(Op::Update(request, change))
 }
 
-fn id_element(id: &str) -> String {
-    let mut x = Xml::new();
-    x.leaf("contact:id", &[("xmlns:contact", CONTACT_NS)], id);
-    x.finish()
-}
-
 fn element(field: &str, id: &str) -> Option<String> {
-    (field == "id").then(|| id_element(id))
+    (field == "id").then(|| render::element_in("contact", CONTACT_NS, "id", id))
 }
 
 fn info_request(ctx: &Ctx<'_>, id: &str) -> proto::InfoRequest {

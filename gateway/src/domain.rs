@@ -430,14 +430,8 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                 Ok(r) => {
                     let d = r.domain.unwrap_or_default();
                     let mut response = ctx.read(Code::OK).data(info_data(&d, &hosts));
-                    let parts: Vec<String> = [
-                        secdns::info_data(&d.ds_data),
-                        rgp_data("infData", &d.rgp_statuses),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                    response.extension = (!parts.is_empty()).then(|| parts.concat());
+                    response.extend(secdns::info_data(&d.ds_data));
+                    response.extend(rgp_data("infData", &d.rgp_statuses));
                     response
                 }
                 Err(e) => ctx.failed(&e, |f| element(f, &name)),
@@ -479,11 +473,8 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                 Ok(r) => {
                     let d = r.domain.unwrap_or_default();
                     let mut response = ctx.done(Code::OK, r.tx.as_ref());
-                    let fee = charged(with_fee, "upData", r.charged.as_ref());
-                    response.extension = match (rgp_data("upData", &d.rgp_statuses), fee) {
-                        (Some(a), Some(b)) => Some(a + &b),
-                        (a, b) => a.or(b),
-                    };
+                    response.extend(rgp_data("upData", &d.rgp_statuses));
+                    response.extend(charged(with_fee, "upData", r.charged.as_ref()));
                     response
                 }
                 Err(e) => ctx.failed(&e, |f| element(f, &name)),
@@ -507,7 +498,12 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                     response
                 }
                 Err(e) => ctx.failed(&e, |f| match f {
-                    "current_expiry_date" => Some(leaf("curExpDate", &expiry)),
+                    "current_expiry_date" => Some(render::element_in(
+                        "domain",
+                        DOMAIN_NS,
+                        "curExpDate",
+                        &expiry,
+                    )),
                     _ => element(f, &name),
                 }),
             }
@@ -569,21 +565,11 @@ fn charged(with_fee: bool, element: &str, charged: Option<&proto::Money>) -> Opt
         .map(|m| fee::charged_data(element, m))
 }
 
-fn leaf(name: &str, value: &str) -> String {
-    let mut x = Xml::new();
-    x.leaf(
-        &format!("domain:{name}"),
-        &[("xmlns:domain", DOMAIN_NS)],
-        value,
-    );
-    x.finish()
-}
-
 /// The element behind a cluster's field, for `<extValue>`. Auth info is
 /// never echoed.
 fn element(field: &str, name: &str) -> Option<String> {
     match field {
-        "name" => Some(leaf("name", name)),
+        "name" => Some(render::element_in("domain", DOMAIN_NS, "name", name)),
         _ => None,
     }
 }

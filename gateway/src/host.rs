@@ -135,14 +135,8 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
     }
 }
 
-fn name_element(name: &str) -> String {
-    let mut x = Xml::new();
-    x.leaf("host:name", &[("xmlns:host", HOST_NS)], name);
-    x.finish()
-}
-
 fn element(field: &str, name: &str) -> Option<String> {
-    (field == "name").then(|| name_element(name))
+    (field == "name").then(|| render::element_in("host", HOST_NS, "name", name))
 }
 
 /// Runs `op` in the session of `ctx`.

@@ -101,6 +101,15 @@ impl Response {
         self
     }
 
+    /// With `part` added to `<extension>` (nothing when `None`).
+    pub fn extend(&mut self, part: Option<String>) {
+        if let Some(part) = part {
+            self.extension
+                .get_or_insert_with(String::new)
+                .push_str(&part);
+        }
+    }
+
     /// The XML of the response.
     pub fn render(&self) -> String {
         let msg = match &self.detail {
@@ -215,6 +224,18 @@ impl Xml {
     pub fn finish(self) -> String {
         self.0
     }
+}
+
+/// `<prefix:local xmlns:prefix="ns">text</prefix:local>` on its own, as
+/// `<extValue>` shows the element a refusal is about.
+pub fn element_in(prefix: &str, ns: &str, local: &str, text: &str) -> String {
+    let mut x = Xml::new();
+    x.leaf(
+        &format!("{prefix}:{local}"),
+        &[(&format!("xmlns:{prefix}"), ns)],
+        text,
+    );
+    x.finish()
 }
 
 /// An XML Schema dateTime (UTC, milliseconds) for ms since the epoch.

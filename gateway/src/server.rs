@@ -240,10 +240,7 @@ impl Connection<'_> {
                 if ctx.session_ended() {
                     // Expired or closed in the cluster: this connection is
                     // logged out, and may log in again.
-                    if let Some(s) = self.session.take() {
-                        self.sessions.give_back(&s.registrar);
-                        observe::sessions(-1.0);
-                    }
+                    self.log_out();
                 }
                 response
             }
@@ -321,11 +318,18 @@ impl Connection<'_> {
         Response::new(Code::ENDING_SESSION, cl_trid, sv_trid)
     }
 
-    /// Closes the cluster session, if one is open; its svTRID.
-    async fn close_session(&mut self) -> Option<String> {
+    /// Ends this connection's session at the gateway (its place back, the
+    /// gauge down); the session, if there was one.
+    fn log_out(&mut self) -> Option<Session> {
         let session = self.session.take()?;
         self.sessions.give_back(&session.registrar);
         observe::sessions(-1.0);
+        Some(session)
+    }
+
+    /// Closes the cluster session, if one is open; its svTRID.
+    async fn close_session(&mut self) -> Option<String> {
+        let session = self.log_out()?;
         let closed = session
             .client
             .close_session(CloseSessionRequest {
