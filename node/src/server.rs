@@ -240,6 +240,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         tls: peer_tls.clone(),
         contacts: contacts.clone(),
         store: Some(store.clone()),
+        channels: Default::default(),
     };
     let raft = typ::Raft::new(
         config.id,

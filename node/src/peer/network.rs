@@ -1,5 +1,7 @@
-//! Outgoing Raft RPCs over tonic. One lazily connected channel per peer,
-//! over mutual TLS with the node's own certificate (plain text only with
+//! Outgoing Raft RPCs over tonic. One lazily connected channel per peer
+//! (kept across openraft's clients: it asks for a new client for every
+//! read-index round, and a new channel would mean a new TLS handshake to
+//! each follower per linearizable read), over mutual TLS with the node's own certificate (plain text only with
 //! `--insecure-plaintext`); payloads are openraft's types encoded with
 //! postcard inside a `kauri.v1.RaftMessage`.
 
@@ -38,6 +40,32 @@ impl Contacts {
     }
 }
 
+/// The open channel to each peer, by node and address: a node that moves
+/// to a new address (a membership change) gets a new channel, and the TLS
+/// identity it must present is part of what the channel was built with.
+#[derive(Clone, Default)]
+pub struct Channels(Arc<Mutex<BTreeMap<(NodeId, String), Channel>>>);
+
+impl Channels {
+    /// The channel to `target` at `addr`, made (lazily connected) on first
+    /// use. A tonic channel reconnects by itself after its connection
+    /// breaks, so one channel serves the peer for the node's lifetime.
+    fn get(&self, target: NodeId, addr: &str, tls: Option<&ClientTls>) -> Result<Channel, String> {
+        let key = (target, addr.to_string());
+        if let Some(channel) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(channel);
+        }
+        let tls = tls.map(|t| t.expecting_node(target));
+        let channel = kauri_client::tls::channel(addr, tls.as_ref(), CONNECT_TIMEOUT)?;
+        if let Ok(mut open) = self.0.lock() {
+            // Channels to an old address of the same node are dropped.
+            open.retain(|(id, _), _| *id != target);
+            open.insert(key, channel.clone());
+        }
+        Ok(channel)
+    }
+}
+
 /// Creates a [`PeerClient`] per target node.
 #[derive(Clone, Default)]
 pub struct Network {
@@ -48,6 +76,8 @@ pub struct Network {
     /// The node's storage, for the identity of its cluster that every
     /// message carries.
     pub store: Option<crate::storage::Store>,
+    /// The channel to each peer, shared by every client made for it.
+    pub channels: Channels,
 }
 
 /// The gRPC metadata key of the sender's cluster identity on Raft messages.
@@ -59,8 +89,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerClient {
         // The peer's certificate must name the node the membership says
         // is at that address.
-        let tls = self.tls.as_ref().map(|t| t.expecting_node(target));
-        let channel = kauri_client::tls::channel(&node.addr, tls.as_ref(), CONNECT_TIMEOUT);
+        let channel = self.channels.get(target, &node.addr, self.tls.as_ref());
         PeerClient {
             target,
             client: channel.map(RaftClient::new),
@@ -90,8 +119,7 @@ impl Network {
         addr: &str,
         req: kauri_proto::v1::TransferLeadershipRequest,
     ) -> Result<(), String> {
-        let tls = self.tls.as_ref().map(|t| t.expecting_node(peer));
-        let channel = kauri_client::tls::channel(addr, tls.as_ref(), CONNECT_TIMEOUT)?;
+        let channel = self.channels.get(peer, addr, self.tls.as_ref())?;
         let mut request = tonic::Request::new(req);
         request.set_timeout(Duration::from_secs(2));
         carry_cluster_id(self.store.as_ref(), &mut request);
