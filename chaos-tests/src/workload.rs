@@ -764,6 +764,7 @@ async fn send(
                     auth_info,
                     period_years,
                     fee: None,
+                    new_auth_info: String::new(),
                 })
                 .await?;
             let t = r.transfer.unwrap_or_default();

@@ -326,10 +326,15 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
             let request = proto::CheckRequest {
                 registrar: ctx.registrar(),
                 names: ids,
-                read: kauri_client::linearizable(),
+                read: None,
                 fees: Vec::new(),
             };
-            match client.check_contacts(request).await {
+            match ctx
+                .session
+                .checks
+                .run(request, |r| client.check_contacts(r))
+                .await
+            {
                 Ok(r) => ctx
                     .read(Code::OK)
                     .data(render::check_data("contact", CONTACT_NS, "id", &r.results)),

@@ -391,6 +391,7 @@ fn transfer(verb: &Element, e: &Element) -> Result<Op, Refusal> {
         auth_info: auth,
         period_years: period(e, DOMAIN_NS)?,
         fee: None,
+        new_auth_info: String::new(),
     }))
 }
 
@@ -403,13 +404,18 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
             let request = proto::CheckRequest {
                 registrar,
                 names,
-                read: kauri_client::linearizable(),
+                read: None,
                 fees: asked
                     .as_ref()
                     .map(|a| a.commands.clone())
                     .unwrap_or_default(),
             };
-            match client.check_domains(request).await {
+            match ctx
+                .session
+                .checks
+                .run(request, |r| client.check_domains(r))
+                .await
+            {
                 Ok(r) => {
                     let mut response = ctx
                         .read(Code::OK)

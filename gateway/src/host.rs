@@ -102,16 +102,15 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
         }
         "update" => {
             only(e, HOST_NS, &["name", "add", "rem", "chg"])?;
-            if e.child(HOST_NS, "chg").is_some() {
-                return Err(refuse(
-                    Code::UNIMPLEMENTED_OPTION,
-                    "renaming a host (<host:chg>) is not offered yet",
-                ));
-            }
             let mut request = proto::UpdateHostRequest {
                 name: name_of(e)?,
                 ..Default::default()
             };
+            // RFC 5732 section 3.2.5: <host:chg> holds the new name.
+            if let Some(chg) = e.child(HOST_NS, "chg") {
+                only(chg, HOST_NS, &["name"])?;
+                request.new_name = name_of(chg)?;
+            }
             if let Some(add) = e.child(HOST_NS, "add") {
                 only(add, HOST_NS, &["addr", "status"])?;
                 request.add_addresses = addresses(add)?;
@@ -147,10 +146,15 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
             let request = proto::CheckRequest {
                 registrar: ctx.registrar(),
                 names,
-                read: kauri_client::linearizable(),
+                read: None,
                 fees: Vec::new(),
             };
-            match client.check_hosts(request).await {
+            match ctx
+                .session
+                .checks
+                .run(request, |r| client.check_hosts(r))
+                .await
+            {
                 Ok(r) => ctx
                     .read(Code::OK)
                     .data(render::check_data("host", HOST_NS, "name", &r.results)),
@@ -189,9 +193,13 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
         Op::Update(mut request) => {
             request.meta = ctx.meta();
             let name = request.name.clone();
+            let new_name = request.new_name.clone();
             match client.update_host(request).await {
                 Ok(r) => ctx.done(Code::OK, r.tx.as_ref()),
-                Err(e) => ctx.failed(&e, |f| element(f, &name)),
+                Err(e) => ctx.failed(&e, |f| match f {
+                    "new_name" => element("name", &new_name),
+                    _ => element(f, &name),
+                }),
             }
         }
         Op::Delete(name) => {

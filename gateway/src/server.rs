@@ -44,6 +44,8 @@ pub struct Config {
     pub max_failed_logins: u32,
     /// Registrars bound to client certificates.
     pub registrar_certs: crate::tls::RegistrarCerts,
+    /// How `<check>` commands read.
+    pub checks: Arc<crate::session::CheckReads>,
 }
 
 /// Sessions per registrar on this gateway.
@@ -279,7 +281,11 @@ impl Connection<'_> {
             Ok(opened) => match self.config.cluster.in_session(&opened.token) {
                 Ok(client) => {
                     let sv_trid = opened.tx.map(|t| t.sv_trid).unwrap_or_else(local_sv_trid);
-                    self.session = Some(Session { registrar, client });
+                    self.session = Some(Session {
+                        registrar,
+                        client,
+                        checks: self.config.checks.clone(),
+                    });
                     observe::sessions(1.0);
                     Response::new(Code::OK, cl_trid, sv_trid)
                 }

@@ -2,7 +2,11 @@
 //! registrar's cluster client, the command's clTRID as the cluster's
 //! idempotency key, and the responses built from the cluster's answers.
 
-use kauri_client::proto::{RequestMeta, TxInfo};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use kauri_client::proto::{CheckRequest, CheckResponse, Reason, RequestMeta, TxInfo};
 use kauri_client::{ClientError, KauriClient};
 
 use crate::codes::{self, Code};
@@ -14,6 +18,70 @@ pub struct Session {
     pub registrar: String,
     /// The cluster, as this registrar's session.
     pub client: KauriClient,
+    /// How `<check>` commands read (the gateway's, shared by its sessions).
+    pub checks: Arc<CheckReads>,
+}
+
+/// How the gateway reads for `<check>`: an availability check is a hint
+/// (RFC 5730 section 2.9.2.1: the create that follows is what counts), so
+/// it is a bounded-stale read the leader answers from its applied state
+/// without a read-index round to the followers. It is never older than
+/// `max_staleness_ms` of registry time (a leader cut off from its
+/// followers stops applying ticks, and its answers age past the bound) and
+/// never older than an answer this gateway already gave (monotonic reads
+/// across its sessions). When the node cannot meet that, the check is read
+/// again linearizably. `<info>`, transfer queries and poll stay
+/// linearizable: registrars act on what they show (auth info, statuses,
+/// pending transfers).
+pub struct CheckReads {
+    /// The bound; 0 makes every check linearizable.
+    max_staleness_ms: u64,
+    /// The highest applied index any answer to this gateway came from.
+    seen: AtomicU64,
+}
+
+impl CheckReads {
+    /// Checks read at most `max_staleness_ms` behind (0: linearizable).
+    pub fn new(max_staleness_ms: u64) -> Arc<Self> {
+        Arc::new(CheckReads {
+            max_staleness_ms,
+            seen: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs `call` (a check RPC) with this policy's read options.
+    pub async fn run<F, Fut>(
+        &self,
+        mut request: CheckRequest,
+        call: F,
+    ) -> Result<CheckResponse, ClientError>
+    where
+        F: Fn(CheckRequest) -> Fut,
+        Fut: Future<Output = Result<CheckResponse, ClientError>>,
+    {
+        if self.max_staleness_ms > 0 {
+            request.read = kauri_client::bounded_stale(
+                self.seen.load(Ordering::Relaxed),
+                self.max_staleness_ms,
+            );
+            match call(request.clone()).await {
+                Ok(r) => return Ok(self.saw(r)),
+                Err(e) if e.reason == Reason::StaleRead => {
+                    tracing::debug!("check read again linearizably: {}", e.message)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        request.read = kauri_client::linearizable();
+        call(request).await.map(|r| self.saw(r))
+    }
+
+    fn saw(&self, r: CheckResponse) -> CheckResponse {
+        if let Some(info) = &r.read_info {
+            self.seen.fetch_max(info.applied_index, Ordering::Relaxed);
+        }
+        r
+    }
 }
 
 /// One command in a session.

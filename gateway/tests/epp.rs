@@ -387,6 +387,69 @@ async fn a_registrar_day_in_raw_frames() {
         host.contains(r#"<host:addr ip="v6">2001:db8::1</host:addr>"#),
         "{host}"
     );
+    // Renames (RFC 5732 <host:chg>): within its domain the host keeps its
+    // glue; out of the registry only once the glue is removed.
+    r1.expect(
+        1000,
+        &format!(
+            "<create><host:create {H}><host:name>ns9.day.test</host:name>\
+             <host:addr ip=\"v4\">192.0.2.9</host:addr></host:create></create>"
+        ),
+        "h-create-9",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &format!(
+            "<update><host:update {H}><host:name>ns9.day.test</host:name>\
+             <host:chg><host:name>ns2.day.test</host:name></host:chg></host:update></update>"
+        ),
+        "h-rename",
+    )
+    .await;
+    let renamed = r1
+        .expect(
+            1000,
+            &format!("<info><host:info {H}><host:name>ns2.day.test</host:name></host:info></info>"),
+            "h-info-renamed",
+        )
+        .await;
+    assert!(
+        renamed.contains(r#"<host:addr ip="v4">192.0.2.9</host:addr>"#),
+        "{renamed}"
+    );
+    r1.expect(
+        2303,
+        &format!("<info><host:info {H}><host:name>ns9.day.test</host:name></host:info></info>"),
+        "h-info-old",
+    )
+    .await;
+    let glue = r1
+        .expect(
+            2306,
+            &format!(
+                "<update><host:update {H}><host:name>ns2.day.test</host:name>\
+                 <host:chg><host:name>ns2.example.org</host:name></host:chg></host:update></update>"
+            ),
+            "h-rename-glue",
+        )
+        .await;
+    assert!(
+        glue.contains(
+            "<host:name xmlns:host=\"urn:ietf:params:xml:ns:host-1.0\">ns2.example.org</host:name>"
+        ),
+        "the refusal names the new name: {glue}"
+    );
+    r1.expect(
+        1000,
+        &format!(
+            "<update><host:update {H}><host:name>ns2.day.test</host:name>\
+             <host:rem><host:addr ip=\"v4\">192.0.2.9</host:addr></host:rem>\
+             <host:chg><host:name>ns2.example.org</host:name></host:chg></host:update></update>"
+        ),
+        "h-rename-out",
+    )
+    .await;
     r1.expect(
         1000,
         &format!(
@@ -750,9 +813,13 @@ async fn a_registrar_day_in_raw_frames() {
         "{theirs}"
     );
     assert!(theirs.contains("<domain:trDate>"), "{theirs}");
+    // The registry gave the domain new auth info when the transfer
+    // completed: the losing registrar's copy is spent.
+    let pw = between(&theirs, "<domain:pw>", "</domain:pw>");
+    assert!(pw.len() >= 16 && pw != "day-secret-1", "{theirs}");
 
     // Wrong objects and parameters: their codes, nothing changed.
-    for (want, body) in [
+    for (i, (want, body)) in [
         (
             2303,
             format!("<info><domain:info {D}><domain:name>nowhere.test</domain:name></domain:info></info>"),
@@ -792,8 +859,18 @@ async fn a_registrar_day_in_raw_frames() {
             2305,
             format!("<delete><contact:delete {C}><contact:id>alice-1</contact:id></contact:delete></delete>"),
         ),
-    ] {
-        r1.expect(want, &body, &format!("bad-{want}")).await;
+        (
+            2305,
+            format!(
+                "<update><host:update {H}><host:name>ns1.example.net</host:name>\
+                 <host:chg><host:name>ns1.example.org</host:name></host:chg></host:update></update>"
+            ),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r1.expect(want, &body, &format!("bad-{want}-{i}")).await;
     }
     let info = r1
         .expect(

@@ -480,6 +480,7 @@ async fn a_transfer_auto_approves_across_a_leader_change_exactly_once() {
             auth_info: created.auth_info.clone(),
             period_years: 1,
             fee: None,
+            new_auth_info: String::new(),
         })
         .await
         .expect("transfer request");

@@ -168,6 +168,7 @@ async fn transfer(ctx: &Ctx, cmd: TransferCmd) -> Result<(), ClientError> {
             auth_info,
             period_years,
             fee: None,
+            new_auth_info: String::new(),
         })
     };
     let request = match cmd {

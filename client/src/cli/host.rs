@@ -24,7 +24,7 @@ pub enum HostCmd {
         #[command(flatten)]
         read: ReadFlags,
     },
-    /// Change a host's addresses or statuses.
+    /// Change a host's addresses, statuses or name.
     Update {
         name: String,
         #[arg(long)]
@@ -35,6 +35,11 @@ pub enum HostCmd {
         add_status: Vec<String>,
         #[arg(long)]
         rem_status: Vec<String>,
+        /// Rename the host (no domain may delegate to it). Under a domain
+        /// of this registry, one you sponsor; outside it, remove the
+        /// addresses in the same update.
+        #[arg(long, value_name = "NAME")]
+        rename_to: Option<String>,
     },
     /// Delete a host no domain delegates to.
     Delete { name: String },
@@ -96,6 +101,7 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> Result<(), ClientError> {
             rem_addr,
             add_status,
             rem_status,
+            rename_to,
         } => {
             let r = ctx
                 .client
@@ -106,6 +112,7 @@ pub async fn run(ctx: &Ctx, cmd: HostCmd) -> Result<(), ClientError> {
                     remove_addresses: rem_addr,
                     add_statuses: add_status,
                     remove_statuses: rem_status,
+                    new_name: rename_to.unwrap_or_default(),
                 })
                 .await?;
             ctx.print(&r);

@@ -225,7 +225,9 @@ impl Node {
             time_ms: self.clock.now_ms(),
             request_digest: Vec::new(),
             command: Some(v1::Command {
-                kind: Some(Kind::Tick(v1::TickCommand {})),
+                kind: Some(Kind::Tick(v1::TickCommand {
+                    auth_info_seed: rand::random::<[u8; 32]>().to_vec(),
+                })),
             }),
             via: String::new(),
         };
@@ -371,11 +373,11 @@ pub fn request_digest<R: Message>(method: &str, request: &R) -> Vec<u8> {
 /// A random secret for auth info the client left empty: 16 characters from
 /// an alphabet without look-alikes. Made by the proposer, never in apply.
 pub fn generate_auth_info() -> String {
+    use crate::registry::fields::{AUTH_INFO_ALPHABET, MADE_AUTH_INFO_CHARS};
     use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
     let mut rng = rand::thread_rng();
-    (0..16)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+    (0..MADE_AUTH_INFO_CHARS)
+        .map(|_| AUTH_INFO_ALPHABET[rng.gen_range(0..AUTH_INFO_ALPHABET.len())] as char)
         .collect()
 }
 

@@ -224,7 +224,20 @@ impl Registry for RegistryService {
         &self,
         request: Request<TransferDomainRequest>,
     ) -> Result<Response<TransferResponse>, Status> {
-        propose_unchanged!(self, request, TransferDomain, Transfer)
+        let (req, via) = self.node.bound(request)?;
+        // The domain's next auth info is the registry's to make: nobody
+        // party to the transfer chooses it.
+        let mut cmd = req.clone();
+        cmd.new_auth_info = if cmd.op == kauri_proto::v1::TransferOp::Approve as i32 {
+            generate_auth_info()
+        } else {
+            String::new()
+        };
+        let outcome = self
+            .node
+            .propose(&via, &req, Kind::TransferDomain(cmd))
+            .await?;
+        expect_outcome!(outcome, Transfer)
     }
 
     async fn query_transfer(

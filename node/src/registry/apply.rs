@@ -83,8 +83,8 @@ pub fn apply_proposal(
     txn.commit_command();
 
     let kind = proposal.command.as_ref().and_then(|c| c.kind.as_ref());
-    if let Some(command::Kind::Tick(_)) = kind {
-        return tick(txn, ctx, now_ms);
+    if let Some(command::Kind::Tick(t)) = kind {
+        return tick(txn, ctx, now_ms, &t.auth_info_seed);
     }
     let given_meta = kind.and_then(request_meta);
     let tx = TxInfo {
@@ -220,7 +220,12 @@ pub fn registry_now_ms(state: &dyn StateRead) -> Result<i64, StorageFault> {
 /// most [`MAX_EVENTS_PER_TICK`] of them. Each event runs as its own command:
 /// one the registry refuses (e.g. a state it no longer applies to) is
 /// dropped and recorded in the audit trail, and changes nothing else.
-fn tick(txn: &mut Txn<'_>, ctx: &ApplyContext, now_ms: i64) -> Result<CommandResult, StorageFault> {
+fn tick(
+    txn: &mut Txn<'_>,
+    ctx: &ApplyContext,
+    now_ms: i64,
+    seed: &[u8],
+) -> Result<CommandResult, StorageFault> {
     txn.commit_command();
     let due = txn.scan_prefix(Cf::DueEvents, &[], None, MAX_EVENTS_PER_TICK + 1)?;
     let mut events = 0u64;
@@ -234,7 +239,7 @@ fn tick(txn: &mut Txn<'_>, ctx: &ApplyContext, now_ms: i64) -> Result<CommandRes
             more_due = true;
             break;
         }
-        run_due_event(txn, ctx, now_ms, key, &event)?;
+        run_due_event(txn, ctx, now_ms, key, &event, seed)?;
         schedule::debug_assert_written_domains(txn);
         txn.commit_command();
         events += 1;
@@ -262,9 +267,11 @@ fn run_due_event(
     now_ms: i64,
     key: &[u8],
     event: &EventRecord,
+    seed: &[u8],
 ) -> Result<(), StorageFault> {
     let name = event.kind.as_str();
     let mut cx = Exec::system(&mut *txn, now_ms, name, ctx.sv_trid(), ctx.log_index);
+    cx.auth_info_seed = seed.to_vec();
     cx.delete::<EventRecord>(key);
     let ran = lifecycle::run_event(&mut cx, event)
         .and_then(|()| cx.adjust_counter(&meta::events_run(event.kind), 1))

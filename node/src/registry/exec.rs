@@ -43,6 +43,9 @@ pub(crate) struct Exec<'t, 'a> {
     pub command: &'static str,
     /// What every response of this entry carries.
     pub tx: TxInfo,
+    /// The tick's proposer-drawn seed for auth info the registry makes up
+    /// (lifecycle events only; empty otherwise and in older entries).
+    pub auth_info_seed: Vec<u8>,
     /// Audit records of this command, written when it succeeds.
     audits: Vec<PendingAudit>,
 }
@@ -65,6 +68,7 @@ impl<'t, 'a> Exec<'t, 'a> {
             via: via.to_string(),
             command,
             tx,
+            auth_info_seed: Vec::new(),
             audits: Vec::new(),
         }
     }
@@ -92,6 +96,14 @@ impl<'t, 'a> Exec<'t, 'a> {
             event,
             tx,
         )
+    }
+
+    /// New auth info for `object` when a lifecycle event changes hands
+    /// (derived from the tick's seed); `None` for entries without a seed,
+    /// which keep the old value as they always did.
+    pub fn made_auth_info(&self, object: &str) -> Option<String> {
+        (!self.auth_info_seed.is_empty())
+            .then(|| super::fields::auth_info_from_seed(&self.auth_info_seed, object))
     }
 }
 

@@ -145,6 +145,38 @@ pub fn auth_info(field: &str, value: &str) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// The characters of auth info the registry makes up: letters and digits
+/// without look-alikes (0/O, 1/l/I).
+pub const AUTH_INFO_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+/// Length of auth info the registry makes up (16 of 57 characters: 93 bits).
+pub const MADE_AUTH_INFO_CHARS: usize = 16;
+const _: () = assert!(MADE_AUTH_INFO_CHARS >= MIN_AUTH_INFO_CHARS);
+const _: () = assert!(MADE_AUTH_INFO_CHARS <= MAX_AUTH_INFO_CHARS);
+
+/// Auth info for `object` derived from proposer-drawn random `seed` (apply
+/// may not draw randomness itself): SHA-256 over a domain separator, the
+/// seed and the object's name, read as a number in base 57. Different
+/// objects sharing a seed get unrelated values; whoever lacks the seed (it
+/// is only in the replicated log) cannot work them out.
+pub fn auth_info_from_seed(seed: &[u8], object: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"kauri auth info\0");
+    h.update((seed.len() as u64).to_be_bytes());
+    h.update(seed);
+    h.update(object.as_bytes());
+    let digest = h.finalize();
+    let mut n = u128::from_be_bytes(digest[..16].try_into().expect("16 of 32 bytes"));
+    let base = AUTH_INFO_ALPHABET.len() as u128;
+    (0..MADE_AUTH_INFO_CHARS)
+        .map(|_| {
+            let c = AUTH_INFO_ALPHABET[(n % base) as usize] as char;
+            n /= base;
+            c
+        })
+        .collect()
+}
+
 /// A plausible e-mail address: one `@`, a non-empty local part of at most 64
 /// octets, a domain with at least two non-empty labels, no whitespace or
 /// control characters. Deliverability is the registrar's business.

@@ -43,7 +43,7 @@ pub(crate) fn create(
             name: name.ascii().into(),
         });
     }
-    let superordinate = superordinate_domain(cx, &name)?;
+    let superordinate = superordinate_domain(cx, &name, "name")?;
     if let Some(domain) = &superordinate {
         check_sponsor(
             &caller,
@@ -115,6 +115,17 @@ pub(crate) fn update(
         &req.remove_statuses,
     )?;
 
+    // A rename decides where the host lives, and so whether it may have
+    // glue; it is checked before the addresses are.
+    let renamed = if req.new_name.is_empty() {
+        None
+    } else {
+        Some(rename_target(cx, &caller, &record, &req.new_name)?)
+    };
+    let in_bailiwick = match &renamed {
+        Some((_, superordinate)) => superordinate.is_some(),
+        None => record.superordinate.is_some(),
+    };
     for address in parse_addresses("remove_addresses", &req.remove_addresses)? {
         if !record.addresses.remove(&address) {
             return Err(RegistryError::policy(
@@ -124,13 +135,13 @@ pub(crate) fn update(
         }
     }
     let add = parse_addresses("add_addresses", &req.add_addresses)?;
-    if !add.is_empty() && record.superordinate.is_none() {
+    if !add.is_empty() && !in_bailiwick {
         return Err(RegistryError::policy(
             "add_addresses",
             format!(
                 "host {:?} is not under a domain of this registry; only in-bailiwick hosts \
                  have glue addresses",
-                record.name
+                renamed.as_ref().map_or(&record.name, |(n, _)| n)
             ),
         ));
     }
@@ -151,6 +162,20 @@ pub(crate) fn update(
                 record.addresses.len()
             ),
         ));
+    }
+    if !in_bailiwick && !record.addresses.is_empty() {
+        return Err(RegistryError::policy(
+            "new_name",
+            format!(
+                "{:?} is not under a domain of this registry, and such hosts have no glue: \
+                 remove the addresses of {:?} in the same update",
+                renamed.as_ref().map_or(&record.name, |(n, _)| n),
+                record.name
+            ),
+        ));
+    }
+    if let Some((new_name, superordinate)) = renamed {
+        rename(cx, &mut record, new_name, superordinate)?;
     }
 
     record.updated_by = caller.id.clone();
@@ -262,11 +287,117 @@ pub(crate) fn set_server_status(
     Ok(response(cx, &record))
 }
 
+/// Checks that `record` may be renamed to `new_name` by `caller`: the
+/// name is free, no domain delegates to the host (delegations name their
+/// hosts, and there is no index from a host to its delegating domains to
+/// rewrite them through), and a new name under a registry domain is under one the caller
+/// sponsors. Returns the new name and that domain (`None`: out of
+/// bailiwick).
+fn rename_target(
+    cx: &Exec<'_, '_>,
+    caller: &RegistrarRecord,
+    record: &HostRecord,
+    new_name: &str,
+) -> Result<(String, Option<DomainRecord>), RegistryError> {
+    let name = host_name("new_name", new_name)?;
+    if name.ascii() == record.name {
+        return Err(RegistryError::invalid(
+            "new_name",
+            format!("{:?} is the host's name already", record.name),
+        ));
+    }
+    if cx.load::<HostRecord>(name.ascii().as_bytes())?.is_some() {
+        return Err(RegistryError::ObjectExists {
+            field: "new_name".into(),
+            kind: ObjectKind::Host,
+            name: name.ascii().into(),
+        });
+    }
+    if record.domain_refs > 0 {
+        return Err(RegistryError::ObjectInUse {
+            field: "name".into(),
+            kind: ObjectKind::Host,
+            name: record.name.clone(),
+            message: format!(
+                "{} domain(s) delegate to it; move them to another host before renaming it",
+                record.domain_refs
+            ),
+        });
+    }
+    let superordinate = superordinate_domain(cx, &name, "new_name")?;
+    if let Some(domain) = &superordinate {
+        check_sponsor(
+            caller,
+            &domain.sponsor,
+            "new_name",
+            ObjectKind::Domain,
+            &domain.name,
+        )?;
+    }
+    Ok((name.ascii().to_string(), superordinate))
+}
+
+/// Moves `record` to `new_name` (checked by [`rename_target`]): the old
+/// key goes, the host leaves its old superordinate domain's subordinates
+/// and joins its new one's.
+fn rename(
+    cx: &mut Exec<'_, '_>,
+    record: &mut HostRecord,
+    new_name: String,
+    superordinate: Option<DomainRecord>,
+) -> Result<(), RegistryError> {
+    let old_name = std::mem::replace(&mut record.name, new_name);
+    if let Some(parent) = record.superordinate.take() {
+        // Renamed within the same domain, the domain is loaded once.
+        let mut domain = cx.load::<DomainRecord>(parent.as_bytes())?.ok_or_else(|| {
+            StorageFault(format!(
+                "host {old_name:?} is subordinate to {parent:?}, which does not exist"
+            ))
+        })?;
+        let removed = domain.subordinate_hosts.remove(&old_name);
+        assert!(removed, "{parent} lists its subordinate host {old_name}");
+        cx.audit(
+            "domain",
+            &domain.name,
+            vec![format!("subordinate hosts -{old_name}")],
+        );
+        cx.save(&domain);
+    }
+    if let Some(domain) = superordinate {
+        // Loaded again: it may be the domain saved just above.
+        let mut domain = cx
+            .load::<DomainRecord>(domain.name.as_bytes())?
+            .ok_or_else(|| StorageFault(format!("{:?} vanished in a rename", domain.name)))?;
+        let inserted = domain.subordinate_hosts.insert(record.name.clone());
+        assert!(inserted, "a free host name cannot be subordinate already");
+        cx.audit(
+            "domain",
+            &domain.name,
+            vec![format!("subordinate hosts +{}", record.name)],
+        );
+        record.superordinate = Some(domain.name.clone());
+        cx.save(&domain);
+    }
+    cx.delete::<HostRecord>(old_name.as_bytes());
+    cx.audit(
+        "host",
+        &old_name,
+        vec![format!("renamed to {}", record.name)],
+    );
+    cx.audit(
+        "host",
+        &record.name,
+        vec![format!("renamed from {old_name}")],
+    );
+    Ok(())
+}
+
 /// For an in-bailiwick host (its TLD is served here), the domain it lives
 /// under, which must exist; `None` for an out-of-bailiwick host.
 fn superordinate_domain(
     r: &dyn StateRead,
     name: &NormalizedName,
+    field: &str,
 ) -> Result<Option<DomainRecord>, RegistryError> {
     if r.load::<TldRecord>(name.tld().as_bytes())?.is_none() {
         return Ok(None);
@@ -277,7 +408,7 @@ fn superordinate_domain(
     match r.load::<DomainRecord>(parent.as_bytes())? {
         Some(domain) => Ok(Some(domain)),
         None => Err(RegistryError::ObjectNotFound {
-            field: "name".into(),
+            field: field.into(),
             kind: ObjectKind::Domain,
             name: parent.into(),
         }),

@@ -58,7 +58,13 @@ pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<()
     match event.kind {
         EventKind::AutoRenew => auto_renew(cx, &mut d)?,
         EventKind::TransferAutoApprove => {
-            transitions::complete(cx, &mut d, super::model::TransferStatus::ServerApproved)?
+            let fresh = cx.made_auth_info(&d.name);
+            transitions::complete(
+                cx,
+                &mut d,
+                super::model::TransferStatus::ServerApproved,
+                fresh,
+            )?
         }
         EventKind::RedemptionEnd => end_redemption(cx, &mut d)?,
         EventKind::RestoreReportDue => restore_report_overdue(cx, &mut d)?,

@@ -197,6 +197,20 @@ fn tx_of(result: &CommandResult) -> &v1::TxInfo {
     tx.as_ref().expect("every outcome carries tx info")
 }
 
+/// The audit trail of one object, newest first.
+fn audit_of(r: &Registry, kind: &str, object: &str) -> Vec<v1::AuditRecord> {
+    query_audit(
+        &r.state,
+        &v1::AuditQueryRequest {
+            object_kind: kind.into(),
+            object: object.into(),
+            ..Default::default()
+        },
+    )
+    .expect("audit query")
+    .0
+}
+
 /// The digest of everything except registry time and idempotency records:
 /// what a rejected command must leave unchanged.
 fn data_digest(state: &MemState) -> [u8; 32] {
@@ -365,7 +379,7 @@ fn tick_proposal(time_ms: i64) -> Proposal {
         time_ms,
         request_digest: Vec::new(),
         command: Some(v1::Command {
-            kind: Some(Kind::Tick(v1::TickCommand {})),
+            kind: Some(Kind::Tick(v1::TickCommand::default())),
         }),
         via: String::new(),
     }
@@ -417,6 +431,7 @@ fn transfer(name: &str, op: i32, auth_info: &str) -> Kind {
         auth_info: auth_info.into(),
         period_years: 1,
         fee: None,
+        new_auth_info: String::new(),
     })
 }
 
@@ -2260,4 +2275,157 @@ proptest! {
         }
         prop_assert_eq!(count_domains(&r.state).unwrap(), r.state.iter(Cf::Domains).count() as u64);
     }
+}
+
+fn rename_host(name: &str, new_name: &str) -> Kind {
+    Kind::UpdateHost(v1::UpdateHostRequest {
+        name: name.into(),
+        new_name: new_name.into(),
+        ..Default::default()
+    })
+}
+
+fn subordinates(r: &Registry, domain: &str) -> Vec<String> {
+    r.domain("", domain).subordinate_hosts
+}
+
+#[test]
+fn a_host_rename_moves_it_between_domains_under_the_glue_rules() {
+    let mut r = world();
+    let roid = info_host(&r.state, "ns1.example.nz").unwrap().roid;
+
+    // Refusals name the field and change nothing.
+    r.ok("rar-a", create_host("ns2.example.nz", &["192.0.2.2"]));
+    let before = data_digest(&r.state);
+    for (actor, kind, reason, field) in [
+        (
+            "rar-a",
+            rename_host("ns1.example.nz", "ns2.example.nz"),
+            Reason::ObjectExists,
+            "new_name",
+        ),
+        (
+            "rar-a",
+            rename_host("ns1.example.nz", "NS1.Example.NZ"),
+            Reason::InvalidField,
+            "new_name",
+        ),
+        (
+            "rar-a",
+            rename_host("ns1.example.nz", "ns1.nothere.nz"),
+            Reason::ObjectNotFound,
+            "new_name",
+        ),
+        (
+            "rar-a",
+            rename_host("ns1.example.nz", "ns1.b.nz"),
+            Reason::NotSponsor,
+            "new_name",
+        ),
+        (
+            "rar-a",
+            rename_host("ns1.example.nz", "-bad-.example.nz"),
+            Reason::InvalidName,
+            "new_name",
+        ),
+        (
+            "rar-a",
+            rename_host("ns1.example.nz", "ns1.elsewhere.net"),
+            Reason::PolicyViolation,
+            "new_name",
+        ),
+        (
+            "rar-b",
+            rename_host("ns1.example.nz", "ns9.b.nz"),
+            Reason::NotSponsor,
+            "name",
+        ),
+        (
+            "rar-b",
+            rename_host("ns2.outside.net", "ns3.outside.net"),
+            Reason::ObjectInUse,
+            "name",
+        ),
+    ] {
+        let e = r.err(actor, kind);
+        assert_eq!(
+            (e.reason(), e.field.as_str()),
+            (reason, field),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            data_digest(&r.state),
+            before,
+            "a refused rename changed data: {}",
+            e.message
+        );
+    }
+
+    // Into another domain of the same sponsor: the host keeps its ROID and
+    // glue, and moves between the domains' subordinates.
+    r.ok("rar-a", rename_host("ns1.example.nz", "ns1.café.nz"));
+    let cafe = r.domain("", "café.nz").name;
+    let moved = info_host(&r.state, &format!("ns1.{cafe}")).unwrap();
+    assert_eq!(
+        (moved.roid.as_str(), moved.addresses.as_slice()),
+        (roid.as_str(), &["192.0.2.1".to_string()][..])
+    );
+    assert!(
+        info_host(&r.state, "ns1.example.nz").is_err(),
+        "the old name is free"
+    );
+    assert_eq!(subordinates(&r, "example.nz"), ["ns2.example.nz"]);
+    assert_eq!(subordinates(&r, "café.nz"), [format!("ns1.{cafe}")]);
+    let trail = audit_of(&r, "host", "ns1.example.nz");
+    assert!(trail[0]
+        .changes
+        .iter()
+        .any(|c| c.starts_with("renamed to ns1.")));
+
+    // Within its domain.
+    r.ok("rar-a", rename_host("ns2.example.nz", "ns3.example.nz"));
+    assert_eq!(subordinates(&r, "example.nz"), ["ns3.example.nz"]);
+
+    // Out of the registry: only without glue, removed in the same update.
+    r.ok(
+        "rar-a",
+        Kind::UpdateHost(v1::UpdateHostRequest {
+            remove_addresses: strings(&["192.0.2.2"]),
+            ..match rename_host("ns3.example.nz", "ns3.elsewhere.net") {
+                Kind::UpdateHost(u) => u,
+                _ => unreachable!(),
+            }
+        }),
+    );
+    assert!(subordinates(&r, "example.nz").is_empty());
+    assert!(info_host(&r.state, "ns3.elsewhere.net")
+        .unwrap()
+        .addresses
+        .is_empty());
+
+    // And back in, with glue added in the same update.
+    r.ok(
+        "rar-a",
+        Kind::UpdateHost(v1::UpdateHostRequest {
+            add_addresses: strings(&["192.0.2.9"]),
+            ..match rename_host("ns3.elsewhere.net", "ns4.example.nz") {
+                Kind::UpdateHost(u) => u,
+                _ => unreachable!(),
+            }
+        }),
+    );
+    assert_eq!(subordinates(&r, "example.nz"), ["ns4.example.nz"]);
+    // A renamed host is delegated to by its new name.
+    r.ok(
+        "rar-a",
+        Kind::UpdateDomain(v1::UpdateDomainRequest {
+            add_nameservers: strings(&["ns4.example.nz"]),
+            ..update_domain("example.nz")
+        }),
+    );
+    let e = r.err("rar-a", rename_host("ns4.example.nz", "ns5.example.nz"));
+    assert_eq!(e.reason(), Reason::ObjectInUse, "{}", e.message);
+    assert_refs_consistent(&r.state);
+    assert_registry_consistent(&r.state);
 }

@@ -26,7 +26,7 @@ use super::names;
 use super::schedule::schedule;
 use super::status::{ClientStatus, ServerStatus};
 use super::transitions::{self, end_unapproved, notify};
-use super::{audit, billing, tld_rules};
+use super::{audit, billing, fields, tld_rules};
 
 pub(crate) fn transfer(
     cx: &mut Exec<'_, '_>,
@@ -50,7 +50,13 @@ pub(crate) fn transfer(
         }
         Ok(v1::TransferOp::Approve) => {
             pending_by(&d, &caller.id, Party::Losing)?;
-            transitions::complete(cx, &mut d, TransferStatus::ClientApproved)?;
+            // The proposer made the new auth info; an entry from before it
+            // did carries none, and the domain keeps its own.
+            let fresh = (!req.new_auth_info.is_empty()).then(|| req.new_auth_info.clone());
+            if let Some(value) = &fresh {
+                fields::auth_info("new_auth_info", value)?;
+            }
+            transitions::complete(cx, &mut d, TransferStatus::ClientApproved, fresh)?;
         }
         Ok(v1::TransferOp::Reject) => {
             pending_by(&d, &caller.id, Party::Losing)?;

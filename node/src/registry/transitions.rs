@@ -117,11 +117,13 @@ pub(crate) fn purge(cx: &mut Exec<'_, '_>, mut d: DomainRecord) -> Result<(), Re
 }
 
 /// Approves the pending transfer of `d` (by the losing registrar, or by the
-/// registry when `status` is `ServerApproved`).
+/// registry when `status` is `ServerApproved`), giving the domain
+/// `new_auth_info` when the entry carries one.
 pub(crate) fn complete(
     cx: &mut Exec<'_, '_>,
     d: &mut DomainRecord,
     status: TransferStatus,
+    new_auth_info: Option<String>,
 ) -> Result<(), RegistryError> {
     let mut t = d.pending_transfer()?.clone();
     let tld = tld_of(cx, d)?;
@@ -148,6 +150,10 @@ pub(crate) fn complete(
         sv_trid: t.charge_sv_trid.clone(),
     }];
     d.sponsor = t.gaining.clone();
+    // The losing registrar (and whoever it told) knew the old auth info.
+    if let Some(value) = new_auth_info {
+        d.auth_info = value;
+    }
     d.updated_by = cx.actor.clone();
     d.updated_ms = now;
     d.transfer_lock_until_ms = now + tld.lifecycle.transfer_lock_ms;

@@ -475,7 +475,7 @@ mod tests {
                             time_ms,
                             request_digest: Vec::new(),
                             command: Some(v1::Command {
-                                kind: Some(v1::command::Kind::Tick(v1::TickCommand {})),
+                                kind: Some(v1::command::Kind::Tick(v1::TickCommand::default())),
                             }),
                             ..Default::default()
                         };

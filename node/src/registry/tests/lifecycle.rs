@@ -1116,3 +1116,90 @@ fn ds_records_are_validated_limited_and_changed_by_update() {
     assert!(r.domain("rar-a", "signed.nz").ds_data.is_empty());
     assert_registry_consistent(&r.state);
 }
+
+fn approve_with(name: &str, new_auth_info: &str) -> Kind {
+    Kind::TransferDomain(v1::TransferDomainRequest {
+        new_auth_info: new_auth_info.into(),
+        ..match transfer_op(name, v1::TransferOp::Approve) {
+            Kind::TransferDomain(t) => t,
+            _ => unreachable!(),
+        }
+    })
+}
+
+#[test]
+fn a_completed_transfer_gives_the_domain_the_auth_info_its_proposer_made() {
+    let mut r = world();
+    r.advance(61 * DAY_MS);
+    r.ok("rar-b", transfer("café.nz", 1, "domain-pw"));
+    // A malformed value (a broken proposer) is refused and changes nothing.
+    let before = data_digest(&r.state);
+    let e = r.err("rar-a", approve_with("café.nz", "x"));
+    assert_eq!(e.reason(), Reason::InvalidField, "{}", e.message);
+    assert_eq!(e.field, "new_auth_info");
+    assert_eq!(data_digest(&r.state), before, "a refusal changed data");
+
+    r.ok("rar-a", approve_with("café.nz", "Fresh-secret-42"));
+    let d = r.domain("rar-b", "café.nz");
+    assert_eq!(
+        (d.sponsor.as_str(), d.auth_info.as_str()),
+        ("rar-b", "Fresh-secret-42")
+    );
+    // The losing registrar's copy no longer moves or shows the domain.
+    let e = query_transfer(&r.state, "rar-usd", "café.nz", "domain-pw").unwrap_err();
+    assert_eq!(e.reason(), Reason::InvalidAuthInfo);
+    // The audit trail says it changed, never what to.
+    let trail = audit_of(&r, "domain", &d.name);
+    assert!(trail
+        .iter()
+        .any(|a| a.changes.iter().any(|c| c == "auth info changed")));
+    assert!(!format!("{trail:?}").contains("Fresh-secret-42"));
+}
+
+#[test]
+fn an_auto_approved_transfer_gives_the_domain_auth_info_from_the_ticks_seed() {
+    let mut r = world();
+    r.advance(61 * DAY_MS);
+    r.ok("rar-b", transfer("example.nz", 1, "domain-pw"));
+    r.ok("rar-b", transfer("café.nz", 1, "domain-pw"));
+    r.advance(5 * DAY_MS);
+    let seed = [7u8; 32];
+    let mut tick = tick_proposal(r.time_ms);
+    tick.command = Some(v1::Command {
+        kind: Some(Kind::Tick(v1::TickCommand {
+            auth_info_seed: seed.to_vec(),
+        })),
+    });
+    r.apply(&tick);
+    let (a, cafe) = (
+        r.domain("rar-b", "example.nz").auth_info,
+        r.domain("rar-b", "café.nz"),
+    );
+    let b = cafe.auth_info;
+    assert_eq!(
+        a,
+        super::super::fields::auth_info_from_seed(&seed, "example.nz")
+    );
+    assert_eq!(
+        b,
+        super::super::fields::auth_info_from_seed(&seed, &cafe.name)
+    );
+    assert_ne!(a, b, "one seed, unrelated values per domain");
+    assert_ne!(a, "domain-pw");
+    super::super::fields::auth_info("auth_info", &a).expect("made auth info is valid");
+}
+
+#[test]
+fn a_transfer_approved_by_an_entry_without_a_new_value_keeps_the_auth_info() {
+    // Log entries written before the proposer supplied one replay as they
+    // always did.
+    let mut r = world();
+    r.advance(61 * DAY_MS);
+    r.ok("rar-b", transfer("café.nz", 1, "domain-pw"));
+    r.ok("rar-b", transfer("example.nz", 1, "domain-pw"));
+    r.ok("rar-a", transfer_op("café.nz", v1::TransferOp::Approve));
+    r.advance(5 * DAY_MS);
+    r.tick();
+    assert_eq!(r.domain("rar-b", "café.nz").auth_info, "domain-pw");
+    assert_eq!(r.domain("rar-b", "example.nz").auth_info, "domain-pw");
+}

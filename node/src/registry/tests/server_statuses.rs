@@ -31,19 +31,6 @@ fn assert_prohibited(r: &mut Registry, actor: &str, kind: Kind, status: &str) {
     assert_eq!(data_digest(&r.state), before, "a refusal changed data");
 }
 
-fn audit_of(r: &Registry, kind: &str, object: &str) -> Vec<v1::AuditRecord> {
-    query_audit(
-        &r.state,
-        &v1::AuditQueryRequest {
-            object_kind: kind.into(),
-            object: object.into(),
-            ..Default::default()
-        },
-    )
-    .expect("audit query")
-    .0
-}
-
 const HOST_LOCK: [&str; 2] = ["serverDeleteProhibited", "serverUpdateProhibited"];
 
 #[test]
