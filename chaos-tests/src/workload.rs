@@ -826,7 +826,10 @@ async fn send(
                     add_statuses: add_statuses.clone(),
                     remove_statuses: remove_statuses.clone(),
                     registrant: String::new(),
-                    auth_info: String::new(),
+                    // A completed transfer gave the name an auth info
+                    // only the registry knows; the sponsor sets the
+                    // registrant's back with every update.
+                    auth_info: auth_info_for(key),
                     add_ds: Vec::new(),
                     remove_all_ds: false,
                     remove_ds: Vec::new(),

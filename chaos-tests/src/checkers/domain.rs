@@ -75,6 +75,10 @@ pub struct DomainState {
     pub add_grace: bool,
     /// Whether it was deleted and is in redemption (`pendingDelete`).
     pub redemption: bool,
+    /// Whether its auth info is the one the registry made when a transfer
+    /// completed, which no asker knows, until the sponsor's next update
+    /// sets it back to the registrant's ([`crate::workload::auth_info_for`]).
+    pub auth_reset: bool,
 }
 
 impl DomainState {
@@ -150,7 +154,10 @@ impl DomainModel {
         {
             return Err(Reason::StatusProhibits);
         }
-        let mut next = s.clone();
+        let mut next = DomainState {
+            auth_reset: false,
+            ..s.clone()
+        };
         for status in remove {
             if !next.statuses.remove(status) {
                 return Err(Reason::PolicyViolation);
@@ -203,7 +210,8 @@ impl DomainModel {
 
     /// The state after a transfer command, or the reason the registry
     /// refuses it (checks in the registry's order; the TLD has no transfer
-    /// lock and requests carry the right auth info).
+    /// lock and requests carry the registrant's auth info, which is right
+    /// unless a completed transfer replaced it).
     fn transfer(
         s: &DomainState,
         actor: &str,
@@ -217,6 +225,9 @@ impl DomainModel {
             TransferAction::Request => {
                 if s.sponsor == actor {
                     return Err(Reason::NotEligibleForTransfer);
+                }
+                if s.auth_reset {
+                    return Err(Reason::InvalidAuthInfo);
                 }
                 if s.pending_transfer.is_some() {
                     return Err(Reason::PendingTransfer);
@@ -243,6 +254,7 @@ impl DomainModel {
                     next.sponsor = gaining.clone();
                     next.expiry_ms = s.expiry_ms.and_then(|e| add_years(e, 1));
                     next.add_grace = false;
+                    next.auth_reset = true;
                 }
             }
         }
@@ -302,6 +314,7 @@ impl Model for DomainModel {
                                 pending_transfer: None,
                                 add_grace: true,
                                 redemption: false,
+                                auth_reset: false,
                             }]
                         } else {
                             none()
@@ -318,6 +331,7 @@ impl Model for DomainModel {
                         pending_transfer: None,
                         add_grace: true,
                         redemption: false,
+                        auth_reset: false,
                     }],
                     _ => none(),
                 }
@@ -825,6 +839,60 @@ mod tests {
             read(pending(view("a", "D1", e2, &[]))),
         );
         assert_eq!(renewed.verdict(), Verdict::NotLinearizable);
+    }
+
+    #[test]
+    fn a_completed_transfer_replaces_the_auth_info_until_the_sponsor_sets_it() {
+        let e1 = add_years(T0, 1).unwrap();
+        let e2 = add_years(e1, 1).unwrap();
+        let request = Call::Transfer(TransferAction::Request);
+        let mut h = H::new();
+        h.push("a", create(), (0, 1), created("a", "D1"))
+            .push(
+                "b",
+                request.clone(),
+                (2, 3),
+                transfer_reply("pending", "b", "a", e1),
+            )
+            .push(
+                "a",
+                Call::Transfer(TransferAction::Approve),
+                (4, 5),
+                transfer_reply("clientApproved", "b", "a", e2),
+            )
+            // The registrant's auth info no longer opens it...
+            .push(
+                "c",
+                request.clone(),
+                (6, 7),
+                rejected(Reason::InvalidAuthInfo),
+            )
+            // ...until the new sponsor's update sets it back.
+            .push(
+                "b",
+                hold(true),
+                (8, 9),
+                read(view("b", "D1", e2, &["clientHold"])),
+            )
+            .push(
+                "c",
+                request.clone(),
+                (10, 11),
+                transfer_reply("pending", "c", "b", e2),
+            );
+        assert_eq!(h.verdict(), Verdict::Linearizable);
+        // A request the old auth info got through right after the approval
+        // is not explained.
+        let mut opened = H {
+            ops: h.ops[..3].to_vec(),
+        };
+        opened.push(
+            "c",
+            request,
+            (6, 7),
+            transfer_reply("pending", "c", "b", e2),
+        );
+        assert_eq!(opened.verdict(), Verdict::NotLinearizable);
     }
 
     #[test]
