@@ -445,6 +445,13 @@ impl KauriClient {
         /// The pending or most recent transfer of a domain.
         query_transfer, RegistryClient, query_transfer, TransferQueryRequest, TransferResponse);
     leader_rpc!(
+        /// Requests, approves, rejects or cancels a contact transfer.
+        transfer_contact, RegistryClient, transfer_contact, TransferContactRequest, TransferResponse);
+    leader_rpc!(
+        /// The pending or most recent transfer of a contact.
+        query_contact_transfer, RegistryClient, query_contact_transfer, TransferQueryRequest,
+        TransferResponse);
+    leader_rpc!(
         /// Requests or reports an RGP restore of a domain in redemption.
         restore_domain, RegistryClient, restore_domain, RestoreDomainRequest, DomainResponse);
     leader_rpc!(

@@ -1,4 +1,5 @@
-//! Contacts (RFC 5733): check, info, create, update and delete.
+//! Contacts (RFC 5733): check, info, create, update, delete and transfer
+//! (query, request, approve, reject, cancel).
 //!
 //! An EPP `<contact:chg>` changes some fields and keeps the rest; the
 //! registry's update replaces the contact's fields as a whole. The
@@ -6,10 +7,12 @@
 //! under the command's clTRID, so a retried update is still answered from
 //! the cluster's record of the first.
 
-use kauri_client::proto::{self, ContactFields, PostalAddress, PostalInfo};
+use kauri_client::proto::{
+    self, ContactFields, PostalAddress, PostalInfo, TransferOp, TransferStatus,
+};
 
 use crate::codes::Code;
-use crate::render::{self, Response, Xml, CONTACT_NS};
+use crate::render::{self, Response, TransferOf, Xml, CONTACT_NS};
 use crate::request::{auth_info, only, refuse, required, required_child, statuses, texts, Refusal};
 use crate::session::Ctx;
 use crate::xml::Element;
@@ -27,6 +30,11 @@ pub enum Op {
     Update(proto::UpdateContactRequest, Option<Change>),
     /// `<delete>`.
     Delete(String),
+    /// `<transfer op="query">`: the id, and the auth info when a registrar
+    /// not party to the transfer asks.
+    TransferQuery(String, String),
+    /// `<transfer>` request, approve, reject or cancel.
+    Transfer(proto::TransferContactRequest),
 }
 
 impl Op {
@@ -38,6 +46,8 @@ impl Op {
             Op::Create(_) => "contact:create",
             Op::Update(..) => "contact:update",
             Op::Delete(_) => "contact:delete",
+            Op::TransferQuery(..) => "contact:transfer-query",
+            Op::Transfer(_) => "contact:transfer",
         }
     }
 }
@@ -240,15 +250,38 @@ pub fn parse(verb: &Element, e: &Element, ext: &[Element]) -> Result<Op, Refusal
             only(e, CONTACT_NS, &["id"])?;
             Ok(Op::Delete(id_of(e)?))
         }
-        "transfer" => Err(refuse(
-            Code::UNIMPLEMENTED_COMMAND,
-            "contact transfers are not offered yet",
-        )),
+        "transfer" => transfer(verb, e),
         other => Err(refuse(
             Code::UNIMPLEMENTED_COMMAND,
             format!("<{other}> of a contact is not a command (RFC 5733)"),
         )),
     }
+}
+
+fn transfer(verb: &Element, e: &Element) -> Result<Op, Refusal> {
+    only(e, CONTACT_NS, &["id", "authInfo"])?;
+    let id = id_of(e)?;
+    let auth = auth_info(e, CONTACT_NS)?.unwrap_or_default();
+    let op = match verb.attr("op") {
+        Some("query") => return Ok(Op::TransferQuery(id, auth)),
+        Some("request") => TransferOp::Request,
+        Some("approve") => TransferOp::Approve,
+        Some("reject") => TransferOp::Reject,
+        Some("cancel") => TransferOp::Cancel,
+        _ => {
+            return Err(refuse(
+                Code::SYNTAX_ERROR,
+                "<transfer> needs op: request, query, approve, reject or cancel",
+            ))
+        }
+    };
+    Ok(Op::Transfer(proto::TransferContactRequest {
+        meta: None,
+        id,
+        op: op as i32,
+        auth_info: auth,
+        new_auth_info: String::new(),
+    }))
 }
 
 fn update(e: &Element) -> Result<Op, Refusal> {
@@ -388,6 +421,38 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                 Err(e) => ctx.failed(&e, |f| element(f, &id)),
             }
         }
+        Op::TransferQuery(id, auth_info) => {
+            let request = proto::TransferQueryRequest {
+                registrar: ctx.registrar(),
+                name: id.clone(),
+                auth_info,
+                read: kauri_client::linearizable(),
+            };
+            match client.query_contact_transfer(request).await {
+                Ok(r) => ctx.read(Code::OK).data(render::transfer_data(
+                    TransferOf::Contact,
+                    &r.transfer.unwrap_or_default(),
+                )),
+                Err(e) => ctx.failed(&e, |f| element(f, &id)),
+            }
+        }
+        Op::Transfer(mut request) => {
+            request.meta = ctx.meta();
+            let id = request.id.clone();
+            match client.transfer_contact(request).await {
+                Ok(r) => {
+                    let t = r.transfer.unwrap_or_default();
+                    let code = if t.status == TransferStatus::Pending as i32 {
+                        Code::PENDING
+                    } else {
+                        Code::OK
+                    };
+                    ctx.done(code, r.tx.as_ref())
+                        .data(render::transfer_data(TransferOf::Contact, &t))
+                }
+                Err(e) => ctx.failed(&e, |f| element(f, &id)),
+            }
+        }
     }
 }
 
@@ -425,6 +490,13 @@ fn info_data(c: &proto::Contact) -> String {
         .time("contact:crDate", c.created_ms)
         .opt("contact:upID", &c.updated_by)
         .time("contact:upDate", c.updated_ms);
+    let approved = [
+        TransferStatus::ClientApproved as i32,
+        TransferStatus::ServerApproved as i32,
+    ];
+    if let Some(t) = c.transfer.as_ref().filter(|t| approved.contains(&t.status)) {
+        x.time("contact:trDate", t.acted_ms);
+    }
     if !c.auth_info.is_empty() {
         x.open("contact:authInfo", &[])
             .leaf("contact:pw", &[], &c.auth_info)

@@ -9,7 +9,7 @@ use kauri_client::proto::{
 
 use crate::codes::Code;
 use crate::fee::{self, FEE_NS};
-use crate::render::{self, date_time, Response, Xml, DOMAIN_NS};
+use crate::render::{self, Response, Xml, DOMAIN_NS};
 use crate::request::{
     auth_info, only, period, refuse, required, required_child, statuses, texts, Refusal,
 };
@@ -657,21 +657,6 @@ fn rgp_data(element: &str, statuses: &[String]) -> Option<String> {
 }
 
 /// `<domain:trnData>` of a transfer.
-pub fn transfer_data(t: &proto::TransferData) -> String {
-    let acted = if t.acted_ms != 0 {
-        t.acted_ms
-    } else {
-        t.action_due_ms
-    };
-    let mut x = Xml::new();
-    x.open("domain:trnData", &[("xmlns:domain", DOMAIN_NS)])
-        .leaf("domain:name", &[], &t.name)
-        .leaf("domain:trStatus", &[], &t.status_name)
-        .leaf("domain:reID", &[], &t.gaining_registrar)
-        .leaf("domain:reDate", &[], &date_time(t.requested_ms))
-        .leaf("domain:acID", &[], &t.losing_registrar)
-        .leaf("domain:acDate", &[], &date_time(acted))
-        .time("domain:exDate", t.expiry_ms)
-        .close("domain:trnData");
-    x.finish()
+fn transfer_data(t: &proto::TransferData) -> String {
+    render::transfer_data(render::TransferOf::Domain, t)
 }

@@ -5,7 +5,7 @@
 use kauri_client::proto;
 
 use crate::codes::Code;
-use crate::render::{date_time, MsgQ, Response, Xml};
+use crate::render::{date_time, transfer_data, MsgQ, Response, TransferOf, Xml};
 use crate::request::{refuse, Refusal};
 use crate::session::Ctx;
 use crate::xml::Element;
@@ -77,7 +77,12 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                             inner: inner.finish(),
                         });
                         if let Some(t) = &m.transfer {
-                            response.res_data = Some(crate::domain::transfer_data(t));
+                            let of = if m.kind.starts_with("contact_") {
+                                TransferOf::Contact
+                            } else {
+                                TransferOf::Domain
+                            };
+                            response.res_data = Some(transfer_data(of, t));
                         }
                         response
                     }

@@ -1,7 +1,7 @@
 //! The XML the gateway sends: the greeting and responses (RFC 5730
 //! sections 2.4 and 2.6), in the order the schemas require.
 
-use kauri_proto::v1::CheckResult;
+use kauri_proto::v1::{CheckResult, TransferData};
 
 use crate::codes::Code;
 use crate::xml::escape;
@@ -283,6 +283,43 @@ pub fn check_data(prefix: &str, ns: &str, key: &str, results: &[CheckResult]) ->
         x.close(&cd);
     }
     x.close(&format!("{prefix}:chkData"));
+    x.finish()
+}
+
+/// Which object a transfer is of: its namespace and the element naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferOf {
+    /// RFC 5731 `<domain:trnData>`: `<domain:name>` and an `<domain:exDate>`.
+    Domain,
+    /// RFC 5733 `<contact:trnData>`: `<contact:id>`, no expiry.
+    Contact,
+}
+
+/// `<domain:trnData>` or `<contact:trnData>` of a transfer. `acDate` is
+/// when it was acted on, or while pending when the registry acts.
+pub fn transfer_data(of: TransferOf, t: &TransferData) -> String {
+    let (prefix, ns, id) = match of {
+        TransferOf::Domain => ("domain", DOMAIN_NS, "name"),
+        TransferOf::Contact => ("contact", CONTACT_NS, "id"),
+    };
+    let acted = if t.acted_ms != 0 {
+        t.acted_ms
+    } else {
+        t.action_due_ms
+    };
+    let tag = |name: &str| format!("{prefix}:{name}");
+    let mut x = Xml::new();
+    x.open(&tag("trnData"), &[(&format!("xmlns:{prefix}"), ns)])
+        .leaf(&tag(id), &[], &t.name)
+        .leaf(&tag("trStatus"), &[], &t.status_name)
+        .leaf(&tag("reID"), &[], &t.gaining_registrar)
+        .leaf(&tag("reDate"), &[], &date_time(t.requested_ms))
+        .leaf(&tag("acID"), &[], &t.losing_registrar)
+        .leaf(&tag("acDate"), &[], &date_time(acted));
+    if of == TransferOf::Domain {
+        x.time(&tag("exDate"), t.expiry_ms);
+    }
+    x.close(&tag("trnData"));
     x.finish()
 }
 

@@ -89,16 +89,18 @@ async fn a_registrar_logs_in_checks_names_and_hostile_frames_change_nothing() {
         checked.contains(r#"<domain:name avail="1">free.test</domain:name>"#),
         "{checked}"
     );
-    let unimplemented = epp
+    // A registrar cannot ask for its own contact (2106).
+    let own = epp
         .send(&command(
             "<transfer op=\"request\"><contact:transfer \
              xmlns:contact=\"urn:ietf:params:xml:ns:contact-1.0\"><contact:id>owner</contact:id>\
+             <contact:authInfo><contact:pw>x-secret-1</contact:pw></contact:authInfo>\
              </contact:transfer></transfer>",
             "transfer-1",
         ))
         .await;
-    valid(&unimplemented);
-    assert_eq!(code(&unimplemented), 2101, "{unimplemented}");
+    valid(&own);
+    assert_eq!(code(&own), 2106, "{own}");
 
     let bye = epp.send(&command("<logout/>", "logout-1")).await;
     valid(&bye);
@@ -817,6 +819,148 @@ async fn a_registrar_day_in_raw_frames() {
     // completed: the losing registrar's copy is spent.
     let pw = between(&theirs, "<domain:pw>", "</domain:pw>");
     assert!(pw.len() >= 16 && pw != "day-secret-1", "{theirs}");
+
+    // Contact transfers (RFC 5733): reg2 asks for two of reg1's contacts;
+    // reg1 hears of both, cannot change a pending one, approves one and
+    // rejects the other; reg2 hears of both outcomes.
+    r1.expect(
+        1000,
+        &format!(
+            "<create><contact:create {C}><contact:id>bob-1</contact:id>\
+             <contact:postalInfo type=\"int\"><contact:name>Bob Jones</contact:name>\
+             <contact:addr><contact:city>Wellington</contact:city><contact:cc>NZ</contact:cc>\
+             </contact:addr></contact:postalInfo><contact:email>bob@example.nz</contact:email>\
+             <contact:authInfo><contact:pw>bob-pw-1</contact:pw></contact:authInfo>\
+             </contact:create></create>"
+        ),
+        "c-create-bob",
+    )
+    .await;
+    let contact_transfer = |op: &str, id: &str, pw: &str| {
+        let auth = if pw.is_empty() {
+            String::new()
+        } else {
+            format!("<contact:authInfo><contact:pw>{pw}</contact:pw></contact:authInfo>")
+        };
+        format!(
+            "<transfer op=\"{op}\"><contact:transfer {C}><contact:id>{id}</contact:id>{auth}\
+             </contact:transfer></transfer>"
+        )
+    };
+    r2.expect(
+        2202,
+        &contact_transfer("request", "bob-1", "not-bobs"),
+        "ct-wrong",
+    )
+    .await;
+    r1.expect(
+        2106,
+        &contact_transfer("request", "bob-1", "bob-pw-1"),
+        "ct-own",
+    )
+    .await;
+    for (id, pw) in [("bob-1", "bob-pw-1"), ("alice-1", "alice-pw-1")] {
+        let pending = r2
+            .expect(
+                1001,
+                &contact_transfer("request", id, pw),
+                &format!("ct-{id}"),
+            )
+            .await;
+        assert!(
+            pending.contains(&format!(
+                "<contact:trnData xmlns:contact=\"urn:ietf:params:xml:ns:contact-1.0\">\
+                 <contact:id>{id}</contact:id><contact:trStatus>pending</contact:trStatus>\
+                 <contact:reID>reg2</contact:reID>"
+            )),
+            "{pending}"
+        );
+    }
+    let queried = r1
+        .expect(1000, &contact_transfer("query", "bob-1", ""), "ct-query")
+        .await;
+    assert!(
+        queried.contains("<contact:acID>reg1</contact:acID>"),
+        "{queried}"
+    );
+    let info = r1
+        .expect(
+            1000,
+            &format!(
+                "<info><contact:info {C}><contact:id>bob-1</contact:id></contact:info></info>"
+            ),
+            "c-info-pending",
+        )
+        .await;
+    assert!(
+        info.contains(r#"<contact:status s="pendingTransfer"/>"#),
+        "{info}"
+    );
+    r1.expect(
+        2304,
+        &format!(
+            "<update><contact:update {C}><contact:id>bob-1</contact:id><contact:chg>\
+             <contact:email>bob@example.org</contact:email></contact:chg></contact:update></update>"
+        ),
+        "c-update-pending",
+    )
+    .await;
+    let heard = r1.drain_poll("cp1").await;
+    assert_eq!(heard.len(), 2, "{heard:?}");
+    for id in ["bob-1", "alice-1"] {
+        assert!(
+            heard
+                .iter()
+                .any(|m| m.contains(&format!("<contact:id>{id}</contact:id>"))
+                    && m.contains("<contact:trStatus>pending</contact:trStatus>")),
+            "{heard:?}"
+        );
+    }
+    r2.expect(
+        2201,
+        &contact_transfer("approve", "bob-1", ""),
+        "ct-approve-wrong",
+    )
+    .await;
+    r1.expect(
+        1000,
+        &contact_transfer("approve", "bob-1", ""),
+        "ct-approve",
+    )
+    .await;
+    let rejected = r1
+        .expect(
+            1000,
+            &contact_transfer("reject", "alice-1", ""),
+            "ct-reject",
+        )
+        .await;
+    assert!(
+        rejected.contains("<contact:trStatus>clientRejected</contact:trStatus>"),
+        "{rejected}"
+    );
+    let heard = r2.drain_poll("cp2").await;
+    for status in ["clientApproved", "clientRejected"] {
+        assert!(
+            heard
+                .iter()
+                .any(|m| m.contains(&format!("<contact:trStatus>{status}</contact:trStatus>"))),
+            "{status}: {heard:?}"
+        );
+    }
+    let bob = r2
+        .expect(
+            1000,
+            &format!(
+                "<info><contact:info {C}><contact:id>bob-1</contact:id></contact:info></info>"
+            ),
+            "c-info-bob-reg2",
+        )
+        .await;
+    assert!(bob.contains("<contact:clID>reg2</contact:clID>"), "{bob}");
+    assert!(bob.contains("<contact:trDate>"), "{bob}");
+    let pw = between(&bob, "<contact:pw>", "</contact:pw>");
+    assert!(pw.len() >= 16 && pw != "bob-pw-1", "{bob}");
 
     // Wrong objects and parameters: their codes, nothing changed.
     for (i, (want, body)) in [

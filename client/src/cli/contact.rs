@@ -1,5 +1,5 @@
-//! `kauri contact check|create|info|update|delete` (registrar commands) and
-//! `kauri contact server-status` (staff).
+//! `kauri contact check|create|info|update|delete|transfer` (registrar
+//! commands) and `kauri contact server-status` (staff).
 
 use clap::Subcommand;
 use kauri_client::proto::*;
@@ -93,6 +93,9 @@ pub enum ContactCmd {
     },
     /// Delete a contact no domain refers to.
     Delete { id: String },
+    /// Transfer a contact: request, approve, reject, cancel, query.
+    #[command(subcommand)]
+    Transfer(ContactTransferCmd),
     /// Set or clear server* statuses (staff): serverDeleteProhibited,
     /// serverTransferProhibited, serverUpdateProhibited.
     ServerStatus {
@@ -107,6 +110,70 @@ pub enum ContactCmd {
         #[arg(long)]
         reason: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactTransferCmd {
+    /// Request the transfer to this registrar (free of charge).
+    Request {
+        id: String,
+        /// The contact's auth info.
+        #[arg(long)]
+        auth_info: String,
+    },
+    /// Approve a pending transfer (the sponsoring registrar).
+    Approve { id: String },
+    /// Reject a pending transfer (the sponsoring registrar).
+    Reject { id: String },
+    /// Cancel a transfer request (the requesting registrar).
+    Cancel { id: String },
+    /// Show the pending or most recent transfer.
+    Query {
+        id: String,
+        /// Auth info, unless you are a party to the transfer.
+        #[arg(long, default_value = "")]
+        auth_info: String,
+        #[command(flatten)]
+        read: ReadFlags,
+    },
+}
+
+async fn transfer(ctx: &Ctx, cmd: ContactTransferCmd) -> Result<(), ClientError> {
+    let (id, op, auth_info) = match cmd {
+        ContactTransferCmd::Request { id, auth_info } => (id, TransferOp::Request, auth_info),
+        ContactTransferCmd::Approve { id } => (id, TransferOp::Approve, String::new()),
+        ContactTransferCmd::Reject { id } => (id, TransferOp::Reject, String::new()),
+        ContactTransferCmd::Cancel { id } => (id, TransferOp::Cancel, String::new()),
+        ContactTransferCmd::Query {
+            id,
+            auth_info,
+            read,
+        } => {
+            let r = ctx
+                .client
+                .query_contact_transfer(TransferQueryRequest {
+                    registrar: ctx.registrar.clone(),
+                    name: id,
+                    auth_info,
+                    read: read.options(),
+                })
+                .await?;
+            ctx.print(&r);
+            return Ok(());
+        }
+    };
+    let r = ctx
+        .client
+        .transfer_contact(TransferContactRequest {
+            meta: Some(ctx.registrar_meta()?),
+            id,
+            op: op as i32,
+            auth_info,
+            new_auth_info: String::new(),
+        })
+        .await?;
+    ctx.print(&r);
+    Ok(())
 }
 
 pub async fn run(ctx: &Ctx, cmd: ContactCmd) -> Result<(), ClientError> {
@@ -180,6 +247,7 @@ pub async fn run(ctx: &Ctx, cmd: ContactCmd) -> Result<(), ClientError> {
                 .await?;
             ctx.print(&r);
         }
+        ContactCmd::Transfer(cmd) => transfer(ctx, cmd).await?,
         ContactCmd::Delete { id } => {
             let r = ctx
                 .client

@@ -367,6 +367,36 @@ impl Checked<'_> {
     }
 }
 
+impl Checked<'_> {
+    /// Reads and acknowledges poll messages until the queue is empty (at
+    /// most 20); returns what was read.
+    pub async fn drain_poll(&mut self, tag: &str) -> Vec<String> {
+        let mut read = Vec::new();
+        for i in 0..20 {
+            let cl_trid = format!("{tag}-req-{i}");
+            let polled = self
+                .epp
+                .send(&command(r#"<poll op="req"/>"#, &cl_trid))
+                .await;
+            self.n.set(self.n.get() + 1);
+            assert_valid(&polled, self.dir, self.n.get());
+            if code(&polled) == 1300 {
+                return read;
+            }
+            assert_eq!(code(&polled), 1301, "{polled}");
+            let id = between(&polled, " id=\"", "\"").to_string();
+            self.expect(
+                1000,
+                &format!(r#"<poll op="ack" msgID="{id}"/>"#),
+                &format!("{tag}-ack-{i}"),
+            )
+            .await;
+            read.push(polled);
+        }
+        panic!("more than 20 poll messages");
+    }
+}
+
 /// Logs `registrar` in on a new connection to `gw`.
 pub async fn logged_in<'a>(
     gw: &Gateway,

@@ -240,6 +240,44 @@ impl Registry for RegistryService {
         expect_outcome!(outcome, Transfer)
     }
 
+    async fn transfer_contact(
+        &self,
+        request: Request<TransferContactRequest>,
+    ) -> Result<Response<TransferResponse>, Status> {
+        let (req, via) = self.node.bound(request)?;
+        // As for domains: the contact's next auth info is the registry's.
+        let mut cmd = req.clone();
+        cmd.new_auth_info = if cmd.op == kauri_proto::v1::TransferOp::Approve as i32 {
+            generate_auth_info()
+        } else {
+            String::new()
+        };
+        let outcome = self
+            .node
+            .propose(&via, &req, Kind::TransferContact(cmd))
+            .await?;
+        expect_outcome!(outcome, Transfer)
+    }
+
+    async fn query_contact_transfer(
+        &self,
+        request: Request<TransferQueryRequest>,
+    ) -> Result<Response<TransferResponse>, Status> {
+        let (req, _) = self.node.bound(request)?;
+        let read_info = self.node.read_gate(req.read.as_ref()).await?;
+        let transfer = reg::query_contact_transfer(
+            &self.node.store,
+            &req.registrar,
+            &req.name,
+            &req.auth_info,
+        )?;
+        Ok(Response::new(TransferResponse {
+            transfer: Some(transfer),
+            read_info: Some(read_info),
+            ..Default::default()
+        }))
+    }
+
     async fn query_transfer(
         &self,
         request: Request<TransferQueryRequest>,

@@ -20,7 +20,9 @@ use super::commands::{actor_kind, command_name, dispatch, request_meta};
 use super::engine::{Cf, StateRead, StorageFault, Txn};
 use super::error::RegistryError;
 use super::exec::Exec;
-use super::model::{self, idempotency_key, meta, EventRecord, IdempotencyRecord, Record};
+use super::model::{
+    self, idempotency_key, meta, EventKind, EventRecord, IdempotencyRecord, Record,
+};
 use super::{audit, fields, lifecycle, schedule, session};
 
 /// Shortest client transaction id.
@@ -288,8 +290,13 @@ fn run_due_event(
     let mut cx = Exec::system(&mut *txn, now_ms, name, ctx.sv_trid(), ctx.log_index);
     cx.delete::<EventRecord>(key);
     let forgot = schedule::forget_event(&mut cx, event);
+    let object_kind = if event.kind == EventKind::ContactTransferAutoApprove {
+        "contact"
+    } else {
+        "domain"
+    };
     cx.audit(
-        "domain",
+        object_kind,
         &event.domain,
         vec![format!("event {name} not run: {refused}")],
     );

@@ -22,7 +22,10 @@ use super::error::RegistryError;
 use super::exec::Exec;
 use super::lookup;
 use super::model::{ActorKind, RegistrarRecord};
-use super::{case, contact, domain, host, lifecycle, poll, registrar, session, tld, transfer};
+use super::{
+    case, contact, contact_transfer, domain, host, lifecycle, poll, registrar, session, tld,
+    transfer,
+};
 
 /// How a row's function is called for each kind of caller.
 macro_rules! call {
@@ -120,6 +123,7 @@ commands! {
     UpdateHost registrar => host::update;
     DeleteHost registrar => host::delete;
     TransferDomain registrar => transfer::transfer;
+    TransferContact registrar => contact_transfer::transfer;
     RestoreDomain registrar => lifecycle::restore;
     AckPoll registrar => poll::ack;
     // Gateways' registrar sessions: logging in (the proposer checked the

@@ -8,9 +8,10 @@
 //!
 //! Staff may set serverUpdateProhibited (the sponsor can change nothing,
 //! not even its client statuses), serverDeleteProhibited and
-//! serverTransferProhibited (shown; this registry has no contact transfers
-//! yet, so there is nothing more for it to refuse); the sponsor is told by
-//! poll message.
+//! serverTransferProhibited (which refuses transfer requests and cancels a
+//! pending transfer); the sponsor is told by poll message. Transfers are in
+//! [`super::contact_transfer`]; while one is pending the contact can be
+//! neither updated nor deleted (RFC 5733 section 2.2).
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
@@ -22,8 +23,8 @@ use super::lookup::check_sponsor;
 use super::model::{
     meta, Address, ContactFields, ContactRecord, PostalInfo, PostalKind, RegistrarRecord,
 };
-use super::poll;
 use super::status::{self, ClientStatus, ServerStatus, ServerStatusChange};
+use super::{contact_transfer, poll};
 
 /// Most street lines of an address (RFC 5733).
 pub const MAX_STREET_LINES: usize = 3;
@@ -58,6 +59,8 @@ pub(crate) fn create(
         updated_ms: 0,
         auth_info: req.auth_info.clone(),
         domain_refs: 0,
+        transfer: None,
+        transfer_event: None,
     };
     cx.audit("contact", &record.id, vec!["created".into()]);
     cx.adjust_counter(meta::CONTACTS, 1)?;
@@ -71,6 +74,7 @@ pub(crate) fn update(
     req: &v1::UpdateContactRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut record = load_sponsored(cx, &caller, "id", &req.id)?;
+    not_pending_transfer(&record, "id")?;
     status::check_server_not_prohibited(
         &record.server_statuses,
         ServerStatus::UpdateProhibited,
@@ -124,6 +128,7 @@ pub(crate) fn delete(
     req: &v1::DeleteRequest,
 ) -> Result<Outcome, RegistryError> {
     let record = load_sponsored(cx, &caller, "name", &req.name)?;
+    not_pending_transfer(&record, "name")?;
     status::check_server_not_prohibited(
         &record.server_statuses,
         ServerStatus::DeleteProhibited,
@@ -170,9 +175,20 @@ pub(crate) fn set_server_status(
     )?;
     let before = record.server_statuses.clone();
     change.apply_to(&mut record.server_statuses);
-    // The combination rules hold by construction while hosts and contacts
-    // have no pending* states; checked here so a rule added later cannot
-    // be broken silently.
+    if record.transfer_pending()
+        && record
+            .server_statuses
+            .contains(&ServerStatus::TransferProhibited)
+    {
+        contact_transfer::server_cancel(
+            cx,
+            &mut record,
+            &format!("staff set serverTransferProhibited ({})", req.reason),
+        )?;
+    }
+    // pendingTransfer with a transfer prohibition cannot happen (cancelled
+    // above); checked here so a rule added later cannot be broken
+    // silently.
     let shown = record.to_proto("").statuses;
     status::check_combination(&shown).map_err(|e| RegistryError::policy("add_statuses", e))?;
     poll::server_statuses_changed(
@@ -191,6 +207,20 @@ pub(crate) fn set_server_status(
     cx.audit("contact", &record.id, changes);
     cx.save(&record);
     Ok(response(cx, &record))
+}
+
+/// Refuses while a transfer of `record` is pending (RFC 5733: transform
+/// commands other than `<transfer>` are refused then).
+fn not_pending_transfer(record: &ContactRecord, field: &str) -> Result<(), RegistryError> {
+    if record.transfer_pending() {
+        return Err(RegistryError::StatusProhibits {
+            field: field.into(),
+            kind: ObjectKind::Contact,
+            name: record.id.clone(),
+            status: "pendingTransfer".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The contact `id` (request field `field`).

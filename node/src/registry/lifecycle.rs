@@ -32,7 +32,7 @@ use super::model::{
 };
 use super::schedule::{schedule, unschedule};
 use super::status::ServerStatus;
-use super::{audit, billing, poll, tld_rules, transitions};
+use super::{audit, billing, contact_transfer, poll, tld_rules, transitions};
 
 /// How long the registry waits before trying again to auto-renew a domain
 /// it may not delete (serverDeleteProhibited) but cannot renew either.
@@ -47,6 +47,9 @@ const _: () = assert!(MIN_RESTORE_STATEMENTS <= MAX_RESTORE_STATEMENTS);
 
 /// Runs one due event.
 pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<(), RegistryError> {
+    if event.kind == EventKind::ContactTransferAutoApprove {
+        return contact_transfer::run_auto_approve(cx, event);
+    }
     let Some(mut d) = cx.load::<DomainRecord>(event.domain.as_bytes())? else {
         return Ok(()); // purged meanwhile; its handles went with it
     };
@@ -81,6 +84,7 @@ pub(crate) fn run_event(cx: &mut Exec<'_, '_>, event: &EventRecord) -> Result<()
             )?;
             return Ok(());
         }
+        EventKind::ContactTransferAutoApprove => unreachable!("run above, not on a domain"),
     }
     let changes = audit::domain_changes(&before, &d);
     cx.audit("domain", &d.name, changes);

@@ -76,8 +76,11 @@ mod billing;
 mod refs;
 mod schedule;
 mod transitions;
-// The command families.
+// The command families. Contact transfers sit under contacts and the
+// lifecycle (staff's serverTransferProhibited cancels one; the tick
+// approves one) and call neither.
 pub mod case;
+pub mod contact_transfer;
 mod contact;
 mod domain;
 mod host;
@@ -101,6 +104,7 @@ pub use apply::{
 pub use audit::query_audit;
 pub use case::info_case;
 pub use commands::{command_name, request_meta};
+pub use contact_transfer::{query_contact_transfer, CONTACT_TRANSFER_AUTO_APPROVE_MS};
 pub use engine::{state_digest, Cf, MemState, StateRead, StorageFault, Txn, WriteSet};
 pub use error::{ObjectKind, RegistryError};
 pub use exec::SYSTEM_ACTOR;

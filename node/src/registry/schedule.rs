@@ -1,4 +1,5 @@
-//! Scheduling and cancelling a domain's lifecycle events.
+//! Scheduling and cancelling a domain's lifecycle events (and a contact's
+//! transfer auto-approval, its only event).
 //!
 //! Every future step of a domain is an [`EventRecord`] in
 //! [`Cf::DueEvents`](super::Cf::DueEvents) keyed by due time, and the domain
@@ -11,7 +12,8 @@ use super::engine::{Cf, StateRead, Txn};
 use super::error::RegistryError;
 use super::exec::Exec;
 use super::model::{
-    due_event_key, meta, DomainRecord, DomainState, EventKind, EventRecord, ScheduledEvent,
+    due_event_key, meta, ContactRecord, DomainRecord, DomainState, EventKind, EventRecord,
+    ScheduledEvent,
 };
 
 /// Schedules `kind` for `domain` at `due_ms`, replacing any earlier event
@@ -52,11 +54,47 @@ pub(crate) fn unschedule(cx: &mut Exec<'_, '_>, domain: &mut DomainRecord, kind:
     });
 }
 
-/// Drops the domain's handle on an event that was refused when it ran.
+/// Schedules the auto-approval of `contact`'s pending transfer at
+/// `due_ms`, replacing any earlier one.
+pub(crate) fn schedule_contact(
+    cx: &mut Exec<'_, '_>,
+    contact: &mut ContactRecord,
+    due_ms: i64,
+) -> Result<(), RegistryError> {
+    unschedule_contact(cx, contact);
+    let id = cx.next_seq(meta::EVENT_SEQ)?;
+    let kind = EventKind::ContactTransferAutoApprove;
+    cx.save(&EventRecord {
+        id,
+        due_ms,
+        kind,
+        domain: contact.id.clone(),
+    });
+    contact.transfer_event = Some(ScheduledEvent { kind, due_ms, id });
+    Ok(())
+}
+
+/// Removes `contact`'s transfer auto-approval, if any.
+pub(crate) fn unschedule_contact(cx: &mut Exec<'_, '_>, contact: &mut ContactRecord) {
+    if let Some(e) = contact.transfer_event.take() {
+        cx.delete::<EventRecord>(&due_event_key(e.due_ms, e.id));
+    }
+}
+
+/// Drops the object's handle on an event that was refused when it ran.
 pub(crate) fn forget_event(
     cx: &mut Exec<'_, '_>,
     event: &EventRecord,
 ) -> Result<(), RegistryError> {
+    if event.kind == EventKind::ContactTransferAutoApprove {
+        if let Some(mut c) = cx.load::<ContactRecord>(event.domain.as_bytes())? {
+            if c.transfer_event.is_some_and(|e| e.id == event.id) {
+                c.transfer_event = None;
+                cx.save(&c);
+            }
+        }
+        return Ok(());
+    }
     if let Some(mut d) = cx.load::<DomainRecord>(event.domain.as_bytes())? {
         d.events.retain(|e| e.id != event.id);
         cx.save(&d);
@@ -109,10 +147,45 @@ pub(crate) fn check_events(state: &dyn StateRead, d: &DomainRecord) -> Result<()
     Ok(())
 }
 
-/// Asserts [`check_events`] for every domain the current command of `txn`
-/// wrote (and did not delete). It decodes each such domain again, so it
-/// runs in debug builds (every test, the golden log) and is skipped in
-/// release builds.
+/// Checks the same invariant for a contact: it holds a handle exactly
+/// while its transfer is pending, and the handle has its entry.
+pub(crate) fn check_contact_event(state: &dyn StateRead, c: &ContactRecord) -> Result<(), String> {
+    match (c.transfer_pending(), c.transfer_event) {
+        (false, None) => Ok(()),
+        (true, None) => Err(format!(
+            "contact {} has a pending transfer but no event",
+            c.id
+        )),
+        (false, Some(e)) => Err(format!(
+            "contact {} holds {e:?} but no pending transfer",
+            c.id
+        )),
+        (true, Some(e)) => {
+            let entry = state
+                .load::<EventRecord>(&due_event_key(e.due_ms, e.id))
+                .map_err(|fault| fault.to_string())?;
+            match entry {
+                Some(r)
+                    if r.kind == EventKind::ContactTransferAutoApprove
+                        && e.kind == r.kind
+                        && r.domain == c.id
+                        && r.due_ms == e.due_ms =>
+                {
+                    Ok(())
+                }
+                other => Err(format!(
+                    "contact {}'s {e:?} finds the entry {other:?}",
+                    c.id
+                )),
+            }
+        }
+    }
+}
+
+/// Asserts [`check_events`] for every domain, and [`check_contact_event`]
+/// for every contact, the current command of `txn` wrote (and did not
+/// delete). It decodes each such record again, so it runs in debug builds
+/// (every test, the golden log) and is skipped in release builds.
 pub(crate) fn debug_assert_written_domains(txn: &Txn<'_>) {
     if !cfg!(debug_assertions) {
         return;
@@ -125,6 +198,17 @@ pub(crate) fn debug_assert_written_domains(txn: &Txn<'_>) {
             .expect("a domain this command wrote decodes");
         if let Some(d) = domain {
             if let Err(broken) = check_events(state, &d) {
+                panic!("due-event invariant broken: {broken}");
+            }
+        }
+    }
+    let written: std::collections::BTreeSet<&[u8]> = txn.command_keys(Cf::Contacts).collect();
+    for key in written {
+        let contact = state
+            .load::<ContactRecord>(key)
+            .expect("a contact this command wrote decodes");
+        if let Some(c) = contact {
+            if let Err(broken) = check_contact_event(state, &c) {
                 panic!("due-event invariant broken: {broken}");
             }
         }

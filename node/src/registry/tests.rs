@@ -30,6 +30,7 @@ use super::*;
 const T0: i64 = 1_735_689_600_000;
 const DAY_MS: i64 = 86_400_000;
 
+mod contact_transfers;
 mod golden;
 mod idn_scripts;
 mod lifecycle;
@@ -158,6 +159,7 @@ fn meta_mut(kind: &mut Kind) -> &mut Option<RequestMeta> {
         Kind::UpdateHost(r) => &mut r.meta,
         Kind::DeleteHost(r) => &mut r.meta,
         Kind::TransferDomain(r) => &mut r.meta,
+        Kind::TransferContact(r) => &mut r.meta,
         Kind::RestoreDomain(r) => &mut r.meta,
         Kind::AckPoll(r) => &mut r.meta,
         Kind::UpdateRegistrar(r) => &mut r.meta,
@@ -1530,7 +1532,7 @@ fn assert_money_conserved(state: &MemState) {
 /// counts, every scheduled event is indexed and every index entry is some
 /// domain's, and each audit record is in both indexes.
 fn assert_registry_consistent(state: &MemState) {
-    use super::model::{EventRecord, PollRecord};
+    use super::model::{EventKind, EventRecord, PollRecord};
     assert_stats_match(state);
     let registrars: BTreeMap<String, RegistrarRecord> =
         records::<RegistrarRecord>(state, Cf::Registrars)
@@ -1613,7 +1615,24 @@ fn assert_registry_consistent(state: &MemState) {
             h.server_statuses
         );
     }
+    let contacts: Vec<ContactRecord> = records(state, Cf::Contacts);
+    for c in &contacts {
+        if let Err(e) = schedule::check_contact_event(state, c) {
+            panic!("{e}");
+        }
+    }
     for e in records::<EventRecord>(state, Cf::DueEvents) {
+        if e.kind == EventKind::ContactTransferAutoApprove {
+            let c = contacts
+                .iter()
+                .find(|c| c.id == e.domain)
+                .unwrap_or_else(|| panic!("event {e:?} for a missing contact"));
+            assert!(
+                c.transfer_event.is_some_and(|s| s.id == e.id),
+                "stray event {e:?}"
+            );
+            continue;
+        }
         let d = domains
             .iter()
             .find(|d| d.name == e.domain)

@@ -88,7 +88,7 @@ macro_rules! acting_none {
 acting_meta!(Registrar:
     CreateDomainRequest, UpdateDomainRequest, RenewDomainRequest, DeleteRequest,
     TransferDomainRequest, RestoreDomainRequest, AckPollRequest, CreateContactRequest,
-    UpdateContactRequest, CreateHostRequest, UpdateHostRequest,
+    UpdateContactRequest, CreateHostRequest, UpdateHostRequest, TransferContactRequest,
 );
 acting_field!(RegistrarRead, registrar: CheckRequest, InfoRequest, TransferQueryRequest, PollRequest);
 acting_field!(OwnAccount, id: InfoRegistrarRequest);

@@ -39,14 +39,20 @@ pub fn allowed_roles(service: &str, method: &str) -> &'static [Role] {
 
         (
             "kauri.v1.Registry",
-            "CheckDomains" | "InfoDomain" | "CheckContacts" | "InfoContact" | "CheckHosts"
-            | "InfoHost" | "QueryTransfer",
+            "CheckDomains"
+            | "InfoDomain"
+            | "CheckContacts"
+            | "InfoContact"
+            | "CheckHosts"
+            | "InfoHost"
+            | "QueryTransfer"
+            | "QueryContactTransfer",
         ) => REGISTRY_READERS,
         (
             "kauri.v1.Registry",
             "CreateDomain" | "UpdateDomain" | "RenewDomain" | "DeleteDomain" | "CreateContact"
             | "UpdateContact" | "DeleteContact" | "CreateHost" | "UpdateHost" | "DeleteHost"
-            | "TransferDomain" | "RestoreDomain" | "Poll" | "AckPoll",
+            | "TransferDomain" | "TransferContact" | "RestoreDomain" | "Poll" | "AckPoll",
         ) => REGISTRARS,
 
         ("kauri.v1.Admin", "InfoTld") => &[Gateway, Registrar, Staff, Monitor],

@@ -93,12 +93,64 @@ pub(crate) struct ContactRecord {
     pub auth_info: String,
     /// How many domains refer to this contact (in any role).
     pub domain_refs: u64,
+    /// The pending or most recent transfer (since format version 2).
+    pub transfer: Option<TransferRecord>,
+    /// The handle on its auto-approval while a transfer is pending.
+    pub transfer_event: Option<ScheduledEvent>,
+}
+
+/// [`ContactRecord`] as format version 1 wrote it, before contacts could
+/// be transferred. Decoded only, never written; frozen as it was.
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+pub(super) struct ContactRecordV1 {
+    pub(super) id: String,
+    pub(super) roid: String,
+    pub(super) statuses: BTreeSet<ClientStatus>,
+    pub(super) server_statuses: BTreeSet<ServerStatus>,
+    pub(super) fields: ContactFields,
+    pub(super) sponsor: String,
+    pub(super) created_by: String,
+    pub(super) created_ms: i64,
+    pub(super) updated_by: String,
+    pub(super) updated_ms: i64,
+    pub(super) auth_info: String,
+    pub(super) domain_refs: u64,
+}
+
+impl ContactRecordV1 {
+    /// The record as format version 2 has it: never transferred.
+    pub(super) fn upgrade(self) -> ContactRecord {
+        ContactRecord {
+            id: self.id,
+            roid: self.roid,
+            statuses: self.statuses,
+            server_statuses: self.server_statuses,
+            fields: self.fields,
+            sponsor: self.sponsor,
+            created_by: self.created_by,
+            created_ms: self.created_ms,
+            updated_by: self.updated_by,
+            updated_ms: self.updated_ms,
+            auth_info: self.auth_info,
+            domain_refs: self.domain_refs,
+            transfer: None,
+            transfer_event: None,
+        }
+    }
 }
 
 impl Record for ContactRecord {
     const CF: Cf = Cf::Contacts;
+    const FORMAT: u8 = super::RECORD_FORMAT_V2;
     fn key(&self) -> Vec<u8> {
         self.id.as_bytes().to_vec()
+    }
+    fn decode_older(version: u8, body: &[u8]) -> Option<postcard::Result<(Self, &[u8])>> {
+        (version == super::RECORD_FORMAT_V1).then(|| {
+            postcard::take_from_bytes::<ContactRecordV1>(body)
+                .map(|(old, rest)| (old.upgrade(), rest))
+        })
     }
 }
 
@@ -112,7 +164,7 @@ impl ContactRecord {
                 &self.statuses,
                 &self.server_statuses,
                 self.domain_refs > 0,
-                false,
+                self.transfer_pending(),
             ),
             fields: Some(self.fields.to_proto()),
             sponsor: self.sponsor.clone(),
@@ -125,6 +177,14 @@ impl ContactRecord {
             } else {
                 String::new()
             },
+            transfer: self.transfer.as_ref().map(|t| t.to_proto(&self.id, 0)),
         }
+    }
+
+    /// Whether a transfer is pending.
+    pub fn transfer_pending(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| t.status == TransferStatus::Pending)
     }
 }

@@ -254,7 +254,8 @@ impl TransferStatus {
     }
 }
 
-/// A domain transfer, pending or done.
+/// A domain or contact transfer, pending or done (a contact's charges no
+/// money: zero, no currency, no charge).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TransferRecord {
     pub status: TransferStatus,
@@ -298,6 +299,9 @@ pub(crate) enum EventKind {
     RestoreReportDue,
     /// The domain is purged.
     Purge,
+    /// The registry approves a pending contact transfer (the event's
+    /// `domain` holds the contact id).
+    ContactTransferAutoApprove,
 }
 
 impl EventKind {
@@ -309,6 +313,7 @@ impl EventKind {
             EventKind::RedemptionEnd => "RedemptionEnd",
             EventKind::RestoreReportDue => "RestoreReportDue",
             EventKind::Purge => "Purge",
+            EventKind::ContactTransferAutoApprove => "ContactTransferAutoApprove",
         }
     }
 }
@@ -336,6 +341,8 @@ pub(crate) struct EventRecord {
     pub id: u64,
     pub due_ms: i64,
     pub kind: EventKind,
+    /// The domain it is for; the contact id for
+    /// [`EventKind::ContactTransferAutoApprove`].
     pub domain: String,
 }
 

@@ -12,7 +12,8 @@
 //! the change (RocksDB data, snapshots) still reads. A record is upgraded
 //! in place the next time a command writes it. [`TldRecord`] is at version
 //! 2, which added the IDN table to its policy; [`AuditRecord`] is at
-//! version 2, which added the gateway a command came through (`via`).
+//! version 2, which added the gateway a command came through (`via`);
+//! [`DomainRecord`] at 2 (DS records); [`ContactRecord`] at 2 (transfers).
 //!
 //! One file per family of records (`tld`, `registrar`, `contact`, `host`,
 //! `domain`, `idempotency`, `poll`, `audit`, `session`, `case`); this file
@@ -215,19 +216,20 @@ pub(crate) fn read_now_ms(r: &dyn StateRead) -> Result<i64, StorageFault> {
 }
 
 /// The statuses a contact or host shows: its client and server statuses,
-/// `inactive` when asked for, `ok` when nothing else applies, and `linked`
+/// `pendingTransfer` while a (contact) transfer is pending, `ok` when
+/// nothing else applies, and `linked`
 /// (which may accompany any other) for referenced contacts and hosts.
 /// Sorted alphabetically.
 fn shown_statuses(
     client: &BTreeSet<ClientStatus>,
     server: &BTreeSet<ServerStatus>,
     linked: bool,
-    inactive: bool,
+    pending_transfer: bool,
 ) -> Vec<String> {
     let mut shown: BTreeSet<&str> = client.iter().map(|s| s.as_str()).collect();
     shown.extend(server.iter().map(|s| s.as_str()));
-    if inactive {
-        shown.insert("inactive");
+    if pending_transfer {
+        shown.insert("pendingTransfer");
     }
     if shown.is_empty() {
         shown.insert("ok");
@@ -347,6 +349,44 @@ mod tests {
     }
 
     #[test]
+    fn a_contact_from_before_contact_transfers_reads_as_never_transferred() {
+        let old = contact::ContactRecordV1 {
+            id: "c-1".into(),
+            roid: "C1-KAURI".into(),
+            statuses: BTreeSet::from([ClientStatus::DeleteProhibited]),
+            server_statuses: BTreeSet::new(),
+            fields: ContactFields {
+                postal_info: vec![],
+                voice: "+64.41234567".into(),
+                fax: String::new(),
+                email: "c@example.nz".into(),
+                disclose_nothing: false,
+            },
+            sponsor: "rar-a".into(),
+            created_by: "rar-a".into(),
+            created_ms: 1,
+            updated_by: String::new(),
+            updated_ms: 0,
+            auth_info: "secret-1".into(),
+            domain_refs: 2,
+        };
+        let mut bytes = vec![RECORD_FORMAT_V1];
+        bytes.extend(postcard::to_allocvec(&old).unwrap());
+        let record: ContactRecord =
+            decode(Cf::Contacts, b"c-1", &bytes).expect("old contacts decode");
+        assert_eq!((record.id.as_str(), record.domain_refs), ("c-1", 2));
+        assert_eq!(record.auth_info, "secret-1");
+        assert!(record.transfer.is_none() && record.transfer_event.is_none());
+        let again = encode(&record);
+        assert_eq!(again[0], RECORD_FORMAT_V2);
+        assert_eq!(
+            decode::<ContactRecord>(Cf::Contacts, b"c-1", &again).unwrap(),
+            record
+        );
+        assert!(decode::<ContactRecord>(Cf::Contacts, b"c-1", &bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
     fn a_record_type_reads_only_the_versions_it_had() {
         let host = HostRecord {
             name: "ns1.example.nz".into(),
@@ -412,11 +452,14 @@ mod tests {
             shown_statuses(&none, &no_server, true, false),
             ["linked", "ok"]
         );
-        assert_eq!(shown_statuses(&none, &no_server, false, true), ["inactive"]);
-        let hold = BTreeSet::from([ClientStatus::Hold]);
         assert_eq!(
-            shown_statuses(&hold, &no_server, false, true),
-            ["clientHold", "inactive"]
+            shown_statuses(&none, &no_server, false, true),
+            ["pendingTransfer"]
+        );
+        let hold = BTreeSet::from([ClientStatus::UpdateProhibited]);
+        assert_eq!(
+            shown_statuses(&hold, &no_server, true, true),
+            ["clientUpdateProhibited", "linked", "pendingTransfer"]
         );
         let locked = BTreeSet::from([ServerStatus::UpdateProhibited]);
         assert_eq!(

@@ -32,6 +32,12 @@ pub(crate) enum PollKind {
     RestoreReportOverdue,
     ServerStatusChanged,
     LowBalance,
+    ContactTransferRequested,
+    ContactTransferApproved,
+    ContactTransferRejected,
+    ContactTransferCancelled,
+    ContactTransferAutoApproved,
+    ContactTransferServerCancelled,
 }
 
 impl PollKind {
@@ -50,6 +56,12 @@ impl PollKind {
             PollKind::RestoreReportOverdue => "restore_report_overdue",
             PollKind::ServerStatusChanged => "server_status_changed",
             PollKind::LowBalance => "low_balance",
+            PollKind::ContactTransferRequested => "contact_transfer_requested",
+            PollKind::ContactTransferApproved => "contact_transfer_approved",
+            PollKind::ContactTransferRejected => "contact_transfer_rejected",
+            PollKind::ContactTransferCancelled => "contact_transfer_cancelled",
+            PollKind::ContactTransferAutoApproved => "contact_transfer_auto_approved",
+            PollKind::ContactTransferServerCancelled => "contact_transfer_server_cancelled",
         }
     }
 }

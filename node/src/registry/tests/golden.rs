@@ -36,6 +36,21 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
+fn contact_transfer_kind(
+    id: &str,
+    op: v1::TransferOp,
+    auth_info: &str,
+    new_auth_info: &str,
+) -> Kind {
+    Kind::TransferContact(v1::TransferContactRequest {
+        meta: None,
+        id: id.into(),
+        op: op as i32,
+        auth_info: auth_info.into(),
+        new_auth_info: new_auth_info.into(),
+    })
+}
+
 /// The name of a proposal's command, as the audit trail writes it.
 fn command_of(p: &Proposal) -> &'static str {
     match p.command.as_ref().and_then(|c| c.kind.as_ref()) {
@@ -87,6 +102,44 @@ fn generate() -> Registry {
     );
     r.run("rar-a", Kind::DeleteContact(delete("golden-1")));
     r.run("rar-b", Kind::DeleteContact(delete("c-rar-a")));
+    // Contact transfers: approved (with the proposer's new auth info),
+    // rejected, cancelled, cancelled by staff, approved by a seeded tick,
+    // and refused for a wrong auth info.
+    for id in ["golden-4", "golden-5", "golden-6", "golden-7", "golden-8"] {
+        r.run("rar-a", create_contact(id));
+        r.run(
+            "rar-b",
+            contact_transfer_kind(id, v1::TransferOp::Request, "contact-pw", ""),
+        );
+    }
+    r.run(
+        "rar-c",
+        contact_transfer_kind("golden-4", v1::TransferOp::Request, "wrong-pw", ""),
+    );
+    r.run(
+        "rar-a",
+        contact_transfer_kind("golden-4", v1::TransferOp::Approve, "", "Golden-new-pw"),
+    );
+    r.run(
+        "rar-a",
+        contact_transfer_kind("golden-5", v1::TransferOp::Reject, "", ""),
+    );
+    r.run(
+        "rar-b",
+        contact_transfer_kind("golden-6", v1::TransferOp::Cancel, "", ""),
+    );
+    r.run(
+        "staff",
+        contact_server_status("golden-7", &["serverTransferProhibited"], &[]),
+    );
+    r.time_ms += 5 * DAY_MS + 1;
+    let mut seeded = tick_proposal(r.time_ms);
+    seeded.command = Some(v1::Command {
+        kind: Some(Kind::Tick(v1::TickCommand {
+            auth_info_seed: vec![42; 32],
+        })),
+    });
+    r.apply(&seeded);
     r.run("rar-a", create_host("ns9.outside.net", &[]));
     r.run(
         "rar-a",
@@ -342,6 +395,7 @@ fn the_golden_log_gives_the_recorded_responses_and_state() {
         "DeleteHost",
         "Tick",
         "TransferDomain",
+        "TransferContact",
         "RestoreDomain",
         "AckPoll",
         "UpdateRegistrar",
@@ -380,6 +434,7 @@ fn the_golden_log_gives_the_recorded_responses_and_state() {
         "RedemptionEnd",
         "RestoreReportDue",
         "Purge",
+        "ContactTransferAutoApprove",
     ] {
         assert!(events.contains(kind), "no {kind} event ran: {events:?}");
     }
