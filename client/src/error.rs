@@ -83,6 +83,12 @@ impl ClientError {
                     Unavailable | DeadlineExceeded | Cancelled | Aborted | Unknown => {
                         (Reason::Unavailable, true)
                     }
+                    // A connection broken mid-request (the node stopped
+                    // while answering): hyper reports the HTTP/2 error as
+                    // INTERNAL. The request may or may not have arrived.
+                    Internal if status.message().starts_with("h2 protocol error") => {
+                        (Reason::Unavailable, true)
+                    }
                     InvalidArgument => (Reason::InvalidField, false),
                     ResourceExhausted | OutOfRange => (Reason::LimitExceeded, false),
                     _ => (Reason::Internal, false),
@@ -129,3 +135,21 @@ impl fmt::Display for ClientError {
 }
 
 impl std::error::Error for ClientError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_broken_mid_request_is_retryable_with_its_outcome_unknown() {
+        let broken = tonic::Status::internal("h2 protocol error: http2 error");
+        let e = ClientError::from_status(&broken, "127.0.0.1:7001");
+        assert_eq!(e.reason, Reason::Unavailable);
+        assert!(e.outcome_unknown && e.is_retryable(), "{e}");
+        // Any other INTERNAL without Kauri's detail is not retried.
+        let other = tonic::Status::internal("failed to decode Protobuf message");
+        let e = ClientError::from_status(&other, "127.0.0.1:7001");
+        assert_eq!(e.reason, Reason::Internal);
+        assert!(!e.is_retryable() && !e.outcome_unknown, "{e}");
+    }
+}
