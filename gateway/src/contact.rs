@@ -7,13 +7,13 @@
 //! under the command's clTRID, so a retried update is still answered from
 //! the cluster's record of the first.
 
-use kauri_client::proto::{
-    self, ContactFields, PostalAddress, PostalInfo, TransferOp, TransferStatus,
-};
+use kauri_client::proto::{self, ContactFields, PostalAddress, PostalInfo, TransferStatus};
 
 use crate::codes::Code;
 use crate::render::{self, Response, TransferOf, Xml, CONTACT_NS};
-use crate::request::{auth_info, only, refuse, required, required_child, statuses, texts, Refusal};
+use crate::request::{
+    auth_info, only, refuse, required, required_child, statuses, texts, transfer_op, Refusal,
+};
 use crate::session::Ctx;
 use crate::xml::Element;
 
@@ -262,18 +262,8 @@ fn transfer(verb: &Element, e: &Element) -> Result<Op, Refusal> {
     only(e, CONTACT_NS, &["id", "authInfo"])?;
     let id = id_of(e)?;
     let auth = auth_info(e, CONTACT_NS)?.unwrap_or_default();
-    let op = match verb.attr("op") {
-        Some("query") => return Ok(Op::TransferQuery(id, auth)),
-        Some("request") => TransferOp::Request,
-        Some("approve") => TransferOp::Approve,
-        Some("reject") => TransferOp::Reject,
-        Some("cancel") => TransferOp::Cancel,
-        _ => {
-            return Err(refuse(
-                Code::SYNTAX_ERROR,
-                "<transfer> needs op: request, query, approve, reject or cancel",
-            ))
-        }
+    let Some(op) = transfer_op(verb)? else {
+        return Ok(Op::TransferQuery(id, auth));
     };
     Ok(Op::Transfer(proto::TransferContactRequest {
         meta: None,

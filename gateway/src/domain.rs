@@ -11,7 +11,8 @@ use crate::codes::Code;
 use crate::fee::{self, FEE_NS};
 use crate::render::{self, Response, Xml, DOMAIN_NS};
 use crate::request::{
-    auth_info, only, period, refuse, required, required_child, statuses, texts, Refusal,
+    auth_info, only, period, refuse, required, required_child, statuses, texts, transfer_op,
+    Refusal,
 };
 use crate::secdns::{self, SECDNS_NS};
 use crate::session::Ctx;
@@ -366,23 +367,11 @@ fn transfer(verb: &Element, e: &Element) -> Result<Op, Refusal> {
     only(e, DOMAIN_NS, &["name", "period", "authInfo"])?;
     let name = name_of(e)?;
     let auth = auth_info(e, DOMAIN_NS)?.unwrap_or_default();
-    let op = match verb.attr("op") {
-        Some("query") => {
-            return Ok(Op::TransferQuery {
-                name,
-                auth_info: auth,
-            })
-        }
-        Some("request") => TransferOp::Request,
-        Some("approve") => TransferOp::Approve,
-        Some("reject") => TransferOp::Reject,
-        Some("cancel") => TransferOp::Cancel,
-        _ => {
-            return Err(refuse(
-                Code::SYNTAX_ERROR,
-                "<transfer> needs op: request, query, approve, reject or cancel",
-            ))
-        }
+    let Some(op) = transfer_op(verb)? else {
+        return Ok(Op::TransferQuery {
+            name,
+            auth_info: auth,
+        });
     };
     Ok(Op::Transfer(proto::TransferDomainRequest {
         meta: None,

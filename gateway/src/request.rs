@@ -126,3 +126,19 @@ pub fn auth_info(e: &Element, ns: &str) -> Result<Option<String>, Refusal> {
         None => Err(refuse(Code::MISSING_PARAMETER, "<authInfo> needs <pw>")),
     }
 }
+
+/// The operation of a `<transfer op="...">`: `None` for a query.
+pub fn transfer_op(verb: &Element) -> Result<Option<kauri_client::proto::TransferOp>, Refusal> {
+    use kauri_client::proto::TransferOp;
+    match verb.attr("op") {
+        Some("query") => Ok(None),
+        Some("request") => Ok(Some(TransferOp::Request)),
+        Some("approve") => Ok(Some(TransferOp::Approve)),
+        Some("reject") => Ok(Some(TransferOp::Reject)),
+        Some("cancel") => Ok(Some(TransferOp::Cancel)),
+        _ => Err(refuse(
+            Code::SYNTAX_ERROR,
+            "<transfer> needs op: request, query, approve, reject or cancel",
+        )),
+    }
+}

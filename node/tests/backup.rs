@@ -200,7 +200,8 @@ async fn a_backup_restores_into_a_new_cluster_with_the_same_state() {
     let restored = restore();
     assert!(
         restored.status.success(),
-        "restore failed: {}",
+        "restore failed ({}): {}",
+        restored.status,
         String::from_utf8_lossy(&restored.stderr)
     );
     // Restoring again into the now seeded data dir is refused.

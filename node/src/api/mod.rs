@@ -381,6 +381,18 @@ pub fn generate_auth_info() -> String {
         .collect()
 }
 
+/// The auth info an object gets when a transfer command `op` completes
+/// its transfer: a fresh one for an approval, none otherwise. The
+/// registry's to make: nobody party to the transfer chooses it (a client's
+/// value is replaced).
+pub fn auth_info_on_completion(op: i32) -> String {
+    if op == kauri_proto::v1::TransferOp::Approve as i32 {
+        generate_auth_info()
+    } else {
+        String::new()
+    }
+}
+
 /// Unwraps the expected outcome variant of a command.
 macro_rules! expect_outcome {
     ($outcome:expr, $variant:ident) => {

@@ -7,7 +7,9 @@ use kauri_proto::v1::registry_server::Registry;
 use kauri_proto::v1::*;
 use tonic::{Request, Response, Status};
 
-use super::{expect_outcome, generate_auth_info, propose_unchanged, status, Node};
+use super::{
+    auth_info_on_completion, expect_outcome, generate_auth_info, propose_unchanged, status, Node,
+};
 use crate::registry::{self as reg, MAX_CHECK_NAMES};
 
 /// Serves `kauri.v1.Registry` on a node.
@@ -225,14 +227,8 @@ impl Registry for RegistryService {
         request: Request<TransferDomainRequest>,
     ) -> Result<Response<TransferResponse>, Status> {
         let (req, via) = self.node.bound(request)?;
-        // The domain's next auth info is the registry's to make: nobody
-        // party to the transfer chooses it.
         let mut cmd = req.clone();
-        cmd.new_auth_info = if cmd.op == kauri_proto::v1::TransferOp::Approve as i32 {
-            generate_auth_info()
-        } else {
-            String::new()
-        };
+        cmd.new_auth_info = auth_info_on_completion(cmd.op);
         let outcome = self
             .node
             .propose(&via, &req, Kind::TransferDomain(cmd))
@@ -245,13 +241,8 @@ impl Registry for RegistryService {
         request: Request<TransferContactRequest>,
     ) -> Result<Response<TransferResponse>, Status> {
         let (req, via) = self.node.bound(request)?;
-        // As for domains: the contact's next auth info is the registry's.
         let mut cmd = req.clone();
-        cmd.new_auth_info = if cmd.op == kauri_proto::v1::TransferOp::Approve as i32 {
-            generate_auth_info()
-        } else {
-            String::new()
-        };
+        cmd.new_auth_info = auth_info_on_completion(cmd.op);
         let outcome = self
             .node
             .propose(&via, &req, Kind::TransferContact(cmd))

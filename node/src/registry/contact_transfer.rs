@@ -21,7 +21,8 @@ use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
 use super::fields;
 use super::model::{
-    ContactRecord, EventRecord, PollKind, RegistrarRecord, TransferRecord, TransferStatus,
+    ContactRecord, EventRecord, PollKind, RegistrarRecord, TransferParty as Party, TransferRecord,
+    TransferStatus,
 };
 use super::poll;
 use super::schedule::{schedule_contact, unschedule_contact};
@@ -316,10 +317,8 @@ pub fn query_contact_transfer(
     auth_info: &str,
 ) -> Result<v1::TransferData, RegistryError> {
     let c = load(state, id)?;
-    let party = c.sponsor == registrar
-        || c.transfer
-            .as_ref()
-            .is_some_and(|t| t.gaining == registrar || t.losing == registrar);
+    let party =
+        c.sponsor == registrar || c.transfer.as_ref().is_some_and(|t| t.involves(registrar));
     if !party && c.auth_info != auth_info {
         return Err(RegistryError::InvalidAuthInfo {
             field: "auth_info".into(),
@@ -359,29 +358,9 @@ fn pending(c: &ContactRecord) -> Result<&TransferRecord, RegistryError> {
         })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Party {
-    Gaining,
-    Losing,
-}
-
 /// Refuses unless a transfer is pending and `caller` is its `party`.
 fn pending_by(c: &ContactRecord, caller: &str, party: Party) -> Result<(), RegistryError> {
-    let t = pending(c)?;
-    let (who, what) = match party {
-        Party::Losing => (&t.losing, "the sponsoring registrar approves or rejects"),
-        Party::Gaining => (&t.gaining, "the requesting registrar cancels"),
-    };
-    if who != caller {
-        return Err(RegistryError::NotAuthorized {
-            field: "meta.actor".into(),
-            message: format!(
-                "only {who} may do this to the transfer of contact {} ({what}); {caller} asked",
-                c.id
-            ),
-        });
-    }
-    Ok(())
+    pending(c)?.check_party(caller, party, &format!("contact {}", c.id))
 }
 
 fn notify(

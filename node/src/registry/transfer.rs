@@ -20,7 +20,8 @@ use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
 use super::lookup::tld_of;
 use super::model::{
-    DomainRecord, EventKind, LedgerKind, PollKind, RegistrarRecord, TransferRecord, TransferStatus,
+    DomainRecord, EventKind, LedgerKind, PollKind, RegistrarRecord, TransferParty as Party,
+    TransferRecord, TransferStatus,
 };
 use super::names;
 use super::schedule::schedule;
@@ -199,10 +200,8 @@ pub fn query_transfer(
             kind: ObjectKind::Domain,
             name: name.ascii().into(),
         })?;
-    let party = d.sponsor == registrar
-        || d.transfer
-            .as_ref()
-            .is_some_and(|t| t.gaining == registrar || t.losing == registrar);
+    let party =
+        d.sponsor == registrar || d.transfer.as_ref().is_some_and(|t| t.involves(registrar));
     if !party && d.auth_info != auth_info {
         return Err(RegistryError::InvalidAuthInfo {
             field: "auth_info".into(),
@@ -220,29 +219,9 @@ pub fn query_transfer(
         })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Party {
-    Gaining,
-    Losing,
-}
-
 /// Refuses unless a transfer is pending and `caller` is its `party`.
 fn pending_by(d: &DomainRecord, caller: &str, party: Party) -> Result<(), RegistryError> {
-    let t = d.pending_transfer()?;
-    let (who, what) = match party {
-        Party::Losing => (&t.losing, "the sponsoring registrar approves or rejects"),
-        Party::Gaining => (&t.gaining, "the requesting registrar cancels"),
-    };
-    if who != caller {
-        return Err(RegistryError::NotAuthorized {
-            field: "meta.actor".into(),
-            message: format!(
-                "only {who} may do this to the transfer of {} ({what}); {caller} asked",
-                d.name
-            ),
-        });
-    }
-    Ok(())
+    d.pending_transfer()?.check_party(caller, party, &d.name)
 }
 
 fn not_eligible(d: &DomainRecord, why: &str) -> RegistryError {

@@ -270,7 +270,44 @@ pub(crate) struct TransferRecord {
     pub charge_sv_trid: String,
 }
 
+/// Who may act on a pending transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransferParty {
+    /// The requesting registrar (cancels).
+    Gaining,
+    /// The sponsoring registrar (approves or rejects).
+    Losing,
+}
+
 impl TransferRecord {
+    /// Whether `registrar` is a party to this transfer.
+    pub fn involves(&self, registrar: &str) -> bool {
+        self.gaining == registrar || self.losing == registrar
+    }
+
+    /// Refuses unless `caller` is this transfer's `party`; `object` names
+    /// what is transferred in the message ("example.nz", "contact c-1").
+    pub fn check_party(
+        &self,
+        caller: &str,
+        party: TransferParty,
+        object: &str,
+    ) -> Result<(), RegistryError> {
+        let (who, what) = match party {
+            TransferParty::Losing => (&self.losing, "the sponsoring registrar approves or rejects"),
+            TransferParty::Gaining => (&self.gaining, "the requesting registrar cancels"),
+        };
+        if who != caller {
+            return Err(RegistryError::NotAuthorized {
+                field: "meta.actor".into(),
+                message: format!(
+                    "only {who} may do this to the transfer of {object} ({what}); {caller} asked"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub fn to_proto(&self, name: &str, expiry_ms: i64) -> v1::TransferData {
         v1::TransferData {
             name: name.into(),
