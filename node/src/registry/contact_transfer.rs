@@ -38,7 +38,6 @@ pub(crate) fn transfer(
     req: &v1::TransferContactRequest,
 ) -> Result<Outcome, RegistryError> {
     let mut c = load(cx.state(), &req.id)?;
-    let before = c.transfer.clone();
     match v1::TransferOp::try_from(req.op) {
         Ok(v1::TransferOp::Request) => request(cx, &caller, &mut c, &req.auth_info)?,
         Ok(v1::TransferOp::Approve) => {
@@ -65,7 +64,6 @@ pub(crate) fn transfer(
             ))
         }
     }
-    debug_assert_ne!(before, c.transfer, "a transfer command changed nothing");
     cx.save(&c);
     Ok(Outcome::Transfer(v1::TransferResponse {
         transfer: c.transfer.as_ref().map(|t| t.to_proto(&c.id, 0)),
@@ -167,27 +165,20 @@ fn complete(
     t.status = status;
     t.acted_ms = cx.now_ms;
     c.sponsor = t.gaining.clone();
+    let mut changes = vec![
+        t.audit_line(),
+        format!("sponsor {} → {}", t.losing, t.gaining),
+    ];
+    // An entry without a new value (a tick without a seed) keeps it.
     if let Some(value) = new_auth_info {
         c.auth_info = value;
+        changes.push("auth info changed".into());
     }
     c.updated_by = cx.actor.clone();
     c.updated_ms = cx.now_ms;
     c.transfer = Some(t.clone());
     unschedule_contact(cx, c);
-    cx.audit(
-        "contact",
-        &c.id,
-        vec![
-            format!(
-                "transfer {} ({} → {})",
-                status.as_str(),
-                t.losing,
-                t.gaining
-            ),
-            format!("sponsor {} → {}", t.losing, t.gaining),
-            "auth info changed".into(),
-        ],
-    );
+    cx.audit("contact", &c.id, changes);
     if status == TransferStatus::ServerApproved {
         let text = format!(
             "the registry approved the transfer of contact {} to {}",
@@ -228,16 +219,7 @@ fn end_unapproved(
     t.acted_ms = cx.now_ms;
     c.transfer = Some(t.clone());
     unschedule_contact(cx, c);
-    cx.audit(
-        "contact",
-        &c.id,
-        vec![format!(
-            "transfer {} ({} → {})",
-            status.as_str(),
-            t.losing,
-            t.gaining
-        )],
-    );
+    cx.audit("contact", &c.id, vec![t.audit_line()]);
     match status {
         TransferStatus::ClientRejected => notify(
             cx,

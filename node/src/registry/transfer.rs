@@ -77,12 +77,7 @@ pub(crate) fn transfer(
     let changes = audit::domain_changes(&before, &d);
     let mut changes = changes;
     if let Some(t) = &d.transfer {
-        changes.push(format!(
-            "transfer {} ({} → {})",
-            t.status.as_str(),
-            t.losing,
-            t.gaining
-        ));
+        changes.push(t.audit_line());
     }
     cx.audit("domain", &d.name, changes);
     cx.save(&d);

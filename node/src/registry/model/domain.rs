@@ -280,6 +280,16 @@ pub(crate) enum TransferParty {
 }
 
 impl TransferRecord {
+    /// The audit trail's line for this transfer as it stands.
+    pub fn audit_line(&self) -> String {
+        format!(
+            "transfer {} ({} → {})",
+            self.status.as_str(),
+            self.losing,
+            self.gaining
+        )
+    }
+
     /// Whether `registrar` is a party to this transfer.
     pub fn involves(&self, registrar: &str) -> bool {
         self.gaining == registrar || self.losing == registrar
