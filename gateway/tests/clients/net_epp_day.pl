@@ -7,8 +7,11 @@
 #   period; hosts in bailiwick (v4 and v6 glue) and out of it;
 #   -- the clock moves 61 days (no add grace, no transfer lock) --
 #   a transfer REG1 -> REG2 (requested with the auth info, queried, heard of
-#   by poll and acknowledged on both sides, approved); a domain deleted and
-#   restored (RGP request and report); logout.
+#   by poll and acknowledged on both sides, approved); a contact transfer
+#   REG1 -> REG2 (requested, queried, heard of, rejected; requested again and
+#   cancelled; requested once more and approved, after which the contact has
+#   a new auth info and REG1's old one no longer moves it); a domain deleted
+#   and restored (RGP request and report); logout.
 #
 # Net::EPP::Simple's own methods do everything it has; what it lacks goes
 # through the same library's frame classes and its generic request()
@@ -38,7 +41,8 @@ use Net::EPP::Frame::Command::Poll::Ack;
 use Net::EPP::Frame::Command::Update::Domain;
 
 use constant EPP_NS    => 'urn:ietf:params:xml:ns:epp-1.0';
-use constant DOMAIN_NS => 'urn:ietf:params:xml:ns:domain-1.0';
+use constant DOMAIN_NS  => 'urn:ietf:params:xml:ns:domain-1.0';
+use constant CONTACT_NS => 'urn:ietf:params:xml:ns:contact-1.0';
 use constant RGP_NS    => 'urn:ietf:params:xml:ns:rgp-1.0';
 
 $| = 1;
@@ -46,6 +50,8 @@ my ($host, $port, $reg1, $reg2, $pass, $p, $ca) = @ARGV;
 die "usage: net_epp_day.pl HOST PORT REG1 REG2 PASSWORD PREFIX CA_FILE\n" unless defined $ca;
 
 my $contact  = "$p-c1";
+my $moving   = "$p-c2";
+my $moving_auth = "$p-c2-pw";
 my $day      = "$p-day.test";
 my $gone     = "$p-gone.test";
 my $back     = "$p-back.test";
@@ -133,19 +139,22 @@ sub raw {
     return $response;
 }
 
-# Polls until a message about $domain with transfer status $status is seen,
+# Polls until a message about the object named $name (a domain name, or a
+# contact id when $ns is CONTACT_NS) with transfer status $status is seen,
 # acknowledging every message on the way; prints poll-req and poll-ack steps
 # for that one ("# " lines for the others).
 sub hear {
-    my ($epp, $who, $domain, $status) = @_;
+    my ($epp, $who, $name, $status, $ns) = @_;
+    $ns //= DOMAIN_NS;
+    my $tag = $ns eq CONTACT_NS ? 'id' : 'name';
     for my $i (1 .. 20) {
         my $r = raw($epp, Net::EPP::Frame::Command::Poll::Req->new);
-        surprise("poll-$who: nothing about $domain") if $r->code == 1300;
+        surprise("poll-$who: nothing about $name") if $r->code == 1300;
         surprise("poll-req-$who") unless $r->code == 1301;
         my $id    = $r->getElementsByTagNameNS(EPP_NS, 'msgQ')->shift->getAttribute('id');
-        my $names = $r->getElementsByTagNameNS(DOMAIN_NS, 'name');
-        my $st    = $r->getElementsByTagNameNS(DOMAIN_NS, 'trStatus');
-        my $about = $names->size && $names->shift->textContent eq $domain
+        my $names = $r->getElementsByTagNameNS($ns, $tag);
+        my $st    = $r->getElementsByTagNameNS($ns, 'trStatus');
+        my $about = $names->size && $names->shift->textContent eq $name
             && $st->size && $st->shift->textContent eq $status;
         # Other messages (about other objects) are acknowledged as comments.
         my $what = $about ? '' : '# ';
@@ -158,7 +167,7 @@ sub hear {
         print "${what}poll-req-$who 1301\n${what}poll-ack-$who 1000\n";
         return if $about;
     }
-    die "poll-$who: no message about $domain ($status) in 20\n";
+    die "poll-$who: no message about $name ($status) in 20\n";
 }
 
 # An RGP restore (RFC 3915): a domain update whose <rgp:update> extension
@@ -316,6 +325,44 @@ hear($epp2, $reg2, $day, 'clientApproved');
 $d = $epp2->domain_info($day);
 step('domain-info-transferred', $d, 1000);
 expect("$day is REG2's", $d->{clID} eq $reg2 && $d->{trDate});
+
+# A contact transfer: REG1's contact, asked for by REG2 with its auth info;
+# rejected, then asked for again and cancelled by REG2, then approved. The
+# approval gives the contact a new auth info: REG1's old copy is refused.
+step('contact-create-moving', $epp->create_contact({
+    id         => $moving,
+    postalInfo => { int => {
+        name => 'Carol Perl',
+        addr => { street => ['3 Queen St'], city => 'Auckland', pc => '1010', cc => 'NZ' },
+    } },
+    voice    => '+64.93005678',
+    fax      => '',
+    email    => 'carol@example.nz',
+    authInfo => $moving_auth,
+}), 1000);
+$t = $epp2->contact_transfer_request($moving, $moving_auth);
+step('contact-transfer-request', $t, 1001);
+expect('pending, asked by REG2', $t->{trStatus} eq 'pending' && $t->{reID} eq $reg2 && $t->{acID} eq $reg1);
+$t = $epp->contact_transfer_query($moving);
+step('contact-transfer-query', $t, 1000);
+expect('pending', $t->{trStatus} eq 'pending');
+hear($epp, $reg1, $moving, 'pending', CONTACT_NS);
+step('contact-transfer-reject', $epp->contact_transfer_reject($moving), 1000);
+hear($epp2, $reg2, $moving, 'clientRejected', CONTACT_NS);
+step('contact-transfer-request-again', $epp2->contact_transfer_request($moving, $moving_auth), 1001);
+step('contact-transfer-cancel', $epp2->contact_transfer_cancel($moving), 1000);
+step('contact-transfer-request-last', $epp2->contact_transfer_request($moving, $moving_auth), 1001);
+$c = $epp->contact_info($moving);
+step('contact-info-pending', $c, 1000);
+expect('pendingTransfer', grep { $_ eq 'pendingTransfer' } @{ $c->{status} || [] });
+step('contact-transfer-approve', $epp->contact_transfer_approve($moving), 1000);
+hear($epp2, $reg2, $moving, 'clientApproved', CONTACT_NS);
+$c = $epp2->contact_info($moving);
+step('contact-info-moved', $c, 1000);
+expect("$moving is REG2's, with a new auth info", $c->{clID} eq $reg2 && $c->{trDate}
+    && ($c->{authInfo} // '') ne '' && $c->{authInfo} ne $moving_auth);
+$t = $epp->contact_transfer_request($moving, $moving_auth);
+step('contact-transfer-old-auth', !$t, 2202);
 
 # Deleted outside the grace periods: pending deletion, then restored.
 step('domain-delete-back', $epp->delete_domain($back), 1001);

@@ -7,11 +7,14 @@ registrars against one gateway:
   period; hosts in bailiwick (v4 and v6 glue) and out of it;
   -- the clock moves 61 days (no add grace, no transfer lock) --
   a transfer REG1 -> REG2 (requested with the auth info, queried, heard of by
-  poll and acknowledged on both sides, approved); a domain deleted and
+  poll and acknowledged on both sides, approved); a contact transfer REG1 ->
+  REG2 (requested, queried, heard of, rejected; requested again and
+  cancelled; requested once more and approved, after which the contact has a
+  new auth info and REG1's old one no longer moves it); a domain deleted and
   restored (RGP request and report); logout.
 
 pyepp's own classes (Contact, Host, Domain, Poll) do everything they have;
-what pyepp lacks (transfer query and approve) goes as raw XML through its
+what pyepp lacks (domain transfer query and approve, contact transfers) goes as raw XML through its
 generic EppCommunicator.execute(). Every command carries a clTRID of ours
 (pyepp's client_transaction_id): a command answered 2400 with an unknown
 outcome (a leader lost mid-command) is sent again with the same clTRID, as
@@ -56,6 +59,7 @@ from pyepp import (
 )
 
 DOMAIN_NS = "urn:ietf:params:xml:ns:domain-1.0"
+CONTACT_NS = "urn:ietf:params:xml:ns:contact-1.0"
 
 
 class Surprise(Exception):
@@ -118,8 +122,9 @@ class Day:
         if not line.startswith("go"):
             raise Surprise(f"no go after PAUSE {what}")
 
-    def hear(self, epp, who, domain, status):
-        """Polls until a message about `domain` with transfer status `status`,
+    def hear(self, epp, who, name, status, tag="name"):
+        """Polls until a message about the object `name` (a domain's name, or
+        a contact's id with tag="id") with transfer status `status`,
         acknowledging each message on the way."""
         poll = Poll(epp)
         for _ in range(20):
@@ -127,9 +132,9 @@ class Day:
             r = self.step(f"poll-req-{who}", 1301,
                           lambda t: poll.request(client_transaction_id=t), quiet=True)
             xml = BeautifulSoup(r.raw_response, "xml")
-            name = xml.find("name")
+            named = xml.find(tag)
             trstatus = xml.find("trStatus")
-            about = (name is not None and name.text == domain
+            about = (named is not None and named.text == name
                      and trstatus is not None and trstatus.text == status)
             msg_id = r.result_data.message_id
             if not about:
@@ -140,7 +145,7 @@ class Day:
             print(f"{mark}poll-req-{who} 1301\n{mark}poll-ack-{who} 1000", flush=True)
             if about:
                 return
-        raise Surprise(f"poll-{who}: no message about {domain} ({status}) in 20")
+        raise Surprise(f"poll-{who}: no message about {name} ({status}) in 20")
 
     def run(self):
         p = self.p
@@ -245,6 +250,7 @@ class Day:
         epp = self.session(self.reg1)
         epp2 = self.session(self.reg2)
         domains, domains2 = Domain(epp), Domain(epp2)
+        contacts = Contact(epp)
 
         r = self.step("transfer-request", 1001, lambda t: domains2.transfer(
             day, day_auth, period=1, client_transaction_id=t))
@@ -265,6 +271,64 @@ class Day:
                       lambda t: domains2.info(day, client_transaction_id=t))
         expect(f"{day} is REG2's", r.result_data.sponsoring_client_id == self.reg2
                and r.result_data.transfer_date)
+
+        # A contact transfer: REG1's contact, asked for by REG2 with its auth
+        # info; rejected, then asked for again and cancelled by REG2, then
+        # approved. The approval gives the contact a new auth info: REG1's old
+        # copy is refused.
+        moving, moving_auth = f"{p}-c2", f"{p}-c2-pw"
+
+        def contact_transfer(session, op, auth=None):
+            pw = (f"<contact:authInfo><contact:pw>{auth}</contact:pw></contact:authInfo>"
+                  if auth else "")
+            return self.raw(
+                session, f'<transfer op="{op}"><contact:transfer xmlns:contact="{CONTACT_NS}">'
+                         f"<contact:id>{moving}</contact:id>{pw}</contact:transfer></transfer>")
+
+        self.step("contact-create-moving", 1000, lambda t: contacts.create(ContactData(
+            id=moving,
+            email="dave@example.nz",
+            phone="+64.44705678",
+            password=moving_auth,
+            postal_info=PostalInfoData(
+                name="Dave Python",
+                type="int",
+                address=AddressData(street_1="4 Lambton Quay", city="Wellington",
+                                    postal_code="6011", country_code="NZ"),
+            ),
+        ), client_transaction_id=t))
+        r = self.step("contact-transfer-request", 1001,
+                      contact_transfer(epp2, "request", moving_auth))
+        xml = BeautifulSoup(r.raw_response, "xml")
+        expect("pending, asked by REG2", xml.find("trStatus").text == "pending"
+               and xml.find("reID").text == self.reg2 and xml.find("acID").text == self.reg1)
+        r = self.step("contact-transfer-query", 1000, contact_transfer(epp, "query"))
+        expect("pending", BeautifulSoup(r.raw_response, "xml").find("trStatus").text
+               == "pending")
+        self.hear(epp, self.reg1, moving, "pending", tag="id")
+        self.step("contact-transfer-reject", 1000, contact_transfer(epp, "reject"))
+        self.hear(epp2, self.reg2, moving, "clientRejected", tag="id")
+        self.step("contact-transfer-request-again", 1001,
+                  contact_transfer(epp2, "request", moving_auth))
+        self.step("contact-transfer-cancel", 1000, contact_transfer(epp2, "cancel"))
+        self.step("contact-transfer-request-last", 1001,
+                  contact_transfer(epp2, "request", moving_auth))
+        r = self.step("contact-info-pending", 1000,
+                      lambda t: contacts.info(moving, client_transaction_id=t))
+        # pyepp reads a status's text; the status is in the s attribute.
+        expect("pendingTransfer", 's="pendingTransfer"' in r.raw_response.decode())
+        self.step("contact-transfer-approve", 1000, contact_transfer(epp, "approve"))
+        self.hear(epp2, self.reg2, moving, "clientApproved", tag="id")
+        r = self.step("contact-info-moved", 1000,
+                      lambda t: Contact(epp2).info(moving, client_transaction_id=t))
+        c = r.result_data
+        # pyepp's contact data has no transfer date: it is read from the XML.
+        expect(f"{moving} is REG2's, with a new auth info: {c}",
+               c.sponsoring_client_id == self.reg2
+               and BeautifulSoup(r.raw_response, "xml").find("trDate") is not None
+               and c.password and c.password != moving_auth)
+        self.step("contact-transfer-old-auth", 2202,
+                  contact_transfer(epp, "request", moving_auth))
 
         # Deleted outside the grace periods: pending deletion, then restored.
         self.step("domain-delete-back", 1001,
