@@ -19,11 +19,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kauri_chaos_tests::TestCluster;
-use kauri_client::proto::{AuditQueryRequest, InfoRegistrarRequest, LedgerEntry};
+use kauri_client::proto::{
+    AuditQueryRequest, InfoRegistrarRequest, LedgerEntry, PremiumName, TldLifecyclePolicy,
+    UpdateTldRequest,
+};
 use kauri_client::KauriClient;
 use support::*;
 
 const DAY_MS: i64 = 86_400_000;
+/// The premium names' labels (25.00 to create, 20.00 to renew): one per
+/// day's prefix, which the client checks the fee of and buys.
+const PREMIUM: [&str; 2] = ["pl-gold", "py-gold"];
 /// How long one line of a client's output may take (a failover included).
 const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -37,12 +43,32 @@ struct Registry {
 
 impl Registry {
     /// A 3-node cluster with `--test-clock`, TLD test, registrars reg1 and
-    /// reg2 (password "correct horse", funded, creates and renewals cost 1).
+    /// reg2 (password "correct horse", funded, creates and renewals cost 1)
+    /// and the premium names of each day's prefix (`PREMIUM`).
     async fn start() -> Registry {
         let cluster = TestCluster::start(node_bin(), 3, &["--test-clock"]);
         let (staff, _reg1) = kauri_chaos_tests::fixtures::staff_and_reg1(&cluster).await;
         let reg2 = cluster.registrar_client("reg2");
         kauri_chaos_tests::fixtures::add_registrar(&staff, &reg2, "reg2", "USD", 100_000_000).await;
+        staff
+            .update_tld(UpdateTldRequest {
+                meta: Some(kauri_client::meta(kauri_client::devpki::DEV_STAFF)),
+                name: "test".into(),
+                policy: None,
+                lifecycle: Some(TldLifecyclePolicy {
+                    premium_names: PREMIUM
+                        .iter()
+                        .map(|label| PremiumName {
+                            label: label.to_string(),
+                            create_price_minor_units: 2500,
+                            renew_price_minor_units: 2000,
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("the premium names");
         Registry {
             cluster,
             staff,
@@ -286,6 +312,11 @@ fn expected_day(logout: &str) -> Vec<String> {
         "host-info 1000",
         "domain-update-add 1000",
         "domain-info 1000",
+        "domain-update-ds-add 1000",
+        "domain-info-ds 1000",
+        "domain-update-ds-sha1 2306",
+        "domain-update-ds-rem 1000",
+        "domain-info-ds-rem 1000",
         "domain-update-rem 1000",
         "domain-renew 1000",
         "domain-info-renewed 1000",
@@ -293,6 +324,10 @@ fn expected_day(logout: &str) -> Vec<String> {
         "domain-delete-gone 1000",
         "domain-check-gone 1000",
         "domain-create-back 1000",
+        "fee-check 1000",
+        "fee-create-low 2004",
+        "fee-check-after 1000",
+        "fee-create 1000",
         "PAUSE advance-clock",
         "login-reg1 1000",
         "login-reg2 1000",
@@ -455,6 +490,14 @@ async fn assert_applied_once(staff: &KauriClient, prefix: &str) {
         "{reg1:#?}"
     );
     assert_eq!(kinds(&reg2, &day), ["transfer"], "{reg2:#?}");
+    // The premium create, charged its price once (the low offer nothing).
+    let gold = format!("{prefix}-gold.test");
+    let charges: Vec<(String, i64)> = reg1
+        .iter()
+        .filter(|e| e.object == gold)
+        .map(|e| (e.kind.clone(), e.amount_minor_units))
+        .collect();
+    assert_eq!(charges, [("create".to_string(), -2500)], "{reg1:#?}");
 
     for (kind, object, want) in [
         (
@@ -467,6 +510,8 @@ async fn assert_applied_once(staff: &KauriClient, prefix: &str) {
                 "RenewDomain",
                 "TransferDomain",
                 "TransferDomain",
+                "UpdateDomain",
+                "UpdateDomain",
                 "UpdateDomain",
                 "UpdateDomain",
             ][..],

@@ -3,8 +3,10 @@
 # unmodified, as two registrars against one gateway:
 #   contacts: check, create, info, update (a status added, the e-mail changed);
 #   domains: check, create, info, update (name servers, a contact and a client
-#   status added; the status removed), renew; one deleted inside its add grace
-#   period; hosts in bailiwick (v4 and v6 glue) and out of it;
+#   status added; the status removed; DS records added, one refused, one
+#   removed), renew; one deleted inside its add grace period; hosts in
+#   bailiwick (v4 and v6 glue) and out of it; a premium name's fee checked,
+#   a create stating less than it refused, one stating it charged;
 #   -- the clock moves 61 days (no add grace, no transfer lock) --
 #   a transfer REG1 -> REG2 (requested with the auth info, queried, heard of
 #   by poll and acknowledged on both sides, approved); a contact transfer
@@ -15,8 +17,10 @@
 #
 # Net::EPP::Simple's own methods do everything it has; what it lacks goes
 # through the same library's frame classes and its generic request()
-# method: poll (Net::EPP::Frame::Command::Poll::Req/Ack) and the RGP restore
-# (a Net::EPP::Frame::Command::Update::Domain carrying <rgp:update>).
+# method: poll (Net::EPP::Frame::Command::Poll::Req/Ack), the RGP restore
+# and DS records (a Net::EPP::Frame::Command::Update::Domain carrying
+# <rgp:update> or <secDNS:update>), and fees (Check::Domain and
+# Create::Domain frames carrying <fee:check> and <fee:create>).
 #
 # Prints one line per step ("step-name CODE"); exits non-zero on the first
 # surprise with the server's message. At two checkpoints it prints a line
@@ -39,11 +43,15 @@ use Net::EPP::Simple;
 use Net::EPP::Frame::Command::Poll::Req;
 use Net::EPP::Frame::Command::Poll::Ack;
 use Net::EPP::Frame::Command::Update::Domain;
+use Net::EPP::Frame::Command::Check::Domain;
+use Net::EPP::Frame::Command::Create::Domain;
 
 use constant EPP_NS    => 'urn:ietf:params:xml:ns:epp-1.0';
 use constant DOMAIN_NS  => 'urn:ietf:params:xml:ns:domain-1.0';
 use constant CONTACT_NS => 'urn:ietf:params:xml:ns:contact-1.0';
 use constant RGP_NS    => 'urn:ietf:params:xml:ns:rgp-1.0';
+use constant SECDNS_NS => 'urn:ietf:params:xml:ns:secDNS-1.1';
+use constant FEE_NS    => 'urn:ietf:params:xml:ns:epp:fee-1.0';
 
 $| = 1;
 my ($host, $port, $reg1, $reg2, $pass, $p, $ca) = @ARGV;
@@ -58,6 +66,11 @@ my $back     = "$p-back.test";
 my $ns_in    = "ns1.$day";
 my $ns_out   = "ns1.$p.example.net";
 my $day_auth = "$p-Secret-1";
+my $gold     = "$p-gold.test";    # a premium name: 25.00 to create
+# Two DS records (algorithm 13, SHA-256) and one with SHA-1, which the
+# registry refuses.
+my @ds = ([ 12345, 13, 2, 'ab' x 32 ], [ 54321, 13, 2, 'cd' x 32 ]);
+my $ds_sha1 = [ 11111, 13, 1, 'ef' x 20 ];
 
 END {
     local $?;    # keep the exit status
@@ -170,6 +183,33 @@ sub hear {
     die "poll-$who: no message about $name ($status) in 20\n";
 }
 
+# Appends <extension> with $element to a command frame (before its clTRID).
+sub with_extension {
+    my ($f, $element) = @_;
+    my $ext = $f->createElement('extension');
+    $ext->appendChild($element);
+    $f->command->insertBefore($ext, $f->clTRID);
+    return $f;
+}
+
+# An element $ns:$name of frame $f with text children [name => text, ...].
+sub element {
+    my ($f, $ns, $qname, @children) = @_;
+    my $el = $f->createElementNS($ns, $qname);
+    my ($prefix) = $qname =~ /^(\w+):/;
+    for my $pair (@children) {
+        my ($name, $value) = @$pair;
+        if (ref $value) {
+            $el->appendChild($value);
+        } else {
+            my $child = $f->createElementNS($ns, "$prefix:$name");
+            $child->appendText($value);
+            $el->appendChild($child);
+        }
+    }
+    return $el;
+}
+
 # An RGP restore (RFC 3915): a domain update whose <rgp:update> extension
 # carries the restore. The frame is the library's own Update::Domain, which
 # always holds (empty) <domain:add/>, <domain:rem/> and <domain:chg/>.
@@ -177,24 +217,65 @@ sub restore {
     my ($epp, $domain, $op, $report) = @_;
     my $f = Net::EPP::Frame::Command::Update::Domain->new;
     $f->setDomain($domain);
-    my $ext     = $f->createElement('extension');
-    my $update  = $f->createElementNS(RGP_NS, 'rgp:update');
     my $restore = $f->createElementNS(RGP_NS, 'rgp:restore');
     $restore->setAttribute(op => $op);
-    if ($report) {
-        my $r = $f->createElementNS(RGP_NS, 'rgp:report');
-        for my $pair (@$report) {
-            my ($name, $text) = @$pair;
-            my $el = $f->createElementNS(RGP_NS, "rgp:$name");
-            $el->appendText($text);
-            $r->appendChild($el);
-        }
-        $restore->appendChild($r);
-    }
+    $restore->appendChild(element($f, RGP_NS, 'rgp:report', @$report)) if $report;
+    my $update = $f->createElementNS(RGP_NS, 'rgp:update');
     $update->appendChild($restore);
-    $ext->appendChild($update);
-    $f->command->insertBefore($ext, $f->clTRID);
-    return raw($epp, $f);
+    return raw($epp, with_extension($f, $update));
+}
+
+# A DS update (RFC 5910): a domain update whose <secDNS:update> removes the
+# records of $rem and adds those of $add (each [keyTag, alg, digestType,
+# digest]).
+sub update_ds {
+    my ($epp, $domain, $add, $rem) = @_;
+    my $f = Net::EPP::Frame::Command::Update::Domain->new;
+    $f->setDomain($domain);
+    my $ds = sub {
+        my ($tag, $alg, $type, $digest) = @{ $_[0] };
+        return element($f, SECDNS_NS, 'secDNS:dsData',
+            [ keyTag => $tag ], [ alg => $alg ], [ digestType => $type ], [ digest => $digest ]);
+    };
+    my $update = $f->createElementNS(SECDNS_NS, 'secDNS:update');
+    $update->appendChild(element($f, SECDNS_NS, 'secDNS:rem', map { [ dsData => $ds->($_) ] } @$rem)) if @$rem;
+    $update->appendChild(element($f, SECDNS_NS, 'secDNS:add', map { [ dsData => $ds->($_) ] } @$add)) if @$add;
+    return raw($epp, with_extension($f, $update));
+}
+
+# A domain check with <fee:check> for a one-year create and renew.
+sub fee_check {
+    my ($epp, $domain) = @_;
+    my $f = Net::EPP::Frame::Command::Check::Domain->new;
+    $f->addDomain($domain);
+    my $create = element($f, FEE_NS, 'fee:command', [ period => '1' ]);
+    $create->setAttribute(name => 'create');
+    $create->firstChild->setAttribute(unit => 'y');
+    my $renew = $f->createElementNS(FEE_NS, 'fee:command');
+    $renew->setAttribute(name => 'renew');
+    return raw($epp, with_extension($f, element($f, FEE_NS, 'fee:check',
+        [ currency => 'USD' ], [ command => $create ], [ command => $renew ])));
+}
+
+# A one-year domain create stating the fee $fee (<fee:create>).
+sub create_with_fee {
+    my ($epp, $domain, $registrant, $fee) = @_;
+    my $f = Net::EPP::Frame::Command::Create::Domain->new;
+    $f->setDomain($domain);
+    $f->setPeriod(1);
+    $f->setRegistrant($registrant);
+    $f->setContacts({});
+    $f->setAuthInfo("$domain-pw");
+    return raw($epp, with_extension($f, element($f, FEE_NS, 'fee:create',
+        [ currency => 'USD' ], [ fee => $fee ])));
+}
+
+# The text of the first element $ns:$name in response $r under $within (or
+# anywhere), or ''.
+sub text_of {
+    my ($r, $ns, $name) = @_;
+    my $els = $r->getElementsByTagNameNS($ns, $name);
+    return $els->size ? $els->shift->textContent : '';
 }
 
 # --- REG1: contacts ---------------------------------------------------------
@@ -279,6 +360,22 @@ expect('name servers, tech contact, status, auth info, subordinate host',
     && ($d->{authInfo} // '') eq $day_auth
     && (grep { $_ eq $ns_in } @{ $d->{hosts} || [] }));
 
+# DS records: two added; SHA-1 refused and nothing changed; one removed.
+update_ds($epp, $day, \@ds, []);
+step('domain-update-ds-add', 1, 1000);
+$d = $epp->domain_info($day);
+step('domain-info-ds', $d, 1000);
+# The registry writes digests in upper case.
+expect('both DS records: ' . join(',', @{ $d->{DS} || [] }),
+    join(',', sort @{ $d->{DS} || [] }) eq uc join(',', sort map { "@$_" } @ds));
+update_ds($epp, $day, [$ds_sha1], []);
+step('domain-update-ds-sha1', 1, 2306);
+update_ds($epp, $day, [], [ $ds[0] ]);
+step('domain-update-ds-rem', 1, 1000);
+$d = $epp->domain_info($day);
+step('domain-info-ds-rem', $d, 1000);
+expect('the second DS record only', join(',', @{ $d->{DS} || [] }) eq uc "@{ $ds[1] }");
+
 step('domain-update-rem', $epp->update_domain({
     name => $day,
     rem  => { status => ['clientHold'] },
@@ -301,6 +398,25 @@ step('domain-check-gone', defined $avail, 1000);
 expect("$gone is free again", $avail);
 
 step('domain-create-back', $epp->create_domain({ name => $back, period => 1, registrant => $contact, authInfo => "$p-back-pw" }), 1000);
+
+# Fees (RFC 8748): a premium name's price seen before it is charged; a
+# create stating less is refused and charges nothing; one stating it is
+# charged that.
+my $r = fee_check($epp, $gold);
+step('fee-check', 1, 1000);
+my %fee = map { ($_->getAttribute('name') => text_of($_, FEE_NS, 'fee')) }
+    $r->getElementsByTagNameNS(FEE_NS, 'command');
+expect("$gold: premium, 25.00 to create, 20.00 to renew",
+    text_of($r, FEE_NS, 'class') eq 'premium' && ($fee{create} // '') eq '25.00'
+    && ($fee{renew} // '') eq '20.00');
+create_with_fee($epp, $gold, $contact, '24.99');
+step('fee-create-low', 1, 2004);
+$avail = $epp->check_domain($gold);
+step('fee-check-after', defined $avail, 1000);
+expect("$gold still free", $avail);
+$r = create_with_fee($epp, $gold, $contact, '25.00');
+step('fee-create', 1, 1000);
+expect('charged 25.00', text_of($r, FEE_NS, 'fee') eq '25.00');
 
 # --- Two months later -------------------------------------------------------
 pause('advance-clock');
@@ -372,7 +488,7 @@ $d = $epp->domain_info($back);
 step('domain-info-deleted', $d, 1000);
 expect('pendingDelete', grep { $_ eq 'pendingDelete' } @{ $d->{status} || [] });
 my $deleted = $d->{upDate};
-my $r = restore($epp, $back, 'request');
+$r = restore($epp, $back, 'request');
 step('restore-request', 1, 1000);
 expect('pendingRestore', grep { $_->getAttribute('s') eq 'pendingRestore' }
     $r->getElementsByTagNameNS(RGP_NS, 'rgpStatus'));

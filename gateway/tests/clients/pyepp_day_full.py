@@ -3,8 +3,11 @@ registrars against one gateway:
 
   contacts: check, create, info, update (the e-mail changed), info;
   domains: check, create, info, update (name servers, a contact and a client
-  status added; the status removed), renew; one deleted inside its add grace
-  period; hosts in bailiwick (v4 and v6 glue) and out of it;
+  status added; the status removed; DS records added, one refused, one
+  removed), renew; one deleted inside its add grace period; one created with
+  a DS record; hosts in bailiwick (v4 and v6 glue) and out of it; a premium
+  name's fee checked, a create stating less than it refused, one stating it
+  charged;
   -- the clock moves 61 days (no add grace, no transfer lock) --
   a transfer REG1 -> REG2 (requested with the auth info, queried, heard of by
   poll and acknowledged on both sides, approved); a contact transfer REG1 ->
@@ -14,7 +17,8 @@ registrars against one gateway:
   restored (RGP request and report); logout.
 
 pyepp's own classes (Contact, Host, Domain, Poll) do everything they have;
-what pyepp lacks (domain transfer query and approve, contact transfers) goes as raw XML through its
+what pyepp lacks (domain transfer query and approve, contact transfers, DS
+updates, fees) goes as raw XML through its
 generic EppCommunicator.execute(). Every command carries a clTRID of ours
 (pyepp's client_transaction_id): a command answered 2400 with an unknown
 outcome (a leader lost mid-command) is sent again with the same clTRID, as
@@ -60,6 +64,26 @@ from pyepp import (
 
 DOMAIN_NS = "urn:ietf:params:xml:ns:domain-1.0"
 CONTACT_NS = "urn:ietf:params:xml:ns:contact-1.0"
+SECDNS_NS = "urn:ietf:params:xml:ns:secDNS-1.1"
+FEE_NS = "urn:ietf:params:xml:ns:epp:fee-1.0"
+# Two DS records (algorithm 13, SHA-256) and one with SHA-1, which the
+# registry refuses: (keyTag, alg, digestType, digest).
+DS = [(12345, 13, 2, "ab" * 32), (54321, 13, 2, "cd" * 32)]
+DS_SHA1 = (11111, 13, 1, "ef" * 20)
+
+
+def ds_data(ds):
+    tag, alg, digest_type, digest = ds
+    return (f"<secDNS:dsData><secDNS:keyTag>{tag}</secDNS:keyTag><secDNS:alg>{alg}</secDNS:alg>"
+            f"<secDNS:digestType>{digest_type}</secDNS:digestType>"
+            f"<secDNS:digest>{digest}</secDNS:digest></secDNS:dsData>")
+
+
+def ds_of(result_data):
+    """The DS records of a domain info as pyepp parsed them (the registry
+    writes digests in upper case)."""
+    return sorted((int(d.key_tag), int(d.algorithm), int(d.digest_type), d.digest.lower())
+                  for d in result_data.dns_sec or [])
 
 
 class Surprise(Exception):
@@ -80,8 +104,8 @@ class Day:
     def session(self, user):
         epp = EppCommunicator(self.host, self.port)
         epp.connect()
-        # pyepp always asks for secDNS-1.1; RGP is asked for by name.
-        login = epp.login(user, self.password, extensions=["rgp-1.0"])
+        # pyepp always asks for secDNS-1.1; RGP and fees are asked for by name.
+        login = epp.login(user, self.password, extensions=["rgp-1.0", "epp:fee-1.0"])
         self.say(f"login-{user}", login.code)
         return epp
 
@@ -222,6 +246,26 @@ class Day:
                sorted(d.host or []) == sorted([ns_in, ns_out])
                and d.tech == contact and d.admin == contact
                and "clientHold" in d.status and d.password == day_auth)
+        # DS records: two added; SHA-1 refused and nothing changed; one removed.
+        def update_ds(add=(), rem=()):
+            rem_xml = f"<secDNS:rem>{''.join(map(ds_data, rem))}</secDNS:rem>" if rem else ""
+            add_xml = f"<secDNS:add>{''.join(map(ds_data, add))}</secDNS:add>" if add else ""
+            return self.raw(
+                epp, f'<update><domain:update xmlns:domain="{DOMAIN_NS}">'
+                     f"<domain:name>{day}</domain:name></domain:update></update>"
+                     f'<extension><secDNS:update xmlns:secDNS="{SECDNS_NS}">'
+                     f"{rem_xml}{add_xml}</secDNS:update></extension>")
+
+        self.step("domain-update-ds-add", 1000, update_ds(add=DS))
+        r = self.step("domain-info-ds", 1000,
+                      lambda t: domains.info(day, client_transaction_id=t))
+        expect(f"both DS records: {r.result_data.dns_sec}", ds_of(r.result_data) == sorted(DS))
+        self.step("domain-update-ds-sha1", 2306, update_ds(add=[DS_SHA1]))
+        self.step("domain-update-ds-rem", 1000, update_ds(rem=[DS[0]]))
+        r = self.step("domain-info-ds-rem", 1000,
+                      lambda t: domains.info(day, client_transaction_id=t))
+        expect(f"the second DS record only: {r.result_data.dns_sec}",
+               ds_of(r.result_data) == [DS[1]])
         self.step("domain-update-rem", 1000, lambda t: domains.update(
             day, remove_statuses=["clientHold"], client_transaction_id=t))
         expiry = date.fromisoformat(d.expiry_date[:10])
@@ -241,8 +285,46 @@ class Day:
         r = self.step("domain-check-gone", 1000,
                       lambda t: domains.check([gone], client_transaction_id=t))
         expect(f"{gone} is free again", r.result_data[gone]["avail"])
+        # Created with a DS record through pyepp's own secDNS support.
+        back_ds = {"key_tag": DS[1][0], "algorithm": DS[1][1], "digest_type": DS[1][2],
+                   "digest": DS[1][3]}
         self.step("domain-create-back", 1000, lambda t: domains.create(DomainData(
-            domain_name=back, period=1, registrant=contact), client_transaction_id=t))
+            domain_name=back, period=1, registrant=contact, dns_sec=[back_ds]),
+            client_transaction_id=t))
+
+        # Fees (RFC 8748): a premium name's price seen before it is charged;
+        # a create stating less is refused and charges nothing; one stating
+        # it is charged that.
+        gold = f"{p}-gold.test"
+        r = self.step("fee-check", 1000, self.raw(
+            epp, f'<check><domain:check xmlns:domain="{DOMAIN_NS}">'
+                 f"<domain:name>{gold}</domain:name></domain:check></check>"
+                 f'<extension><fee:check xmlns:fee="{FEE_NS}"><fee:currency>USD</fee:currency>'
+                 '<fee:command name="create"><fee:period unit="y">1</fee:period></fee:command>'
+                 '<fee:command name="renew"/></fee:check></extension>'))
+        xml = BeautifulSoup(r.raw_response, "xml")
+        fees = {c["name"]: c.find("fee").text for c in xml.find_all("command")}
+        expect(f"{gold}: premium, 25.00 to create, 20.00 to renew: {fees}",
+               xml.find("class").text == "premium"
+               and fees == {"create": "25.00", "renew": "20.00"})
+
+        def create_gold(fee):
+            return self.raw(
+                epp, f'<create><domain:create xmlns:domain="{DOMAIN_NS}">'
+                     f"<domain:name>{gold}</domain:name><domain:period unit=\"y\">1</domain:period>"
+                     f"<domain:registrant>{contact}</domain:registrant>"
+                     f"<domain:authInfo><domain:pw>{p}-gold-pw</domain:pw></domain:authInfo>"
+                     f"</domain:create></create>"
+                     f'<extension><fee:create xmlns:fee="{FEE_NS}"><fee:currency>USD</fee:currency>'
+                     f"<fee:fee>{fee}</fee:fee></fee:create></extension>")
+
+        self.step("fee-create-low", 2004, create_gold("24.99"))
+        r = self.step("fee-check-after", 1000,
+                      lambda t: domains.check([gold], client_transaction_id=t))
+        expect(f"{gold} still free", r.result_data[gold]["avail"])
+        r = self.step("fee-create", 1000, create_gold("25.00"))
+        expect("charged 25.00",
+               BeautifulSoup(r.raw_response, "xml").find("fee").text == "25.00")
 
         # --- Two months later -----------------------------------------------
         self.pause("advance-clock")
@@ -338,6 +420,7 @@ class Day:
         r = self.step("domain-info-deleted", 1000,
                       lambda t: domains.info(back, client_transaction_id=t))
         expect("pendingDelete", "pendingDelete" in r.result_data.status)
+        expect(f"its DS record kept: {r.result_data.dns_sec}", ds_of(r.result_data) == [DS[1]])
         deleted = datetime.fromisoformat(r.result_data.update_date)
         r = self.step("restore-request", 1000,
                       lambda t: domains.restore(back, client_transaction_id=t))

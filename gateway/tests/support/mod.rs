@@ -74,7 +74,20 @@ fn without_fee(xml: &str) -> String {
             .unwrap_or_else(|| panic!("<fee:{name}> is not closed: {xml}"));
         out.replace_range(at..end, "");
     }
-    out.replace("<extension></extension>", "")
+    // An <extension> that held only fee elements is left empty (or, in a
+    // pretty-printed frame, holding white space): it goes too.
+    let mut from = 0;
+    while let Some(at) = out[from..].find("<extension>").map(|i| from + i) {
+        let open = at + "<extension>".len();
+        match out[open..].find("</extension>") {
+            Some(len) if out[open..open + len].trim().is_empty() => {
+                out.replace_range(at..open + len + "</extension>".len(), "");
+                from = at;
+            }
+            _ => from = open,
+        }
+    }
+    out
 }
 
 /// Panics unless `xml` validates against the EPP schemas (fee elements
