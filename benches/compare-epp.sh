@@ -7,12 +7,14 @@
 # starts a 3-node cluster over mutual TLS and one kauri-gateway in front of
 # it, all on 127.0.0.1, then measures with the same closed-loop driver:
 #   - at each concurrency level, domain creates over gRPC (`kauri-bench
-#     create` as registrar "bench") and then through the gateway in EPP
+#     create` as registrar "bench") and through the gateway in EPP
 #     (`kauri-bench epp create`, one session per worker, spread over
-#     REGISTRARS registrars), on the same cluster;
-#   - domain checks and infos, gRPC then EPP, at each level (gRPC reads
-#     linearizable; the gateway's checks bounded-stale, its default, and
-#     its infos linearizable);
+#     REGISTRARS registrars), on the same cluster, in ROUNDS rounds that
+#     alternate which goes first (gRPC, EPP; EPP, gRPC; ...), so that a
+#     cluster warming up or a disk slowing down weighs on both alike;
+#   - domain checks and infos the same way (gRPC reads linearizable; the
+#     gateway's checks bounded-stale, its default, and its infos
+#     linearizable);
 #   - SESSIONS idle EPP sessions logged in on a fresh gateway, with its
 #     resident memory (VmRSS from /proc/PID/status) before and after;
 # and prints the table (also written to $RESULTS/table.md).
@@ -21,21 +23,29 @@
 #
 # Settings (environment):
 #   LEVELS=16,64          concurrency levels
-#   DURATION=15           seconds per level
-#   WARMUP=3              unmeasured seconds before each level
+#   DURATION=10           seconds per round
+#   ROUNDS=3              rounds per level and system (the report combines
+#                         them: the rate over all rounds, the median round's
+#                         percentiles, and each round's EPP/gRPC create ratio)
+#   WARMUP=3              unmeasured seconds before each round
 #   SESSIONS=1000         idle sessions
 #   REGISTRARS=40         EPP registrars (the registry allows each 32 sessions)
 #   RESULTS=benches/results/epp-<UTC time>   where the JSON, log and table go
 #   BENCH_TMPDIR=/var/tmp  parent of the cluster's data directories
 #   NODE_BIN, GATEWAY_BIN  other kauri-node / kauri-gateway builds to measure
 #                         (default: the release builds made here)
+#   CLUSTER_CPUS, CLIENT_CPUS  CPU lists (taskset -c) to keep the three nodes
+#                         apart from the gateway and kauri-bench, as when
+#                         gateways run on their own hosts: for example
+#                         CLUSTER_CPUS=0 CLIENT_CPUS=1 (default: unpinned)
 #
-# A quick check: LEVELS=4 DURATION=2 WARMUP=1 SESSIONS=50 benches/compare-epp.sh
+# A quick check: LEVELS=4 DURATION=2 ROUNDS=1 WARMUP=1 SESSIONS=50 benches/compare-epp.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LEVELS=${LEVELS:-16,64}
-DURATION=${DURATION:-15}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
 SESSIONS=${SESSIONS:-1000}
 REGISTRARS=${REGISTRARS:-40}
@@ -54,6 +64,18 @@ for n in ${LEVELS//,/ } "$SESSIONS"; do
 done
 
 say() { printf '\n== %s\n' "$*"; }
+
+# Pinning (CLUSTER_CPUS / CLIENT_CPUS): a command prefix for each side.
+on_cluster=() on_clients=()
+if [[ -n ${CLUSTER_CPUS:-} || -n ${CLIENT_CPUS:-} ]]; then
+    if [[ -z ${CLUSTER_CPUS:-} || -z ${CLIENT_CPUS:-} ]]; then
+        echo "set both CLUSTER_CPUS and CLIENT_CPUS, or neither" >&2
+        exit 1
+    fi
+    command -v taskset >/dev/null || { echo "CLUSTER_CPUS needs taskset (util-linux)" >&2; exit 1; }
+    on_cluster=(taskset -c "$CLUSTER_CPUS")
+    on_clients=(taskset -c "$CLIENT_CPUS")
+fi
 
 say "release build"
 cargo build --release -p kauri-node -p kauri-gateway -p kauri-bench
@@ -148,7 +170,7 @@ bench() {
     local before pid ticks line
     before=$(cpu_ticks)
     children_cpu >"$WORK/cpu-before"
-    "$BENCH" --endpoints "$ENDPOINTS" "$@" 2>&1 | tee -a "$LOG"
+    "${on_clients[@]}" "$BENCH" --endpoints "$ENDPOINTS" "$@" 2>&1 | tee -a "$LOG"
     children_cpu >"$WORK/cpu-after"
     line="cpu seconds:"
     while read -r pid ticks; do
@@ -170,6 +192,11 @@ say "machine" | tee -a "$LOG"
     echo "kauri: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     echo "kauri-node: $NODE"
     echo "kauri-gateway: $GATEWAY"
+    if ((${#on_cluster[@]})); then
+        echo "pinned: nodes on CPUs $CLUSTER_CPUS, gateway and kauri-bench on CPUs $CLIENT_CPUS"
+    else
+        echo "pinned: no (nodes, gateway and kauri-bench share every CPU)"
+    fi
 } | tee -a "$LOG"
 
 say "certificates, a 3-node mutual-TLS cluster and a gateway" | tee -a "$LOG"
@@ -181,7 +208,7 @@ ENDPOINTS="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 PEERS="1=127.0.0.1:${ports[0]},2=127.0.0.1:${ports[1]},3=127.0.0.1:${ports[2]}"
 for i in 1 2 3; do
     mkdir -p "$WORK/node$i"
-    "$NODE" --id "$i" --grpc-addr "127.0.0.1:${ports[$((i - 1))]}" \
+    "${on_cluster[@]}" "$NODE" --id "$i" --grpc-addr "127.0.0.1:${ports[$((i - 1))]}" \
         --metrics-addr "127.0.0.1:$(free_port)" --data-dir "$WORK/node$i" \
         --peers "$PEERS" --site local --cluster-name bench \
         --tls-ca "$CERTS/ca.pem" --tls-cert "$CERTS/node$i.pem" --tls-key "$CERTS/node$i.key" \
@@ -195,7 +222,7 @@ echo "nodes: $ENDPOINTS (PIDs ${PIDS[*]})" | tee -a "$LOG"
 start_gateway() {
     local name=$1
     GW_ADDR=127.0.0.1:$(free_port)
-    "$GATEWAY" --endpoints "$ENDPOINTS" --epp-addr "$GW_ADDR" \
+    "${on_clients[@]}" "$GATEWAY" --endpoints "$ENDPOINTS" --epp-addr "$GW_ADDR" \
         --tls-cert "$CERTS/epp.pem" --tls-key "$CERTS/epp.key" --identity "$CERTS/gateway" \
         --metrics-addr "127.0.0.1:$(free_port)" \
         --max-sessions-per-registrar 32 --max-connections 4096 \
@@ -215,19 +242,32 @@ bench epp setup --addr "$GW_ADDR" "${epp[@]}" --staff-identity "$CERTS/bench-sta
 
 level=(--duration-secs "$DURATION" --warmup-secs "$WARMUP")
 IFS=, read -r -a levels <<<"$LEVELS"
-for c in "${levels[@]}"; do
-    say "concurrency $c: creates, gRPC then EPP" | tee -a "$LOG"
-    bench create "${grpc[@]}" --concurrency "$c" "${level[@]}" --json "$RESULTS/grpc-create.json"
-    bench epp create --addr "$GW_ADDR" "${epp[@]}" --concurrency "$c" "${level[@]}" \
-        --json "$RESULTS/epp-create.json"
-done
-for kind in check info; do
+# One round of `kind` (create, check, info) at concurrency $2 over gRPC.
+grpc_round() {
+    local kind=$1 c=$2 mix=()
+    [[ $kind == create ]] || mix=(--mix "$kind=1")
+    bench create "${grpc[@]}" "${mix[@]}" --concurrency "$c" "${level[@]}" \
+        --json "$RESULTS/grpc-$kind.json"
+}
+# ... and through the gateway in EPP.
+epp_round() {
+    local kind=$1 c=$2
+    bench epp "$kind" --addr "$GW_ADDR" "${epp[@]}" --concurrency "$c" "${level[@]}" \
+        --json "$RESULTS/epp-$kind.json"
+}
+for kind in create check info; do
     for c in "${levels[@]}"; do
-        say "concurrency $c: ${kind}s, gRPC then EPP" | tee -a "$LOG"
-        bench create "${grpc[@]}" --mix "$kind=1" --concurrency "$c" "${level[@]}" \
-            --json "$RESULTS/grpc-$kind.json"
-        bench epp "$kind" --addr "$GW_ADDR" "${epp[@]}" --concurrency "$c" "${level[@]}" \
-            --json "$RESULTS/epp-$kind.json"
+        for ((round = 1; round <= ROUNDS; round++)); do
+            if ((round % 2)); then
+                say "concurrency $c: ${kind}s, round $round of $ROUNDS: gRPC then EPP" | tee -a "$LOG"
+                grpc_round "$kind" "$c"
+                epp_round "$kind" "$c"
+            else
+                say "concurrency $c: ${kind}s, round $round of $ROUNDS: EPP then gRPC" | tee -a "$LOG"
+                epp_round "$kind" "$c"
+                grpc_round "$kind" "$c"
+            fi
+        done
     done
 done
 
