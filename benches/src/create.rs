@@ -69,6 +69,71 @@ pub struct CreateArgs {
     /// With --identity: the staff identity "bench" that makes the fixture.
     #[arg(long, requires = "identity")]
     pub staff_identity: Option<PathBuf>,
+    /// After each level, print where its time went in each node (from the
+    /// nodes' metrics at its start and end): the leader's time per create,
+    /// log syncs and the entries each covered, apply batches, the
+    /// followers' AppendEntries. Needs --local-cluster or --node-metrics.
+    #[arg(long)]
+    pub stages: bool,
+    /// Record a CPU profile (`perf record -g`) of each node and of
+    /// kauri-bench during each level into DIR (cC-nodeN.perf, with the top
+    /// of each in cC-nodeN.txt); implies --stages. Needs perf, and
+    /// --local-cluster or --node-pids.
+    #[arg(long, value_name = "DIR")]
+    pub profile: Option<PathBuf>,
+    /// Without --local-cluster: the nodes' metrics addresses (HOST:PORT,
+    /// nodes 1, 2, ... in this order), for --stages.
+    #[arg(long, value_delimiter = ',', conflicts_with = "local_cluster")]
+    pub node_metrics: Vec<String>,
+    /// Without --local-cluster: the nodes' PIDs, in --node-metrics order,
+    /// for --profile.
+    #[arg(long, value_delimiter = ',', requires = "node_metrics")]
+    pub node_pids: Vec<u32>,
+}
+
+/// The nodes `--stages` and `--profile` watch, if asked.
+fn probe(
+    args: &CreateArgs,
+    cluster: Option<&TestCluster>,
+) -> anyhow::Result<Option<crate::stages::Probe>> {
+    if !args.stages && args.profile.is_none() {
+        return Ok(None);
+    }
+    let nodes: Vec<crate::stages::Watched> = match cluster {
+        Some(_) if args.no_metrics => {
+            bail!("--stages reads the nodes' metrics: leave out --no-metrics")
+        }
+        Some(c) => c
+            .ids()
+            .into_iter()
+            .map(|id| crate::stages::Watched {
+                id,
+                metrics_addr: c.node(id).metrics_addr.clone(),
+                pid: c.pid(id),
+            })
+            .collect(),
+        None if args.node_metrics.is_empty() => {
+            bail!("--stages without --local-cluster needs --node-metrics")
+        }
+        None => {
+            if !args.node_pids.is_empty() && args.node_pids.len() != args.node_metrics.len() {
+                bail!("--node-pids needs one PID per --node-metrics address");
+            }
+            args.node_metrics
+                .iter()
+                .enumerate()
+                .map(|(i, addr)| crate::stages::Watched {
+                    id: i as u64 + 1,
+                    metrics_addr: addr.clone(),
+                    pid: args.node_pids.get(i).copied(),
+                })
+                .collect()
+        }
+    };
+    Ok(Some(crate::stages::Probe::new(
+        nodes,
+        args.profile.clone(),
+    )?))
 }
 
 /// One kind of operation in a mix.
@@ -286,6 +351,7 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut probe = probe(&args, cluster.as_ref())?;
     let (staff, client) = match &cluster {
         Some(c) => match c.pki() {
             Some((certs, ca)) => {
@@ -345,7 +411,9 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
         }
     };
     let operation_label = if args.mix.is_some() { "mix" } else { "create" };
-    args.load.run("kauri", operation_label, op).await?;
+    args.load
+        .run_probed("kauri", operation_label, op, probe.as_mut())
+        .await?;
     drop(cluster);
     Ok(())
 }

@@ -93,6 +93,22 @@ impl LoadArgs {
         F: Fn(u64) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = OpOutcome> + Send + 'static,
     {
+        self.run_probed(system, operation, op, None).await
+    }
+
+    /// [`LoadArgs::run`], with `probe` told when each measured level
+    /// starts and ends (not the warm-up).
+    pub async fn run_probed<F, Fut>(
+        &self,
+        system: &str,
+        operation: &str,
+        op: F,
+        mut probe: Option<&mut crate::stages::Probe>,
+    ) -> anyhow::Result<Vec<LoadResult>>
+    where
+        F: Fn(u64) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = OpOutcome> + Send + 'static,
+    {
         let ids = Arc::new(AtomicU64::new(0));
         if self.warmup_secs > 0 {
             let top = self.concurrency.iter().copied().max().unwrap_or(1);
@@ -110,9 +126,15 @@ impl LoadArgs {
         }
         let mut results = Vec::new();
         for &concurrency in &self.concurrency {
+            if let Some(p) = probe.as_deref_mut() {
+                p.level_started(concurrency);
+            }
             let report = closed_loop(&self.bounds(concurrency), &ids, op.clone()).await;
             let result = report.summary(system, operation);
             print_load(&result, &report.first_errors);
+            if let Some(p) = probe.as_deref_mut() {
+                p.level_finished(concurrency);
+            }
             results.push(result);
         }
         if let Some(path) = &self.json {

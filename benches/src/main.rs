@@ -29,6 +29,7 @@ mod etcd;
 mod failover;
 mod load;
 mod report;
+mod stages;
 
 use clap::{Parser, Subcommand};
 
