@@ -78,6 +78,7 @@ if [[ -n ${CLUSTER_CPUS:-} || -n ${CLIENT_CPUS:-} ]]; then
 fi
 
 say "release build"
+scripts/patched-crates.sh
 cargo build --release -p kauri-node -p kauri-gateway -p kauri-bench
 BENCH=$CARGO_TARGET_DIR/release/kauri-bench
 NODE=${NODE_BIN:-$CARGO_TARGET_DIR/release/kauri-node}

@@ -63,6 +63,7 @@ ETCD=$(command -v etcd)
 "$ETCD" --version | sed -n 1p
 
 say "release build"
+scripts/patched-crates.sh
 cargo build --release -p kauri-node -p kauri-bench --features kauri-bench/etcd
 BENCH=$CARGO_TARGET_DIR/release/kauri-bench
 NODE=$CARGO_TARGET_DIR/release/kauri-node

@@ -41,6 +41,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
         { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null; }
 fi
+# The crates the workspace builds patched (Cargo.toml's [patch.crates-io]).
+"$(dirname "$0")/patched-crates.sh"
 if [ "$(cargo afl --version 2>/dev/null | awk '{print $2}')" != "$cargo_afl_version" ]; then
     echo "fuzz-gateway: installing cargo-afl $cargo_afl_version (it builds its AFL++ too)" >&2
     env -u CARGO_TARGET_DIR "${nice[@]}" cargo install --locked --force "cargo-afl@$cargo_afl_version" >&2

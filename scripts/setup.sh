@@ -30,3 +30,6 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo not found; Kauri needs a Rust toolchain (rustup) of the version in Cargo.toml's rust-version or newer" >&2
     exit 1
 fi
+
+# The crates the workspace builds patched (Cargo.toml's [patch.crates-io]).
+"$(dirname "$0")/patched-crates.sh"
