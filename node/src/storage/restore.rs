@@ -38,6 +38,11 @@ pub struct Restored {
     pub voters: BTreeSet<NodeId>,
 }
 
+/// How long a restore or recovery waits for the store's other handles (the
+/// log flusher thread, a snapshot task) to let go before it closes the
+/// database.
+const CLOSE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Seeds the empty data directory `data_dir` of node `id` from the backup
 /// in `backup_dir`, as the first node of a new cluster with `voters`.
 pub async fn seed(
@@ -115,7 +120,7 @@ pub async fn seed(
         .await?;
     store.set_cluster_id(&super::new_cluster_id())?;
     drop((sm, log));
-    store.db().flush_wal(true)?;
+    store.close(CLOSE_WITHIN).await?;
     Ok(Restored {
         applied,
         voters: ids,
@@ -166,7 +171,7 @@ pub async fn recover_alone(
     log.save_vote(&typ::Vote::new(term, id)).await?;
     store.set_cluster_id(&super::new_cluster_id())?;
     drop((sm, log));
-    store.db().flush_wal(true)?;
+    store.close(CLOSE_WITHIN).await?;
     Ok(Restored {
         applied,
         voters: ids,
