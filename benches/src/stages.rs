@@ -91,34 +91,28 @@ fn delta(before: &Samples, after: &Samples, name: &str) -> f64 {
     after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
 }
 
-/// The mean of histogram `name` between two scrapes (ms), and its count.
-fn mean_ms(before: &Samples, after: &Samples, name: &str) -> (f64, f64) {
-    let count = delta(before, after, &format!("{name}_count"));
-    let sum = delta(before, after, &format!("{name}_sum"));
-    (
-        count,
-        if count > 0.0 {
-            sum * 1000.0 / count
-        } else {
-            0.0
-        },
-    )
+/// The count of histogram `name` (with `labels`, "" for none) between two
+/// scrapes, and its mean in ms.
+fn mean_ms(before: &Samples, after: &Samples, name: &str, labels: &str) -> (f64, f64) {
+    let count = delta(before, after, &format!("{name}_count{labels}"));
+    let sum = delta(before, after, &format!("{name}_sum{labels}"));
+    let mean = if count > 0.0 {
+        sum * 1000.0 / count
+    } else {
+        0.0
+    };
+    (count, mean)
 }
 
 /// The count and mean server time (ms) of gRPC method `service/method`
 /// between two scrapes.
 fn grpc_mean(before: &Samples, after: &Samples, service: &str, method: &str) -> (f64, f64) {
     let labels = format!("{{service=\"kauri.v1.{service}\",method=\"{method}\"}}");
-    let name = "kauri_grpc_request_duration_seconds";
-    let count = delta(before, after, &format!("{name}_count{labels}"));
-    let sum = delta(before, after, &format!("{name}_sum{labels}"));
-    (
-        count,
-        if count > 0.0 {
-            sum * 1000.0 / count
-        } else {
-            0.0
-        },
+    mean_ms(
+        before,
+        after,
+        "kauri_grpc_request_duration_seconds",
+        &labels,
     )
 }
 
@@ -127,8 +121,8 @@ impl NodeStages {
     pub fn between(before: &Samples, after: &Samples) -> NodeStages {
         let (creates, create_ms) = grpc_mean(before, after, "Registry", "CreateDomain");
         let (appends, append_ms) = grpc_mean(before, after, "Raft", "AppendEntries");
-        let (syncs, sync_ms) = mean_ms(before, after, "kauri_log_sync_duration_seconds");
-        let (batches, apply_ms) = mean_ms(before, after, "kauri_apply_duration_seconds");
+        let (syncs, sync_ms) = mean_ms(before, after, "kauri_log_sync_duration_seconds", "");
+        let (batches, apply_ms) = mean_ms(before, after, "kauri_apply_duration_seconds", "");
         let entries = delta(before, after, "kauri_apply_batch_entries_sum");
         NodeStages {
             creates,
