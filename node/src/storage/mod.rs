@@ -304,29 +304,19 @@ impl Store {
     }
 
     /// Syncs the write-ahead log and closes the database, once this is its
-    /// last handle: waits up to `within` for the others (the log flusher
-    /// thread, a snapshot task) to let go. A command that opened the store
-    /// and then exits (restore, recovery) calls this before it returns: a
-    /// process that ends while another thread is still closing RocksDB can
-    /// crash in RocksDB's teardown (a restore once died with SIGSEGV after
-    /// it had finished).
+    /// last handle ([`Store::wait_unshared`], at most `within`): what a
+    /// command that opened the store and then exits (restore, recovery)
+    /// calls before it returns, as the node's shutdown does (a restore once
+    /// died with SIGSEGV after it had finished).
     pub async fn close(self, within: std::time::Duration) -> Result<(), StorageError> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let others = Arc::strong_count(&self.db) - 1;
-            if others == 0 {
-                break;
-            }
-            if std::time::Instant::now() >= deadline {
-                return Err(StorageError::Busy(format!(
-                    "{others} other handle(s) on the database still open after {} s",
-                    within.as_secs()
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        if !self.wait_unshared(within).await {
+            return Err(StorageError::Busy(format!(
+                "{} other handle(s) on the database still open after {} s",
+                Arc::strong_count(&self.db) - 1,
+                within.as_secs()
+            )));
         }
         self.db.flush_wal(true)?;
-        drop(self);
         Ok(())
     }
 
