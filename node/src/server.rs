@@ -263,6 +263,7 @@ pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
         contacts,
         cluster: config.cluster.clone(),
         handover: Arc::default(),
+        reads: Arc::default(),
         peers: network,
     };
     if config.test_clock {

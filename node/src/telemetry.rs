@@ -31,6 +31,7 @@ pub const HISTOGRAMS: &[(&str, &[f64])] = &[
     ("kauri_apply_duration_seconds", LATENCY_BUCKETS),
     ("kauri_log_sync_duration_seconds", LATENCY_BUCKETS),
     ("kauri_apply_batch_entries", BATCH_BUCKETS),
+    ("kauri_linearizable_read_round_reads", BATCH_BUCKETS),
     ("kauri_snapshot_build_duration_seconds", SNAPSHOT_BUCKETS),
     ("kauri_snapshot_install_duration_seconds", SNAPSHOT_BUCKETS),
 ];
@@ -212,6 +213,10 @@ pub fn describe() {
         Unit::Seconds,
         "When the certificate this node presents expires (seconds since the epoch)"
     );
+    describe_histogram!(
+        "kauri_linearizable_read_round_reads",
+        "Linearizable reads one leadership check answered (its count: the checks)"
+    );
     describe_counter!(
         "kauri_grpc_requests_total",
         "gRPC calls answered, by service, method and status code"
@@ -277,6 +282,11 @@ pub fn applied(entries: usize, replays: u64, took: Duration) {
     if replays > 0 {
         counter!("kauri_idempotency_replays_total").increment(replays);
     }
+}
+
+/// Records one leadership check that answered `reads` linearizable reads.
+pub fn read_round(reads: usize) {
+    histogram!("kauri_linearizable_read_round_reads").record(reads as f64);
 }
 
 /// Records one sync of the Raft log.

@@ -7,6 +7,7 @@ mod admin;
 mod cluster;
 pub mod handover;
 pub mod membership;
+pub mod reads;
 mod registry;
 pub mod status;
 
@@ -106,6 +107,8 @@ pub struct Node {
     pub handover: std::sync::Arc<handover::Gate>,
     /// Messages to peers outside openraft's (leadership transfer).
     pub peers: crate::peer::network::Network,
+    /// The leadership checks linearizable reads share.
+    pub reads: std::sync::Arc<reads::ReadRounds<Result<(), Status>>>,
 }
 
 /// Wall-clock time in ms since the epoch. Only proposers read the clock;
@@ -288,19 +291,7 @@ impl Node {
             )
         })?;
         if consistency == Consistency::Linearizable {
-            match self.raft.ensure_linearizable().await {
-                Ok(_) => {}
-                Err(openraft::error::RaftError::APIError(
-                    openraft::error::CheckIsLeaderError::ForwardToLeader(f),
-                )) => return Err(status::not_leader(f.leader_id.zip(f.leader_node))),
-                Err(e) => {
-                    return Err(status::reject(
-                        Reason::Unavailable,
-                        "",
-                        format!("linearizable read: {e}"),
-                    ))
-                }
-            }
+            self.confirm_leadership().await?;
         }
         let info = self.read_info(consistency)?;
         if consistency == Consistency::BoundedStale {
@@ -331,6 +322,43 @@ impl Node {
             }
         }
         Ok(info)
+    }
+
+    /// Confirms, for a linearizable read, that this node leads and has
+    /// applied everything committed when the read arrived. Concurrent reads
+    /// share one check ([`reads::ReadRounds`]).
+    async fn confirm_leadership(&self) -> Result<(), Status> {
+        let raft = self.raft.clone();
+        let check = move || {
+            let raft = raft.clone();
+            async move {
+                let confirmed = tokio::time::timeout(WRITE_TIMEOUT, raft.ensure_linearizable());
+                match confirmed.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(openraft::error::RaftError::APIError(
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                    ))) => Err(status::not_leader(f.leader_id.zip(f.leader_node))),
+                    Ok(Err(e)) => Err(status::reject(
+                        Reason::Unavailable,
+                        "",
+                        format!("linearizable read: {e}"),
+                    )),
+                    Err(_) => Err(status::reject(
+                        Reason::Unavailable,
+                        "",
+                        format!(
+                            "linearizable read: leadership not confirmed within {} s",
+                            WRITE_TIMEOUT.as_secs()
+                        ),
+                    )),
+                }
+            }
+        };
+        self.reads.confirm(check).await.unwrap_or_else(|_| {
+            Err(status::internal(
+                "linearizable read: the leadership check ended without an answer",
+            ))
+        })
     }
 
     /// Where this node's applied state stands.
