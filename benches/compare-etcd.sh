@@ -12,7 +12,8 @@
 #     running at the same time;
 #   - the leader SIGKILLed KILLS times under a steady write load, on each
 #     system: write unavailability min/median/max, lost and duplicated writes;
-# and prints the table (also written to $RESULTS/table.md).
+# once in plain text and once with both systems over mutual TLS (SECURITY),
+# and prints a table per run (also written to $RESULTS/table.md).
 #
 # Both systems run with fsync on: Kauri with its default synced log appends,
 # etcd always fsyncs its WAL. Data directories live under BENCH_TMPDIR, which
@@ -28,7 +29,11 @@
 #   KILLS=5               leader kills per system
 #   FAILOVER_CONCURRENCY=8  writes in flight during the failover runs
 #   SETTLE_MS=2000        steady load before each kill
-#   RESULTS=benches/results/<UTC time>   where the JSON, log and table go
+#   SECURITY=plain,tls    the runs: both systems in plain text, then both
+#                         over mutual TLS between peers and to clients
+#                         (certificates of a development CA made per run;
+#                         `kauri-bench etcd put --help` names etcd's flags)
+#   RESULTS=benches/results/<UTC time>   where the JSON, log and tables go
 #   BENCH_TMPDIR=/var/tmp  parent of the clusters' data directories
 #
 # A quick check: LEVELS=1,4 DURATION=2 WARMUP=1 KILLS=1 benches/compare-etcd.sh
@@ -40,6 +45,7 @@ DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-3}
 VALUE_BYTES=${VALUE_BYTES:-256}
 KILLS=${KILLS:-5}
+SECURITY=${SECURITY:-plain,tls}
 FAILOVER_CONCURRENCY=${FAILOVER_CONCURRENCY:-8}
 SETTLE_MS=${SETTLE_MS:-2000}
 RESULTS=${RESULTS:-benches/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -78,7 +84,6 @@ if [[ $(stat -f -c %T "$WORK") == tmpfs ]]; then
 fi
 LOG=$RESULTS/log.txt
 : >"$LOG"
-rm -f "$RESULTS"/{kauri,etcd}-{load,failover}.json
 
 # Runs a kauri-bench command with cluster data under $WORK, logging it.
 bench() {
@@ -106,31 +111,51 @@ say "etcd settings" | tee -a "$LOG"
 bench etcd settings
 
 IFS=, read -r -a levels <<<"$LEVELS"
-for c in "${levels[@]}"; do
-    say "concurrency $c: etcd puts, then Kauri creates (fresh clusters)" | tee -a "$LOG"
-    bench etcd put --local-cluster --etcd-bin "$ETCD" --value-bytes "$VALUE_BYTES" \
-        --concurrency "$c" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
-        --json "$RESULTS/etcd-load.json"
-    bench create --local-cluster --node-bin "$NODE" \
-        --concurrency "$c" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
-        --json "$RESULTS/kauri-load.json"
-done
-
-# A violation (lost or duplicated writes) makes the failover run exit
-# non-zero: finish the run and the table, then report it.
+IFS=, read -r -a modes <<<"$SECURITY"
+# A violation (lost or duplicated writes) makes a failover run exit
+# non-zero: finish the run and the tables, then report it.
 status=0
-say "failover: etcd" | tee -a "$LOG"
-bench etcd failover --etcd-bin "$ETCD" --value-bytes "$VALUE_BYTES" --kills "$KILLS" \
-    --concurrency "$FAILOVER_CONCURRENCY" --settle-ms "$SETTLE_MS" \
-    --json "$RESULTS/etcd-failover.json" || status=1
-say "failover: Kauri" | tee -a "$LOG"
-bench failover --node-bin "$NODE" --kills "$KILLS" \
-    --concurrency "$FAILOVER_CONCURRENCY" --settle-ms "$SETTLE_MS" \
-    --json "$RESULTS/kauri-failover.json" || status=1
+for mode in "${modes[@]}"; do
+    case $mode in
+    plain) tls=() ;;
+    tls) tls=(--tls) ;;
+    *)
+        echo "SECURITY names plain and tls, not $mode" >&2
+        exit 2
+        ;;
+    esac
+    dir=$RESULTS/$mode
+    mkdir -p "$dir"
+    rm -f "$dir"/{kauri,etcd}-{load,failover}.json
+    for c in "${levels[@]}"; do
+        say "$mode, concurrency $c: etcd puts, then Kauri creates (fresh clusters)" | tee -a "$LOG"
+        bench etcd put --local-cluster "${tls[@]}" --etcd-bin "$ETCD" --value-bytes "$VALUE_BYTES" \
+            --concurrency "$c" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
+            --json "$dir/etcd-load.json"
+        bench create --local-cluster "${tls[@]}" --node-bin "$NODE" \
+            --concurrency "$c" --duration-secs "$DURATION" --warmup-secs "$WARMUP" \
+            --json "$dir/kauri-load.json"
+    done
+    say "$mode, failover: etcd" | tee -a "$LOG"
+    bench etcd failover "${tls[@]}" --etcd-bin "$ETCD" --value-bytes "$VALUE_BYTES" \
+        --kills "$KILLS" --concurrency "$FAILOVER_CONCURRENCY" --settle-ms "$SETTLE_MS" \
+        --json "$dir/etcd-failover.json" || status=1
+    say "$mode, failover: Kauri" | tee -a "$LOG"
+    bench failover "${tls[@]}" --node-bin "$NODE" --kills "$KILLS" \
+        --concurrency "$FAILOVER_CONCURRENCY" --settle-ms "$SETTLE_MS" \
+        --json "$dir/kauri-failover.json" || status=1
+done
 
 say "Kauri vs etcd" | tee -a "$LOG"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOG"
-"$BENCH" report --dir "$RESULTS" | tee "$RESULTS/table.md"
-echo
-echo "results: $RESULTS (table.md, log.txt, *.json)"
+for mode in "${modes[@]}"; do
+    case $mode in
+    plain) echo "### Plain text (no TLS on either system)" ;;
+    tls) echo "### Mutual TLS between peers and to clients (both systems)" ;;
+    esac
+    echo
+    "$BENCH" report --dir "$RESULTS/$mode"
+    echo
+done | tee "$RESULTS/table.md"
+echo "results: $RESULTS (table.md, log.txt, plain/ and tls/ *.json)"
 exit "$status"

@@ -330,6 +330,24 @@ pub(crate) async fn fixture(
     }
 }
 
+/// The clients of a local cluster acting as staff member "bench" and as
+/// registrar "bench": over TLS each with a certificate of the cluster's CA
+/// for that principal, in plain text the same client twice.
+pub(crate) fn bench_clients(c: &TestCluster) -> anyhow::Result<(KauriClient, KauriClient)> {
+    let Some((certs, ca)) = c.pki() else {
+        return Ok((c.client(), c.client()));
+    };
+    let as_bench = |role| -> anyhow::Result<KauriClient> {
+        let p = kauri_client::tls::Principal::new(kauri_chaos_tests::TEST_CLUSTER, role, "bench")?;
+        let files = ca.write(&certs.dir, &format!("bench-{role}"), &certs.ca, &p, &[])?;
+        Ok(c.client_as(&files))
+    };
+    Ok((
+        as_bench(kauri_client::tls::Role::Staff)?,
+        as_bench(kauri_client::tls::Role::Registrar)?,
+    ))
+}
+
 /// `kauri-bench create`.
 pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
     let cluster = if args.local_cluster {
@@ -353,25 +371,7 @@ pub async fn run(endpoints: &[String], args: CreateArgs) -> anyhow::Result<()> {
     };
     let mut probe = probe(&args, cluster.as_ref())?;
     let (staff, client) = match &cluster {
-        Some(c) => match c.pki() {
-            Some((certs, ca)) => {
-                let as_bench = |role| -> anyhow::Result<KauriClient> {
-                    let p = kauri_client::tls::Principal::new(
-                        kauri_chaos_tests::TEST_CLUSTER,
-                        role,
-                        "bench",
-                    )?;
-                    let files =
-                        ca.write(&certs.dir, &format!("bench-{role}"), &certs.ca, &p, &[])?;
-                    Ok(c.client_as(&files))
-                };
-                (
-                    as_bench(kauri_client::tls::Role::Staff)?,
-                    as_bench(kauri_client::tls::Role::Registrar)?,
-                )
-            }
-            None => (c.client(), c.client()),
-        },
+        Some(c) => bench_clients(c)?,
         None => match (&args.staff_identity, &args.identity) {
             (Some(staff), Some(registrar)) => (
                 crate::epp::client_as(endpoints, staff)?,

@@ -57,6 +57,11 @@ pub struct FailoverArgs {
     /// --node-arg=--election-timeout-ms --node-arg=250.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Run the cluster over mutual TLS (between nodes and to clients; the
+    /// writers as registrar "bench" with a certificate of its own), as
+    /// `kauri-bench create --tls` does.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// A cluster whose leader the procedure can find, kill and restart.
@@ -283,14 +288,18 @@ impl LeaderKill for TestCluster {
 pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     let bin = crate::create::node_binary(args.node_bin)?;
     let node_args: Vec<&str> = args.node_args.iter().map(String::as_str).collect();
-    let mut cluster = TestCluster::start_plaintext(&bin, 3, &node_args);
+    let mut cluster = if args.tls {
+        TestCluster::start(&bin, 3, &node_args)
+    } else {
+        TestCluster::start_plaintext(&bin, 3, &node_args)
+    };
     cluster.wait_for_leader(RECOVERY_DEADLINE).await;
-    let client = cluster.client();
-    crate::create::fixture(&client, &client, "bench", MAX_WRITES)
+    let (client, registrar_client) = crate::create::bench_clients(&cluster)?;
+    crate::create::fixture(&client, &registrar_client, "bench", MAX_WRITES)
         .await
         .context("fixture")?;
 
-    let writer = client.clone();
+    let writer = registrar_client.clone();
     let write = move |id: u64| {
         let client = writer.clone();
         async move {
@@ -310,7 +319,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
     };
     let observed = run_procedure(&mut cluster, &args.procedure, write).await?;
 
-    let lost = count_lost(&client, &observed.acknowledged).await?;
+    let lost = count_lost(&registrar_client, &observed.acknowledged).await?;
     let registrar = client
         .info_registrar(InfoRegistrarRequest {
             id: "bench".into(),
@@ -321,7 +330,7 @@ pub async fn run(args: FailoverArgs) -> anyhow::Result<()> {
         .registrar
         .context("registrar missing")?;
     let charges = registrar.total_charges_minor_units;
-    let created = count_existing(&client, observed.attempted).await?;
+    let created = count_existing(&registrar_client, observed.attempted).await?;
     let duplicates = (charges / CREATE_PRICE - created as i64).max(0) as u64;
     let result = observed.result("kauri", args.procedure.concurrency, lost, duplicates);
     print_result(&result);

@@ -7,6 +7,12 @@
 //! reason it is set; everything else is etcd's default. etcd fsyncs its WAL
 //! before acknowledging, always: durability equals Kauri's synced log
 //! appends.
+//!
+//! With TLS ([`EtcdCluster::start`]'s `tls`), the members speak HTTPS to
+//! each other and to clients and each side verifies the other's
+//! certificate ([`TLS_FLAGS`]), as a Kauri cluster does over mutual TLS:
+//! certificates of a development CA (`kauri_client::devpki`, the same code
+//! `kauri dev certs` runs), made in the cluster's temp dir.
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -15,7 +21,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use kauri_client::devpki::DevCerts;
+use kauri_client::tls::TlsFiles;
 
 /// etcd's settings for the comparison (flag, value, why). Addresses, names
 /// and data directories are added per member.
@@ -55,6 +63,42 @@ pub const TUNING: &[(&str, &str, &str)] = &[
     ("--log-level", "warn", "no per-request logging cost"),
 ];
 
+/// etcd's TLS flags with `--tls`, each followed by the file it names:
+/// (flag, which file of the member's identity). Both listeners verify the
+/// other side's certificate against the CA.
+pub const TLS_FLAGS: &[(&str, TlsFile)] = &[
+    ("--cert-file", TlsFile::Cert),
+    ("--key-file", TlsFile::Key),
+    ("--trusted-ca-file", TlsFile::Ca),
+    ("--peer-cert-file", TlsFile::Cert),
+    ("--peer-key-file", TlsFile::Key),
+    ("--peer-trusted-ca-file", TlsFile::Ca),
+];
+
+/// etcd's flags that make both listeners require a client certificate.
+pub const TLS_CLIENT_AUTH: &[&str] = &["--client-cert-auth", "--peer-client-cert-auth"];
+
+/// A file of a TLS identity.
+#[derive(Debug, Clone, Copy)]
+pub enum TlsFile {
+    /// The certificate chain.
+    Cert,
+    /// The private key.
+    Key,
+    /// The CA bundle.
+    Ca,
+}
+
+impl TlsFile {
+    fn of(self, files: &TlsFiles) -> &Path {
+        match self {
+            TlsFile::Cert => &files.cert,
+            TlsFile::Key => &files.key,
+            TlsFile::Ca => &files.ca,
+        }
+    }
+}
+
 /// One etcd member.
 struct Member {
     name: String,
@@ -65,6 +109,8 @@ struct Member {
     child: Option<Child>,
     /// etcd's member id, learnt from the member's own status.
     member_id: Option<u64>,
+    /// Its certificate and key, with TLS.
+    tls: Option<TlsFiles>,
 }
 
 /// A running local etcd cluster. Dropping it SIGKILLs every member by PID.
@@ -74,6 +120,8 @@ pub struct EtcdCluster {
     extra_args: Vec<String>,
     initial_cluster: String,
     token: String,
+    /// What clients connect with: the CA and a client identity, with TLS.
+    client: ConnectOptions,
     dir: tempfile::TempDir,
 }
 
@@ -89,30 +137,60 @@ fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
 }
 
 /// A client of one member only, with short timeouts (for probes).
-async fn probe(url: &str) -> anyhow::Result<Client> {
-    let options = ConnectOptions::new()
+async fn probe(url: &str, options: &ConnectOptions) -> anyhow::Result<Client> {
+    let options = options
+        .clone()
         .with_connect_timeout(Duration::from_millis(500))
         .with_timeout(Duration::from_secs(1));
     Ok(Client::connect([url], Some(options)).await?)
 }
 
+/// Connect options that trust `files`' CA and present its certificate.
+pub fn tls_options(files: &TlsFiles) -> anyhow::Result<ConnectOptions> {
+    let read =
+        |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let tls = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(&files.ca)?))
+        .identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?));
+    Ok(ConnectOptions::new().with_tls(tls))
+}
+
 impl EtcdCluster {
     /// Starts `n` fresh members of the etcd binary at `bin`, with
-    /// `extra_args` after the tuned flags (for experiments).
-    pub fn start(bin: &Path, n: usize, extra_args: &[String]) -> anyhow::Result<EtcdCluster> {
+    /// `extra_args` after the tuned flags (for experiments); over mutual
+    /// TLS between members and to clients if `tls`.
+    pub fn start(
+        bin: &Path,
+        n: usize,
+        extra_args: &[String],
+        tls: bool,
+    ) -> anyhow::Result<EtcdCluster> {
         let dir = tempfile::tempdir().context("creating the etcd temp dir")?;
         let ports = free_ports(2 * n)?;
+        let pki = if tls {
+            let (certs, _) =
+                DevCerts::create(&dir.path().join("pki"), "etcd-bench", n as u64, &[])?;
+            Some(certs)
+        } else {
+            None
+        };
+        let scheme = if tls { "https" } else { "http" };
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{}", i + 1),
-                client_url: format!("http://127.0.0.1:{}", ports[2 * i]),
-                peer_url: format!("http://127.0.0.1:{}", ports[2 * i + 1]),
+                client_url: format!("{scheme}://127.0.0.1:{}", ports[2 * i]),
+                peer_url: format!("{scheme}://127.0.0.1:{}", ports[2 * i + 1]),
                 data_dir: dir.path().join(format!("m{}", i + 1)),
                 log: dir.path().join(format!("m{}.log", i + 1)),
                 child: None,
                 member_id: None,
+                tls: pki.as_ref().map(|p| p.nodes[i].clone()),
             })
             .collect();
+        let client = match &pki {
+            Some(p) => tls_options(&p.staff)?,
+            None => ConnectOptions::new(),
+        };
         let initial_cluster = members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url))
@@ -124,6 +202,7 @@ impl EtcdCluster {
             extra_args: extra_args.to_vec(),
             initial_cluster,
             token: format!("kauri-bench-{}", std::process::id()),
+            client,
             dir,
         };
         for id in 1..=n as u64 {
@@ -160,8 +239,21 @@ impl EtcdCluster {
             args.push(flag.to_string());
             args.push(value.to_string());
         }
+        if let Some(files) = &m.tls {
+            for (flag, file) in TLS_FLAGS {
+                args.push(flag.to_string());
+                args.push(file.of(files).display().to_string());
+            }
+            args.extend(TLS_CLIENT_AUTH.iter().map(|f| f.to_string()));
+        }
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+
+    /// What a client of this cluster connects with (with TLS: the CA and a
+    /// client certificate); add timeouts and such to a clone.
+    pub fn connect_options(&self) -> &ConnectOptions {
+        &self.client
     }
 
     /// Client URLs of all members.
@@ -220,7 +312,7 @@ impl EtcdCluster {
     /// Member `id`'s status (leader id and its own member id), if it answers.
     async fn status(&self, id: u64) -> anyhow::Result<(u64, u64)> {
         let m = &self.members[(id - 1) as usize];
-        let mut client = probe(&m.client_url).await?;
+        let mut client = probe(&m.client_url, &self.client).await?;
         let status = client.status().await?;
         let own = status
             .header()

@@ -59,6 +59,11 @@ struct ServerArgs {
     /// tuned ones (repeat for more), e.g. --etcd-arg=--election-timeout=250.
     #[arg(long = "etcd-arg", allow_hyphen_values = true)]
     etcd_args: Vec<String>,
+    /// Run the local cluster over mutual TLS, between members and to
+    /// clients, as `kauri-bench create --tls` runs Kauri's: certificates of
+    /// a development CA made for the run, each side verifying the other's.
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Which members the put load talks to.
@@ -131,7 +136,7 @@ async fn start_local(server: &ServerArgs) -> anyhow::Result<EtcdCluster> {
             server.etcd_bin.display()
         );
     }
-    let mut cluster = EtcdCluster::start(&server.etcd_bin, 3, &server.etcd_args)?;
+    let mut cluster = EtcdCluster::start(&server.etcd_bin, 3, &server.etcd_args, server.tls)?;
     for id in 1..=3 {
         println!("etcd: {}", cluster.command_line(id).join(" "));
     }
@@ -141,11 +146,11 @@ async fn start_local(server: &ServerArgs) -> anyhow::Result<EtcdCluster> {
 }
 
 /// The client URL of the member that leads, asking each endpoint.
-async fn leader_endpoint(endpoints: &[String]) -> anyhow::Result<String> {
+async fn leader_endpoint(endpoints: &[String], options: &ConnectOptions) -> anyhow::Result<String> {
     let mut members = Vec::new();
     let mut leader = 0;
     for url in endpoints {
-        let mut client = Client::connect([url], None).await?;
+        let mut client = Client::connect([url], Some(options.clone())).await?;
         let status = client.status().await?;
         let own = status.header().map(|h| h.member_id()).unwrap_or_default();
         members.push((own, url.clone()));
@@ -168,21 +173,24 @@ fn value_of(n: usize) -> Vec<u8> {
 }
 
 async fn put(args: PutArgs) -> anyhow::Result<()> {
+    if args.server.tls && !args.local_cluster {
+        bail!("--tls makes the certificates of a --local-cluster; it cannot be used with --etcd-endpoints");
+    }
     let cluster = if args.local_cluster {
         Some(start_local(&args.server).await?)
     } else {
         None
     };
-    let endpoints = match &cluster {
-        Some(c) => c.endpoints(),
-        None => args.etcd_endpoints.clone(),
+    let (endpoints, options) = match &cluster {
+        Some(c) => (c.endpoints(), c.connect_options().clone()),
+        None => (args.etcd_endpoints.clone(), ConnectOptions::new()),
     };
     let targets = match args.target {
-        Target::Leader => vec![leader_endpoint(&endpoints).await?],
+        Target::Leader => vec![leader_endpoint(&endpoints, &options).await?],
         Target::All => endpoints,
     };
     println!("etcd: putting to {}", targets.join(","));
-    let client = Client::connect(&targets, None).await?;
+    let client = Client::connect(&targets, Some(options)).await?;
     let value = value_of(args.server.value_bytes);
     let run = format!("{:x}", rand::thread_rng().gen::<u32>());
     let op = move |id: u64| {
@@ -219,7 +227,9 @@ async fn failover(args: FailoverArgs) -> anyhow::Result<()> {
     // Balanced over all members, as etcd's own clients are; with
     // require-leader a member that has lost its leader fails the put at
     // once instead of holding it.
-    let options = ConnectOptions::new()
+    let options = cluster
+        .connect_options()
+        .clone()
         .with_require_leader(true)
         .with_connect_timeout(Duration::from_millis(500));
     let client = Client::connect(cluster.endpoints(), Some(options)).await?;
