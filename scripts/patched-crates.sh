@@ -12,6 +12,10 @@
 # awaiting their fsync, one client write at a time (docs/performance.md,
 # "The stages of a write"). The leader's copy counts towards the commit
 # quorum only once the log store reports it durable.
+# patches/openraft-0.9.25-election-terms.patch (applied after it): a node
+# that refuses a candidate with a shorter log campaigns above that term, and
+# the longer timeout of a node that lost an election to a greater log ends
+# once it follows a leader again (docs/performance.md, "7. Failover").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
