@@ -32,6 +32,11 @@
 #   REGISTRARS=40         EPP registrars (the registry allows each 32 sessions)
 #   RESULTS=benches/results/epp-<UTC time>   where the JSON, log and table go
 #   BENCH_TMPDIR=/var/tmp  parent of the cluster's data directories
+#   GATEWAY_WORKERS=1     the gateway's --worker-threads (0: one per CPU).
+#                         Here the gateway shares two vCPUs with three
+#                         nodes and the load generator: one thread leaves
+#                         the nodes the CPUs and saves a hand-off per
+#                         command (docs/performance.md, EPP gateway)
 #   NODE_BIN, GATEWAY_BIN  other kauri-node / kauri-gateway builds to measure
 #                         (default: the release builds made here)
 #   CLUSTER_CPUS, CLIENT_CPUS  CPU lists (taskset -c) to keep the three nodes
@@ -49,6 +54,7 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
 SESSIONS=${SESSIONS:-1000}
 REGISTRARS=${REGISTRARS:-40}
+GATEWAY_WORKERS=${GATEWAY_WORKERS:-1}
 RESULTS=${RESULTS:-benches/results/epp-$(date -u +%Y%m%dT%H%M%SZ)}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -192,7 +198,7 @@ say "machine" | tee -a "$LOG"
     echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "kauri: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
     echo "kauri-node: $NODE"
-    echo "kauri-gateway: $GATEWAY"
+    echo "kauri-gateway: $GATEWAY (--worker-threads $GATEWAY_WORKERS)"
     if ((${#on_cluster[@]})); then
         echo "pinned: nodes on CPUs $CLUSTER_CPUS, gateway and kauri-bench on CPUs $CLIENT_CPUS"
     else
@@ -227,6 +233,7 @@ start_gateway() {
         --tls-cert "$CERTS/epp.pem" --tls-key "$CERTS/epp.key" --identity "$CERTS/gateway" \
         --metrics-addr "127.0.0.1:$(free_port)" \
         --max-sessions-per-registrar 32 --max-connections 4096 \
+        --worker-threads "$GATEWAY_WORKERS" \
         </dev/null >"$WORK/$name.log" 2>&1 &
     GW_PID=$!
     PIDS+=("$GW_PID")

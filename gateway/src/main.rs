@@ -93,6 +93,13 @@ struct Args {
     #[arg(long, env = "KAURI_EPP_MAX_FAILED_LOGINS", default_value_t = 3,
         value_parser = clap::value_parser!(u32).range(1..))]
     max_failed_logins: u32,
+    /// Threads running the gateway's connections and its calls to the
+    /// cluster; 0 is one per CPU. Where the gateway shares a small host with
+    /// cluster nodes, 1 leaves them the other CPUs and saves a thread
+    /// hand-off per command (docs/performance.md, "EPP gateway").
+    #[arg(long, env = "KAURI_GATEWAY_WORKER_THREADS", default_value_t = 0,
+        value_parser = clap::value_parser!(u16).range(0..=1024))]
+    worker_threads: u16,
 }
 
 fn identity_files(prefix: &std::path::Path) -> kauri_client::tls::TlsFiles {
@@ -109,9 +116,23 @@ fn identity_files(prefix: &std::path::Path) -> kauri_client::tls::TlsFiles {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if args.worker_threads > 0 {
+        runtime.worker_threads(usize::from(args.worker_threads));
+    }
+    match runtime.build() {
+        Ok(runtime) => runtime.block_on(serve(args)),
+        Err(e) => {
+            eprintln!("kauri-gateway: cannot start the runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
