@@ -170,28 +170,46 @@ mod tests {
         panic!("condition not reached in 2 s");
     }
 
+    /// Rounds whose checks are [`gated`], and reads spawned against them.
+    struct Fixture {
+        rounds: Arc<ReadRounds<u32>>,
+        calls: Arc<AtomicU32>,
+        gate: Arc<Semaphore>,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            Fixture {
+                rounds: Arc::default(),
+                calls: Arc::new(AtomicU32::new(0)),
+                gate: Arc::new(Semaphore::new(0)),
+            }
+        }
+
+        /// A read on a task of its own.
+        fn read(&self) -> tokio::task::JoinHandle<Result<u32, CheckLost>> {
+            let rounds = self.rounds.clone();
+            let check = gated(self.calls.clone(), self.gate.clone());
+            tokio::spawn(async move { rounds.confirm(check).await })
+        }
+
+        fn calls(&self) -> u32 {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
     #[tokio::test]
     async fn reads_queued_during_a_check_share_the_next_one_never_the_running_one() {
-        let rounds = Arc::new(ReadRounds::<u32>::default());
-        let calls = Arc::new(AtomicU32::new(0));
-        let gate = Arc::new(Semaphore::new(0));
-        let first = tokio::spawn({
-            let (rounds, check) = (rounds.clone(), gated(calls.clone(), gate.clone()));
-            async move { rounds.confirm(check).await }
-        });
-        until(|| calls.load(Ordering::SeqCst) == 1).await;
+        let f = Fixture::new();
+        let first = f.read();
+        until(|| f.calls() == 1).await;
         // Ten reads arrive while check 1 is under way.
-        let later: Vec<_> = (0..10)
-            .map(|_| {
-                let (rounds, check) = (rounds.clone(), gated(calls.clone(), gate.clone()));
-                tokio::spawn(async move { rounds.confirm(check).await })
-            })
-            .collect();
-        until(|| rounds.waiting() == 10).await;
-        gate.add_permits(1);
+        let later: Vec<_> = (0..10).map(|_| f.read()).collect();
+        until(|| f.rounds.waiting() == 10).await;
+        f.gate.add_permits(1);
         assert_eq!(first.await.unwrap(), Ok(1));
-        until(|| calls.load(Ordering::SeqCst) == 2).await;
-        gate.add_permits(1);
+        until(|| f.calls() == 2).await;
+        f.gate.add_permits(1);
         for read in later {
             assert_eq!(
                 read.await.unwrap(),
@@ -199,11 +217,10 @@ mod tests {
                 "answered by the check after it arrived"
             );
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one check for the ten");
+        assert_eq!(f.calls(), 2, "one check for the ten");
         // Idle again: the next read starts a check of its own.
-        gate.add_permits(1);
-        let check = gated(calls.clone(), gate.clone());
-        assert_eq!(rounds.confirm(check).await, Ok(3));
+        f.gate.add_permits(1);
+        assert_eq!(f.read().await.unwrap(), Ok(3));
     }
 
     #[tokio::test]
@@ -221,21 +238,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_whose_caller_leaves_does_not_stop_the_others() {
-        let rounds = Arc::new(ReadRounds::<u32>::default());
-        let calls = Arc::new(AtomicU32::new(0));
-        let gate = Arc::new(Semaphore::new(0));
-        let leaving = tokio::spawn({
-            let (rounds, check) = (rounds.clone(), gated(calls.clone(), gate.clone()));
-            async move { rounds.confirm(check).await }
-        });
-        until(|| calls.load(Ordering::SeqCst) == 1).await;
-        let staying = tokio::spawn({
-            let (rounds, check) = (rounds.clone(), gated(calls.clone(), gate.clone()));
-            async move { rounds.confirm(check).await }
-        });
-        until(|| rounds.waiting() == 1).await;
+        let f = Fixture::new();
+        let leaving = f.read();
+        until(|| f.calls() == 1).await;
+        let staying = f.read();
+        until(|| f.rounds.waiting() == 1).await;
         leaving.abort();
-        gate.add_permits(2);
+        f.gate.add_permits(2);
         assert_eq!(staying.await.unwrap(), Ok(2));
     }
 }
