@@ -10,7 +10,9 @@
 //!
 //! With TLS ([`EtcdCluster::start`]'s `tls`), the members speak HTTPS to
 //! each other and to clients and each side verifies the other's
-//! certificate ([`TLS_FLAGS`]), as a Kauri cluster does over mutual TLS:
+//! certificate (`--cert-file`, `--peer-cert-file` and the rest, with
+//! `--client-cert-auth` and `--peer-client-cert-auth`), as a Kauri cluster
+//! does over mutual TLS:
 //! certificates of a development CA (`kauri_client::devpki`, the same code
 //! `kauri dev certs` runs), made in the cluster's temp dir.
 
@@ -62,42 +64,6 @@ pub const TUNING: &[(&str, &str, &str)] = &[
     ),
     ("--log-level", "warn", "no per-request logging cost"),
 ];
-
-/// etcd's TLS flags with `--tls`, each followed by the file it names:
-/// (flag, which file of the member's identity). Both listeners verify the
-/// other side's certificate against the CA.
-pub const TLS_FLAGS: &[(&str, TlsFile)] = &[
-    ("--cert-file", TlsFile::Cert),
-    ("--key-file", TlsFile::Key),
-    ("--trusted-ca-file", TlsFile::Ca),
-    ("--peer-cert-file", TlsFile::Cert),
-    ("--peer-key-file", TlsFile::Key),
-    ("--peer-trusted-ca-file", TlsFile::Ca),
-];
-
-/// etcd's flags that make both listeners require a client certificate.
-pub const TLS_CLIENT_AUTH: &[&str] = &["--client-cert-auth", "--peer-client-cert-auth"];
-
-/// A file of a TLS identity.
-#[derive(Debug, Clone, Copy)]
-pub enum TlsFile {
-    /// The certificate chain.
-    Cert,
-    /// The private key.
-    Key,
-    /// The CA bundle.
-    Ca,
-}
-
-impl TlsFile {
-    fn of(self, files: &TlsFiles) -> &Path {
-        match self {
-            TlsFile::Cert => &files.cert,
-            TlsFile::Key => &files.key,
-            TlsFile::Ca => &files.ca,
-        }
-    }
-}
 
 /// One etcd member.
 struct Member {
@@ -240,11 +206,22 @@ impl EtcdCluster {
             args.push(value.to_string());
         }
         if let Some(files) = &m.tls {
-            for (flag, file) in TLS_FLAGS {
+            // Both listeners present the member's certificate and require
+            // one of the CA from the other side.
+            let (cert, key, ca) = (&files.cert, &files.key, &files.ca);
+            for (flag, file) in [
+                ("--cert-file", cert),
+                ("--key-file", key),
+                ("--trusted-ca-file", ca),
+                ("--peer-cert-file", cert),
+                ("--peer-key-file", key),
+                ("--peer-trusted-ca-file", ca),
+            ] {
                 args.push(flag.to_string());
-                args.push(file.of(files).display().to_string());
+                args.push(file.display().to_string());
             }
-            args.extend(TLS_CLIENT_AUTH.iter().map(|f| f.to_string()));
+            args.push("--client-cert-auth".into());
+            args.push("--peer-client-cert-auth".into());
         }
         args.extend(self.extra_args.iter().cloned());
         args

@@ -60,8 +60,10 @@ struct ServerArgs {
     #[arg(long = "etcd-arg", allow_hyphen_values = true)]
     etcd_args: Vec<String>,
     /// Run the local cluster over mutual TLS, between members and to
-    /// clients, as `kauri-bench create --tls` runs Kauri's: certificates of
-    /// a development CA made for the run, each side verifying the other's.
+    /// clients, as `kauri-bench create --tls` runs Kauri's: https URLs,
+    /// certificates of a development CA made for the run (--cert-file,
+    /// --key-file, --trusted-ca-file and their --peer-* twins), each side
+    /// verifying the other's (--client-cert-auth, --peer-client-cert-auth).
     #[arg(long)]
     tls: bool,
 }
