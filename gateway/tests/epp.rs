@@ -501,6 +501,42 @@ async fn a_registrar_day_in_raw_frames() {
         "d-update-rem",
     )
     .await;
+    // A host that domains delegate to is renamed with its delegations when
+    // it is in-bailiwick; an external one in use is not (2305).
+    r1.expect(
+        1000,
+        &format!(
+            "<update><host:update {H}><host:name>ns1.day.test</host:name>\
+             <host:chg><host:name>ns5.day.test</host:name></host:chg></host:update></update>"
+        ),
+        "h-rename-delegated",
+    )
+    .await;
+    let info = r1
+        .expect(
+            1000,
+            &format!(
+                "<info><domain:info {D}><domain:name>day.test</domain:name></domain:info></info>"
+            ),
+            "d-info-renamed-ns",
+        )
+        .await;
+    assert!(
+        info.contains("<domain:hostObj>ns5.day.test</domain:hostObj>")
+            && !info.contains("ns1.day.test"),
+        "{info}"
+    );
+    let refused = r1
+        .expect(
+            2305,
+            &format!(
+                "<update><host:update {H}><host:name>ns1.example.net</host:name>\
+                 <host:chg><host:name>ns7.example.net</host:name></host:chg></host:update></update>"
+            ),
+            "h-rename-external-in-use",
+        )
+        .await;
+    assert!(refused.contains("external host"), "{refused}");
 
     // DNSSEC delegation data (RFC 5910): DS records added, shown, refused
     // when the registry does not accept them, removed.

@@ -1,12 +1,14 @@
 //! Upgrades keep the data: a data directory records its on-disk format.
-//! One written by this format (committed under tests/fixtures/, made by
-//! `cargo test -p kauri-node --test upgrade record_the_format1_fixture --
-//! --ignored`) opens under this code with its registry intact, also when it
-//! predates formats being recorded; one of a newer, unknown format makes
-//! the node refuse to start, say why, and leave the directory as it was.
-//! A backup of this format (also committed, made by
-//! `record_the_format1_backup_fixture`) verifies and restores into a new
-//! node under this code.
+//! One written by each format this code reads (committed under
+//! tests/fixtures/, the newest made by `cargo test -p kauri-node --test
+//! upgrade record_the_fixture -- --ignored`) opens under this code with
+//! its registry intact, format 1 also when it predates formats being
+//! recorded; one of a newer, unknown format makes the node refuse to start,
+//! say why, and leave the directory as it was. A backup of each format
+//! (also committed, made by `record_the_backup_fixture`) verifies and
+//! restores into a new node under this code. A format-1 directory gets the
+//! delegation index of format 2 when it opens, and a host rename then
+//! moves its delegations.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -19,12 +21,17 @@ use kauri_node::storage::{StorageError, Store, CF_SM_META, FORMAT_VERSION, KEY_F
 
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_kauri-node");
 
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-data-dir.tar.gz")
+/// The formats whose fixtures are committed: every one this code reads.
+const FIXTURE_FORMATS: [u32; 2] = [1, 2];
+
+fn fixture(format: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/format{format}-data-dir.tar.gz"))
 }
 
-fn backup_fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-backup.tar.gz")
+fn backup_fixture(format: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/format{format}-backup.tar.gz"))
 }
 
 fn free_addr() -> String {
@@ -99,8 +106,8 @@ fn forget_format(data_dir: &Path) {
         .expect("delete the format");
 }
 
-fn unpack_fixture(into: &Path) {
-    unpack(&fixture(), into);
+fn unpack_fixture(format: u32, into: &Path) {
+    unpack(&fixture(format), into);
 }
 
 fn unpack(archive: &Path, into: &Path) {
@@ -164,25 +171,91 @@ async fn reads_the_fixture_and_writes(addr: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_data_dir_of_this_format_opens_with_its_registry() {
-    for predates_formats in [false, true] {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        unpack_fixture(dir.path());
-        if predates_formats {
-            forget_format(dir.path());
+async fn a_data_dir_of_each_format_opens_with_its_registry() {
+    for format in FIXTURE_FORMATS {
+        let unrecorded: &[bool] = if format == 1 {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &predates_formats in unrecorded {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            unpack_fixture(format, dir.path());
+            if predates_formats {
+                forget_format(dir.path());
+            }
+            let addr = free_addr();
+            let node = start_node(dir.path(), &addr);
+            reads_the_fixture_and_writes(&addr).await;
+            stop(node);
+            assert_eq!(
+                stored_format(dir.path()),
+                Some(FORMAT_VERSION),
+                "format {format}"
+            );
         }
-        let addr = free_addr();
-        let node = start_node(dir.path(), &addr);
-        reads_the_fixture_and_writes(&addr).await;
-        stop(node);
-        assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
     }
+}
+
+/// Makes the format-2 directory `data_dir` what format 1 wrote: no
+/// delegation index (its column family dropped), format 1 recorded.
+fn downgrade_to_format1(data_dir: &Path) {
+    let db_dir = data_dir.join("db");
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &db_dir).expect("list cfs");
+    assert!(names.iter().any(|n| n == "host_delegations"), "{names:?}");
+    let mut db =
+        rocksdb::DB::open_cf(&rocksdb::Options::default(), &db_dir, names).expect("open db");
+    db.drop_cf("host_delegations").expect("drop the index");
+    let cf = db.cf_handle(CF_SM_META).expect("sm_meta");
+    db.put_cf(cf, KEY_FORMAT_VERSION, 1u32.to_be_bytes())
+        .expect("record format 1");
+}
+
+fn rename(name: &str, new_name: &str) -> UpdateHostRequest {
+    UpdateHostRequest {
+        meta: Some(meta("reg1")),
+        name: name.into(),
+        new_name: new_name.into(),
+        ..Default::default()
+    }
+}
+
+async fn nameservers(c: &KauriClient, domain: &str) -> Vec<String> {
+    c.info_domain(InfoRequest {
+        registrar: "reg1".into(),
+        name: domain.into(),
+        read: linearizable(),
+    })
+    .await
+    .expect("info")
+    .domain
+    .expect("a domain")
+    .nameservers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_format1_data_dir_gets_the_delegation_index_and_renames_move_delegations() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    unpack_fixture(2, dir.path());
+    downgrade_to_format1(dir.path());
+    let addr = free_addr();
+    let node = start_node(dir.path(), &addr);
+    let c = client(&addr);
+    // The fixture's delegations, written before the index existed, move
+    // with their host.
+    assert_eq!(nameservers(&c, "uses.fixture").await, ["ns1.kept.fixture"]);
+    c.update_host(rename("ns1.kept.fixture", "ns2.kept.fixture"))
+        .await
+        .expect("rename the delegated host");
+    assert_eq!(nameservers(&c, "uses.fixture").await, ["ns2.kept.fixture"]);
+    stop(node);
+    assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
 }
 
 #[test]
 fn a_data_dir_of_a_newer_format_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    unpack_fixture(dir.path());
+    unpack_fixture(FORMAT_VERSION, dir.path());
     {
         let store = Store::open(dir.path()).expect("open the data dir");
         store
@@ -216,7 +289,8 @@ fn a_data_dir_of_a_newer_format_is_refused_and_left_alone() {
         .expect("read stderr");
     assert!(!status.success(), "{status:?}");
     assert!(
-        stderr.contains("on-disk format 99") && stderr.contains("reads formats 1 to 1"),
+        stderr.contains("on-disk format 99")
+            && stderr.contains(&format!("reads formats 1 to {FORMAT_VERSION}")),
         "{stderr}"
     );
     match Store::open(dir.path()) {
@@ -226,12 +300,13 @@ fn a_data_dir_of_a_newer_format_is_refused_and_left_alone() {
     }
 }
 
-/// Writes the fixture: a data directory of this format holding TLD
-/// "fixture", registrar reg1 and its contact owner, and domain
-/// kept.fixture.
+/// Writes the fixture of this format: a data directory holding TLD
+/// "fixture", registrar reg1 and its contact owner, domain kept.fixture
+/// with its host ns1.kept.fixture, and domain uses.fixture delegating to
+/// that host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes tests/fixtures/format1-data-dir.tar.gz; run by hand when the format changes"]
-async fn record_the_format1_fixture() {
+#[ignore = "writes tests/fixtures/format<N>-data-dir.tar.gz; run by hand when the format changes"]
+async fn record_the_fixture() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let addr = free_addr();
     let node = start_node(dir.path(), &addr);
@@ -244,26 +319,38 @@ async fn record_the_format1_fixture() {
         100_000,
     )
     .await;
-    c.create_domain(CreateDomainRequest {
+    let domain = |name: &str, nameservers: &[&str]| CreateDomainRequest {
         meta: Some(meta("reg1")),
-        name: "kept.fixture".into(),
+        name: name.into(),
         period_years: 1,
         registrant: "owner".into(),
+        nameservers: nameservers.iter().map(|n| n.to_string()).collect(),
         ..Default::default()
+    };
+    c.create_domain(domain("kept.fixture", &[]))
+        .await
+        .expect("create kept.fixture");
+    c.create_host(CreateHostRequest {
+        meta: Some(meta("reg1")),
+        name: "ns1.kept.fixture".into(),
+        addresses: vec!["192.0.2.53".into()],
     })
     .await
-    .expect("create kept.fixture");
+    .expect("create ns1.kept.fixture");
+    c.create_domain(domain("uses.fixture", &["ns1.kept.fixture"]))
+        .await
+        .expect("create uses.fixture");
     stop(node);
-    pack(dir.path(), &fixture());
+    pack(dir.path(), &fixture(FORMAT_VERSION));
 }
 
-/// Writes the backup fixture: a backup (`kauri backup create`) of the
-/// data-directory fixture's node.
+/// Writes the backup fixture of this format: a backup (`kauri backup
+/// create`) of the data-directory fixture's node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "writes tests/fixtures/format1-backup.tar.gz; run by hand when the format changes"]
-async fn record_the_format1_backup_fixture() {
+#[ignore = "writes tests/fixtures/format<N>-backup.tar.gz; run by hand when the format changes"]
+async fn record_the_backup_fixture() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    unpack_fixture(dir.path());
+    unpack_fixture(FORMAT_VERSION, dir.path());
     let addr = free_addr();
     let node = start_node(dir.path(), &addr);
     let c = client(&addr);
@@ -273,7 +360,7 @@ async fn record_the_format1_backup_fixture() {
         .await
         .expect("a backup");
     stop(node);
-    pack(backup.path(), &backup_fixture());
+    pack(backup.path(), &backup_fixture(FORMAT_VERSION));
 }
 
 /// Waits until the single node at `c` answers as leader.
@@ -294,36 +381,46 @@ async fn wait_for_leader(c: &KauriClient) {
     panic!("the node did not lead within 30 s");
 }
 
-/// A backup written by this format verifies, restores into a new node
+/// A backup written by each format verifies, restores into a new node
 /// and serves the registry it held, which then takes writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_of_this_format_verifies_and_restores() {
-    let backup = tempfile::tempdir().expect("a temp dir");
-    unpack(&backup_fixture(), backup.path());
-    let manifest = kauri_client::backup::verify(backup.path()).expect("the fixture verifies");
-    assert_eq!(manifest.on_disk_format, FORMAT_VERSION);
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let addr = free_addr();
-    let restored = Command::new(NODE_BIN)
-        .args(["--id", "1", "--site", "test", "--grpc-addr", &addr])
-        .arg("--peers")
-        .arg(format!("1={addr}"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--insecure-plaintext")
-        .args(["restore", "--from"])
-        .arg(backup.path())
-        .output()
-        .expect("run kauri-node restore");
-    assert!(
-        restored.status.success(),
-        "restore failed: {}",
-        String::from_utf8_lossy(&restored.stderr)
-    );
-    let node = start_node(dir.path(), &addr);
-    reads_the_fixture_and_writes(&addr).await;
-    stop(node);
-    assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
+async fn a_backup_of_each_format_verifies_and_restores() {
+    for format in FIXTURE_FORMATS {
+        let backup = tempfile::tempdir().expect("a temp dir");
+        unpack(&backup_fixture(format), backup.path());
+        let manifest = kauri_client::backup::verify(backup.path()).expect("the fixture verifies");
+        assert_eq!(manifest.on_disk_format, format);
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let addr = free_addr();
+        let restored = Command::new(NODE_BIN)
+            .args(["--id", "1", "--site", "test", "--grpc-addr", &addr])
+            .arg("--peers")
+            .arg(format!("1={addr}"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--insecure-plaintext")
+            .args(["restore", "--from"])
+            .arg(backup.path())
+            .output()
+            .expect("run kauri-node restore");
+        assert!(
+            restored.status.success(),
+            "restore of format {format} failed: {}",
+            String::from_utf8_lossy(&restored.stderr)
+        );
+        let node = start_node(dir.path(), &addr);
+        reads_the_fixture_and_writes(&addr).await;
+        if format >= 2 {
+            // The restored delegation index: the rename moves the delegation.
+            let c = client(&addr);
+            c.update_host(rename("ns1.kept.fixture", "ns3.kept.fixture"))
+                .await
+                .expect("rename the delegated host");
+            assert_eq!(nameservers(&c, "uses.fixture").await, ["ns3.kept.fixture"]);
+        }
+        stop(node);
+        assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
+    }
 }
 
 /// The procedure of a rolling upgrade, node by node under a steady write

@@ -119,7 +119,7 @@ pub(crate) fn create(
     });
     schedule(cx, &mut record, EventKind::AutoRenew, expiry_ms)?;
     refs::adjust_contact_refs(cx, &record.referenced_contacts(), 1)?;
-    refs::adjust_host_refs(cx, &record.nameservers, 1)?;
+    refs::adjust_host_refs(cx, &record.name, &record.nameservers, 1)?;
     cx.adjust_counter(meta::DOMAIN_COUNT, 1)?;
     cx.adjust_counter(&meta::domains_in(lookup::tld_label(&record.name)), 1)?;
     cx.audit(
@@ -202,8 +202,18 @@ pub(crate) fn update(
     let contacts_after = after.referenced_contacts();
     refs::adjust_contact_refs(cx, &(&contacts_before - &contacts_after), -1)?;
     refs::adjust_contact_refs(cx, &(&contacts_after - &contacts_before), 1)?;
-    refs::adjust_host_refs(cx, &(&before.nameservers - &after.nameservers), -1)?;
-    refs::adjust_host_refs(cx, &(&after.nameservers - &before.nameservers), 1)?;
+    refs::adjust_host_refs(
+        cx,
+        &after.name,
+        &(&before.nameservers - &after.nameservers),
+        -1,
+    )?;
+    refs::adjust_host_refs(
+        cx,
+        &after.name,
+        &(&after.nameservers - &before.nameservers),
+        1,
+    )?;
     let changes = audit::domain_changes(&before, &after);
     cx.audit("domain", &after.name, changes);
     cx.save(&after);

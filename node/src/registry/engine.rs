@@ -54,11 +54,15 @@ pub enum Cf {
     /// When sessions expire: big-endian expiry time, token hash → nothing.
     /// Ticks prune what has expired.
     SessionExpiry,
+    /// Which domains delegate to a host: host A-label, 0x00, domain A-label
+    /// → nothing, so a host rename finds the delegations to rewrite.
+    /// Derived from the domains' nameservers ([`Cf::is_derived`]).
+    HostDelegations,
 }
 
 impl Cf {
     /// Every registry column family, in hashing order.
-    pub const ALL: [Cf; 18] = [
+    pub const ALL: [Cf; 19] = [
         Cf::Meta,
         Cf::Tlds,
         Cf::Registrars,
@@ -77,6 +81,7 @@ impl Cf {
         Cf::Sessions,
         Cf::SessionsByRegistrar,
         Cf::SessionExpiry,
+        Cf::HostDelegations,
     ];
 
     /// The RocksDB column family name.
@@ -100,7 +105,18 @@ impl Cf {
             Cf::Sessions => "sessions",
             Cf::SessionsByRegistrar => "sessions_by_registrar",
             Cf::SessionExpiry => "session_expiry",
+            Cf::HostDelegations => "host_delegations",
         }
+    }
+
+    /// Whether this family is an index computed from others alone (the
+    /// delegations, from the domains). A derived family is left out of the
+    /// state digest and the state chain, so replicas compare what the
+    /// commands decided, and builds that keep the index compare equal to
+    /// builds from before it; it is rebuilt from its source where a data
+    /// directory or a snapshot lacks it.
+    pub const fn is_derived(self) -> bool {
+        matches!(self, Cf::HostDelegations)
     }
 
     /// A stable one-byte tag used in snapshots.
@@ -296,6 +312,9 @@ impl<'a> Txn<'a> {
     pub fn commit_command(&mut self) {
         use sha2::Digest;
         for (cf, key, _) in &self.undo {
+            if cf.is_derived() {
+                continue;
+            }
             let value = self.batch.get(*cf, key).and_then(Option::as_ref);
             self.written.update([cf.tag()]);
             self.written.update((key.len() as u32).to_be_bytes());
@@ -468,16 +487,17 @@ impl StateRead for MemState {
     }
 }
 
-/// A digest of every registry column family (SHA-256 over tag, key and
-/// value lengths and bytes, in order). Two replicas that applied the same log
-/// have the same digest.
+/// A digest of every registry column family but the derived ones
+/// ([`Cf::is_derived`]): SHA-256 over tag, key and value lengths and
+/// bytes, in order. Two replicas that applied the same log have the same
+/// digest.
 pub fn state_digest<'a, I>(entries: I) -> [u8; 32]
 where
     I: IntoIterator<Item = (Cf, &'a [u8], &'a [u8])>,
 {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for (cf, k, v) in entries {
+    for (cf, k, v) in entries.into_iter().filter(|(cf, _, _)| !cf.is_derived()) {
         h.update([cf.tag()]);
         h.update((k.len() as u64).to_be_bytes());
         h.update(k);

@@ -18,17 +18,25 @@ use std::net::IpAddr;
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::engine::{StateRead, StorageFault};
+use super::engine::{Cf, StateRead, StorageFault};
 use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
 use super::lookup::check_sponsor;
-use super::model::{meta, DomainRecord, HostRecord, RegistrarRecord, TldRecord};
+use super::model::{
+    delegating_domain, delegation_key, delegation_prefix, meta, DomainRecord, HostRecord, PollKind,
+    RegistrarRecord, TldRecord,
+};
 use super::names::{host_name, NormalizedName};
 use super::poll;
 use super::status::{self, ClientStatus, ServerStatus, ServerStatusChange};
 
 /// Most addresses a host may have.
 pub const MAX_ADDRESSES: usize = 13;
+
+/// Most delegating domains a host rename rewrites: a rename is one log
+/// entry, and each domain costs it a record, two index keys and an audit
+/// record.
+pub const MAX_RENAMED_DELEGATIONS: u64 = 1000;
 
 pub(crate) fn create(
     cx: &mut Exec<'_, '_>,
@@ -288,11 +296,14 @@ pub(crate) fn set_server_status(
 }
 
 /// Checks that `record` may be renamed to `new_name` by `caller`: the
-/// name is free, no domain delegates to the host (delegations name their
-/// hosts, and there is no index from a host to its delegating domains to
-/// rewrite them through), and a new name under a registry domain is under one the caller
-/// sponsors. Returns the new name and that domain (`None`: out of
-/// bailiwick).
+/// name is free, and a new name under a registry domain is under one the
+/// caller sponsors. A host that domains delegate to is renamed with its
+/// delegations (they name it by its new name afterwards), if it is
+/// in-bailiwick (an external host's name is not the registry's to move
+/// other registrars' delegations to), at most [`MAX_RENAMED_DELEGATIONS`]
+/// domains delegate to it, and none of them is locked by staff
+/// (serverUpdateProhibited). Returns the new name and that domain
+/// (`None`: out of bailiwick).
 fn rename_target(
     cx: &Exec<'_, '_>,
     caller: &RegistrarRecord,
@@ -314,15 +325,39 @@ fn rename_target(
         });
     }
     if record.domain_refs > 0 {
-        return Err(RegistryError::ObjectInUse {
+        let in_use = |message: String| RegistryError::ObjectInUse {
             field: "name".into(),
             kind: ObjectKind::Host,
             name: record.name.clone(),
-            message: format!(
-                "{} domain(s) delegate to it; move them to another host before renaming it",
+            message,
+        };
+        if record.superordinate.is_none() {
+            return Err(in_use(format!(
+                "{} domain(s) delegate to it, and it is not under a domain of this registry: \
+                 an external host that is in use cannot be renamed (create a host of the new \
+                 name and move the delegations to it)",
                 record.domain_refs
-            ),
-        });
+            )));
+        }
+        if record.domain_refs > MAX_RENAMED_DELEGATIONS {
+            return Err(in_use(format!(
+                "{} domains delegate to it, more than the {MAX_RENAMED_DELEGATIONS} a rename \
+                 moves; move some to another host first",
+                record.domain_refs
+            )));
+        }
+        for domain in delegating_domains(cx, record)? {
+            if domain
+                .server_statuses_in_effect()
+                .contains(&ServerStatus::UpdateProhibited)
+            {
+                return Err(in_use(format!(
+                    "domain {:?} delegates to it and is locked by the registry \
+                     (serverUpdateProhibited); its delegation cannot be renamed",
+                    domain.name
+                )));
+            }
+        }
     }
     let superordinate = superordinate_domain(cx, &name, "new_name")?;
     if let Some(domain) = &superordinate {
@@ -335,6 +370,105 @@ fn rename_target(
         )?;
     }
     Ok((name.ascii().to_string(), superordinate))
+}
+
+/// The domains delegating to `host`, found through the delegation index;
+/// a count that differs from the host's reference count is a fault of the
+/// registry's own bookkeeping.
+fn delegating_domains(
+    r: &Exec<'_, '_>,
+    host: &HostRecord,
+) -> Result<Vec<DomainRecord>, RegistryError> {
+    let limit = usize::try_from(host.domain_refs).unwrap_or(usize::MAX);
+    let keys = r.scan(
+        Cf::HostDelegations,
+        &delegation_prefix(&host.name),
+        limit.saturating_add(1),
+    )?;
+    if keys.len() as u64 != host.domain_refs {
+        return Err(StorageFault(format!(
+            "host {:?} counts {} delegating domains, but {} are indexed",
+            host.name,
+            host.domain_refs,
+            keys.len()
+        ))
+        .into());
+    }
+    keys.iter()
+        .map(|(key, _)| {
+            let name = delegating_domain(&host.name, key).ok_or_else(|| {
+                StorageFault(format!(
+                    "a delegation key of {:?} names no domain",
+                    host.name
+                ))
+            })?;
+            r.load::<DomainRecord>(name.as_bytes())?.ok_or_else(|| {
+                StorageFault(format!(
+                    "{name:?} is indexed as delegating to {:?} but does not exist",
+                    host.name
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// Points every delegation of the host `old_name` (now `record`) at its
+/// new name: each delegating domain names the new one, the index follows,
+/// the domain's trail says why, and the sponsors of domains other than
+/// the host's are told by poll message.
+fn rename_delegations(
+    cx: &mut Exec<'_, '_>,
+    old_name: &str,
+    record: &HostRecord,
+) -> Result<(), RegistryError> {
+    let old = HostRecord {
+        name: old_name.to_string(),
+        ..record.clone()
+    };
+    for mut domain in delegating_domains(&*cx, &old)? {
+        let removed = domain.nameservers.remove(old_name);
+        assert!(
+            removed,
+            "{} is indexed as delegating to {old_name}",
+            domain.name
+        );
+        let inserted = domain.nameservers.insert(record.name.clone());
+        assert!(
+            inserted,
+            "no domain delegates to the free name {}",
+            record.name
+        );
+        cx.delete_raw(Cf::HostDelegations, &delegation_key(old_name, &domain.name));
+        cx.put_raw(
+            Cf::HostDelegations,
+            &delegation_key(&record.name, &domain.name),
+            Vec::new(),
+        );
+        cx.audit(
+            "domain",
+            &domain.name,
+            vec![format!(
+                "nameservers -{old_name} +{}: host renamed by its sponsor {}",
+                record.name, record.sponsor
+            )],
+        );
+        if domain.sponsor != record.sponsor {
+            poll::push(
+                cx,
+                &domain.sponsor.clone(),
+                PollKind::HostRenamed,
+                &domain.name,
+                format!(
+                    "{} delegates to {} now: its sponsor renamed the host {old_name}",
+                    domain.name, record.name
+                ),
+                None,
+            )?;
+        }
+        cx.save(&domain);
+    }
+    Ok(())
 }
 
 /// Moves `record` to `new_name` (checked by [`rename_target`]): the old
@@ -379,6 +513,9 @@ fn rename(
         cx.save(&domain);
     }
     cx.delete::<HostRecord>(old_name.as_bytes());
+    if record.domain_refs > 0 {
+        rename_delegations(cx, &old_name, record)?;
+    }
     cx.audit(
         "host",
         &old_name,

@@ -114,5 +114,6 @@ pub use query::{
     info_domain, info_host, info_registrar, info_tld, stats, verify_registrar_password, Stats,
     MAX_CHECK_NAMES, MAX_STATS_COUNTERS, MAX_STATS_REGISTRARS,
 };
+pub use refs::{derived_entries, DERIVED_FROM};
 pub use session::session_by_token_hash;
 pub use transfer::query_transfer;

@@ -1707,6 +1707,28 @@ fn assert_refs_consistent(state: &MemState) {
         }
     }
     assert_eq!(count_domains(state).unwrap(), domains.len() as u64);
+    // The delegation index is what the domains' nameservers say, and what
+    // rebuilding it from them gives.
+    let indexed: BTreeSet<Vec<u8>> = state
+        .iter(Cf::HostDelegations)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let rebuilt: BTreeSet<Vec<u8>> = state
+        .iter(Cf::Domains)
+        .flat_map(|(k, v)| super::derived_entries(Cf::Domains, k, v).expect("a domain decodes"))
+        .map(|(cf, k)| {
+            assert_eq!(cf, Cf::HostDelegations);
+            k
+        })
+        .collect();
+    assert_eq!(
+        indexed, rebuilt,
+        "the delegation index differs from the domains"
+    );
+    assert_eq!(
+        indexed.len() as u64,
+        hosts.iter().map(|h| h.domain_refs).sum::<u64>()
+    );
 }
 
 #[test]
@@ -2443,8 +2465,139 @@ fn a_host_rename_moves_it_between_domains_under_the_glue_rules() {
             ..update_domain("example.nz")
         }),
     );
-    let e = r.err("rar-a", rename_host("ns4.example.nz", "ns5.example.nz"));
-    assert_eq!(e.reason(), Reason::ObjectInUse, "{}", e.message);
+    r.ok("rar-a", rename_host("ns4.example.nz", "ns5.example.nz"));
+    assert_eq!(
+        r.domain("", "example.nz").nameservers,
+        ["ns1.outside.net", "ns5.example.nz"]
+    );
     assert_refs_consistent(&r.state);
     assert_registry_consistent(&r.state);
+}
+
+#[test]
+fn a_delegated_in_bailiwick_host_is_renamed_with_its_delegations() {
+    let mut r = world();
+    // ns1.example.nz (rar-a's) is delegated to by example.nz (rar-a's) and
+    // b.nz (rar-b's).
+    for (actor, domain) in [("rar-a", "example.nz"), ("rar-b", "b.nz")] {
+        r.ok(
+            actor,
+            Kind::UpdateDomain(v1::UpdateDomainRequest {
+                add_nameservers: strings(&["ns1.example.nz"]),
+                ..update_domain(domain)
+            }),
+        );
+    }
+
+    // Refusals change nothing: an external host in use, and a delegating
+    // domain under registry lock.
+    let before = data_digest(&r.state);
+    let e = r.err("rar-a", rename_host("ns1.outside.net", "ns9.outside.net"));
+    assert_eq!(
+        (e.reason(), e.field.as_str()),
+        (Reason::ObjectInUse, "name")
+    );
+    assert!(e.message.contains("external host"), "{}", e.message);
+    r.ok(
+        "staff",
+        Kind::SetServerStatus(v1::SetServerStatusRequest {
+            name: "b.nz".into(),
+            add_statuses: strings(&["serverUpdateProhibited"]),
+            reason: "registry lock".into(),
+            ..Default::default()
+        }),
+    );
+    let locked = data_digest(&r.state);
+    let e = r.err("rar-a", rename_host("ns1.example.nz", "ns2.example.nz"));
+    assert_eq!(
+        (e.reason(), e.field.as_str()),
+        (Reason::ObjectInUse, "name")
+    );
+    assert!(e.message.contains("\"b.nz\""), "{}", e.message);
+    assert_eq!(data_digest(&r.state), locked);
+    assert_ne!(before, locked);
+    r.ok(
+        "staff",
+        Kind::SetServerStatus(v1::SetServerStatusRequest {
+            name: "b.nz".into(),
+            remove_statuses: strings(&["serverUpdateProhibited"]),
+            reason: "lock lifted".into(),
+            ..Default::default()
+        }),
+    );
+    let polls_before = r.poll_kinds("rar-b").len();
+
+    // The rename: both domains delegate to the new name, the host keeps its
+    // two references, rar-b is told about its domain, rar-a's trail shows it.
+    r.ok("rar-a", rename_host("ns1.example.nz", "ns2.café.nz"));
+    let new = format!("ns2.{}", r.domain("", "café.nz").name);
+    assert_eq!(
+        r.domain("", "b.nz").nameservers,
+        ["ns2.outside.net".to_string(), new.clone()]
+    );
+    assert!(r.domain("", "example.nz").nameservers.contains(&new));
+    assert_eq!(r.domain("", "b.nz").sponsor, "rar-b");
+    let kinds = r.poll_kinds("rar-b");
+    assert_eq!(kinds.len(), polls_before + 1);
+    assert_eq!(kinds.last().map(String::as_str), Some("host_renamed"));
+    assert_eq!(
+        r.poll_kinds("rar-a")
+            .iter()
+            .filter(|k| *k == "host_renamed")
+            .count(),
+        0
+    );
+    let trail = audit_of(&r, "domain", "b.nz");
+    assert!(
+        trail[0]
+            .changes
+            .iter()
+            .any(|c| c.contains("-ns1.example.nz +ns2.")),
+        "{:?}",
+        trail[0]
+    );
+    assert_refs_consistent(&r.state);
+    assert_registry_consistent(&r.state);
+
+    // The old name is free, and the domains let go of the new one.
+    r.ok("rar-a", create_host("ns1.example.nz", &[]));
+    for (actor, domain) in [("rar-a", "example.nz"), ("rar-b", "b.nz")] {
+        r.ok(
+            actor,
+            Kind::UpdateDomain(v1::UpdateDomainRequest {
+                remove_nameservers: strings(&[&new]),
+                ..update_domain(domain)
+            }),
+        );
+    }
+    r.ok("rar-a", Kind::DeleteHost(delete(&new)));
+    assert_refs_consistent(&r.state);
+}
+
+#[test]
+fn a_rename_moves_at_most_the_most_delegations_it_may() {
+    let mut r = world();
+    r.ok("staff", deposit("rar-a", 10_000_000));
+    let n = super::host::MAX_RENAMED_DELEGATIONS + 1;
+    for i in 0..n {
+        r.ok(
+            "rar-a",
+            create_domain(&format!("d{i}.nz"), 1, "c-a1", &["ns1.example.nz"]),
+        );
+    }
+    let before = data_digest(&r.state);
+    let e = r.err("rar-a", rename_host("ns1.example.nz", "ns2.example.nz"));
+    assert_eq!(e.reason(), Reason::ObjectInUse, "{}", e.message);
+    assert!(e.message.contains(&format!("{n} domains")), "{}", e.message);
+    assert_eq!(data_digest(&r.state), before);
+    r.ok(
+        "rar-a",
+        Kind::UpdateDomain(v1::UpdateDomainRequest {
+            remove_nameservers: strings(&["ns1.example.nz"]),
+            ..update_domain("d0.nz")
+        }),
+    );
+    r.ok("rar-a", rename_host("ns1.example.nz", "ns2.example.nz"));
+    assert_eq!(r.domain("", "d1.nz").nameservers, ["ns2.example.nz"]);
+    assert_refs_consistent(&r.state);
 }

@@ -50,7 +50,7 @@ pub(crate) fn enter_redemption(
 /// and its suspensions' hold on cases.
 pub(crate) fn purge(cx: &mut Exec<'_, '_>, mut d: DomainRecord) -> Result<(), RegistryError> {
     refs::adjust_contact_refs(cx, &d.referenced_contacts(), -1)?;
-    refs::adjust_host_refs(cx, &d.nameservers, -1)?;
+    refs::adjust_host_refs(cx, &d.name, &d.nameservers, -1)?;
     for name in &d.subordinate_hosts {
         let mut host = cx
             .load::<HostRecord>(name.as_bytes())?

@@ -46,11 +46,13 @@ pub const CF_SM_META: &str = "sm_meta";
 
 /// The on-disk format this binary reads and writes. A data directory
 /// records the format it was written in ([`KEY_FORMAT_VERSION`]); those
-/// from before it did are format 1, the same layout. A later format change
-/// raises this and migrates older directories at open, in one synced
-/// `WriteBatch` that also records the new version, so a crash leaves the
-/// old format whole or the new one complete.
-pub const FORMAT_VERSION: u32 = 1;
+/// from before it did are format 1, the same layout. A later format
+/// migrates older directories at open, in one synced `WriteBatch` that
+/// also records the new version, so a crash leaves the old format whole or
+/// the new one complete. Format 2 added the delegation index
+/// ([`Cf::HostDelegations`]), built from the domains when a format-1
+/// directory opens.
+pub const FORMAT_VERSION: u32 = 2;
 /// Where a data directory records its format, in [`CF_SM_META`].
 pub const KEY_FORMAT_VERSION: &[u8] = b"format_version";
 
@@ -378,7 +380,7 @@ impl Store {
         };
         let mut records = 0u64;
         let mut pairs = Vec::new();
-        for cf in Cf::ALL {
+        for cf in Cf::ALL.into_iter().filter(|cf| !cf.is_derived()) {
             for item in view.iterator_cf(self.cf(cf.name()), rocksdb::IteratorMode::Start) {
                 let (k, v) = item?;
                 pairs.push((cf, k, v));
@@ -430,9 +432,9 @@ impl StateRead for Store {
 }
 
 /// Checks the on-disk format of an opened data directory: a newer format
-/// is refused before anything is written; a directory that records none
-/// (new, or from before formats were recorded) is format 1 and says so
-/// from now on.
+/// is refused before anything is written; an older one (format 1, or a
+/// directory that records none: new, or from before formats were
+/// recorded) is migrated to this one.
 fn check_format(db: &DB, dir: &Path) -> Result<(), StorageError> {
     let cf = db
         .cf_handle(CF_SM_META)
@@ -440,37 +442,82 @@ fn check_format(db: &DB, dir: &Path) -> Result<(), StorageError> {
             what: "column families",
             detail: format!("{CF_SM_META} is missing"),
         })?;
-    match db.get_cf(cf, KEY_FORMAT_VERSION)? {
-        Some(bytes) => {
-            let found = <[u8; 4]>::try_from(bytes.as_slice())
-                .map(u32::from_be_bytes)
-                .map_err(|_| StorageError::Corrupt {
-                    what: "format version",
-                    detail: format!("{} bytes, not 4", bytes.len()),
-                })?;
-            if found == 0 || found > FORMAT_VERSION {
-                return Err(StorageError::UnknownFormat {
-                    dir: dir.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            // found < FORMAT_VERSION: the migrations of later formats go
-            // here. There are none yet: format 1 is the only one.
-            Ok(())
-        }
-        None => {
-            let mut synced = rocksdb::WriteOptions::default();
-            synced.set_sync(true);
-            db.put_cf_opt(
-                cf,
-                KEY_FORMAT_VERSION,
-                FORMAT_VERSION.to_be_bytes(),
-                &synced,
-            )?;
-            Ok(())
+    let found = match db.get_cf(cf, KEY_FORMAT_VERSION)? {
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| StorageError::Corrupt {
+                what: "format version",
+                detail: format!("{} bytes, not 4", bytes.len()),
+            })?,
+        None => 1,
+    };
+    if found == 0 || found > FORMAT_VERSION {
+        return Err(StorageError::UnknownFormat {
+            dir: dir.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if found == FORMAT_VERSION {
+        return Ok(());
+    }
+    // Format 1 to 2: the delegation index, from the domains.
+    let started = std::time::Instant::now();
+    let mut batch = rocksdb::WriteBatch::default();
+    let entries = rebuild_derived(db, &mut batch)?;
+    batch.put_cf(cf, KEY_FORMAT_VERSION, FORMAT_VERSION.to_be_bytes());
+    let mut synced = rocksdb::WriteOptions::default();
+    synced.set_sync(true);
+    db.write_opt(batch, &synced)?;
+    tracing::info!(
+        from = found,
+        to = FORMAT_VERSION,
+        derived_entries = entries,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "migrated the data directory's on-disk format"
+    );
+    Ok(())
+}
+
+/// Adds to `batch` what rebuilds every derived family
+/// ([`Cf::is_derived`]) of `db` from the records it derives from: the
+/// family is emptied, then refilled. Returns the number of entries.
+fn rebuild_derived(db: &DB, batch: &mut rocksdb::WriteBatch) -> Result<u64, StorageError> {
+    let handle = |cf: Cf| {
+        db.cf_handle(cf.name())
+            .ok_or_else(|| StorageError::Corrupt {
+                what: "column families",
+                detail: format!("{} is missing", cf.name()),
+            })
+    };
+    for cf in Cf::ALL.into_iter().filter(|cf| cf.is_derived()) {
+        let h = handle(cf)?;
+        if let Some((last, _)) = db
+            .iterator_cf(h, rocksdb::IteratorMode::End)
+            .next()
+            .transpose()?
+        {
+            batch.delete_range_cf(h, &[][..], &last[..]);
+            batch.delete_cf(h, &last[..]);
         }
     }
+    let mut entries = 0u64;
+    for cf in crate::registry::DERIVED_FROM {
+        for item in db.iterator_cf(handle(cf)?, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            let derived = crate::registry::derived_entries(cf, &k, &v).map_err(|e| {
+                StorageError::Corrupt {
+                    what: "record",
+                    detail: e.to_string(),
+                }
+            })?;
+            for (to, key) in derived {
+                batch.put_cf(handle(to)?, key, []);
+                entries += 1;
+            }
+        }
+    }
+    Ok(entries)
 }
 
 /// Reads a JSON-encoded metadata value (small, rarely written values whose

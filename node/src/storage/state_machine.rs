@@ -306,14 +306,15 @@ mod tests {
     use crate::registry::Cf;
     use crate::storage::checkpoint::{self, KEY_INSTALLING};
 
-    /// A store holding `domains` raw domain records at applied index 7.
+    /// A store holding `domains` raw records (in contacts: a domain's would be
+    /// decoded for the delegation index) at applied index 7.
     fn source(dir: &std::path::Path, domains: usize) -> Store {
         let store = Store::open(dir).expect("store opens");
         for i in 0..domains {
             store
                 .db()
                 .put_cf(
-                    store.cf(Cf::Domains.name()),
+                    store.cf(Cf::Contacts.name()),
                     format!("name-{i:06}.nz"),
                     vec![b'x'; 200],
                 )
@@ -392,7 +393,7 @@ mod tests {
         // Writes after the build are not in the snapshot.
         origin
             .db()
-            .put_cf(origin.cf(Cf::Domains.name()), b"later.nz", b"x")
+            .put_cf(origin.cf(Cf::Contacts.name()), b"later.nz", b"x")
             .unwrap();
         let (meta, bytes) = sent(&mut leader).await;
         assert_eq!(meta, built.meta);
@@ -411,7 +412,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             archive::extract_archive(&bytes[..], &dir.path().join("c")).unwrap();
             let db = checkpoint::open(&dir.path().join("c")).unwrap();
-            let handle = db.cf_handle(Cf::Domains.name()).unwrap();
+            let handle = db.cf_handle(Cf::Contacts.name()).unwrap();
             unpacked.push(db.iterator_cf(handle, rocksdb::IteratorMode::Start).count());
         }
         assert_eq!(unpacked, vec![domains, domains]);
@@ -437,7 +438,7 @@ mod tests {
             .unwrap();
         follower
             .db()
-            .delete_cf(follower.cf(Cf::Domains.name()), b"name-000001.nz")
+            .delete_cf(follower.cf(Cf::Contacts.name()), b"name-000001.nz")
             .unwrap();
         assert_ne!(follower.state_digest().expect("digest"), expected);
         let restarted = StateMachineStore::new(follower.clone());

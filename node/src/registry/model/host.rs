@@ -52,3 +52,35 @@ impl HostRecord {
         }
     }
 }
+
+/// The prefix of the keys in [`Cf::HostDelegations`] of the domains
+/// delegating to `host`: its name, 0x00.
+pub(crate) fn delegation_prefix(host: &str) -> Vec<u8> {
+    audit_index_prefix(host)
+}
+
+/// The key in [`Cf::HostDelegations`] saying that `domain` delegates to
+/// `host`: host name, 0x00, domain name (names hold no 0x00).
+pub(crate) fn delegation_key(host: &str, domain: &str) -> Vec<u8> {
+    let mut key = delegation_prefix(host);
+    key.extend_from_slice(domain.as_bytes());
+    key
+}
+
+/// The domain a [`Cf::HostDelegations`] key of `host` names, or `None`
+/// when the key is not one of `host`'s.
+pub(crate) fn delegating_domain<'k>(host: &str, key: &'k [u8]) -> Option<&'k str> {
+    let rest = key.strip_prefix(host.as_bytes())?.strip_prefix(&[0])?;
+    std::str::from_utf8(rest).ok()
+}
+
+/// The [`Cf::HostDelegations`] keys of the domain stored as `bytes` under
+/// `key` in [`Cf::Domains`]: what rebuilding the index writes for it.
+pub(crate) fn delegation_keys_of(key: &[u8], bytes: &[u8]) -> Result<Vec<Vec<u8>>, StorageFault> {
+    let domain: DomainRecord = decode(Cf::Domains, key, bytes)?;
+    Ok(domain
+        .nameservers
+        .iter()
+        .map(|ns| delegation_key(ns, &domain.name))
+        .collect())
+}

@@ -38,6 +38,7 @@ pub(crate) enum PollKind {
     ContactTransferCancelled,
     ContactTransferAutoApproved,
     ContactTransferServerCancelled,
+    HostRenamed,
 }
 
 impl PollKind {
@@ -62,6 +63,7 @@ impl PollKind {
             PollKind::ContactTransferCancelled => "contact_transfer_cancelled",
             PollKind::ContactTransferAutoApproved => "contact_transfer_auto_approved",
             PollKind::ContactTransferServerCancelled => "contact_transfer_server_cancelled",
+            PollKind::HostRenamed => "host_renamed",
         }
     }
 }

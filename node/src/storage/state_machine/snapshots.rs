@@ -314,18 +314,30 @@ impl StateMachineStore {
         }
         let mut written = 0usize;
         let mut records = 0u64;
-        let mut put = |cf: Cf, k: &[u8], v: &[u8]| -> Result<(), rocksdb::Error> {
+        // Derived families are not copied but rebuilt from what they derive
+        // from, so a snapshot from a build without them (or a damaged index
+        // in one) installs a whole index.
+        let mut put = |cf: Cf, k: &[u8], v: &[u8]| -> Result<(), String> {
+            if cf.is_derived() {
+                return Ok(());
+            }
             batch.put_cf(self.store.cf(cf.name()), k, v);
             records += 1;
+            for (to, key) in
+                crate::registry::derived_entries(cf, k, v).map_err(|e| e.to_string())?
+            {
+                batch.put_cf(self.store.cf(to.name()), key, []);
+            }
             if batch.size_in_bytes() >= INSTALL_CHUNK_BYTES {
                 written += batch.size_in_bytes();
-                db.write(std::mem::take(&mut batch))?;
+                db.write(std::mem::take(&mut batch))
+                    .map_err(|e| e.to_string())?;
             }
             Ok(())
         };
         match &opened {
             Records::Checkpoint(from) => {
-                for cf in Cf::ALL {
+                for cf in Cf::ALL.into_iter().filter(|cf| !cf.is_derived()) {
                     let handle = from.cf_handle(cf.name()).ok_or_else(|| {
                         err(&format!(
                             "the checkpoint has no column family {}",
