@@ -463,6 +463,7 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
         Op::Restore(mut request) => {
             request.meta = ctx.meta();
             let name = request.name.clone();
+            let report = request.report.clone();
             let with_fee = request.fee.is_some();
             match client.restore_domain(request).await {
                 Ok(r) => {
@@ -472,7 +473,9 @@ pub async fn run(op: Op, ctx: &Ctx<'_>) -> Response {
                     response.extend(charged(with_fee, "upData", r.charged.as_ref()));
                     response
                 }
-                Err(e) => ctx.failed(&e, |f| element(f, &name)),
+                Err(e) => ctx.failed(&e, |f| {
+                    element(f, &name).or_else(|| report.as_ref().and_then(|r| report_element(f, r)))
+                }),
             }
         }
         Op::Renew(mut request) => {
@@ -567,6 +570,21 @@ fn element(field: &str, name: &str) -> Option<String> {
         "name" => Some(render::element_in("domain", DOMAIN_NS, "name", name)),
         _ => None,
     }
+}
+
+/// The `<rgp:report>` element behind the restore report field `field`
+/// the cluster names in a refusal, as the report stated it.
+fn report_element(field: &str, r: &RestoreReport) -> Option<String> {
+    let (local, text) = match field {
+        "report.delete_ms" => ("delTime", render::date_time(r.delete_ms)),
+        "report.restore_ms" => ("resTime", render::date_time(r.restore_ms)),
+        "report.pre_data" => ("preData", r.pre_data.clone()),
+        "report.post_data" => ("postData", r.post_data.clone()),
+        "report.restore_reason" => ("resReason", r.restore_reason.clone()),
+        "report.other" => ("other", r.other.clone()),
+        _ => return None,
+    };
+    Some(render::element_in("rgp", RGP_NS, local, &text))
 }
 
 fn contact_type_name(t: i32) -> &'static str {

@@ -735,6 +735,22 @@ async fn a_registrar_day_in_raw_frames() {
          <rgp:statement>The information in this report is true to the best of this registrar's \
          knowledge.</rgp:statement></rgp:report>"
     );
+    // A deletion time in the future is refused, naming the element and
+    // the times in EPP's form.
+    let future = report.replacen(
+        &format!("<rgp:delTime>{then}</rgp:delTime>"),
+        "<rgp:delTime>2099-01-01T00:00:00Z</rgp:delTime>",
+        1,
+    );
+    let refused = r1
+        .expect(2005, &restore("report", &future, ""), "rgp-report-future")
+        .await;
+    assert!(
+        refused.contains(
+            "<rgp:delTime xmlns:rgp=\"urn:ietf:params:xml:ns:rgp-1.0\">2099-01-01T00:00:00.000Z</rgp:delTime>"
+        ) && refused.contains("the deletion time 2099-01-01T00:00:00.000Z is not between"),
+        "{refused}"
+    );
     r1.expect(1000, &restore("report", &report, ""), "rgp-report")
         .await;
     let back = r1

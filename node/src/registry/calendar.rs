@@ -50,6 +50,15 @@ pub fn date(ms: i64) -> String {
     utc_date(ms).map_or_else(|| ms.to_string(), |d| d.to_string())
 }
 
+/// The UTC time of `ms` in RFC 3339 with milliseconds (as EPP writes
+/// times), for messages (the raw milliseconds when out of range).
+pub fn time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

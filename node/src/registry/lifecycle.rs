@@ -20,7 +20,7 @@
 
 use kauri_proto::v1::{self, command_result::Outcome};
 
-use super::calendar::{add_years, date};
+use super::calendar::{self, add_years, date};
 use super::engine::StorageFault;
 use super::error::{ObjectKind, RegistryError};
 use super::exec::Exec;
@@ -400,8 +400,10 @@ fn check_report(
         return Err(RegistryError::invalid(
             "report.delete_ms",
             format!(
-                "{} is not a time between the domain's creation ({}) and now ({now_ms})",
-                report.delete_ms, d.created_ms
+                "the deletion time {} is not between the domain's creation ({}) and now ({})",
+                calendar::time(report.delete_ms),
+                calendar::time(d.created_ms),
+                calendar::time(now_ms)
             ),
         ));
     }
@@ -411,8 +413,10 @@ fn check_report(
         return Err(RegistryError::invalid(
             "report.restore_ms",
             format!(
-                "{} is not a time between the deletion ({}) and now ({now_ms})",
-                report.restore_ms, report.delete_ms
+                "the restore time {} is not between the deletion ({}) and now ({})",
+                calendar::time(report.restore_ms),
+                calendar::time(report.delete_ms),
+                calendar::time(now_ms)
             ),
         ));
     }
