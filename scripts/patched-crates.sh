@@ -16,6 +16,9 @@
 # that refuses a candidate with a shorter log campaigns above that term, and
 # the longer timeout of a node that lost an election to a greater log ends
 # once it follows a leader again (docs/performance.md, "7. Failover").
+# patches/openraft-0.9.25-quiet-read-checks.patch (last): a member that does
+# not answer a leadership check for reads is logged at DEBUG, not as one
+# ERROR line per check while it is down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
