@@ -23,6 +23,7 @@
 #
 # Settings (environment):
 #   LEVELS=16,64          concurrency levels
+#   KINDS=create,check,info  what is measured at each level
 #   DURATION=10           seconds per round
 #   ROUNDS=3              rounds per level and system (the report combines
 #                         them: the rate over all rounds, the median round's
@@ -30,6 +31,14 @@
 #   WARMUP=3              unmeasured seconds before each round
 #   SESSIONS=1000         idle sessions
 #   REGISTRARS=40         EPP registrars (the registry allows each 32 sessions)
+#   ROUND_REGISTRARS=fewest  how many of them the sessions of a measured round
+#                         spread over: "fewest" is the fewest that hold the
+#                         round's sessions (1 up to c=32, 2 at c=64), as the
+#                         gRPC side acts for its one registrar "bench"; a
+#                         number spreads them over that many (each create
+#                         then touches another registrar's account and
+#                         contact, which costs the cluster more per create:
+#                         docs/performance.md, EPP gateway)
 #   RESULTS=benches/results/epp-<UTC time>   where the JSON, log and table go
 #   BENCH_TMPDIR=/var/tmp  parent of the cluster's data directories
 #   GATEWAY_WORKERS=1     the gateway's --worker-threads (0: one per CPU).
@@ -49,11 +58,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LEVELS=${LEVELS:-16,64}
+KINDS=${KINDS:-create,check,info}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
 SESSIONS=${SESSIONS:-1000}
 REGISTRARS=${REGISTRARS:-40}
+ROUND_REGISTRARS=${ROUND_REGISTRARS:-fewest}
 GATEWAY_WORKERS=${GATEWAY_WORKERS:-1}
 RESULTS=${RESULTS:-benches/results/epp-$(date -u +%Y%m%dT%H%M%SZ)}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/var/tmp}
@@ -62,6 +73,10 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 # The registry allows a registrar 32 open sessions (MAX_SESSIONS_PER_REGISTRAR
 # in node/src/registry/session.rs); the gateway is started with the same.
 max_sessions=$((REGISTRARS * 32))
+if [[ $ROUND_REGISTRARS != fewest ]] && ! [[ $ROUND_REGISTRARS =~ ^[1-9][0-9]*$ && $ROUND_REGISTRARS -le $REGISTRARS ]]; then
+    echo "ROUND_REGISTRARS=$ROUND_REGISTRARS: give \"fewest\" or 1 to REGISTRARS=$REGISTRARS" >&2
+    exit 1
+fi
 for n in ${LEVELS//,/ } "$SESSIONS"; do
     if ((n > max_sessions)); then
         echo "$n sessions need more than REGISTRARS=$REGISTRARS registrars (32 sessions each)" >&2
@@ -257,13 +272,23 @@ grpc_round() {
     bench create "${grpc[@]}" "${mix[@]}" --concurrency "$c" "${level[@]}" \
         --json "$RESULTS/grpc-$kind.json"
 }
-# ... and through the gateway in EPP.
+# ... and through the gateway in EPP, the sessions spread over
+# ROUND_REGISTRARS registrars.
 epp_round() {
-    local kind=$1 c=$2
-    bench epp "$kind" --addr "$GW_ADDR" "${epp[@]}" --concurrency "$c" "${level[@]}" \
-        --json "$RESULTS/epp-$kind.json"
+    local kind=$1 c=$2 spread=$ROUND_REGISTRARS
+    [[ $spread == fewest ]] && spread=$(((c + 31) / 32))
+    bench epp "$kind" --addr "$GW_ADDR" --ca "$CERTS/ca.pem" --registrars "$spread" \
+        --concurrency "$c" "${level[@]}" --json "$RESULTS/epp-$kind.json"
 }
-for kind in create check info; do
+IFS=, read -r -a kinds <<<"$KINDS"
+for kind in "${kinds[@]}"; do
+    case $kind in
+    create | check | info) ;;
+    *)
+        echo "KINDS: $kind is not create, check or info" >&2
+        exit 1
+        ;;
+    esac
     for c in "${levels[@]}"; do
         for ((round = 1; round <= ROUNDS; round++)); do
             if ((round % 2)); then
