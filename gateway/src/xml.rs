@@ -113,22 +113,28 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
     let mut root: Option<Element> = None;
     let mut count = 0usize;
     loop {
+        // The namespace is resolved (and copied) for start tags only: the
+        // other events have none to give.
         let (resolved, event) = reader.read_resolved_event().map_err(malformed)?;
-        let ns = namespace(resolved);
         match event {
             Event::Start(start) => {
-                let element = open(&reader, ns?, &start, &mut count, stack.len())?;
+                let ns = namespace(resolved)?;
+                let element = open(&reader, ns, &start, &mut count, stack.len())?;
                 stack.push(element);
             }
             Event::Empty(start) => {
-                let element = open(&reader, ns?, &start, &mut count, stack.len())?;
+                let ns = namespace(resolved)?;
+                let element = open(&reader, ns, &start, &mut count, stack.len())?;
                 close(element, &mut stack, &mut root)?;
             }
             Event::End(_) => {
                 let mut element = stack
                     .pop()
                     .ok_or_else(|| malformed("an end tag without its start"))?;
-                element.text = element.text.trim().to_string();
+                let trimmed = element.text.trim();
+                if trimmed.len() != element.text.len() {
+                    element.text = trimmed.to_string();
+                }
                 close(element, &mut stack, &mut root)?;
             }
             Event::Text(t) => {
