@@ -211,13 +211,18 @@ fn downgrade_to_format1(data_dir: &Path) {
         .expect("record format 1");
 }
 
-fn rename(name: &str, new_name: &str) -> UpdateHostRequest {
-    UpdateHostRequest {
+/// Renames the fixture's host ns1.kept.fixture to `new_name` and checks
+/// that uses.fixture, which delegates to it, names the new name.
+async fn renaming_the_host_moves_the_delegation(c: &KauriClient, new_name: &str) {
+    c.update_host(UpdateHostRequest {
         meta: Some(meta("reg1")),
-        name: name.into(),
+        name: "ns1.kept.fixture".into(),
         new_name: new_name.into(),
         ..Default::default()
-    }
+    })
+    .await
+    .expect("rename the delegated host");
+    assert_eq!(nameservers(c, "uses.fixture").await, [new_name]);
 }
 
 async fn nameservers(c: &KauriClient, domain: &str) -> Vec<String> {
@@ -244,10 +249,7 @@ async fn a_format1_data_dir_gets_the_delegation_index_and_renames_move_delegatio
     // The fixture's delegations, written before the index existed, move
     // with their host.
     assert_eq!(nameservers(&c, "uses.fixture").await, ["ns1.kept.fixture"]);
-    c.update_host(rename("ns1.kept.fixture", "ns2.kept.fixture"))
-        .await
-        .expect("rename the delegated host");
-    assert_eq!(nameservers(&c, "uses.fixture").await, ["ns2.kept.fixture"]);
+    renaming_the_host_moves_the_delegation(&c, "ns2.kept.fixture").await;
     stop(node);
     assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));
 }
@@ -412,11 +414,7 @@ async fn a_backup_of_each_format_verifies_and_restores() {
         reads_the_fixture_and_writes(&addr).await;
         if format >= 2 {
             // The restored delegation index: the rename moves the delegation.
-            let c = client(&addr);
-            c.update_host(rename("ns1.kept.fixture", "ns3.kept.fixture"))
-                .await
-                .expect("rename the delegated host");
-            assert_eq!(nameservers(&c, "uses.fixture").await, ["ns3.kept.fixture"]);
+            renaming_the_host_moves_the_delegation(&client(&addr), "ns3.kept.fixture").await;
         }
         stop(node);
         assert_eq!(stored_format(dir.path()), Some(FORMAT_VERSION));

@@ -346,7 +346,7 @@ fn rename_target(
                 record.domain_refs
             )));
         }
-        for domain in delegating_domains(cx, record)? {
+        for domain in delegating_domains(cx, &record.name, record.domain_refs)? {
             if domain
                 .server_statuses_in_effect()
                 .contains(&ServerStatus::UpdateProhibited)
@@ -372,40 +372,35 @@ fn rename_target(
     Ok((name.ascii().to_string(), superordinate))
 }
 
-/// The domains delegating to `host`, found through the delegation index;
-/// a count that differs from the host's reference count is a fault of the
-/// registry's own bookkeeping.
+/// The domains delegating to the host `host`, which counts `refs` of
+/// them, found through the delegation index; a count that differs from
+/// the index is a fault of the registry's own bookkeeping.
 fn delegating_domains(
     r: &Exec<'_, '_>,
-    host: &HostRecord,
+    host: &str,
+    refs: u64,
 ) -> Result<Vec<DomainRecord>, RegistryError> {
-    let limit = usize::try_from(host.domain_refs).unwrap_or(usize::MAX);
+    let limit = usize::try_from(refs).unwrap_or(usize::MAX);
     let keys = r.scan(
         Cf::HostDelegations,
-        &delegation_prefix(&host.name),
+        &delegation_prefix(host),
         limit.saturating_add(1),
     )?;
-    if keys.len() as u64 != host.domain_refs {
+    if keys.len() as u64 != refs {
         return Err(StorageFault(format!(
-            "host {:?} counts {} delegating domains, but {} are indexed",
-            host.name,
-            host.domain_refs,
+            "host {host:?} counts {refs} delegating domains, but {} are indexed",
             keys.len()
         ))
         .into());
     }
     keys.iter()
         .map(|(key, _)| {
-            let name = delegating_domain(&host.name, key).ok_or_else(|| {
-                StorageFault(format!(
-                    "a delegation key of {:?} names no domain",
-                    host.name
-                ))
+            let name = delegating_domain(host, key).ok_or_else(|| {
+                StorageFault(format!("a delegation key of {host:?} names no domain"))
             })?;
             r.load::<DomainRecord>(name.as_bytes())?.ok_or_else(|| {
                 StorageFault(format!(
-                    "{name:?} is indexed as delegating to {:?} but does not exist",
-                    host.name
+                    "{name:?} is indexed as delegating to {host:?} but does not exist"
                 ))
                 .into()
             })
@@ -422,11 +417,9 @@ fn rename_delegations(
     old_name: &str,
     record: &HostRecord,
 ) -> Result<(), RegistryError> {
-    let old = HostRecord {
-        name: old_name.to_string(),
-        ..record.clone()
-    };
-    for mut domain in delegating_domains(&*cx, &old)? {
+    // Loaded again, not kept from `rename_target`: the host's old or new
+    // superordinate domain may delegate to it, and `rename` just changed it.
+    for mut domain in delegating_domains(&*cx, old_name, record.domain_refs)? {
         let removed = domain.nameservers.remove(old_name);
         assert!(
             removed,
@@ -456,7 +449,7 @@ fn rename_delegations(
         if domain.sponsor != record.sponsor {
             poll::push(
                 cx,
-                &domain.sponsor.clone(),
+                &domain.sponsor,
                 PollKind::HostRenamed,
                 &domain.name,
                 format!(

@@ -479,9 +479,10 @@ fn check_format(db: &DB, dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// Adds to `batch` what rebuilds every derived family
-/// ([`Cf::is_derived`]) of `db` from the records it derives from: the
-/// family is emptied, then refilled. Returns the number of entries.
+/// Adds to `batch` the entries of every derived family ([`Cf::is_derived`])
+/// of `db`, from the records they derive from. The families are empty in
+/// the formats that lacked them: opening the directory created them.
+/// Returns the number of entries.
 fn rebuild_derived(db: &DB, batch: &mut rocksdb::WriteBatch) -> Result<u64, StorageError> {
     let handle = |cf: Cf| {
         db.cf_handle(cf.name())
@@ -490,17 +491,6 @@ fn rebuild_derived(db: &DB, batch: &mut rocksdb::WriteBatch) -> Result<u64, Stor
                 detail: format!("{} is missing", cf.name()),
             })
     };
-    for cf in Cf::ALL.into_iter().filter(|cf| cf.is_derived()) {
-        let h = handle(cf)?;
-        if let Some((last, _)) = db
-            .iterator_cf(h, rocksdb::IteratorMode::End)
-            .next()
-            .transpose()?
-        {
-            batch.delete_range_cf(h, &[][..], &last[..]);
-            batch.delete_cf(h, &last[..]);
-        }
-    }
     let mut entries = 0u64;
     for cf in crate::registry::DERIVED_FROM {
         for item in db.iterator_cf(handle(cf)?, rocksdb::IteratorMode::Start) {
